@@ -1,0 +1,15 @@
+//! Domain types shared by every nullspace crate: names, volume paths, sizes, the error taxonomy.
+//!
+//! Architecture invariant: this crate does no I/O and knows nothing of HTTP, SQL or syscalls.
+
+pub mod error;
+pub mod model;
+pub mod names;
+pub mod path;
+pub mod size;
+
+pub use error::{Error, ErrorCode, Result};
+pub use model::{FileStat, FileType, Tenant, Volume, VolumeField};
+pub use names::{validate_label, LabelSelector, Labels, TenantName, VolumeName};
+pub use path::VolumePath;
+pub use size::{format_size, parse_size, DEFAULT_VOLUME_CAP};

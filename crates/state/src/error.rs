@@ -1,0 +1,29 @@
+use nullspace_core::{Error, ErrorCode};
+
+/// Errors from the control-plane store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("invalid or unknown API key")]
+    Unauthenticated,
+    #[error("control-plane database unavailable: {0}")]
+    Unavailable(String),
+    #[error("control-plane database error: {0}")]
+    Internal(String),
+}
+
+impl From<StateError> for Error {
+    fn from(e: StateError) -> Error {
+        let code = match &e {
+            StateError::NotFound(_) => ErrorCode::NotFound,
+            StateError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            StateError::Unauthenticated => ErrorCode::Unauthenticated,
+            StateError::Unavailable(_) => ErrorCode::Unavailable,
+            StateError::Internal(_) => ErrorCode::Internal,
+        };
+        Error::new(code, e.to_string())
+    }
+}

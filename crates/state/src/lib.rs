@@ -1,0 +1,70 @@
+//! Control-plane state: tenants, API keys and volume records, behind one trait.
+//!
+//! Architecture invariant: only this crate knows SQL. Callers hold an `Arc<dyn StateStore>` and
+//! never learn which engine is behind it. SQLite (embedded, the default) is implemented here;
+//! PostgreSQL follows as a second implementation of the same trait, passing the same behaviour
+//! suite (`tests/behaviour.rs`).
+
+mod error;
+pub mod keys;
+mod sqlite;
+
+use async_trait::async_trait;
+use nullspace_core::{LabelSelector, Labels, Tenant, TenantName, Volume, VolumeName};
+
+pub use error::StateError;
+pub use keys::ApiKey;
+pub use sqlite::SqliteStore;
+
+/// Who is calling: resolved from an API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    /// Admin keys may run `nullspace admin …` verbs (create tenants, set caps).
+    pub admin: bool,
+}
+
+/// Name of the tenant created on first start.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// The control plane's durable state. Every method is one transaction.
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    /// On first start (no tenant exists yet) creates the `default` tenant with an admin key:
+    /// `bootstrap_key` if given, else a random one. Returns the key when one was created, `None`
+    /// when the store was already bootstrapped (the given key is then ignored).
+    async fn bootstrap(&self, bootstrap_key: Option<&ApiKey>) -> Result<Option<ApiKey>, StateError>;
+
+    /// Resolves a presented key; `Unauthenticated` when it matches no stored key.
+    /// Keys are stored hashed and compared in constant time.
+    async fn authenticate(&self, key: &ApiKey) -> Result<Principal, StateError>;
+
+    /// Creates a tenant and its first (non-admin) key, returned in plain text once.
+    async fn create_tenant(&self, name: &TenantName) -> Result<(Tenant, ApiKey), StateError>;
+
+    /// Looks a tenant up by name.
+    async fn get_tenant(&self, name: &TenantName) -> Result<Tenant, StateError>;
+
+    /// Sets the cap that this tenant's new volumes get.
+    async fn set_tenant_volume_cap(&self, name: &TenantName, cap_bytes: u64) -> Result<Tenant, StateError>;
+
+    /// Creates a volume record (state `ready`, usage zero, cap from the tenant's default).
+    /// `AlreadyExists` when the tenant has a volume of that name.
+    async fn create_volume(&self, tenant_id: &str, name: &VolumeName, labels: &Labels) -> Result<Volume, StateError>;
+
+    /// One of a tenant's volumes by name; `NotFound` otherwise (also for other tenants' volumes).
+    async fn get_volume(&self, tenant_id: &str, name: &VolumeName) -> Result<Volume, StateError>;
+
+    /// A tenant's volumes whose labels match every selector, sorted by name.
+    async fn list_volumes(&self, tenant_id: &str, selectors: &[LabelSelector]) -> Result<Vec<Volume>, StateError>;
+
+    /// Every volume of every tenant (for reconciliation on start).
+    async fn all_volumes(&self) -> Result<Vec<Volume>, StateError>;
+
+    /// Removes a volume record and returns it; `NotFound` if absent.
+    async fn delete_volume(&self, tenant_id: &str, name: &VolumeName) -> Result<Volume, StateError>;
+
+    /// Records a volume's usage (absolute figures) and bumps `updated_at`.
+    async fn set_volume_usage(&self, volume_id: &str, used_bytes: u64, file_count: u64) -> Result<(), StateError>;
+}

@@ -1,0 +1,94 @@
+//! The data plane: where each volume's files live, and every operation on them.
+//!
+//! Architecture invariants:
+//! - Every user-supplied path reaches the file system through [`resolve::Beneath`], the one
+//!   resolver (openat2 with RESOLVE_BENEATH); after that, work continues relative to fds.
+//! - A volume's root holds two directories: `data` (the tree users see, and that sandboxes will
+//!   mount) and `staging` (temporary files of atomic writes, on the same file system so that
+//!   `rename` can publish them, but invisible to listings and mounts).
+//! - Writes are published by `rename` after `fsync`, then the directory is `fsync`ed: a reader
+//!   sees the old or the new content, and a write that returned is durable.
+//! - Usage (bytes of regular files, and their count) is measured from disk when a volume is
+//!   first opened and then kept exact by every operation, under the volume's commit lock.
+
+mod error;
+mod handle;
+mod placement;
+pub mod resolve;
+mod walk;
+
+use std::collections::HashMap;
+use std::ops::{AddAssign, SubAssign};
+use std::sync::{Arc, Mutex};
+
+pub use error::{FsError, FsResult};
+pub use handle::{BatchResult, ListOptions, ListPage, PendingWrite, VolumeHandle, WriteOptions};
+pub use placement::{DirectoryPlacement, VolumePlacement};
+
+/// Bytes and regular files a volume holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub used_bytes: u64,
+    pub file_count: u64,
+}
+
+impl AddAssign for Usage {
+    fn add_assign(&mut self, o: Usage) {
+        self.used_bytes += o.used_bytes;
+        self.file_count += o.file_count;
+    }
+}
+
+impl SubAssign for Usage {
+    fn sub_assign(&mut self, o: Usage) {
+        self.used_bytes = self.used_bytes.saturating_sub(o.used_bytes);
+        self.file_count = self.file_count.saturating_sub(o.file_count);
+    }
+}
+
+/// All volumes of one server: their placement, and the open handles (one per volume, shared
+/// by every request so that commits to one volume are serialised).
+pub struct VolumeStore {
+    placement: Box<dyn VolumePlacement>,
+    handles: Mutex<HashMap<String, Arc<VolumeHandle>>>,
+}
+
+impl VolumeStore {
+    /// A store over the given placement.
+    pub fn new(placement: Box<dyn VolumePlacement>) -> VolumeStore {
+        VolumeStore { placement, handles: Mutex::new(HashMap::new()) }
+    }
+
+    /// Makes the storage of a new, empty volume.
+    pub fn create(&self, volume_id: &str) -> FsResult<()> {
+        self.placement.create(volume_id).map(|_| ())
+    }
+
+    /// Removes a volume's storage and everything in it.
+    pub fn destroy(&self, volume_id: &str) -> FsResult<()> {
+        self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(volume_id);
+        self.placement.destroy(volume_id)
+    }
+
+    /// The ids of every volume with storage (to find orphans on start).
+    pub fn volume_ids(&self) -> FsResult<Vec<String>> {
+        self.placement.list()
+    }
+
+    /// The handle of a volume if it is already open (for live usage figures).
+    pub fn peek(&self, volume_id: &str) -> Option<Arc<VolumeHandle>> {
+        self.handles.lock().unwrap_or_else(|e| e.into_inner()).get(volume_id).cloned()
+    }
+
+    /// The open handle of a volume, opening it (and measuring its usage) on first use.
+    pub fn handle(&self, volume_id: &str, cap_bytes: u64) -> FsResult<Arc<VolumeHandle>> {
+        if let Some(h) = self.handles.lock().unwrap_or_else(|e| e.into_inner()).get(volume_id) {
+            return Ok(h.clone());
+        }
+        // Opening scans the tree: do it outside the map lock, then keep whichever handle won.
+        let root = self.placement.locate(volume_id)?;
+        let fresh = Arc::new(VolumeHandle::open(volume_id, &root, cap_bytes)?);
+        let mut map = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(map.entry(volume_id.to_owned()).or_insert(fresh).clone())
+    }
+}

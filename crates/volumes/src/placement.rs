@@ -1,0 +1,98 @@
+//! Where a volume's files live: the seam that a capped per-volume file system (loop image,
+//! FUSE) or a distributed file system with directory quotas can later fill differently.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{FsError, FsResult};
+
+/// Creates, finds and destroys the root directory of each volume.
+/// The root holds `data/` (the user's tree) and `staging/` (temporary files).
+pub trait VolumePlacement: Send + Sync {
+    /// Makes an empty volume root and returns it.
+    fn create(&self, volume_id: &str) -> FsResult<PathBuf>;
+    /// The root of an existing volume; `NotFound` if it has no storage.
+    fn locate(&self, volume_id: &str) -> FsResult<PathBuf>;
+    /// Removes a volume root and everything below it.
+    fn destroy(&self, volume_id: &str) -> FsResult<()>;
+    /// Ids of every volume that has storage.
+    fn list(&self) -> FsResult<Vec<String>>;
+}
+
+/// A plain directory per volume under one data root: `<root>/<volume id>/{data,staging}`.
+/// The cap is enforced by the data plane's own accounting.
+#[derive(Debug)]
+pub struct DirectoryPlacement {
+    root: PathBuf,
+}
+
+impl DirectoryPlacement {
+    /// Uses (and creates) `root` to hold every volume; cleans up leftovers of interrupted deletes.
+    pub fn open(root: &Path) -> FsResult<DirectoryPlacement> {
+        let io = |e| FsError::from_io(&root.display().to_string(), e);
+        std::fs::create_dir_all(root.join(".trash")).map_err(io)?;
+        let p = DirectoryPlacement { root: root.to_owned() };
+        p.empty_trash();
+        Ok(p)
+    }
+
+    fn empty_trash(&self) {
+        if let Ok(rd) = std::fs::read_dir(self.root.join(".trash")) {
+            for e in rd.flatten() {
+                // remove_dir_all works by fd and does not follow symlinks.
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    fn checked(&self, volume_id: &str) -> FsResult<PathBuf> {
+        let ok = !volume_id.is_empty()
+            && volume_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(FsError::Invalid(format!("invalid volume id {volume_id:?}")));
+        }
+        Ok(self.root.join(volume_id))
+    }
+}
+
+impl VolumePlacement for DirectoryPlacement {
+    fn create(&self, volume_id: &str) -> FsResult<PathBuf> {
+        let dir = self.checked(volume_id)?;
+        let io = |e| FsError::from_io(volume_id, e);
+        std::fs::create_dir(&dir).map_err(io)?;
+        std::fs::create_dir(dir.join("data")).map_err(io)?;
+        std::fs::create_dir(dir.join("staging")).map_err(io)?;
+        std::fs::File::open(&self.root).and_then(|d| d.sync_all()).map_err(io)?;
+        Ok(dir)
+    }
+
+    fn locate(&self, volume_id: &str) -> FsResult<PathBuf> {
+        let dir = self.checked(volume_id)?;
+        if dir.join("data").is_dir() {
+            Ok(dir)
+        } else {
+            Err(FsError::NotFound(format!("storage of volume {volume_id}")))
+        }
+    }
+
+    fn destroy(&self, volume_id: &str) -> FsResult<()> {
+        let dir = self.checked(volume_id)?;
+        let trash = self.root.join(".trash").join(format!("{volume_id}-{}", uuid::Uuid::new_v4().simple()));
+        match std::fs::rename(&dir, &trash) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(FsError::from_io(volume_id, e)),
+        }
+        std::fs::remove_dir_all(&trash).map_err(|e| FsError::from_io(volume_id, e))
+    }
+
+    fn list(&self) -> FsResult<Vec<String>> {
+        let rd = std::fs::read_dir(&self.root).map_err(|e| FsError::from_io("data root", e))?;
+        let mut ids: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}

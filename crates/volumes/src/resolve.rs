@@ -1,0 +1,85 @@
+//! The one resolver: every user-supplied path is opened through `Beneath`.
+//!
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` makes the kernel refuse any resolution that
+//! would leave the volume's data directory — by `..`, an absolute symlink, a relative symlink
+//! that climbs out, `/proc/self/root`-style magic links, or a directory swapped for a symlink
+//! while the request runs (the check happens at every step of the walk, atomically). What we
+//! get back is an fd, and every later step works relative to fds, never re-resolving a path.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nullspace_core::VolumePath;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use crate::error::{FsError, FsResult};
+
+/// How often a resolution is retried when the kernel reports a concurrent rename (`EAGAIN`).
+const EAGAIN_RETRIES: usize = 64;
+
+/// The data directory of one volume, as an fd that confines every lookup below it.
+#[derive(Debug)]
+pub struct Beneath {
+    root: OwnedFd,
+}
+
+impl Beneath {
+    /// Wraps an fd of the volume's data directory.
+    pub fn new(root: OwnedFd) -> Beneath {
+        Beneath { root }
+    }
+
+    /// The root directory fd.
+    pub fn root(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+
+    /// Opens `path` confined to the volume. `follow_final` decides whether a symlink as the last
+    /// component is followed (still confined) or refused with `ELOOP`.
+    pub fn open(&self, path: &VolumePath, flags: OFlags, follow_final: bool) -> FsResult<OwnedFd> {
+        let rel = if path.is_root() { "." } else { path.relative() };
+        let mut flags = flags | OFlags::CLOEXEC | OFlags::NOCTTY;
+        if !follow_final {
+            flags |= OFlags::NOFOLLOW;
+        }
+        let how = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        let mut tries = 0;
+        loop {
+            match rustix::fs::openat2(&self.root, rel, flags, Mode::from_raw_mode(0), how) {
+                Ok(fd) => return Ok(fd),
+                Err(Errno::AGAIN | Errno::INTR) if tries < EAGAIN_RETRIES => tries += 1,
+                Err(e) => return Err(FsError::from_errno(path.as_str(), e)),
+            }
+        }
+    }
+
+    /// Opens a directory for reading entries or as the base of `*at` calls.
+    pub fn open_dir(&self, path: &VolumePath) -> FsResult<OwnedFd> {
+        self.open(path, OFlags::RDONLY | OFlags::DIRECTORY, true)
+    }
+
+    /// Opens the parent directory of `path` and returns it with the last name, for operations
+    /// that act on a name without following it (create, rename, unlink, lstat).
+    /// With `create`, missing parent directories are made (like `mkdir -p`).
+    pub fn parent<'p>(&self, path: &'p VolumePath, create: bool) -> FsResult<(OwnedFd, &'p str)> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(FsError::Invalid("the volume root cannot be used here".into()));
+        };
+        let dir = if create { self.ensure_dir(&parent)? } else { self.open_dir(&parent)? };
+        Ok((dir, name))
+    }
+
+    /// Opens `path` as a directory, creating it and its missing parents.
+    pub fn ensure_dir(&self, path: &VolumePath) -> FsResult<OwnedFd> {
+        match self.open_dir(path) {
+            Err(FsError::NotFound(_)) => {}
+            other => return other,
+        }
+        let (parent, name) = self.parent(path, true)?;
+        match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(FsError::from_errno(path.as_str(), e)),
+        }
+        self.open_dir(path)
+    }
+}

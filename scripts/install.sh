@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds and installs `nullspace` and the Python SDK, then starts `nullspace server` on its
+# embedded defaults (SQLite and a data dir under ~/.local/share/nullspace, 127.0.0.1:7420).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PREFIX="${PREFIX:-/usr/local}"
+[ -w "$PREFIX/bin" ] || PREFIX="$HOME/.local"
+mkdir -p "$PREFIX/bin"
+
+echo "== building nullspace (release)"
+cargo build --release --locked -p nullspace-cli
+TARGET="${CARGO_TARGET_DIR:-target}"
+install -m 0755 "$TARGET/release/nullspace" "$PREFIX/bin/nullspace"
+echo "installed $PREFIX/bin/nullspace"
+
+echo "== installing the Python SDK"
+python3 -m pip install --quiet --disable-pip-version-check ./sdk/python
+
+URL="http://${NULLSPACE_LISTEN:-127.0.0.1:7420}"
+if curl -fsS "$URL/v1/health" >/dev/null 2>&1; then
+  echo "== a nullspace server already answers at $URL"
+  exit 0
+fi
+DATA="${NULLSPACE_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/nullspace}"
+mkdir -p "$DATA"
+echo "== starting nullspace server (log: $DATA/server.log)"
+nohup "$PREFIX/bin/nullspace" server >>"$DATA/server.log" 2>&1 &
+for _ in $(seq 1 100); do
+  if curl -fsS "$URL/v1/health" >/dev/null 2>&1; then
+    echo "nullspace server is up at $URL; try: nullspace volume create team-data"
+    exit 0
+  fi
+  sleep 0.1
+done
+echo "error: the server did not come up; see $DATA/server.log" >&2
+exit 1
