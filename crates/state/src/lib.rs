@@ -34,7 +34,8 @@ pub trait StateStore: Send + Sync + 'static {
     /// On first start (no tenant exists yet) creates the `default` tenant with an admin key:
     /// `bootstrap_key` if given, else a random one. Returns the key when one was created, `None`
     /// when the store was already bootstrapped (the given key is then ignored).
-    async fn bootstrap(&self, bootstrap_key: Option<&ApiKey>) -> Result<Option<ApiKey>, StateError>;
+    async fn bootstrap(&self, bootstrap_key: Option<&ApiKey>)
+        -> Result<Option<ApiKey>, StateError>;
 
     /// Resolves a presented key; `Unauthenticated` when it matches no stored key.
     /// Keys are stored hashed and compared in constant time.
@@ -47,24 +48,43 @@ pub trait StateStore: Send + Sync + 'static {
     async fn get_tenant(&self, name: &TenantName) -> Result<Tenant, StateError>;
 
     /// Sets the cap that this tenant's new volumes get.
-    async fn set_tenant_volume_cap(&self, name: &TenantName, cap_bytes: u64) -> Result<Tenant, StateError>;
+    async fn set_tenant_volume_cap(
+        &self,
+        name: &TenantName,
+        cap_bytes: u64,
+    ) -> Result<Tenant, StateError>;
 
     /// Creates a volume record (state `ready`, usage zero, cap from the tenant's default).
     /// `AlreadyExists` when the tenant has a volume of that name.
-    async fn create_volume(&self, tenant_id: &str, name: &VolumeName, labels: &Labels) -> Result<Volume, StateError>;
+    async fn create_volume(
+        &self,
+        tenant_id: &str,
+        name: &VolumeName,
+        labels: &Labels,
+    ) -> Result<Volume, StateError>;
 
     /// One of a tenant's volumes by name; `NotFound` otherwise (also for other tenants' volumes).
     async fn get_volume(&self, tenant_id: &str, name: &VolumeName) -> Result<Volume, StateError>;
 
     /// A tenant's volumes whose labels match every selector, sorted by name.
-    async fn list_volumes(&self, tenant_id: &str, selectors: &[LabelSelector]) -> Result<Vec<Volume>, StateError>;
+    async fn list_volumes(
+        &self,
+        tenant_id: &str,
+        selectors: &[LabelSelector],
+    ) -> Result<Vec<Volume>, StateError>;
 
     /// Every volume of every tenant (for reconciliation on start).
     async fn all_volumes(&self) -> Result<Vec<Volume>, StateError>;
 
     /// Removes a volume record and returns it; `NotFound` if absent.
-    async fn delete_volume(&self, tenant_id: &str, name: &VolumeName) -> Result<Volume, StateError>;
+    async fn delete_volume(&self, tenant_id: &str, name: &VolumeName)
+        -> Result<Volume, StateError>;
 
     /// Records a volume's usage (absolute figures) and bumps `updated_at`.
-    async fn set_volume_usage(&self, volume_id: &str, used_bytes: u64, file_count: u64) -> Result<(), StateError>;
+    async fn set_volume_usage(
+        &self,
+        volume_id: &str,
+        used_bytes: u64,
+        file_count: u64,
+    ) -> Result<(), StateError>;
 }

@@ -1,0 +1,41 @@
+//! Server configuration: one struct, every field a flag and an env var (see the CLI).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything `nullspace server` needs to start.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (`--listen`, `NULLSPACE_LISTEN`), default `127.0.0.1:7420`.
+    pub listen: SocketAddr,
+    /// Data directory (`--data-dir`, `NULLSPACE_DATA_DIR`): the SQLite database, volume data,
+    /// and `client.json` with the bootstrap key for local clients.
+    pub data_dir: PathBuf,
+    /// Control-plane database (`--database-url`); `None` means SQLite in the data dir.
+    pub database_url: Option<String>,
+    /// Key to use as the default tenant's first admin key on first start (`--bootstrap-key`).
+    pub bootstrap_key: Option<String>,
+}
+
+impl ServerConfig {
+    /// The default data dir: `$XDG_DATA_HOME/nullspace` or `~/.local/share/nullspace`.
+    pub fn default_data_dir() -> PathBuf {
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(x).join("nullspace");
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+        home.join(".local/share/nullspace")
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field("bootstrap_key", &self.bootstrap_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}

@@ -1,0 +1,410 @@
+//! The direct file API: `/v1/volumes/{name}/files/...`.
+
+use std::io::{Seek, SeekFrom};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use nullspace_core::{Error, FileStat, VolumePath};
+use nullspace_volumes::{ListOptions, WriteOptions};
+use serde::{Deserialize, Serialize};
+use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
+
+use crate::auth::Caller;
+use crate::error::{ApiResult, ErrorBody, Json, Query};
+use crate::{blocking, AppState};
+
+const READ_CHUNK: usize = 256 * 1024;
+
+fn default_true() -> bool {
+    true
+}
+
+fn parse_path(field: &str, p: &str) -> Result<VolumePath, Error> {
+    VolumePath::parse(p).map_err(|e| Error::invalid_argument(format!("{field}: {}", e.message)))
+}
+
+/// `?path=`
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct PathQuery {
+    /// Absolute path inside the volume.
+    pub path: String,
+}
+
+/// `?path=&offset=&length=`
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ReadQuery {
+    pub path: String,
+    /// First byte to return.
+    pub offset: Option<u64>,
+    /// Number of bytes to return (to the end when absent).
+    pub length: Option<u64>,
+}
+
+/// `?path=&overwrite=`
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct WriteQuery {
+    pub path: String,
+    /// Replace an existing file (default true); false gives `already_exists`.
+    #[serde(default = "default_true")]
+    pub overwrite: bool,
+}
+
+/// `?path=&recursive=`
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct RemoveQuery {
+    pub path: String,
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+/// `?path=&recursive=&glob=&limit=&cursor=`
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    #[serde(default = "root")]
+    pub path: String,
+    #[serde(default)]
+    pub recursive: bool,
+    /// Shell glob; without `/` it matches names, with `/` paths relative to `path`.
+    pub glob: Option<String>,
+    /// Page size, 1..=100000 (default 1000).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn root() -> String {
+    "/".into()
+}
+
+/// `?path=` for batches: the directory the archive's paths are relative to.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct BatchQuery {
+    #[serde(default = "root")]
+    pub path: String,
+}
+
+/// Body of mkdir.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MkdirRequest {
+    pub path: String,
+    #[serde(default = "default_true")]
+    pub parents: bool,
+}
+
+/// Body of move.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    pub src: String,
+    pub dst: String,
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+/// Body of copy.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRequest {
+    pub src: String,
+    pub dst: String,
+    #[serde(default)]
+    pub overwrite: bool,
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+/// A page of a listing.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ListResponse {
+    pub entries: Vec<FileStat>,
+    pub next_cursor: Option<String>,
+}
+
+/// `{"exists": bool}`
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExistsResponse {
+    pub exists: bool,
+}
+
+/// What a batch wrote.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchResponse {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Parses `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` against a file size.
+fn parse_range(h: &HeaderValue, size: u64) -> Result<(u64, u64), Error> {
+    let bad = || Error::invalid_argument(format!("unsupported Range header {h:?}: use bytes=START-END"));
+    let s = h.to_str().map_err(|_| bad())?.strip_prefix("bytes=").ok_or_else(bad)?;
+    if s.contains(',') {
+        return Err(Error::invalid_argument("multiple byte ranges are not supported"));
+    }
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| bad())?;
+            (size.saturating_sub(n), size)
+        }
+        (a, "") => (a.parse().map_err(|_| bad())?, size),
+        (a, b) => {
+            let a: u64 = a.parse().map_err(|_| bad())?;
+            let b: u64 = b.parse().map_err(|_| bad())?;
+            if b < a {
+                return Err(bad());
+            }
+            (a, (b + 1).min(size))
+        }
+    };
+    Ok((start.min(size), end))
+}
+
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/content", tag = "files", params(("name" = String, Path), ReadQuery),
+    responses((status = 200, description = "file content", content_type = "application/octet-stream"),
+              (status = 206, description = "a byte range"), (status = 404, body = ErrorBody)))]
+pub async fn read_file(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<ReadQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let v = app.volume(&caller.0, &name).await?;
+    let path = parse_path("path", &q.path)?;
+    let h = app.handle(&v).await?;
+    let vname = v.name.clone();
+    let (file, stat) = blocking(move || h.open_read(&path).map_err(|e| e.in_volume(&vname))).await?;
+    let size = stat.size;
+    let (start, end, partial) = if let Some(r) = headers.get(header::RANGE) {
+        let (s, e) = parse_range(r, size)?;
+        (s, e, true)
+    } else {
+        let start = q.offset.unwrap_or(0).min(size);
+        let end = q.length.map_or(size, |l| start.saturating_add(l).min(size));
+        (start, end, false)
+    };
+    let mut file = file;
+    file.seek(SeekFrom::Start(start)).map_err(|e| Error::internal(format!("seek: {e}")))?;
+    let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), end - start);
+    let body = Body::from_stream(ReaderStream::with_capacity(reader, READ_CHUNK));
+    let mut resp = Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, end - start)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, format!("\"{}\"", stat.etag));
+    if partial {
+        resp = resp.status(StatusCode::PARTIAL_CONTENT).header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{size}", end.saturating_sub(1).max(start)),
+        );
+    }
+    resp.body(body).map_err(|e| Error::internal(e.to_string()).into())
+}
+
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    match headers.get(header::IF_MATCH) {
+        None => Ok(None),
+        Some(v) => {
+            let s = v.to_str().map_err(|_| Error::invalid_argument("If-Match header is not ASCII"))?;
+            Ok(Some(s.trim().trim_start_matches("W/").trim_matches('"').to_owned()))
+        }
+    }
+}
+
+#[utoipa::path(put, path = "/v1/volumes/{name}/files/content", tag = "files", params(("name" = String, Path), WriteQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = FileStat), (status = 409, body = ErrorBody), (status = 507, body = ErrorBody)))]
+pub async fn write_file(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<WriteQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<axum::Json<FileStat>> {
+    let v = app.volume(&caller.0, &name).await?;
+    let path = parse_path("path", &q.path)?;
+    let opts = WriteOptions { overwrite: q.overwrite, if_match: if_match(&headers)? };
+    let h = app.handle(&v).await?;
+    let vname = v.name.clone();
+    let (hh, p) = (h.clone(), path.clone());
+    let mut pending = blocking(move || hh.begin_write(&p).map_err(|e| e.in_volume(&vname))).await?;
+
+    // The body goes through a small channel to one blocking writer: constant memory, and the
+    // network and the disk work at the same time.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let vname = v.name.clone();
+    let writer = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+        while let Some(chunk) = rx.blocking_recv() {
+            pending.write(&chunk).map_err(|e| e.in_volume(&vname))?;
+        }
+        Ok(pending)
+    });
+    let mut stream = body.into_data_stream();
+    let mut client_error = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => {
+                if tx.send(c).await.is_err() {
+                    break; // the writer stopped: its error is the answer
+                }
+            }
+            Err(e) => {
+                client_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let pending = writer.await.map_err(|e| Error::internal(e.to_string()))??;
+    if let Some(e) = client_error {
+        // Dropping `pending` removes the temporary file; the old content stays.
+        drop(pending);
+        return Err(Error::invalid_argument(format!("request body ended early: {e}")).into());
+    }
+    let vname = v.name.clone();
+    let stat = blocking(move || pending.commit(&opts).map_err(|e| e.in_volume(&vname))).await?;
+    app.persist_usage(&h).await;
+    Ok(axum::Json(stat))
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/batch", tag = "files", params(("name" = String, Path), BatchQuery),
+    request_body(content = Vec<u8>, content_type = "application/x-tar"),
+    responses((status = 200, body = BatchResponse), (status = 400, body = ErrorBody), (status = 507, body = ErrorBody)))]
+pub async fn write_batch(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<BatchQuery>,
+    body: Body,
+) -> ApiResult<axum::Json<BatchResponse>> {
+    let v = app.volume(&caller.0, &name).await?;
+    let dest = parse_path("path", &q.path)?;
+    let h = app.handle(&v).await?;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    let (hh, vname) = (h.clone(), v.name.clone());
+    let r = blocking(move || hh.write_batch(reader, &dest).map_err(|e| e.in_volume(&vname))).await?;
+    app.persist_usage(&h).await;
+    Ok(axum::Json(BatchResponse { files: r.files, bytes: r.bytes }))
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/mkdir", tag = "files", params(("name" = String, Path)),
+    request_body = MkdirRequest, responses((status = 200, body = FileStat), (status = 409, body = ErrorBody)))]
+pub async fn mkdir(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<MkdirRequest>,
+) -> ApiResult<axum::Json<FileStat>> {
+    let v = app.volume(&caller.0, &name).await?;
+    let path = parse_path("path", &req.path)?;
+    let h = app.handle(&v).await?;
+    let stat = blocking(move || h.mkdir(&path, req.parents).map_err(|e| e.in_volume(&v.name))).await?;
+    Ok(axum::Json(stat))
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/move", tag = "files", params(("name" = String, Path)),
+    request_body = MoveRequest, responses((status = 200, body = FileStat), (status = 409, body = ErrorBody)))]
+pub async fn move_file(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<MoveRequest>,
+) -> ApiResult<axum::Json<FileStat>> {
+    let v = app.volume(&caller.0, &name).await?;
+    let (src, dst) = (parse_path("src", &req.src)?, parse_path("dst", &req.dst)?);
+    let h = app.handle(&v).await?;
+    let hh = h.clone();
+    let stat = blocking(move || hh.rename(&src, &dst, req.overwrite).map_err(|e| e.in_volume(&v.name))).await?;
+    app.persist_usage(&h).await;
+    Ok(axum::Json(stat))
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/copy", tag = "files", params(("name" = String, Path)),
+    request_body = CopyRequest, responses((status = 200, body = FileStat), (status = 409, body = ErrorBody), (status = 507, body = ErrorBody)))]
+pub async fn copy_file(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<CopyRequest>,
+) -> ApiResult<axum::Json<FileStat>> {
+    let v = app.volume(&caller.0, &name).await?;
+    let (src, dst) = (parse_path("src", &req.src)?, parse_path("dst", &req.dst)?);
+    let h = app.handle(&v).await?;
+    let hh = h.clone();
+    let stat = blocking(move || hh.copy(&src, &dst, req.overwrite, req.recursive).map_err(|e| e.in_volume(&v.name))).await?;
+    app.persist_usage(&h).await;
+    Ok(axum::Json(stat))
+}
+
+#[utoipa::path(delete, path = "/v1/volumes/{name}/files", tag = "files", params(("name" = String, Path), RemoveQuery),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn remove(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> ApiResult<StatusCode> {
+    let v = app.volume(&caller.0, &name).await?;
+    let path = parse_path("path", &q.path)?;
+    let h = app.handle(&v).await?;
+    let hh = h.clone();
+    blocking(move || hh.remove(&path, q.recursive).map_err(|e| e.in_volume(&v.name))).await?;
+    app.persist_usage(&h).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/list", tag = "files", params(("name" = String, Path), ListQuery),
+    responses((status = 200, body = ListResponse), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<ListResponse>> {
+    let v = app.volume(&caller.0, &name).await?;
+    let path = parse_path("path", &q.path)?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=100_000).contains(&limit) {
+        return Err(Error::invalid_argument(format!("limit must be between 1 and 100000, not {limit}")).into());
+    }
+    let opts = ListOptions { recursive: q.recursive, glob: q.glob, limit, cursor: q.cursor };
+    let h = app.handle(&v).await?;
+    let page = blocking(move || h.list(&path, &opts).map_err(|e| e.in_volume(&v.name))).await?;
+    Ok(axum::Json(ListResponse { entries: page.entries, next_cursor: page.next_cursor }))
+}
+
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/stat", tag = "files", params(("name" = String, Path), PathQuery),
+    responses((status = 200, body = FileStat), (status = 404, body = ErrorBody)))]
+pub async fn stat(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> ApiResult<axum::Json<FileStat>> {
+    let v = app.volume(&caller.0, &name).await?;
+    let path = parse_path("path", &q.path)?;
+    let h = app.handle(&v).await?;
+    Ok(axum::Json(blocking(move || h.stat(&path).map_err(|e| e.in_volume(&v.name))).await?))
+}
+
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/exists", tag = "files", params(("name" = String, Path), PathQuery),
+    responses((status = 200, body = ExistsResponse), (status = 404, body = ErrorBody)))]
+pub async fn exists(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> ApiResult<axum::Json<ExistsResponse>> {
+    let v = app.volume(&caller.0, &name).await?;
+    let path = parse_path("path", &q.path)?;
+    let h = app.handle(&v).await?;
+    let exists = blocking(move || h.exists(&path).map_err(|e| e.in_volume(&v.name))).await?;
+    Ok(axum::Json(ExistsResponse { exists }))
+}

@@ -1,0 +1,76 @@
+//! The HTTP API of `nullspace server`: axum routes under `/v1`, auth, error mapping, OpenAPI.
+//!
+//! Architecture invariant: only this crate knows HTTP statuses and wire formats. Handlers are
+//! thin: parse and validate input (core types), call the state store or the data plane, shape
+//! the answer. Blocking file-system work runs on tokio's blocking pool.
+
+mod admin;
+mod auth;
+mod config;
+mod error;
+mod files;
+mod openapi;
+mod server;
+mod volumes;
+
+use std::sync::Arc;
+
+use nullspace_core::{Error, Volume, VolumeName};
+use nullspace_state::{Principal, StateStore};
+use nullspace_volumes::{VolumeHandle, VolumeStore};
+
+pub use config::ServerConfig;
+pub use error::status_of;
+pub use openapi::{openapi_document, router};
+pub use server::run;
+
+use crate::error::ApiResult;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn StateStore>,
+    pub volumes: Arc<VolumeStore>,
+}
+
+impl AppState {
+    /// The caller's volume by name, or `not_found` (also for other tenants' volumes).
+    async fn volume(&self, caller: &Principal, name: &str) -> ApiResult<Volume> {
+        let name = VolumeName::parse(name)?;
+        let v = self.store.get_volume(&caller.tenant_id, &name).await?;
+        Ok(self.live(v))
+    }
+
+    /// Overlays the exact, in-process usage figures of an open volume on its stored record.
+    fn live(&self, mut v: Volume) -> Volume {
+        if let Some(h) = self.volumes.peek(&v.id) {
+            let u = h.usage();
+            v.used_bytes = u.used_bytes;
+            v.file_count = u.file_count;
+        }
+        v
+    }
+
+    /// The open data-plane handle of a volume.
+    async fn handle(&self, v: &Volume) -> ApiResult<Arc<VolumeHandle>> {
+        let (store, id, cap, name) = (self.volumes.clone(), v.id.clone(), v.cap_bytes, v.name.clone());
+        blocking(move || store.handle(&id, cap).map_err(|e| e.in_volume(&name))).await
+    }
+
+    /// Writes a volume's current usage to the control plane (best effort: it is recomputed
+    /// from disk on every start).
+    async fn persist_usage(&self, h: &VolumeHandle) {
+        let u = h.usage();
+        if let Err(e) = self.store.set_volume_usage(h.id(), u.used_bytes, u.file_count).await {
+            tracing::warn!(volume = h.id(), error = %e, "could not record volume usage");
+        }
+    }
+}
+
+/// Runs blocking work on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> ApiResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(e) => Err(Error::internal(format!("blocking task failed: {e}")).into()),
+    }
+}

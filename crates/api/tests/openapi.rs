@@ -1,0 +1,79 @@
+//! `/v1/openapi.json` matches the routes that exist: every documented operation is routed (it
+//! never reaches the fallback), and the routes we expect are all documented.
+
+use std::sync::Arc;
+
+use nullspace_api::{router, AppState};
+use nullspace_state::{ApiKey, SqliteStore, StateStore};
+use nullspace_volumes::{DirectoryPlacement, VolumeStore};
+use serde_json::Value;
+
+const EXPECTED: &[(&str, &str)] = &[
+    ("get", "/v1/health"),
+    ("get", "/v1/whoami"),
+    ("post", "/v1/admin/tenants"),
+    ("put", "/v1/admin/tenants/{tenant}/volume-cap"),
+    ("post", "/v1/volumes"),
+    ("get", "/v1/volumes"),
+    ("get", "/v1/volumes/{name}"),
+    ("delete", "/v1/volumes/{name}"),
+    ("get", "/v1/volumes/{name}/files/content"),
+    ("put", "/v1/volumes/{name}/files/content"),
+    ("post", "/v1/volumes/{name}/files/batch"),
+    ("post", "/v1/volumes/{name}/files/mkdir"),
+    ("post", "/v1/volumes/{name}/files/move"),
+    ("post", "/v1/volumes/{name}/files/copy"),
+    ("delete", "/v1/volumes/{name}/files"),
+    ("get", "/v1/volumes/{name}/files/list"),
+    ("get", "/v1/volumes/{name}/files/stat"),
+    ("get", "/v1/volumes/{name}/files/exists"),
+];
+
+#[tokio::test]
+async fn openapi_document_matches_the_router() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&tmp.path().join("db.sqlite")).await.unwrap();
+    let key = ApiKey::new("openapi-test-key-0123456789");
+    store.bootstrap(Some(&key)).await.unwrap();
+    let volumes = VolumeStore::new(Box::new(DirectoryPlacement::open(&tmp.path().join("v")).unwrap()));
+    let app = router(AppState { store: Arc::new(store), volumes: Arc::new(volumes) });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let http = reqwest::Client::new();
+    let doc: Value = http.get(format!("{base}/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut documented = Vec::new();
+    for (path, item) in paths {
+        for method in ["get", "put", "post", "delete", "patch", "head"] {
+            if item.get(method).is_some() {
+                documented.push((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    let mut expected: Vec<(String, String)> = EXPECTED.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    expected.sort();
+    documented.sort();
+    assert_eq!(documented, expected, "documented operations differ from the expected API");
+
+    for (method, path) in &documented {
+        let url = format!("{base}{}", path.replace("{name}", "no-such-volume").replace("{tenant}", "default"));
+        let req = http
+            .request(method.to_uppercase().parse().unwrap(), &url)
+            .bearer_auth(key.expose())
+            .header("content-type", "application/json")
+            .body("{}");
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        assert_ne!(status, 405, "{method} {path} is documented but not routed");
+        assert!(!body.contains("no such route"), "{method} {path} is documented but not routed: {body}");
+    }
+
+    // And an undocumented path is a JSON not_found from the fallback.
+    let resp = http.get(format!("{base}/v1/nope")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}

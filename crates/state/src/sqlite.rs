@@ -1,0 +1,513 @@
+//! `StateStore` on an embedded SQLite database (sqlx), the default engine.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so a call that returned has reached the disk.
+//! Concurrency: writes are single statements or `BEGIN IMMEDIATE` transactions, so concurrent
+//! writers queue on SQLite's write lock (for up to the busy timeout) instead of failing on a
+//! stale read snapshot; uniqueness is enforced by constraints, never by a read-then-write check.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use nullspace_core::{
+    LabelSelector, Labels, Tenant, TenantName, Volume, VolumeName, DEFAULT_VOLUME_CAP,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection};
+use uuid::Uuid;
+
+use crate::{ApiKey, Principal, StateError, StateStore, DEFAULT_TENANT};
+
+/// How long a statement waits for another connection's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite serialises writers anyway; a few connections let reads proceed beside a write.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// The volume columns, in the order `volume_from_row` reads them by name.
+macro_rules! volume_columns {
+    () => {
+        "id, name, created_at, updated_at, cap_bytes, used_bytes, file_count, labels, state"
+    };
+}
+
+/// The control-plane store on one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StateError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|e| match db_error(e) {
+                StateError::Unavailable(m) => StateError::Unavailable(format!(
+                    "cannot open SQLite database {}: {m}",
+                    path.display()
+                )),
+                StateError::Internal(m) => StateError::Internal(format!(
+                    "cannot open SQLite database {}: {m}",
+                    path.display()
+                )),
+                other => other,
+            })?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| {
+                StateError::Internal(format!(
+                    "cannot migrate SQLite database {}: {e}",
+                    path.display()
+                ))
+            })?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Starts a transaction that holds the write lock from its first statement.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StateError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)
+    }
+}
+
+#[async_trait]
+impl StateStore for SqliteStore {
+    async fn bootstrap(
+        &self,
+        bootstrap_key: Option<&ApiKey>,
+    ) -> Result<Option<ApiKey>, StateError> {
+        let mut tx = self.begin_write().await?;
+        let bootstrapped: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants)")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if bootstrapped {
+            return Ok(None);
+        }
+        let tenant = insert_tenant(&mut tx, DEFAULT_TENANT).await?;
+        let key = bootstrap_key.cloned().unwrap_or_else(ApiKey::generate);
+        insert_key(&mut tx, &tenant.id, &key, true).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Some(key))
+    }
+
+    async fn authenticate(&self, key: &ApiKey) -> Result<Principal, StateError> {
+        let rows = sqlx::query(
+            "SELECT k.key_hash, k.admin, t.id AS tenant_id, t.name AS tenant_name
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+             WHERE k.lookup_id = ?",
+        )
+        .bind(key.lookup_id())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        for row in rows {
+            let stored: String = row.try_get("key_hash").map_err(db_error)?;
+            if key.matches_hash(&stored) {
+                return Ok(Principal {
+                    tenant_id: row.try_get("tenant_id").map_err(db_error)?,
+                    tenant_name: row.try_get("tenant_name").map_err(db_error)?,
+                    admin: row.try_get("admin").map_err(db_error)?,
+                });
+            }
+        }
+        Err(StateError::Unauthenticated)
+    }
+
+    async fn create_tenant(&self, name: &TenantName) -> Result<(Tenant, ApiKey), StateError> {
+        let mut tx = self.begin_write().await?;
+        let tenant = insert_tenant(&mut tx, name.as_str()).await?;
+        let key = ApiKey::generate();
+        insert_key(&mut tx, &tenant.id, &key, false).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok((tenant, key))
+    }
+
+    async fn get_tenant(&self, name: &TenantName) -> Result<Tenant, StateError> {
+        let row = sqlx::query(
+            "SELECT id, name, volume_cap_bytes, created_at FROM tenants WHERE name = ?",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| tenant_not_found(name.as_str()))?;
+        tenant_from_row(&row)
+    }
+
+    async fn set_tenant_volume_cap(
+        &self,
+        name: &TenantName,
+        cap_bytes: u64,
+    ) -> Result<Tenant, StateError> {
+        let row = sqlx::query(
+            "UPDATE tenants SET volume_cap_bytes = ? WHERE name = ?
+             RETURNING id, name, volume_cap_bytes, created_at",
+        )
+        .bind(to_i64("cap_bytes", cap_bytes)?)
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| tenant_not_found(name.as_str()))?;
+        tenant_from_row(&row)
+    }
+
+    async fn create_volume(
+        &self,
+        tenant_id: &str,
+        name: &VolumeName,
+        labels: &Labels,
+    ) -> Result<Volume, StateError> {
+        let now = timestamp(now());
+        let labels = serde_json::to_string(labels)
+            .map_err(|e| StateError::Internal(format!("cannot encode labels: {e}")))?;
+        // One statement: the tenant's cap is read and the row written under the same write
+        // lock, and a duplicate name is caught by the UNIQUE constraint, not a prior SELECT.
+        let row = sqlx::query(concat!(
+            "INSERT INTO volumes (id, tenant_id, name, created_at, updated_at, cap_bytes,
+                                  used_bytes, file_count, labels, state)
+             SELECT ?, t.id, ?, ?, ?, COALESCE(t.volume_cap_bytes, ?), 0, 0, ?, 'ready'
+             FROM tenants t WHERE t.id = ?
+             RETURNING ",
+            volume_columns!()
+        ))
+        .bind(new_id("vol"))
+        .bind(name.as_str())
+        .bind(&now)
+        .bind(&now)
+        .bind(to_i64("cap_bytes", DEFAULT_VOLUME_CAP)?)
+        .bind(&labels)
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| unique_or(e, || volume_exists(name)))?
+        .ok_or_else(|| StateError::NotFound(format!("tenant {tenant_id:?}")))?;
+        volume_from_row(&row)
+    }
+
+    async fn get_volume(&self, tenant_id: &str, name: &VolumeName) -> Result<Volume, StateError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            volume_columns!(),
+            " FROM volumes WHERE tenant_id = ? AND name = ?"
+        ))
+        .bind(tenant_id)
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| volume_not_found(name))?;
+        volume_from_row(&row)
+    }
+
+    async fn list_volumes(
+        &self,
+        tenant_id: &str,
+        selectors: &[LabelSelector],
+    ) -> Result<Vec<Volume>, StateError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            volume_columns!(),
+            " FROM volumes WHERE tenant_id = ? ORDER BY name"
+        ))
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let v = volume_from_row(row)?;
+            if selectors.iter().all(|s| s.matches(&v.labels)) {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn all_volumes(&self) -> Result<Vec<Volume>, StateError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            volume_columns!(),
+            " FROM volumes ORDER BY tenant_id, name"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(volume_from_row).collect()
+    }
+
+    async fn delete_volume(
+        &self,
+        tenant_id: &str,
+        name: &VolumeName,
+    ) -> Result<Volume, StateError> {
+        let row = sqlx::query(concat!(
+            "DELETE FROM volumes WHERE tenant_id = ? AND name = ? RETURNING ",
+            volume_columns!()
+        ))
+        .bind(tenant_id)
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| volume_not_found(name))?;
+        volume_from_row(&row)
+    }
+
+    async fn set_volume_usage(
+        &self,
+        volume_id: &str,
+        used_bytes: u64,
+        file_count: u64,
+    ) -> Result<(), StateError> {
+        let done = sqlx::query(
+            "UPDATE volumes SET used_bytes = ?, file_count = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(to_i64("used_bytes", used_bytes)?)
+        .bind(to_i64("file_count", file_count)?)
+        .bind(timestamp(now()))
+        .bind(volume_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StateError::NotFound(format!("volume {volume_id:?}")));
+        }
+        Ok(())
+    }
+}
+
+/// Inserts a tenant with no cap of its own; `AlreadyExists` if the name is taken.
+async fn insert_tenant(conn: &mut SqliteConnection, name: &str) -> Result<Tenant, StateError> {
+    let tenant = Tenant {
+        id: new_id("ten"),
+        name: name.to_owned(),
+        volume_cap_bytes: None,
+        created_at: now(),
+    };
+    sqlx::query(
+        "INSERT INTO tenants (id, name, volume_cap_bytes, created_at) VALUES (?, ?, NULL, ?)",
+    )
+    .bind(&tenant.id)
+    .bind(&tenant.name)
+    .bind(timestamp(tenant.created_at))
+    .execute(conn)
+    .await
+    .map_err(|e| unique_or(e, || StateError::AlreadyExists(format!("tenant {name:?}"))))?;
+    Ok(tenant)
+}
+
+/// Stores a key's hash (never the key) for a tenant.
+async fn insert_key(
+    conn: &mut SqliteConnection,
+    tenant_id: &str,
+    key: &ApiKey,
+    admin: bool,
+) -> Result<(), StateError> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, lookup_id, key_hash, admin, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new_id("key"))
+    .bind(tenant_id)
+    .bind(key.lookup_id())
+    .bind(key.hash())
+    .bind(admin)
+    .bind(timestamp(now()))
+    .execute(conn)
+    .await
+    // The only unique column is the hash: say so without naming the key.
+    .map_err(|e| unique_or(e, || StateError::AlreadyExists("API key".to_owned())))?;
+    Ok(())
+}
+
+fn tenant_from_row(row: &SqliteRow) -> Result<Tenant, StateError> {
+    let cap: Option<i64> = row.try_get("volume_cap_bytes").map_err(db_error)?;
+    Ok(Tenant {
+        id: row.try_get("id").map_err(db_error)?,
+        name: row.try_get("name").map_err(db_error)?,
+        volume_cap_bytes: cap.map(|c| to_u64("volume_cap_bytes", c)).transpose()?,
+        created_at: parse_timestamp(row, "created_at")?,
+    })
+}
+
+fn volume_from_row(row: &SqliteRow) -> Result<Volume, StateError> {
+    let labels: String = row.try_get("labels").map_err(db_error)?;
+    let int = |column: &str| -> Result<u64, StateError> {
+        to_u64(column, row.try_get(column).map_err(db_error)?)
+    };
+    Ok(Volume {
+        id: row.try_get("id").map_err(db_error)?,
+        name: row.try_get("name").map_err(db_error)?,
+        created_at: parse_timestamp(row, "created_at")?,
+        updated_at: parse_timestamp(row, "updated_at")?,
+        cap_bytes: int("cap_bytes")?,
+        used_bytes: int("used_bytes")?,
+        file_count: int("file_count")?,
+        labels: serde_json::from_str(&labels)
+            .map_err(|e| StateError::Internal(format!("stored labels are not valid: {e}")))?,
+        state: row.try_get("state").map_err(db_error)?,
+        // No sandbox runtime records attachments yet.
+        attachments: 0,
+    })
+}
+
+/// A fresh id such as `vol_0190…`: UUIDv7, so ids sort roughly by creation time.
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", Uuid::now_v7().simple())
+}
+
+/// The current time at microsecond precision, the finest PostgreSQL stores: both engines then
+/// return exactly what they were given.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Fixed-width RFC 3339 in UTC, e.g. `2025-01-02T03:04:05.123456Z`; sorts as text.
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_timestamp(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StateError> {
+    let s: String = row.try_get(column).map_err(db_error)?;
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StateError::Internal(format!("stored {column} {s:?} is not a timestamp: {e}")))
+}
+
+/// SQLite integers are signed; byte counts beyond 2^63-1 cannot be stored.
+fn to_i64(what: &str, v: u64) -> Result<i64, StateError> {
+    i64::try_from(v)
+        .map_err(|_| StateError::Internal(format!("{what} {v} is beyond the storable 2^63-1")))
+}
+
+fn to_u64(what: &str, v: i64) -> Result<u64, StateError> {
+    u64::try_from(v).map_err(|_| StateError::Internal(format!("stored {what} {v} is negative")))
+}
+
+fn tenant_not_found(name: &str) -> StateError {
+    StateError::NotFound(format!("tenant {name:?}"))
+}
+
+fn volume_not_found(name: &VolumeName) -> StateError {
+    StateError::NotFound(format!("volume {:?}", name.as_str()))
+}
+
+fn volume_exists(name: &VolumeName) -> StateError {
+    StateError::AlreadyExists(format!("volume {:?}", name.as_str()))
+}
+
+/// `on_unique()` for a unique-constraint violation, else the usual mapping.
+fn unique_or(e: sqlx::Error, on_unique: impl FnOnce() -> StateError) -> StateError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => on_unique(),
+        _ => db_error(e),
+    }
+}
+
+/// Maps a sqlx error: conditions that may pass (pool exhausted or closed, I/O, a lock held past
+/// the busy timeout, a full disk) are `Unavailable`; everything else is `Internal`.
+/// sqlx's messages carry SQL and SQLite's text, never bound values, so no key can leak here.
+fn db_error(e: sqlx::Error) -> StateError {
+    // Primary SQLite result codes (the low byte of an extended code).
+    const BUSY: i64 = 5;
+    const LOCKED: i64 = 6;
+    const IOERR: i64 = 10;
+    const FULL: i64 = 13;
+    const CANTOPEN: i64 = 14;
+    let transient = match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| matches!(c & 0xff, BUSY | LOCKED | IOERR | FULL | CANTOPEN)),
+        _ => false,
+    };
+    if transient {
+        StateError::Unavailable(e.to_string())
+    } else {
+        StateError::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn debug_forms_never_reveal_a_key_or_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("state.db"))
+            .await
+            .unwrap();
+        let admin = ApiKey::new("nsk_admin_secret_for_debug_test");
+        let created = store.bootstrap(Some(&admin)).await.unwrap();
+        let principal = store.authenticate(&admin).await.unwrap();
+        let tenant = store
+            .create_tenant(&TenantName::parse("acme").unwrap())
+            .await
+            .unwrap();
+        let wrong = store
+            .authenticate(&ApiKey::new("nsk_wrong_secret"))
+            .await
+            .unwrap_err();
+
+        let secrets = [
+            admin.expose().to_owned(),
+            admin.hash(),
+            admin.lookup_id(),
+            tenant.1.expose().to_owned(),
+            tenant.1.hash(),
+            "nsk_wrong_secret".to_owned(),
+        ];
+        let shown = [
+            format!("{store:?}"),
+            format!("{created:?}"),
+            format!("{principal:?}"),
+            format!("{tenant:?}"),
+            format!("{wrong:?} {wrong}"),
+        ];
+        for text in &shown {
+            for secret in &secrets {
+                assert!(!text.contains(secret.as_str()), "{text} reveals a secret");
+            }
+        }
+    }
+
+    #[test]
+    fn timestamps_round_trip_exactly() {
+        let t = now();
+        let back = DateTime::parse_from_rfc3339(&timestamp(t))
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn integers_beyond_i64_are_refused() {
+        assert_eq!(to_i64("x", 7).unwrap(), 7);
+        assert!(matches!(
+            to_i64("x", u64::MAX),
+            Err(StateError::Internal(_))
+        ));
+        assert!(matches!(to_u64("x", -1), Err(StateError::Internal(_))));
+    }
+}

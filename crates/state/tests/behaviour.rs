@@ -1,0 +1,560 @@
+//! The behaviour suite every `StateStore` engine must pass: one function per claim of the trait's
+//! documentation, each run on a fresh database of every selected engine.
+//!
+//! Select engines with `NULLSPACE_TEST_STATE`: `sqlite` (the default), `postgres`, a
+//! comma-separated list, or `all`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nullspace_state::{SqliteStore, StateStore};
+
+/// A fresh, empty database of one engine. `open` may be called again to reopen the same data.
+#[async_trait]
+trait TestDb: Send + Sync {
+    async fn open(&self) -> Arc<dyn StateStore>;
+}
+
+/// Creates a fresh, empty database of one engine.
+type FreshDb = fn() -> Pin<Box<dyn Future<Output = Box<dyn TestDb>> + Send>>;
+
+/// One engine the suite can run on.
+struct Engine {
+    name: &'static str,
+    fresh: FreshDb,
+}
+
+/// Every engine; a PostgreSQL entry (fresh schema per test) joins this list when it exists.
+fn engines() -> Vec<Engine> {
+    vec![Engine {
+        name: "sqlite",
+        fresh: || Box::pin(SqliteDb::fresh()),
+    }]
+}
+
+/// The engines chosen by `NULLSPACE_TEST_STATE`.
+fn selected_engines() -> Vec<Engine> {
+    let wanted = std::env::var("NULLSPACE_TEST_STATE").unwrap_or_else(|_| "sqlite".to_owned());
+    let all = engines();
+    if wanted.trim() == "all" {
+        return all;
+    }
+    let names: Vec<&str> = wanted
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    for n in &names {
+        assert!(
+            all.iter().any(|e| e.name == *n),
+            "NULLSPACE_TEST_STATE names {n:?}, but the engines here are: {} (or \"all\")",
+            all.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
+        );
+    }
+    all.into_iter()
+        .filter(|e| names.contains(&e.name))
+        .collect()
+}
+
+/// A SQLite file in its own temporary directory.
+struct SqliteDb {
+    dir: tempfile::TempDir,
+}
+
+impl SqliteDb {
+    async fn fresh() -> Box<dyn TestDb> {
+        Box::new(SqliteDb {
+            dir: tempfile::tempdir().expect("tempdir"),
+        })
+    }
+}
+
+#[async_trait]
+impl TestDb for SqliteDb {
+    async fn open(&self) -> Arc<dyn StateStore> {
+        Arc::new(
+            SqliteStore::open(&self.dir.path().join("state.db"))
+                .await
+                .expect("open SQLite"),
+        )
+    }
+}
+
+/// Declares one `#[tokio::test]` per claim. A claim takes what it needs: `store`
+/// (`&dyn StateStore`), `shared` (`Arc<dyn StateStore>`, to hand to tasks) or `db`
+/// (`&dyn TestDb`, to reopen).
+macro_rules! behaviour {
+    ($($claim:ident($kind:ident)),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $claim() {
+            for engine in selected_engines() {
+                eprintln!("{}: {}", engine.name, stringify!($claim));
+                let db = (engine.fresh)().await;
+                behaviour!(@run $kind, $claim, db);
+            }
+        }
+    )*};
+    (@run store, $claim:ident, $db:ident) => { claims::$claim(&*$db.open().await).await };
+    (@run shared, $claim:ident, $db:ident) => { claims::$claim($db.open().await).await };
+    (@run db, $claim:ident, $db:ident) => { claims::$claim(&*$db).await };
+}
+
+behaviour! {
+    bootstrap_creates_default_tenant_with_admin_key(store),
+    bootstrap_is_idempotent(store),
+    bootstrap_uses_the_given_key(store),
+    concurrent_bootstraps_create_one_key(shared),
+    authenticate_accepts_stored_keys_only(store),
+    create_tenant_issues_a_non_admin_key(store),
+    duplicate_tenant_already_exists(store),
+    unknown_tenant_is_not_found(store),
+    tenant_cap_applies_to_new_volumes(store),
+    volume_lifecycle(store),
+    volume_names_are_unique_per_tenant(store),
+    tenants_are_isolated(store),
+    create_volume_for_unknown_tenant_is_not_found(store),
+    list_is_sorted_by_name_and_selectors_all_match(store),
+    all_volumes_spans_tenants(store),
+    usage_updates_round_trip(store),
+    reopening_keeps_everything(db),
+    concurrent_creates_of_one_name_admit_exactly_one(shared),
+    keys_are_redacted_in_debug(store),
+}
+
+mod claims {
+    use std::sync::Arc;
+
+    use nullspace_core::{LabelSelector, Labels, TenantName, VolumeName, DEFAULT_VOLUME_CAP};
+    use nullspace_state::{ApiKey, StateError, StateStore, DEFAULT_TENANT};
+    use tokio::sync::Barrier;
+
+    use super::TestDb;
+
+    fn tenant(s: &str) -> TenantName {
+        TenantName::parse(s).unwrap()
+    }
+
+    fn vol(s: &str) -> VolumeName {
+        VolumeName::parse(s).unwrap()
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn selectors(list: &[&str]) -> Vec<LabelSelector> {
+        list.iter()
+            .map(|s| LabelSelector::parse(s).unwrap())
+            .collect()
+    }
+
+    fn names(vols: &[nullspace_core::Volume]) -> Vec<&str> {
+        vols.iter().map(|v| v.name.as_str()).collect()
+    }
+
+    /// Creates a tenant and returns its id.
+    async fn new_tenant(s: &dyn StateStore, name: &str) -> String {
+        s.create_tenant(&tenant(name)).await.unwrap().0.id
+    }
+
+    fn assert_not_found(e: StateError, message: &str) {
+        assert!(matches!(e, StateError::NotFound(_)), "{e:?}");
+        assert_eq!(e.to_string(), message);
+    }
+
+    fn assert_already_exists(e: StateError, message: &str) {
+        assert!(matches!(e, StateError::AlreadyExists(_)), "{e:?}");
+        assert_eq!(e.to_string(), message);
+    }
+
+    pub async fn bootstrap_creates_default_tenant_with_admin_key(s: &dyn StateStore) {
+        let key = s
+            .bootstrap(None)
+            .await
+            .unwrap()
+            .expect("first bootstrap creates a key");
+        assert!(key.expose().starts_with("nsk_"));
+        let who = s.authenticate(&key).await.unwrap();
+        assert!(who.admin);
+        assert_eq!(who.tenant_name, DEFAULT_TENANT);
+        let t = s.get_tenant(&tenant(DEFAULT_TENANT)).await.unwrap();
+        assert_eq!(t.id, who.tenant_id);
+        assert!(t.id.starts_with("ten_"), "{}", t.id);
+        assert_eq!(t.name, DEFAULT_TENANT);
+        assert_eq!(t.volume_cap_bytes, None);
+    }
+
+    pub async fn bootstrap_is_idempotent(s: &dyn StateStore) {
+        let first = s.bootstrap(None).await.unwrap().unwrap();
+        let given = ApiKey::new("nsk_given_too_late");
+        assert_eq!(s.bootstrap(None).await.unwrap(), None);
+        assert_eq!(s.bootstrap(Some(&given)).await.unwrap(), None);
+        assert!(s.authenticate(&first).await.unwrap().admin);
+        let e = s.authenticate(&given).await.unwrap_err();
+        assert!(matches!(e, StateError::Unauthenticated), "{e:?}");
+    }
+
+    pub async fn bootstrap_uses_the_given_key(s: &dyn StateStore) {
+        let given = ApiKey::new("nsk_chosen_by_the_operator");
+        assert_eq!(
+            s.bootstrap(Some(&given)).await.unwrap(),
+            Some(given.clone())
+        );
+        let who = s.authenticate(&given).await.unwrap();
+        assert!(who.admin);
+        assert_eq!(who.tenant_name, DEFAULT_TENANT);
+    }
+
+    pub async fn concurrent_bootstraps_create_one_key(s: Arc<dyn StateStore>) {
+        let start = Arc::new(Barrier::new(8));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (s, start) = (s.clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    s.bootstrap(None).await
+                })
+            })
+            .collect();
+        let mut created = Vec::new();
+        for t in tasks {
+            if let Some(k) = t.await.unwrap().unwrap() {
+                created.push(k);
+            }
+        }
+        assert_eq!(created.len(), 1, "exactly one bootstrap creates a key");
+        assert!(s.authenticate(&created[0]).await.unwrap().admin);
+    }
+
+    pub async fn authenticate_accepts_stored_keys_only(s: &dyn StateStore) {
+        let key = s.bootstrap(None).await.unwrap().unwrap();
+        assert_eq!(
+            s.authenticate(&key).await.unwrap().tenant_name,
+            DEFAULT_TENANT
+        );
+        let mut near = key.expose().to_owned();
+        near.pop();
+        near.push('x');
+        for wrong in [ApiKey::generate(), ApiKey::new(near), ApiKey::new("")] {
+            let e = s.authenticate(&wrong).await.unwrap_err();
+            assert!(matches!(e, StateError::Unauthenticated), "{e:?}");
+        }
+    }
+
+    pub async fn create_tenant_issues_a_non_admin_key(s: &dyn StateStore) {
+        s.bootstrap(None).await.unwrap();
+        let (t, key) = s.create_tenant(&tenant("acme")).await.unwrap();
+        assert!(t.id.starts_with("ten_"), "{}", t.id);
+        assert_eq!(t.name, "acme");
+        assert_eq!(t.volume_cap_bytes, None);
+        let who = s.authenticate(&key).await.unwrap();
+        assert!(!who.admin);
+        assert_eq!(
+            (who.tenant_id.as_str(), who.tenant_name.as_str()),
+            (t.id.as_str(), "acme")
+        );
+        assert_eq!(s.get_tenant(&tenant("acme")).await.unwrap(), t);
+    }
+
+    pub async fn duplicate_tenant_already_exists(s: &dyn StateStore) {
+        s.bootstrap(None).await.unwrap();
+        let (_, first_key) = s.create_tenant(&tenant("acme")).await.unwrap();
+        let e = s.create_tenant(&tenant("acme")).await.unwrap_err();
+        assert_already_exists(e, r#"tenant "acme" already exists"#);
+        let e = s.create_tenant(&tenant(DEFAULT_TENANT)).await.unwrap_err();
+        assert_already_exists(e, r#"tenant "default" already exists"#);
+        // The failed attempt left the first tenant and its key alone.
+        assert_eq!(
+            s.authenticate(&first_key).await.unwrap().tenant_name,
+            "acme"
+        );
+    }
+
+    pub async fn unknown_tenant_is_not_found(s: &dyn StateStore) {
+        let e = s.get_tenant(&tenant("ghost")).await.unwrap_err();
+        assert_not_found(e, r#"tenant "ghost" not found"#);
+        let e = s
+            .set_tenant_volume_cap(&tenant("ghost"), 1 << 20)
+            .await
+            .unwrap_err();
+        assert_not_found(e, r#"tenant "ghost" not found"#);
+    }
+
+    pub async fn tenant_cap_applies_to_new_volumes(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let other = new_tenant(s, "other").await;
+        let before = s
+            .create_volume(&acme, &vol("before"), &Labels::new())
+            .await
+            .unwrap();
+        assert_eq!(before.cap_bytes, DEFAULT_VOLUME_CAP);
+
+        let t = s
+            .set_tenant_volume_cap(&tenant("acme"), 5 << 30)
+            .await
+            .unwrap();
+        assert_eq!(t.volume_cap_bytes, Some(5 << 30));
+        assert_eq!(s.get_tenant(&tenant("acme")).await.unwrap(), t);
+
+        let after = s
+            .create_volume(&acme, &vol("after"), &Labels::new())
+            .await
+            .unwrap();
+        assert_eq!(after.cap_bytes, 5 << 30);
+        // Existing volumes keep their cap; other tenants keep the default.
+        assert_eq!(
+            s.get_volume(&acme, &vol("before")).await.unwrap().cap_bytes,
+            DEFAULT_VOLUME_CAP
+        );
+        let theirs = s
+            .create_volume(&other, &vol("after"), &Labels::new())
+            .await
+            .unwrap();
+        assert_eq!(theirs.cap_bytes, DEFAULT_VOLUME_CAP);
+    }
+
+    pub async fn volume_lifecycle(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let l = labels(&[("team", "ml"), ("env", "prod")]);
+        let v = s.create_volume(&acme, &vol("data"), &l).await.unwrap();
+        assert!(v.id.starts_with("vol_"), "{}", v.id);
+        assert_eq!(v.name, "data");
+        assert_eq!(v.labels, l);
+        assert_eq!(v.state, "ready");
+        assert_eq!((v.used_bytes, v.file_count, v.attachments), (0, 0, 0));
+        assert_eq!(v.cap_bytes, DEFAULT_VOLUME_CAP);
+        assert_eq!(v.created_at, v.updated_at);
+
+        assert_eq!(
+            s.get_volume(&acme, &vol("data")).await.unwrap(),
+            v,
+            "get returns what create did"
+        );
+        assert_eq!(s.list_volumes(&acme, &[]).await.unwrap(), vec![v.clone()]);
+
+        assert_eq!(s.delete_volume(&acme, &vol("data")).await.unwrap(), v);
+        let e = s.get_volume(&acme, &vol("data")).await.unwrap_err();
+        assert_not_found(e, r#"volume "data" not found"#);
+        let e = s.delete_volume(&acme, &vol("data")).await.unwrap_err();
+        assert_not_found(e, r#"volume "data" not found"#);
+        assert!(s.list_volumes(&acme, &[]).await.unwrap().is_empty());
+
+        // The name is free again, under a new id.
+        let again = s
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        assert_ne!(again.id, v.id);
+    }
+
+    pub async fn volume_names_are_unique_per_tenant(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let other = new_tenant(s, "other").await;
+        let first = s
+            .create_volume(&acme, &vol("data"), &labels(&[("a", "1")]))
+            .await
+            .unwrap();
+        let e = s
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap_err();
+        assert_already_exists(e, r#"volume "data" already exists"#);
+        assert_eq!(
+            s.get_volume(&acme, &vol("data")).await.unwrap(),
+            first,
+            "the loser changed nothing"
+        );
+
+        let theirs = s
+            .create_volume(&other, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        assert_ne!(theirs.id, first.id);
+    }
+
+    pub async fn tenants_are_isolated(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let other = new_tenant(s, "other").await;
+        let mine = s
+            .create_volume(&acme, &vol("secret"), &labels(&[("k", "v")]))
+            .await
+            .unwrap();
+
+        let e = s.get_volume(&other, &vol("secret")).await.unwrap_err();
+        assert_not_found(e, r#"volume "secret" not found"#);
+        let e = s.delete_volume(&other, &vol("secret")).await.unwrap_err();
+        assert_not_found(e, r#"volume "secret" not found"#);
+        assert!(s.list_volumes(&other, &[]).await.unwrap().is_empty());
+        assert!(s
+            .list_volumes(&other, &selectors(&["k=v"]))
+            .await
+            .unwrap()
+            .is_empty());
+
+        assert_eq!(
+            s.get_volume(&acme, &vol("secret")).await.unwrap(),
+            mine,
+            "still there"
+        );
+    }
+
+    pub async fn create_volume_for_unknown_tenant_is_not_found(s: &dyn StateStore) {
+        let e = s
+            .create_volume("ten_nope", &vol("data"), &Labels::new())
+            .await
+            .unwrap_err();
+        assert_not_found(e, r#"tenant "ten_nope" not found"#);
+        assert!(s.all_volumes().await.unwrap().is_empty());
+    }
+
+    pub async fn list_is_sorted_by_name_and_selectors_all_match(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        for (name, l) in [
+            ("zeta", labels(&[("team", "ml"), ("env", "prod")])),
+            ("alpha", labels(&[("team", "ml"), ("env", "dev")])),
+            ("mid", labels(&[("team", "web"), ("env", "prod")])),
+            ("bare", Labels::new()),
+        ] {
+            s.create_volume(&acme, &vol(name), &l).await.unwrap();
+        }
+        let list = |sel: &'static [&'static str]| {
+            let acme = acme.clone();
+            async move { s.list_volumes(&acme, &selectors(sel)).await.unwrap() }
+        };
+        assert_eq!(names(&list(&[]).await), ["alpha", "bare", "mid", "zeta"]);
+        assert_eq!(names(&list(&["team=ml"]).await), ["alpha", "zeta"]);
+        assert_eq!(names(&list(&["env=prod"]).await), ["mid", "zeta"]);
+        assert_eq!(names(&list(&["team=ml", "env=prod"]).await), ["zeta"]);
+        assert!(list(&["team=ml", "env=staging"]).await.is_empty());
+        assert!(list(&["team=ML"]).await.is_empty(), "values match exactly");
+        assert!(
+            list(&["team="]).await.is_empty(),
+            "an empty value is a value, not a wildcard"
+        );
+    }
+
+    pub async fn all_volumes_spans_tenants(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let other = new_tenant(s, "other").await;
+        let a = s
+            .create_volume(&acme, &vol("a"), &Labels::new())
+            .await
+            .unwrap();
+        let b = s
+            .create_volume(&other, &vol("b"), &Labels::new())
+            .await
+            .unwrap();
+        let mut ids: Vec<String> = s
+            .all_volumes()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.id)
+            .collect();
+        ids.sort();
+        let mut want = vec![a.id, b.id];
+        want.sort();
+        assert_eq!(ids, want);
+    }
+
+    pub async fn usage_updates_round_trip(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let v = s
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        s.set_volume_usage(&v.id, 1234, 5).await.unwrap();
+        let got = s.get_volume(&acme, &vol("data")).await.unwrap();
+        assert_eq!((got.used_bytes, got.file_count), (1234, 5));
+        assert!(got.updated_at >= v.updated_at);
+        assert_eq!(got.created_at, v.created_at);
+
+        // Absolute, not additive; shrinking is allowed.
+        s.set_volume_usage(&v.id, 10, 1).await.unwrap();
+        let got = s.get_volume(&acme, &vol("data")).await.unwrap();
+        assert_eq!((got.used_bytes, got.file_count), (10, 1));
+        let big = i64::MAX as u64;
+        s.set_volume_usage(&v.id, big, big).await.unwrap();
+        let got = s.get_volume(&acme, &vol("data")).await.unwrap();
+        assert_eq!((got.used_bytes, got.file_count), (big, big));
+
+        let e = s.set_volume_usage("vol_nope", 1, 1).await.unwrap_err();
+        assert!(matches!(e, StateError::NotFound(_)), "{e:?}");
+    }
+
+    pub async fn reopening_keeps_everything(db: &dyn TestDb) {
+        let admin = ApiKey::new("nsk_durable_admin_key");
+        let (acme, acme_key, v) = {
+            let s = db.open().await;
+            s.bootstrap(Some(&admin)).await.unwrap().unwrap();
+            let (_, key) = s.create_tenant(&tenant("acme")).await.unwrap();
+            let acme = s
+                .set_tenant_volume_cap(&tenant("acme"), 3 << 30)
+                .await
+                .unwrap();
+            let v = s
+                .create_volume(&acme.id, &vol("data"), &labels(&[("x", "y")]))
+                .await
+                .unwrap();
+            s.set_volume_usage(&v.id, 42, 2).await.unwrap();
+            let v = s.get_volume(&acme.id, &vol("data")).await.unwrap();
+            (acme, key, v)
+        };
+
+        let s = db.open().await;
+        assert_eq!(s.bootstrap(None).await.unwrap(), None, "still bootstrapped");
+        assert!(s.authenticate(&admin).await.unwrap().admin);
+        assert_eq!(s.authenticate(&acme_key).await.unwrap().tenant_id, acme.id);
+        assert_eq!(s.get_tenant(&tenant("acme")).await.unwrap(), acme);
+        assert_eq!(s.get_volume(&acme.id, &vol("data")).await.unwrap(), v);
+        assert_eq!(s.all_volumes().await.unwrap(), vec![v]);
+    }
+
+    pub async fn concurrent_creates_of_one_name_admit_exactly_one(s: Arc<dyn StateStore>) {
+        let acme = new_tenant(&*s, "acme").await;
+        let start = Arc::new(Barrier::new(8));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let (s, start, acme) = (s.clone(), start.clone(), acme.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let l = labels(&[("writer", &i.to_string())]);
+                    s.create_volume(&acme, &vol("race"), &l).await
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(v) => won.push(v),
+                Err(e) => assert_already_exists(e, r#"volume "race" already exists"#),
+            }
+        }
+        assert_eq!(won.len(), 1, "exactly one create succeeds");
+        assert_eq!(s.list_volumes(&acme, &[]).await.unwrap(), won);
+    }
+
+    pub async fn keys_are_redacted_in_debug(s: &dyn StateStore) {
+        let admin = ApiKey::new("nsk_redaction_probe_admin");
+        let created = s.bootstrap(Some(&admin)).await.unwrap();
+        let (t, key) = s.create_tenant(&tenant("acme")).await.unwrap();
+        let pair = (t, key.clone());
+        for shown in [
+            format!("{created:?}"),
+            format!("{pair:?}"),
+            format!("{admin:?}"),
+        ] {
+            for secret in [admin.expose(), key.expose()] {
+                assert!(!shown.contains(secret), "{shown} reveals a key");
+            }
+            for hash in [admin.hash(), key.hash()] {
+                assert!(!shown.contains(&hash), "{shown} reveals a key hash");
+            }
+        }
+    }
+}
