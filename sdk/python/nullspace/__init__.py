@@ -1,0 +1,68 @@
+"""nullspace: the Python SDK of nullspace Volumes, durable shared filesystems for sandboxes.
+
+Example::
+
+    from nullspace import Volume
+
+    volume = Volume.from_name("team-data", create_if_missing=True)
+    volume.files.write("/hello.txt", "persistent\\n")
+    print(volume.files.read("/hello.txt"))
+
+The server URL and API key come from ``nullspace.configure(...)``/``nullspace.Client(...)``,
+else ``NULLSPACE_API_URL``/``NULLSPACE_API_KEY``, else the ``nullspace login`` profile, else the
+local server's ``client.json``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from ._client import Client, configure  # noqa: E402
+from ._config import DEFAULT_URL, ResolvedConfig, resolve_config  # noqa: E402
+from .errors import (  # noqa: E402
+    AlreadyExistsError,
+    APIConnectionError,
+    ConflictError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    NullspaceError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    UnauthenticatedError,
+    UnavailableError,
+    VolumeInUseError,
+)
+from .files import BatchResult, FileStat, ReadStream, VolumeFiles  # noqa: E402
+from .volume import VOLUME_FIELDS, Mount, Volume, VolumeInfo  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "Client",
+    "configure",
+    "resolve_config",
+    "ResolvedConfig",
+    "DEFAULT_URL",
+    "Volume",
+    "VolumeInfo",
+    "VOLUME_FIELDS",
+    "Mount",
+    "VolumeFiles",
+    "FileStat",
+    "BatchResult",
+    "ReadStream",
+    "NullspaceError",
+    "InvalidArgumentError",
+    "UnauthenticatedError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "ConflictError",
+    "VolumeInUseError",
+    "PayloadTooLargeError",
+    "QuotaExceededError",
+    "UnavailableError",
+    "InternalError",
+    "APIConnectionError",
+]

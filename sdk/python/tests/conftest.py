@@ -1,0 +1,151 @@
+"""Test fixtures: a real `nullspace server` per test session, clients, tenants and volumes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import httpx
+import pytest
+
+import nullspace
+from nullspace import _client
+
+# tests/ -> python/ -> sdk/ -> repository root
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def server_binary() -> Path:
+    """`$NULLSPACE_BIN`, else the debug build in the repository's target dir."""
+    env = os.environ.get("NULLSPACE_BIN")
+    return Path(env) if env else REPO_ROOT / "target" / "debug" / "nullspace"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    admin_key: str
+    data_dir: Path
+    proc: "subprocess.Popen[bytes]"
+    log: Path
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.admin_key}"})
+
+    def create_tenant(self, name: Optional[str] = None, cap_bytes: Optional[int] = None) -> str:
+        """Creates a tenant with the admin API and returns its key."""
+        name = name or f"t-{uuid.uuid4().hex[:10]}"
+        with self.admin() as http:
+            r = http.post("/v1/admin/tenants", json={"name": name})
+            assert r.status_code == 201, r.text
+            key = r.json()["key"]
+            if cap_bytes is not None:
+                r = http.put(f"/v1/admin/tenants/{name}/volume-cap", json={"cap_bytes": cap_bytes})
+                assert r.status_code == 200, r.text
+        assert isinstance(key, str)
+        return key
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    binary = server_binary()
+    if not binary.exists():
+        pytest.skip(f"server binary not found at {binary}: run `cargo build -p nullspace-cli` or set NULLSPACE_BIN")
+    data_dir = tmp_path_factory.mktemp("server-data")
+    log = tmp_path_factory.mktemp("server-log") / "server.log"
+    port = free_port()
+    key = "nsk_" + secrets.token_hex(24)
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NULLSPACE_")}
+    env.setdefault("RUST_LOG", "info")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(binary), "server", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir),
+             "--bootstrap-key", key],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+            try:
+                r = httpx.get(f"{url}/v1/health", timeout=2)
+                if r.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server did not answer /v1/health within 60 s:\n{log.read_text(errors='replace')}")
+            time.sleep(0.1)
+        yield Server(url=url, admin_key=key, data_dir=data_dir, proc=proc, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """No test sees the developer's real configuration; the default client is fresh."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for var in ("NULLSPACE_API_URL", "NULLSPACE_API_KEY", "NULLSPACE_DATA_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    _client.reset_default_client()
+    yield home
+    _client.reset_default_client()
+
+
+@pytest.fixture(scope="session")
+def client(server: Server) -> Iterator[nullspace.Client]:
+    """A client of the default tenant (whose key is the admin key)."""
+    with nullspace.Client(server.url, server.admin_key, retry_backoff=0.05) as c:
+        yield c
+
+
+def unique_name(prefix: str = "v") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def volume(client: nullspace.Client) -> Iterator[nullspace.Volume]:
+    """A fresh empty volume, deleted after the test."""
+    v = nullspace.Volume.create(unique_name(), client=client)
+    yield v
+    nullspace.Volume.delete(v.name, if_exists=True, client=client)
+
+
+@pytest.fixture
+def tenant_client(server: Server) -> Iterator[Callable[..., nullspace.Client]]:
+    """Factory: a client of a new tenant (optionally with a default volume cap)."""
+    made = []
+
+    def make(cap_bytes: Optional[int] = None) -> nullspace.Client:
+        key = server.create_tenant(cap_bytes=cap_bytes)
+        c = nullspace.Client(server.url, key, retry_backoff=0.05)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
