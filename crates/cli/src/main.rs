@@ -1,0 +1,160 @@
+//! `nullspace`: the server (`nullspace server`) and the command-line client of its HTTP API.
+//!
+//! Architecture invariant: every client verb goes through `nullspace-client`; this crate only
+//! parses arguments, validates them with core's parsers, resolves configuration and prints.
+
+mod admin;
+mod config;
+mod output;
+mod server;
+mod volume;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use nullspace_core::{Error, ErrorCode};
+
+use crate::output::StdoutClosed;
+
+const EXIT_CODES: &str = "\
+Configuration (client verbs): --url/--key, else NULLSPACE_API_URL/NULLSPACE_API_KEY, else the
+profile saved by `nullspace login` ($XDG_CONFIG_HOME/nullspace/config.json), else the local
+server's client.json in its data dir. A saved key is only sent to the URL it was saved with.
+
+Exit codes:
+  0  success (`volume exists`: the path exists)
+  1  `volume exists`: the path does not exist; other errors (local I/O)
+  2  invalid usage or invalid argument
+  3  unauthenticated or permission denied
+  4  not found
+  5  already exists, conflict, or volume in use
+  6  quota exceeded or payload too large
+  7  server unavailable (cannot reach it)
+  8  internal server error";
+
+/// nullspace Volumes: durable shared filesystems for sandboxes.
+#[derive(Parser)]
+#[command(name = "nullspace", version, after_long_help = EXIT_CODES)]
+struct Cli {
+    /// Server URL [default: the saved profile's, else http://127.0.0.1:7420]
+    #[arg(
+        long,
+        global = true,
+        env = "NULLSPACE_API_URL",
+        value_name = "URL",
+        display_order = 100
+    )]
+    url: Option<String>,
+    /// API key [default: the saved profile's]
+    #[arg(
+        long,
+        global = true,
+        env = "NULLSPACE_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        display_order = 101
+    )]
+    key: Option<String>,
+    /// Print JSON documents instead of tables and messages
+    #[arg(long, global = true, display_order = 102)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: HTTP API, control-plane state and volume data
+    Server(server::ServerArgs),
+    /// Check a key against a server and save both as the default profile
+    Login,
+    /// Show which tenant the configured key belongs to
+    Whoami,
+    /// Operator commands (need an admin key)
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Create, inspect and delete volumes, and manage their files
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
+}
+
+/// Options every client verb shares.
+pub struct Global {
+    pub url: Option<String>,
+    pub key: Option<String>,
+    pub json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let global = Global {
+        url: non_empty(cli.url),
+        key: non_empty(cli.key),
+        json: cli.json,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Server(args) => server::run(args).await,
+            Command::Login => config::login(&global).await,
+            Command::Whoami => config::whoami(&global).await,
+            Command::Admin(cmd) => admin::run(cmd, &global).await,
+            Command::Volume(cmd) => volume::run(cmd, &global).await,
+        }
+    });
+    // Streams still being read (stdin) must not keep the process alive.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(e) if e.is::<StdoutClosed>() => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = exit_code(&e);
+            let msg = format!("{e:#}").replace('\n', " ");
+            output::eprint_line(&format!("error: {msg}"));
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+/// The process exit code of an error (see `EXIT_CODES`).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<Error>().map(|e| e.code) {
+        Some(ErrorCode::InvalidArgument) => 2,
+        Some(ErrorCode::Unauthenticated | ErrorCode::PermissionDenied) => 3,
+        Some(ErrorCode::NotFound) => 4,
+        Some(ErrorCode::AlreadyExists | ErrorCode::Conflict | ErrorCode::VolumeInUse) => 5,
+        Some(ErrorCode::QuotaExceeded | ErrorCode::PayloadTooLarge) => 6,
+        Some(ErrorCode::Unavailable) => 7,
+        Some(ErrorCode::Internal) => 8,
+        None => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(exit_code(&Error::not_found("x").into()), 4);
+        assert_eq!(exit_code(&anyhow::anyhow!("local")), 1);
+        let wrapped = anyhow::Error::from(Error::quota_exceeded("full")).context("writing");
+        assert_eq!(exit_code(&wrapped), 6);
+    }
+}

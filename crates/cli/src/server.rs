@@ -1,0 +1,67 @@
+//! `nullspace server`: flags and env vars into a `ServerConfig`, then `nullspace_api::run`.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use nullspace_api::ServerConfig;
+use tracing_subscriber::EnvFilter;
+
+/// Flags of `nullspace server`; each is also an environment variable.
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Address to listen on
+    #[arg(long, env = "NULLSPACE_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:7420", value_parser = parse_listen)]
+    listen: SocketAddr,
+    /// Data directory: database, volume data, client.json [default: $XDG_DATA_HOME/nullspace or ~/.local/share/nullspace]
+    #[arg(long, env = "NULLSPACE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Control-plane database [default: SQLite in the data dir]
+    #[arg(
+        long,
+        env = "NULLSPACE_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    database_url: Option<String>,
+    /// On first start, use this as the default tenant's admin key instead of a random one
+    #[arg(
+        long,
+        env = "NULLSPACE_BOOTSTRAP_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    bootstrap_key: Option<String>,
+}
+
+/// Accepts `IP:PORT` and `HOST:PORT` (resolved once, first address).
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("expected HOST:PORT ({e})"))?
+        .next()
+        .ok_or_else(|| format!("{s} resolves to no address"))
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = ServerConfig {
+        listen: args.listen,
+        data_dir: args
+            .data_dir
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or_else(ServerConfig::default_data_dir),
+        database_url: args.database_url.filter(|u| !u.is_empty()),
+        bootstrap_key: args.bootstrap_key.filter(|k| !k.is_empty()),
+    };
+    nullspace_api::run(config).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,627 @@
+//! `nullspace volume …`: volume lifecycle and the direct file API.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use futures::StreamExt;
+use nullspace_client::{Fields, ListOptions, WriteOptions};
+use nullspace_core::{
+    format_size, parse_size, Error, FileStat, FileType, LabelSelector, Labels, VolumeField,
+    VolumeName, VolumePath,
+};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use crate::output::{self, stdout_error};
+use crate::{config, Global};
+
+#[derive(clap::Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create {
+        /// 1-63 of a-z 0-9 . _ -, starting with a letter or digit
+        name: String,
+        /// Label to attach (repeatable)
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// Succeed (and change nothing) when the volume already exists
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+    /// List volumes
+    List {
+        /// Only volumes with this label (repeatable: all must match)
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// Comma-separated fields to show: id, name, created_at, updated_at, cap_bytes,
+        /// used_bytes, file_count, labels, state, attachments
+        #[arg(long, value_name = "A,B")]
+        fields: Option<String>,
+    },
+    /// Show one volume
+    Get {
+        /// Volume name
+        name: String,
+        /// Comma-separated fields to show (see `list`)
+        #[arg(long, value_name = "A,B")]
+        fields: Option<String>,
+    },
+    /// Delete a volume and all its files
+    Delete {
+        /// Volume name
+        name: String,
+        /// Release live sandbox attachments first instead of failing
+        #[arg(long)]
+        force: bool,
+        /// Succeed when the volume does not exist
+        #[arg(long)]
+        if_exists: bool,
+    },
+    /// Print a file's content (or a byte range) to stdout, streamed
+    Read {
+        /// Volume name
+        name: String,
+        /// Absolute path inside the volume
+        path: String,
+        /// First byte to read
+        #[arg(long, value_name = "N")]
+        offset: Option<String>,
+        /// Number of bytes to read
+        #[arg(long, value_name = "N")]
+        length: Option<String>,
+    },
+    /// Write a file from stdin (or --from FILE), atomically; prints nothing unless --json
+    Write {
+        /// Volume name
+        name: String,
+        /// Absolute path inside the volume; missing parent directories are created
+        path: String,
+        /// Local file to upload instead of stdin (`-` is stdin)
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// Fail if the file already exists
+        #[arg(long)]
+        no_overwrite: bool,
+        /// Write only if the file's current etag is ETAG
+        #[arg(long, value_name = "ETAG")]
+        if_match: Option<String>,
+    },
+    /// Upload a local directory tree in one all-or-nothing batch
+    WriteBatch {
+        /// Volume name
+        name: String,
+        /// Local directory whose contents are uploaded
+        local_dir: PathBuf,
+        /// Directory inside the volume to put them in
+        #[arg(default_value = "/")]
+        remote_dir: String,
+    },
+    /// Make a directory
+    Mkdir {
+        /// Volume name
+        name: String,
+        /// Path inside the volume
+        path: String,
+        /// Create missing parents, and succeed if the directory exists
+        #[arg(short = 'p', long)]
+        parents: bool,
+    },
+    /// Move or rename a file or directory
+    Mv {
+        /// Volume name
+        name: String,
+        /// Source path inside the volume
+        src: String,
+        /// Destination path inside the volume
+        dst: String,
+        /// Replace an existing destination
+        #[arg(long)]
+        force: bool,
+    },
+    /// Copy a file (or, with -r, a directory)
+    Cp {
+        /// Volume name
+        name: String,
+        /// Source path inside the volume
+        src: String,
+        /// Destination path inside the volume
+        dst: String,
+        /// Copy directories recursively
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        /// Replace an existing destination
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove a file (or, with -r, a directory and its contents)
+    Rm {
+        /// Volume name
+        name: String,
+        /// Path inside the volume
+        path: String,
+        /// Remove directories and their contents
+        #[arg(short = 'r', long)]
+        recursive: bool,
+    },
+    /// List a directory, one path per line
+    Ls {
+        /// Volume name
+        name: String,
+        /// Directory (or file) inside the volume
+        #[arg(default_value = "/")]
+        path: String,
+        /// List subdirectories too
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        /// Only entries matching this shell glob (without `/`: the name; with: the relative path)
+        #[arg(long, value_name = "GLOB")]
+        glob: Option<String>,
+        /// Show type, size and modification time
+        #[arg(short = 'l', long)]
+        long: bool,
+    },
+    /// Show a file's metadata
+    Stat {
+        /// Volume name
+        name: String,
+        /// Path inside the volume
+        path: String,
+    },
+    /// Print whether a path exists (exit 0 if it does, 1 if not)
+    Exists {
+        /// Volume name
+        name: String,
+        /// Path inside the volume
+        path: String,
+    },
+}
+
+/// Columns of `volume list` when no `--fields` are given.
+const LIST_COLUMNS: [VolumeField; 7] = [
+    VolumeField::Name,
+    VolumeField::UsedBytes,
+    VolumeField::CapBytes,
+    VolumeField::FileCount,
+    VolumeField::Attachments,
+    VolumeField::Labels,
+    VolumeField::CreatedAt,
+];
+
+fn header(f: VolumeField) -> &'static str {
+    match f {
+        VolumeField::Id => "ID",
+        VolumeField::Name => "NAME",
+        VolumeField::CreatedAt => "CREATED",
+        VolumeField::UpdatedAt => "UPDATED",
+        VolumeField::CapBytes => "CAP",
+        VolumeField::UsedBytes => "USED",
+        VolumeField::FileCount => "FILES",
+        VolumeField::Labels => "LABELS",
+        VolumeField::State => "STATE",
+        VolumeField::Attachments => "ATTACHMENTS",
+    }
+}
+
+/// One field of a volume as a table cell: sizes and times for humans.
+fn cell(f: VolumeField, v: Option<&Value>) -> String {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return "-".into();
+    };
+    match (f, v) {
+        (VolumeField::CapBytes | VolumeField::UsedBytes, Value::Number(n)) => {
+            n.as_u64().map(format_size).unwrap_or_else(|| n.to_string())
+        }
+        (VolumeField::CreatedAt | VolumeField::UpdatedAt, Value::String(s)) => output::time_str(s),
+        (VolumeField::Labels, Value::Object(m)) if m.is_empty() => "-".into(),
+        (VolumeField::Labels, Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        (_, Value::String(s)) => s.clone(),
+        (_, other) => other.to_string(),
+    }
+}
+
+fn parse_fields(fields: Option<&str>) -> Result<Option<Vec<VolumeField>>, Error> {
+    fields.map(VolumeField::parse_list).transpose()
+}
+
+fn parse_selectors(labels: &[String]) -> Result<Vec<LabelSelector>, Error> {
+    labels.iter().map(|l| LabelSelector::parse(l)).collect()
+}
+
+fn parse_path(what: &str, p: &str) -> Result<VolumePath, Error> {
+    VolumePath::parse(p).map_err(|e| Error::invalid_argument(format!("{what}: {}", e.message)))
+}
+
+fn parse_count(flag: &str, s: Option<&str>) -> Result<Option<u64>, Error> {
+    s.map(|s| {
+        parse_size(s).map_err(|_| {
+            Error::invalid_argument(format!(
+                "invalid {flag} {s:?}: expected a byte count such as 1024 or 4KiB"
+            ))
+        })
+    })
+    .transpose()
+}
+
+fn to_fields(v: &impl serde::Serialize) -> anyhow::Result<Fields> {
+    match serde_json::to_value(v)? {
+        Value::Object(m) => Ok(m),
+        _ => anyhow::bail!("expected a JSON object"),
+    }
+}
+
+pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
+    match cmd {
+        VolumeCommand::Create {
+            name,
+            labels,
+            if_not_exists,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let mut map = Labels::new();
+            for sel in parse_selectors(&labels)? {
+                map.insert(sel.key, sel.value);
+            }
+            let (vol, created) = config::client(g)?
+                .create_volume(&name, &map, if_not_exists)
+                .await?;
+            if g.json {
+                output::json(&vol)?;
+            } else if created {
+                output::line(format_args!("created volume {}", vol.name))?;
+            } else {
+                output::line(format_args!("volume {} already exists", vol.name))?;
+            }
+        }
+        VolumeCommand::List { labels, fields } => {
+            let selectors = parse_selectors(&labels)?;
+            let fields = parse_fields(fields.as_deref())?;
+            let client = config::client(g)?;
+            let rows: Vec<Fields> = match &fields {
+                Some(f) => client.list_volumes_fields(&selectors, f).await?,
+                None => client
+                    .list_volumes(&selectors)
+                    .await?
+                    .iter()
+                    .map(to_fields)
+                    .collect::<Result<_, _>>()?,
+            };
+            if g.json {
+                output::json(&rows)?;
+            } else {
+                let cols = fields.unwrap_or_else(|| LIST_COLUMNS.to_vec());
+                let head: Vec<&str> = cols.iter().map(|f| header(*f)).collect();
+                let body: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| cols.iter().map(|f| cell(*f, r.get(f.as_str()))).collect())
+                    .collect();
+                output::table(Some(&head), &body)?;
+            }
+        }
+        VolumeCommand::Get { name, fields } => {
+            let name = VolumeName::parse(&name)?;
+            let fields = parse_fields(fields.as_deref())?;
+            let client = config::client(g)?;
+            let obj = match &fields {
+                Some(f) => client.get_volume_fields(&name, f).await?,
+                None => to_fields(&client.get_volume(&name).await?)?,
+            };
+            if g.json {
+                output::json(&obj)?;
+            } else {
+                let cols = fields.unwrap_or_else(|| VolumeField::ALL.to_vec());
+                let body: Vec<Vec<String>> = cols
+                    .iter()
+                    .map(|f| vec![f.as_str().to_owned(), cell(*f, obj.get(f.as_str()))])
+                    .collect();
+                output::table(None, &body)?;
+            }
+        }
+        VolumeCommand::Delete {
+            name,
+            force,
+            if_exists,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            config::client(g)?
+                .delete_volume(&name, force, if_exists)
+                .await?;
+            if g.json {
+                output::json(&serde_json::json!({ "name": name.as_str(), "deleted": true }))?;
+            } else {
+                output::line(format_args!("deleted volume {name}"))?;
+            }
+        }
+        VolumeCommand::Read {
+            name,
+            path,
+            offset,
+            length,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let path = parse_path("path", &path)?;
+            let offset = parse_count("--offset", offset.as_deref())?;
+            let length = parse_count("--length", length.as_deref())?;
+            let mut content = config::client(g)?
+                .read_file(&name, &path, offset, length)
+                .await?;
+            let mut out = tokio::io::stdout();
+            while let Some(chunk) = content.next().await {
+                out.write_all(&chunk?).await.map_err(stdout_error)?;
+            }
+            out.flush().await.map_err(stdout_error)?;
+        }
+        VolumeCommand::Write {
+            name,
+            path,
+            from,
+            no_overwrite,
+            if_match,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let path = parse_path("path", &path)?;
+            let opts = WriteOptions {
+                overwrite: !no_overwrite,
+                if_match,
+            };
+            let client = config::client(g)?;
+            let stat = match from.filter(|f| f.as_os_str() != "-") {
+                None => {
+                    client
+                        .write_reader(&name, &path, tokio::io::stdin(), &opts)
+                        .await?
+                }
+                Some(file) => {
+                    let f = tokio::fs::File::open(&file)
+                        .await
+                        .with_context(|| format!("cannot open {}", file.display()))?;
+                    let meta = f
+                        .metadata()
+                        .await
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    if meta.is_dir() {
+                        return Err(Error::invalid_argument(format!(
+                            "{} is a directory: use `nullspace volume write-batch` to upload a directory",
+                            file.display()
+                        ))
+                        .into());
+                    }
+                    client.write_reader(&name, &path, f, &opts).await?
+                }
+            };
+            // Silent on success so that pipelines stay clean.
+            if g.json {
+                output::json(&stat)?;
+            }
+        }
+        VolumeCommand::WriteBatch {
+            name,
+            local_dir,
+            remote_dir,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let remote = parse_path("remote dir", &remote_dir)?;
+            let up = config::client(g)?
+                .write_batch_dir(&name, &local_dir, &remote)
+                .await?;
+            for s in &up.skipped {
+                output::eprint_line(&format!(
+                    "warning: skipped {} (only regular files and directories are uploaded)",
+                    s.display()
+                ));
+            }
+            if g.json {
+                output::json(&up.result)?;
+            } else {
+                let files = if up.result.files == 1 {
+                    "file"
+                } else {
+                    "files"
+                };
+                output::line(format_args!(
+                    "wrote {} {files} ({}) to {name}:{remote}",
+                    up.result.files,
+                    format_size(up.result.bytes)
+                ))?;
+            }
+        }
+        VolumeCommand::Mkdir {
+            name,
+            path,
+            parents,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let path = parse_path("path", &path)?;
+            let stat = config::client(g)?.mkdir(&name, &path, parents).await?;
+            done(g, &stat, format_args!("created directory {}", stat.path))?;
+        }
+        VolumeCommand::Mv {
+            name,
+            src,
+            dst,
+            force,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let (src, dst) = (
+                parse_path("source", &src)?,
+                parse_path("destination", &dst)?,
+            );
+            let stat = config::client(g)?.rename(&name, &src, &dst, force).await?;
+            done(g, &stat, format_args!("moved {src} to {}", stat.path))?;
+        }
+        VolumeCommand::Cp {
+            name,
+            src,
+            dst,
+            recursive,
+            force,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let (src, dst) = (
+                parse_path("source", &src)?,
+                parse_path("destination", &dst)?,
+            );
+            let stat = config::client(g)?
+                .copy(&name, &src, &dst, force, recursive)
+                .await?;
+            done(g, &stat, format_args!("copied {src} to {}", stat.path))?;
+        }
+        VolumeCommand::Rm {
+            name,
+            path,
+            recursive,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let path = parse_path("path", &path)?;
+            config::client(g)?.remove(&name, &path, recursive).await?;
+            if g.json {
+                output::json(&serde_json::json!({ "path": path.as_str(), "removed": true }))?;
+            } else if path.is_root() {
+                output::line(format_args!("emptied volume {name}"))?;
+            } else {
+                output::line(format_args!("removed {path}"))?;
+            }
+        }
+        VolumeCommand::Ls {
+            name,
+            path,
+            recursive,
+            glob,
+            long,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let path = parse_path("path", &path)?;
+            let opts = ListOptions {
+                recursive,
+                glob,
+                page_size: None,
+            };
+            let entries = config::client(g)?.list_stream(&name, &path, &opts);
+            ls(g, long, entries).await?;
+        }
+        VolumeCommand::Stat { name, path } => {
+            let name = VolumeName::parse(&name)?;
+            let path = parse_path("path", &path)?;
+            let st = config::client(g)?.stat(&name, &path).await?;
+            if g.json {
+                output::json(&st)?;
+            } else {
+                let size = if st.size >= 1024 {
+                    format!("{} ({} bytes)", format_size(st.size), st.size)
+                } else {
+                    format_size(st.size)
+                };
+                let rows = [
+                    ("path", st.path.clone()),
+                    ("type", file_type(st.file_type).to_owned()),
+                    ("size", size),
+                    ("mode", format!("{:04o}", st.mode)),
+                    ("mtime", output::time(&st.mtime)),
+                    ("etag", st.etag.clone()),
+                ];
+                let body: Vec<Vec<String>> = rows
+                    .into_iter()
+                    .map(|(k, v)| vec![k.to_owned(), v])
+                    .collect();
+                output::table(None, &body)?;
+            }
+        }
+        VolumeCommand::Exists { name, path } => {
+            let name = VolumeName::parse(&name)?;
+            let path = parse_path("path", &path)?;
+            let exists = config::client(g)?.exists(&name, &path).await?;
+            if g.json {
+                output::json(&serde_json::json!({ "exists": exists }))?;
+            } else {
+                output::line(exists)?;
+            }
+            return Ok(if exists {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Confirms a change: the entry's stat with `--json`, a short message otherwise.
+fn done(g: &Global, stat: &FileStat, msg: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    if g.json {
+        output::json(stat)
+    } else {
+        output::line(msg)
+    }
+}
+
+fn file_type(t: FileType) -> &'static str {
+    match t {
+        FileType::File => "file",
+        FileType::Dir => "dir",
+        FileType::Symlink => "symlink",
+    }
+}
+
+/// Prints a listing as it arrives page by page (`-l` aligns columns, so it waits for all).
+async fn ls(
+    g: &Global,
+    long: bool,
+    entries: impl futures::Stream<Item = nullspace_core::Result<FileStat>>,
+) -> anyhow::Result<()> {
+    const FLUSH_AT: usize = 64 * 1024;
+    let mut entries = std::pin::pin!(entries);
+    if long && !g.json {
+        let mut rows = Vec::new();
+        while let Some(st) = entries.next().await {
+            let st = st?;
+            let size = if st.file_type == FileType::Dir {
+                "-".to_owned()
+            } else {
+                format_size(st.size)
+            };
+            rows.push(vec![
+                file_type(st.file_type).to_owned(),
+                size,
+                output::time(&st.mtime),
+                st.path,
+            ]);
+        }
+        return output::table(None, &rows);
+    }
+    // JSON is one array, written incrementally so huge listings need no memory.
+    let mut buf = String::new();
+    let mut first = true;
+    if g.json {
+        buf.push('[');
+    }
+    while let Some(st) = entries.next().await {
+        let st = st?;
+        if g.json {
+            buf.push_str(if first { "\n  " } else { ",\n  " });
+            buf.push_str(&serde_json::to_string(&st)?);
+        } else {
+            buf.push_str(&st.path);
+            buf.push('\n');
+        }
+        first = false;
+        if buf.len() >= FLUSH_AT {
+            output::write_stdout(buf.as_bytes())?;
+            buf.clear();
+        }
+    }
+    if g.json {
+        buf.push_str(if first { "]\n" } else { "\n]\n" });
+    }
+    output::write_stdout(buf.as_bytes())
+}
