@@ -41,7 +41,13 @@ pub async fn create_tenant(
     caller.require_admin()?;
     let name = TenantName::parse(&req.name)?;
     let (tenant, key) = app.store.create_tenant(&name).await?;
-    Ok((StatusCode::CREATED, axum::Json(CreatedTenant { tenant, key: key.expose().to_owned() })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedTenant {
+            tenant,
+            key: key.expose().to_owned(),
+        }),
+    ))
 }
 
 #[utoipa::path(put, path = "/v1/admin/tenants/{tenant}/volume-cap", tag = "admin", params(("tenant" = String, Path)),
@@ -55,7 +61,14 @@ pub async fn set_volume_cap(
     caller.require_admin()?;
     let name = TenantName::parse(&tenant)?;
     if req.cap_bytes == 0 || req.cap_bytes > i64::MAX as u64 {
-        return Err(nullspace_core::Error::invalid_argument("cap_bytes must be between 1 and 2^63-1").into());
+        return Err(nullspace_core::Error::invalid_argument(
+            "cap_bytes must be between 1 and 2^63-1",
+        )
+        .into());
     }
-    Ok(axum::Json(app.store.set_tenant_volume_cap(&name, req.cap_bytes).await?))
+    Ok(axum::Json(
+        app.store
+            .set_tenant_volume_cap(&name, req.cap_bytes)
+            .await?,
+    ))
 }

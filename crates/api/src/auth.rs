@@ -32,10 +32,15 @@ impl FromRequestParts<AppState> for Caller {
         let key = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| Error::unauthenticated("malformed Authorization header: expected `Bearer <key>`"))?;
+            .ok_or_else(|| {
+                Error::unauthenticated("malformed Authorization header: expected `Bearer <key>`")
+            })?;
         let principal = state.store.authenticate(&ApiKey::new(key)).await?;
         Ok(Caller(principal))
     }

@@ -19,7 +19,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::AlreadyExists | ErrorCode::Conflict | ErrorCode::VolumeInUse => StatusCode::CONFLICT,
+        ErrorCode::AlreadyExists | ErrorCode::Conflict | ErrorCode::VolumeInUse => {
+            StatusCode::CONFLICT
+        }
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -46,11 +48,23 @@ impl IntoResponse for ApiError {
         let Error { code, message } = self.0;
         match code {
             // Server faults are logged with their detail; client mistakes are not errors of ours.
-            ErrorCode::Internal | ErrorCode::Unavailable => tracing::error!(%code, %message, "request failed"),
+            ErrorCode::Internal | ErrorCode::Unavailable => {
+                tracing::error!(%code, %message, "request failed")
+            }
             _ => tracing::debug!(%code, %message, "request refused"),
         }
-        let message = if code == ErrorCode::Internal { "internal server error".to_owned() } else { message };
-        let body = ErrorBody { error: ErrorDetail { code: code.as_str().to_owned(), message, retryable: code.retryable() } };
+        let message = if code == ErrorCode::Internal {
+            "internal server error".to_owned()
+        } else {
+            message
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.as_str().to_owned(),
+                message,
+                retryable: code.retryable(),
+            },
+        };
         (status_of(code), axum::Json(body)).into_response()
     }
 }
@@ -69,13 +83,19 @@ impl From<nullspace_state::StateError> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> ApiError {
-        ApiError(Error::invalid_argument(format!("invalid query parameters: {}", r.body_text())))
+        ApiError(Error::invalid_argument(format!(
+            "invalid query parameters: {}",
+            r.body_text()
+        )))
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
-        ApiError(Error::invalid_argument(format!("invalid JSON body: {}", r.body_text())))
+        ApiError(Error::invalid_argument(format!(
+            "invalid JSON body: {}",
+            r.body_text()
+        )))
     }
 }
 

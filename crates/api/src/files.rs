@@ -23,7 +23,7 @@ fn default_true() -> bool {
     true
 }
 
-fn parse_path(field: &str, p: &str) -> Result<VolumePath, Error> {
+pub(crate) fn parse_path(field: &str, p: &str) -> Result<VolumePath, Error> {
     VolumePath::parse(p).map_err(|e| Error::invalid_argument(format!("{field}: {}", e.message)))
 }
 
@@ -140,10 +140,20 @@ pub struct BatchResponse {
 
 /// Parses `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` against a file size.
 fn parse_range(h: &HeaderValue, size: u64) -> Result<(u64, u64), Error> {
-    let bad = || Error::invalid_argument(format!("unsupported Range header {h:?}: use bytes=START-END"));
-    let s = h.to_str().map_err(|_| bad())?.strip_prefix("bytes=").ok_or_else(bad)?;
+    let bad = || {
+        Error::invalid_argument(format!(
+            "unsupported Range header {h:?}: use bytes=START-END"
+        ))
+    };
+    let s = h
+        .to_str()
+        .map_err(|_| bad())?
+        .strip_prefix("bytes=")
+        .ok_or_else(bad)?;
     if s.contains(',') {
-        return Err(Error::invalid_argument("multiple byte ranges are not supported"));
+        return Err(Error::invalid_argument(
+            "multiple byte ranges are not supported",
+        ));
     }
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
     let (start, end) = match (a.trim(), b.trim()) {
@@ -178,7 +188,8 @@ pub async fn read_file(
     let path = parse_path("path", &q.path)?;
     let h = app.handle(&v).await?;
     let vname = v.name.clone();
-    let (file, stat) = blocking(move || h.open_read(&path).map_err(|e| e.in_volume(&vname))).await?;
+    let (file, stat) =
+        blocking(move || h.open_read(&path).map_err(|e| e.in_volume(&vname))).await?;
     let size = stat.size;
     let (start, end, partial) = if let Some(r) = headers.get(header::RANGE) {
         let (s, e) = parse_range(r, size)?;
@@ -189,7 +200,8 @@ pub async fn read_file(
         (start, end, false)
     };
     let mut file = file;
-    file.seek(SeekFrom::Start(start)).map_err(|e| Error::internal(format!("seek: {e}")))?;
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| Error::internal(format!("seek: {e}")))?;
     let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), end - start);
     let body = Body::from_stream(ReaderStream::with_capacity(reader, READ_CHUNK));
     let mut resp = Response::builder()
@@ -203,15 +215,23 @@ pub async fn read_file(
             format!("bytes {start}-{}/{size}", end.saturating_sub(1).max(start)),
         );
     }
-    resp.body(body).map_err(|e| Error::internal(e.to_string()).into())
+    resp.body(body)
+        .map_err(|e| Error::internal(e.to_string()).into())
 }
 
 fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
     match headers.get(header::IF_MATCH) {
         None => Ok(None),
         Some(v) => {
-            let s = v.to_str().map_err(|_| Error::invalid_argument("If-Match header is not ASCII"))?;
-            Ok(Some(s.trim().trim_start_matches("W/").trim_matches('"').to_owned()))
+            let s = v
+                .to_str()
+                .map_err(|_| Error::invalid_argument("If-Match header is not ASCII"))?;
+            Ok(Some(
+                s.trim()
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .to_owned(),
+            ))
         }
     }
 }
@@ -229,7 +249,10 @@ pub async fn write_file(
 ) -> ApiResult<axum::Json<FileStat>> {
     let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &q.path)?;
-    let opts = WriteOptions { overwrite: q.overwrite, if_match: if_match(&headers)? };
+    let opts = WriteOptions {
+        overwrite: q.overwrite,
+        if_match: if_match(&headers)?,
+    };
     let h = app.handle(&v).await?;
     let vname = v.name.clone();
     let (hh, p) = (h.clone(), path.clone());
@@ -289,9 +312,16 @@ pub async fn write_batch(
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = SyncIoBridge::new(StreamReader::new(stream));
     let (hh, vname) = (h.clone(), v.name.clone());
-    let r = blocking(move || hh.write_batch(reader, &dest).map_err(|e| e.in_volume(&vname))).await?;
+    let r = blocking(move || {
+        hh.write_batch(reader, &dest)
+            .map_err(|e| e.in_volume(&vname))
+    })
+    .await?;
     app.persist_usage(&h).await;
-    Ok(axum::Json(BatchResponse { files: r.files, bytes: r.bytes }))
+    Ok(axum::Json(BatchResponse {
+        files: r.files,
+        bytes: r.bytes,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/files/mkdir", tag = "files", params(("name" = String, Path)),
@@ -305,7 +335,11 @@ pub async fn mkdir(
     let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &req.path)?;
     let h = app.handle(&v).await?;
-    let stat = blocking(move || h.mkdir(&path, req.parents).map_err(|e| e.in_volume(&v.name))).await?;
+    let stat = blocking(move || {
+        h.mkdir(&path, req.parents)
+            .map_err(|e| e.in_volume(&v.name))
+    })
+    .await?;
     Ok(axum::Json(stat))
 }
 
@@ -321,7 +355,11 @@ pub async fn move_file(
     let (src, dst) = (parse_path("src", &req.src)?, parse_path("dst", &req.dst)?);
     let h = app.handle(&v).await?;
     let hh = h.clone();
-    let stat = blocking(move || hh.rename(&src, &dst, req.overwrite).map_err(|e| e.in_volume(&v.name))).await?;
+    let stat = blocking(move || {
+        hh.rename(&src, &dst, req.overwrite)
+            .map_err(|e| e.in_volume(&v.name))
+    })
+    .await?;
     app.persist_usage(&h).await;
     Ok(axum::Json(stat))
 }
@@ -338,7 +376,11 @@ pub async fn copy_file(
     let (src, dst) = (parse_path("src", &req.src)?, parse_path("dst", &req.dst)?);
     let h = app.handle(&v).await?;
     let hh = h.clone();
-    let stat = blocking(move || hh.copy(&src, &dst, req.overwrite, req.recursive).map_err(|e| e.in_volume(&v.name))).await?;
+    let stat = blocking(move || {
+        hh.copy(&src, &dst, req.overwrite, req.recursive)
+            .map_err(|e| e.in_volume(&v.name))
+    })
+    .await?;
     app.persist_usage(&h).await;
     Ok(axum::Json(stat))
 }
@@ -355,7 +397,11 @@ pub async fn remove(
     let path = parse_path("path", &q.path)?;
     let h = app.handle(&v).await?;
     let hh = h.clone();
-    blocking(move || hh.remove(&path, q.recursive).map_err(|e| e.in_volume(&v.name))).await?;
+    blocking(move || {
+        hh.remove(&path, q.recursive)
+            .map_err(|e| e.in_volume(&v.name))
+    })
+    .await?;
     app.persist_usage(&h).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -372,12 +418,23 @@ pub async fn list(
     let path = parse_path("path", &q.path)?;
     let limit = q.limit.unwrap_or(1000);
     if !(1..=100_000).contains(&limit) {
-        return Err(Error::invalid_argument(format!("limit must be between 1 and 100000, not {limit}")).into());
+        return Err(Error::invalid_argument(format!(
+            "limit must be between 1 and 100000, not {limit}"
+        ))
+        .into());
     }
-    let opts = ListOptions { recursive: q.recursive, glob: q.glob, limit, cursor: q.cursor };
+    let opts = ListOptions {
+        recursive: q.recursive,
+        glob: q.glob,
+        limit,
+        cursor: q.cursor,
+    };
     let h = app.handle(&v).await?;
     let page = blocking(move || h.list(&path, &opts).map_err(|e| e.in_volume(&v.name))).await?;
-    Ok(axum::Json(ListResponse { entries: page.entries, next_cursor: page.next_cursor }))
+    Ok(axum::Json(ListResponse {
+        entries: page.entries,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}/files/stat", tag = "files", params(("name" = String, Path), PathQuery),
@@ -391,7 +448,9 @@ pub async fn stat(
     let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &q.path)?;
     let h = app.handle(&v).await?;
-    Ok(axum::Json(blocking(move || h.stat(&path).map_err(|e| e.in_volume(&v.name))).await?))
+    Ok(axum::Json(
+        blocking(move || h.stat(&path).map_err(|e| e.in_volume(&v.name))).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}/files/exists", tag = "files", params(("name" = String, Path), PathQuery),

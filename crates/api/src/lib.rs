@@ -7,11 +7,13 @@
 mod admin;
 mod auth;
 mod config;
+mod content;
 mod error;
 mod files;
 mod openapi;
 mod server;
 mod volumes;
+mod watch;
 
 use std::sync::Arc;
 
@@ -53,7 +55,12 @@ impl AppState {
 
     /// The open data-plane handle of a volume.
     async fn handle(&self, v: &Volume) -> ApiResult<Arc<VolumeHandle>> {
-        let (store, id, cap, name) = (self.volumes.clone(), v.id.clone(), v.cap_bytes, v.name.clone());
+        let (store, id, cap, name) = (
+            self.volumes.clone(),
+            v.id.clone(),
+            v.cap_bytes,
+            v.name.clone(),
+        );
         blocking(move || store.handle(&id, cap).map_err(|e| e.in_volume(&name))).await
     }
 
@@ -61,14 +68,20 @@ impl AppState {
     /// from disk on every start).
     async fn persist_usage(&self, h: &VolumeHandle) {
         let u = h.usage();
-        if let Err(e) = self.store.set_volume_usage(h.id(), u.used_bytes, u.file_count).await {
+        if let Err(e) = self
+            .store
+            .set_volume_usage(h.id(), u.used_bytes, u.file_count)
+            .await
+        {
             tracing::warn!(volume = h.id(), error = %e, "could not record volume usage");
         }
     }
 }
 
 /// Runs blocking work on the blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> ApiResult<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> ApiResult<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(Into::into),
         Err(e) => Err(Error::internal(format!("blocking task failed: {e}")).into()),

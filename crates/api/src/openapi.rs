@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::{admin, files, volumes, AppState};
+use crate::{admin, content, files, volumes, watch, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -44,7 +44,10 @@ pub struct Health {
 
 #[utoipa::path(get, path = "/v1/health", tag = "meta", security(), responses((status = 200, body = Health)))]
 async fn health() -> axum::Json<Health> {
-    axum::Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
+    axum::Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 /// The caller's identity.
@@ -58,7 +61,11 @@ pub struct WhoAmI {
 #[utoipa::path(get, path = "/v1/whoami", tag = "meta", responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
 async fn whoami(caller: Caller) -> axum::Json<WhoAmI> {
     let p = caller.0;
-    axum::Json(WhoAmI { tenant: p.tenant_name, tenant_id: p.tenant_id, admin: p.admin })
+    axum::Json(WhoAmI {
+        tenant: p.tenant_name,
+        tenant_id: p.tenant_id,
+        admin: p.admin,
+    })
 }
 
 fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -78,6 +85,10 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(files::list))
         .routes(routes!(files::stat))
         .routes(routes!(files::exists))
+        .routes(routes!(content::search))
+        .routes(routes!(content::replace))
+        .routes(routes!(content::edit))
+        .routes(routes!(watch::watch))
         .split_for_parts()
 }
 
@@ -103,7 +114,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn fallback(State(_): State<AppState>, uri: axum::http::Uri) -> ApiError {
-    ApiError(nullspace_core::Error::not_found(format!("no such route: {}", uri.path())))
+    ApiError(nullspace_core::Error::not_found(format!(
+        "no such route: {}",
+        uri.path()
+    )))
 }
 
 async fn method_not_allowed() -> impl IntoResponse {

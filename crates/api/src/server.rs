@@ -14,12 +14,23 @@ use crate::{AppState, ServerConfig};
 /// Runs the server until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let data_dir = &config.data_dir;
-    create_private_dir(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    create_private_dir(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let store: Arc<dyn StateStore> = match config.database_url.as_deref() {
-        None => Arc::new(SqliteStore::open(&data_dir.join("nullspace.db")).await.context("cannot open the SQLite database")?),
+        None => Arc::new(
+            SqliteStore::open(&data_dir.join("nullspace.db"))
+                .await
+                .context("cannot open the SQLite database")?,
+        ),
         Some(url) if url.starts_with("sqlite:") => {
-            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-            Arc::new(SqliteStore::open(Path::new(path)).await.context("cannot open the SQLite database")?)
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
+            Arc::new(
+                SqliteStore::open(Path::new(path))
+                    .await
+                    .context("cannot open the SQLite database")?,
+            )
         }
         Some(url) => {
             let scheme = url.split(':').next().unwrap_or("");
@@ -33,32 +44,45 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
 
     let bootstrap = config.bootstrap_key.as_deref().map(ApiKey::new);
-    let created = store.bootstrap(bootstrap.as_ref()).await.context("cannot bootstrap the default tenant")?;
+    let created = store
+        .bootstrap(bootstrap.as_ref())
+        .await
+        .context("cannot bootstrap the default tenant")?;
     write_client_file(data_dir, addr, created.as_ref()).context("cannot write client.json")?;
     if created.is_some() {
         tracing::info!(path = %data_dir.join("client.json").display(), "bootstrapped tenant \"default\"; its admin key is in client.json (mode 0600)");
     }
 
-    let placement = DirectoryPlacement::open(&data_dir.join("volumes")).context("cannot open the volume data root")?;
+    let placement = DirectoryPlacement::open(&data_dir.join("volumes"))
+        .context("cannot open the volume data root")?;
     let volumes = Arc::new(VolumeStore::new(Box::new(placement)));
     let app = AppState { store, volumes };
     reconcile(&app).await?;
 
     tracing::info!(%addr, data_dir = %data_dir.display(), "nullspace server listening");
-    axum::serve(listener, crate::router(app)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, crate::router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("nullspace server stopped");
     Ok(())
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// `client.json` lets the CLI and SDK on this machine find the server with no set-up:
 /// `{"url": ..., "key": ...}`, mode 0600. The key is written only when it was just created;
 /// later starts only refresh the URL.
-fn write_client_file(data_dir: &Path, addr: SocketAddr, key: Option<&ApiKey>) -> anyhow::Result<()> {
+fn write_client_file(
+    data_dir: &Path,
+    addr: SocketAddr,
+    key: Option<&ApiKey>,
+) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = data_dir.join("client.json");
@@ -67,14 +91,30 @@ fn write_client_file(data_dir: &Path, addr: SocketAddr, key: Option<&ApiKey>) ->
         (None, Ok(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
         (None, Err(_)) => return Ok(()),
     };
-    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-    let host = if addr.is_ipv6() && !addr.ip().is_unspecified() { format!("[{host}]") } else { host };
-    doc.insert("url".into(), format!("http://{host}:{}", addr.port()).into());
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let host = if addr.is_ipv6() && !addr.ip().is_unspecified() {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    doc.insert(
+        "url".into(),
+        format!("http://{host}:{}", addr.port()).into(),
+    );
     if let Some(k) = key {
         doc.insert("key".into(), k.expose().into());
     }
     let tmp = data_dir.join(".client.json.tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(serde_json::to_string_pretty(&doc)?.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;
@@ -85,7 +125,11 @@ fn write_client_file(data_dir: &Path, addr: SocketAddr, key: Option<&ApiKey>) ->
 /// interrupted create), no storage lacks a record (an interrupted delete), staging areas are
 /// emptied and usage is measured from disk and recorded.
 async fn reconcile(app: &AppState) -> anyhow::Result<()> {
-    let records = app.store.all_volumes().await.context("cannot list volumes")?;
+    let records = app
+        .store
+        .all_volumes()
+        .await
+        .context("cannot list volumes")?;
     let known: HashSet<String> = records.iter().map(|v| v.id.clone()).collect();
     let vols = app.volumes.clone();
     let on_disk = tokio::task::spawn_blocking(move || vols.volume_ids()).await??;

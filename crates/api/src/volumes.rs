@@ -3,7 +3,9 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use nullspace_core::{validate_label, Error, ErrorCode, LabelSelector, Labels, Volume, VolumeField, VolumeName};
+use nullspace_core::{
+    validate_label, Error, ErrorCode, LabelSelector, Labels, Volume, VolumeField, VolumeName,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -63,7 +65,11 @@ fn select(v: &Volume, fields: &[VolumeField]) -> Value {
 #[utoipa::path(post, path = "/v1/volumes", tag = "volumes", request_body = CreateVolume,
     responses((status = 201, body = Volume), (status = 200, description = "exists (if_not_exists)", body = Volume),
               (status = 409, body = ErrorBody), (status = 400, body = ErrorBody)))]
-pub async fn create_volume(State(app): State<AppState>, caller: Caller, Json(req): Json<CreateVolume>) -> ApiResult<Response> {
+pub async fn create_volume(
+    State(app): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateVolume>,
+) -> ApiResult<Response> {
     let name = VolumeName::parse(&req.name)?;
     for (k, v) in &req.labels {
         validate_label(k, v)?;
@@ -77,13 +83,18 @@ pub async fn create_volume(State(app): State<AppState>, caller: Caller, Json(req
                 let v = app.store.get_volume(tenant, &name).await?;
                 return Ok((StatusCode::OK, axum::Json(app.live(v))).into_response());
             }
-            return Err(Error::new(e.code, format!("volume {:?} already exists", name.as_str())).into());
+            return Err(
+                Error::new(e.code, format!("volume {:?} already exists", name.as_str())).into(),
+            );
         }
     };
     let (vols, id) = (app.volumes.clone(), v.id.clone());
     let made = blocking(move || vols.create(&id).map_err(|e| e.in_volume(name.as_str()))).await;
     if let Err(e) = made {
-        let _ = app.store.delete_volume(tenant, &VolumeName::parse(&v.name)?).await;
+        let _ = app
+            .store
+            .delete_volume(tenant, &VolumeName::parse(&v.name)?)
+            .await;
         return Err(e);
     }
     Ok((StatusCode::CREATED, axum::Json(v)).into_response())
@@ -92,24 +103,39 @@ pub async fn create_volume(State(app): State<AppState>, caller: Caller, Json(req
 #[utoipa::path(get, path = "/v1/volumes", tag = "volumes",
     params(("label" = Option<String>, Query, description = "k=v; repeat to require several"), FieldsQuery),
     responses((status = 200, body = VolumeList), (status = 400, body = ErrorBody)))]
-pub async fn list_volumes(State(app): State<AppState>, caller: Caller, RawQuery(q): RawQuery) -> ApiResult<axum::Json<Value>> {
+pub async fn list_volumes(
+    State(app): State<AppState>,
+    caller: Caller,
+    RawQuery(q): RawQuery,
+) -> ApiResult<axum::Json<Value>> {
     let mut selectors = Vec::new();
     let mut fields = None;
     for (k, v) in form_pairs(q.as_deref().unwrap_or(""))? {
         match k.as_str() {
             "label" => selectors.push(LabelSelector::parse(&v)?),
             "fields" => fields = Some(v),
-            other => return Err(Error::invalid_argument(format!("unknown query parameter {other:?}")).into()),
+            other => {
+                return Err(
+                    Error::invalid_argument(format!("unknown query parameter {other:?}")).into(),
+                )
+            }
         }
     }
     let fields = VolumeField::parse_list(fields.as_deref().unwrap_or(""))?;
-    let vols = app.store.list_volumes(&caller.0.tenant_id, &selectors).await?;
-    let list: Vec<Value> = vols.into_iter().map(|v| select(&app.live(v), &fields)).collect();
+    let vols = app
+        .store
+        .list_volumes(&caller.0.tenant_id, &selectors)
+        .await?;
+    let list: Vec<Value> = vols
+        .into_iter()
+        .map(|v| select(&app.live(v), &fields))
+        .collect();
     Ok(axum::Json(serde_json::json!({ "volumes": list })))
 }
 
 fn form_pairs(q: &str) -> ApiResult<Vec<(String, String)>> {
-    serde_urlencoded::from_str(q).map_err(|e| Error::invalid_argument(format!("invalid query string: {e}")).into())
+    serde_urlencoded::from_str(q)
+        .map_err(|e| Error::invalid_argument(format!("invalid query string: {e}")).into())
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}", tag = "volumes", params(("name" = String, Path), FieldsQuery),

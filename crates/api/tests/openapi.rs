@@ -27,22 +27,40 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/v1/volumes/{name}/files/list"),
     ("get", "/v1/volumes/{name}/files/stat"),
     ("get", "/v1/volumes/{name}/files/exists"),
+    ("post", "/v1/volumes/{name}/files/search"),
+    ("post", "/v1/volumes/{name}/files/replace"),
+    ("post", "/v1/volumes/{name}/files/edit"),
+    ("get", "/v1/volumes/{name}/watch"),
 ];
 
 #[tokio::test]
 async fn openapi_document_matches_the_router() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&tmp.path().join("db.sqlite")).await.unwrap();
+    let store = SqliteStore::open(&tmp.path().join("db.sqlite"))
+        .await
+        .unwrap();
     let key = ApiKey::new("openapi-test-key-0123456789");
     store.bootstrap(Some(&key)).await.unwrap();
-    let volumes = VolumeStore::new(Box::new(DirectoryPlacement::open(&tmp.path().join("v")).unwrap()));
-    let app = router(AppState { store: Arc::new(store), volumes: Arc::new(volumes) });
+    let volumes = VolumeStore::new(Box::new(
+        DirectoryPlacement::open(&tmp.path().join("v")).unwrap(),
+    ));
+    let app = router(AppState {
+        store: Arc::new(store),
+        volumes: Arc::new(volumes),
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let http = reqwest::Client::new();
-    let doc: Value = http.get(format!("{base}/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = http
+        .get(format!("{base}/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let paths = doc["paths"].as_object().expect("paths");
     let mut documented = Vec::new();
     for (path, item) in paths {
@@ -52,13 +70,23 @@ async fn openapi_document_matches_the_router() {
             }
         }
     }
-    let mut expected: Vec<(String, String)> = EXPECTED.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let mut expected: Vec<(String, String)> = EXPECTED
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     expected.sort();
     documented.sort();
-    assert_eq!(documented, expected, "documented operations differ from the expected API");
+    assert_eq!(
+        documented, expected,
+        "documented operations differ from the expected API"
+    );
 
     for (method, path) in &documented {
-        let url = format!("{base}{}", path.replace("{name}", "no-such-volume").replace("{tenant}", "default"));
+        let url = format!(
+            "{base}{}",
+            path.replace("{name}", "no-such-volume")
+                .replace("{tenant}", "default")
+        );
         let req = http
             .request(method.to_uppercase().parse().unwrap(), &url)
             .bearer_auth(key.expose())
@@ -68,7 +96,10 @@ async fn openapi_document_matches_the_router() {
         let status = resp.status();
         let body = resp.text().await.unwrap();
         assert_ne!(status, 405, "{method} {path} is documented but not routed");
-        assert!(!body.contains("no such route"), "{method} {path} is documented but not routed: {body}");
+        assert!(
+            !body.contains("no such route"),
+            "{method} {path} is documented but not routed: {body}"
+        );
     }
 
     // And an undocumented path is a JSON not_found from the fallback.

@@ -26,10 +26,15 @@ pub enum FsError {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("volume cap exceeded: {used} bytes used + {adding} bytes would pass the cap of {cap} bytes")]
+    #[error(
+        "volume cap exceeded: {used} bytes used + {adding} bytes would pass the cap of {cap} bytes"
+    )]
     QuotaExceeded { used: u64, adding: u64, cap: u64 },
     #[error("I/O error on {path:?}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl FsError {
@@ -45,8 +50,15 @@ impl FsError {
             Errno::XDEV => FsError::Escapes(p),
             Errno::LOOP => FsError::SymlinkLoop(p),
             Errno::NAMETOOLONG => FsError::Invalid(format!("path {p:?} is too long")),
-            Errno::NOSPC | Errno::DQUOT => FsError::QuotaExceeded { used: 0, adding: 0, cap: 0 },
-            _ => FsError::Io { path: p, source: e.into() },
+            Errno::NOSPC | Errno::DQUOT => FsError::QuotaExceeded {
+                used: 0,
+                adding: 0,
+                cap: 0,
+            },
+            _ => FsError::Io {
+                path: p,
+                source: e.into(),
+            },
         }
     }
 
@@ -54,7 +66,10 @@ impl FsError {
     pub fn from_io(path: &str, e: std::io::Error) -> FsError {
         match e.raw_os_error() {
             Some(code) => FsError::from_errno(path, Errno::from_raw_os_error(code)),
-            None => FsError::Io { path: path.to_owned(), source: e },
+            None => FsError::Io {
+                path: path.to_owned(),
+                source: e,
+            },
         }
     }
 

@@ -15,6 +15,7 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use crate::error::{FsError, FsResult};
+use crate::events::{ChangeKind, EventLog};
 use crate::resolve::Beneath;
 use crate::walk::{copy_entry, entry_usage, open_child_dir, read_entries, stat_usage, tree_usage};
 use crate::Usage;
@@ -63,6 +64,34 @@ pub struct VolumeHandle {
     cap: u64,
     /// Current usage; holding this lock is what serialises commits to the volume.
     usage: Mutex<Usage>,
+    events: EventLog,
+}
+
+/// A shell glob over names (no `/` in it) or over paths relative to a listed directory.
+pub(crate) struct NameGlob {
+    matcher: globset::GlobMatcher,
+    on_path: bool,
+}
+
+impl NameGlob {
+    /// Compiles a user glob; a bad one is `invalid_argument` quoting the parser.
+    pub(crate) fn compile(glob: Option<&str>) -> FsResult<Option<NameGlob>> {
+        let Some(g) = glob else { return Ok(None) };
+        let matcher = globset::GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| FsError::Invalid(format!("invalid glob {g:?}: {}", e.kind())))?
+            .compile_matcher();
+        Ok(Some(NameGlob {
+            matcher,
+            on_path: g.contains('/'),
+        }))
+    }
+
+    pub(crate) fn matches(&self, name: &str, rel_path: &str) -> bool {
+        self.matcher
+            .is_match(if self.on_path { rel_path } else { name })
+    }
 }
 
 fn io_at(path: &str) -> impl Fn(Errno) -> FsError + '_ {
@@ -75,12 +104,18 @@ fn temp_name(prefix: &str) -> String {
 
 /// The etag of an entry: a digest of identity and change times. Every API write makes a new
 /// inode; in-place writes (from sandboxes) change size, mtime and ctime.
-fn etag_of(st: &Stat) -> String {
+pub(crate) fn etag_of(st: &Stat) -> String {
     let mut h = Sha256::new();
     h.update(
         format!(
             "{}:{}:{}:{}.{}:{}.{}",
-            st.st_dev, st.st_ino, st.st_size, st.st_mtime, st.st_mtime_nsec, st.st_ctime, st.st_ctime_nsec
+            st.st_dev,
+            st.st_ino,
+            st.st_size,
+            st.st_mtime,
+            st.st_mtime_nsec,
+            st.st_ctime,
+            st.st_ctime_nsec
         )
         .as_bytes(),
     );
@@ -98,7 +133,8 @@ fn file_stat(path: String, st: &Stat) -> FileStat {
         file_type,
         size: st.st_size.max(0) as u64,
         mode: st.st_mode & 0o7777,
-        mtime: DateTime::<Utc>::from_timestamp(st.st_mtime, st.st_mtime_nsec as u32).unwrap_or_default(),
+        mtime: DateTime::<Utc>::from_timestamp(st.st_mtime, st.st_mtime_nsec as u32)
+            .unwrap_or_default(),
         etag: etag_of(st),
     }
 }
@@ -125,15 +161,23 @@ impl VolumeHandle {
     /// leftovers from a crash and measures usage.
     pub(crate) fn open(id: &str, root: &Path, cap: u64) -> FsResult<VolumeHandle> {
         let open_dir = |p: &Path| -> FsResult<OwnedFd> {
-            rustix::fs::open(p, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(io_at(&p.display().to_string()))
+            rustix::fs::open(
+                p,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(io_at(&p.display().to_string()))
         };
         let data = open_dir(&root.join("data"))?;
         let staging_path = root.join("staging");
         if let Ok(rd) = std::fs::read_dir(&staging_path) {
             for e in rd.flatten() {
                 let p = e.path();
-                let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
             }
         }
         let staging = open_dir(&staging_path)?;
@@ -145,6 +189,7 @@ impl VolumeHandle {
             staging_path,
             cap,
             usage: Mutex::new(usage),
+            events: EventLog::new(),
         })
     }
 
@@ -158,6 +203,22 @@ impl VolumeHandle {
         self.cap
     }
 
+    /// The volume's change events.
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    pub(crate) fn beneath(&self) -> &Beneath {
+        &self.beneath
+    }
+
+    fn created_dirs(&self, dirs: &[VolumePath]) {
+        for d in dirs {
+            self.events
+                .publish(ChangeKind::Created, d.as_str(), None, true);
+        }
+    }
+
     /// Current usage.
     pub fn usage(&self) -> Usage {
         *self.lock()
@@ -168,9 +229,16 @@ impl VolumeHandle {
     }
 
     fn check_cap(&self, usage: &Usage, freed: u64, adding: u64) -> FsResult<()> {
-        let after = usage.used_bytes.saturating_sub(freed).saturating_add(adding);
+        let after = usage
+            .used_bytes
+            .saturating_sub(freed)
+            .saturating_add(adding);
         if after > self.cap {
-            return Err(FsError::QuotaExceeded { used: usage.used_bytes, adding, cap: self.cap });
+            return Err(FsError::QuotaExceeded {
+                used: usage.used_bytes,
+                adding,
+                cap: self.cap,
+            });
         }
         Ok(())
     }
@@ -181,8 +249,9 @@ impl VolumeHandle {
             let st = rustix::fs::fstat(self.beneath.root()).map_err(io_at("/"))?;
             return Ok(file_stat("/".into(), &st));
         }
-        let (dir, name) = self.beneath.parent(path, false)?;
-        let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io_at(path.as_str()))?;
+        let (dir, name) = self.beneath.parent(path, None)?;
+        let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(io_at(path.as_str()))?;
         Ok(file_stat(path.to_string(), &st))
     }
 
@@ -198,7 +267,9 @@ impl VolumeHandle {
     /// Opens a regular file for reading (symlinks followed, within the volume).
     pub fn open_read(&self, path: &VolumePath) -> FsResult<(File, FileStat)> {
         // O_NONBLOCK so that a FIFO planted by sandbox code cannot hang the request.
-        let fd = self.beneath.open(path, OFlags::RDONLY | OFlags::NONBLOCK, true)?;
+        let fd = self
+            .beneath
+            .open(path, OFlags::RDONLY | OFlags::NONBLOCK, true)?;
         let st = rustix::fs::fstat(&fd).map_err(io_at(path.as_str()))?;
         match FileType::from_raw_mode(st.st_mode) {
             FileType::RegularFile => {}
@@ -216,8 +287,15 @@ impl VolumeHandle {
             return Err(FsError::IsADirectory("/".into()));
         }
         // An early bound so that a stream that can never fit stops as soon as it passes it.
-        let existing = self.stat(path).ok().filter(|s| s.file_type == StatType::File).map_or(0, |s| s.size);
-        let limit = self.cap.saturating_sub(self.usage().used_bytes).saturating_add(existing);
+        let existing = self
+            .stat(path)
+            .ok()
+            .filter(|s| s.file_type == StatType::File)
+            .map_or(0, |s| s.size);
+        let limit = self
+            .cap
+            .saturating_sub(self.usage().used_bytes)
+            .saturating_add(existing);
         let name = temp_name("w");
         let fd = rustix::fs::openat(
             &self.staging,
@@ -240,9 +318,32 @@ impl VolumeHandle {
 
     /// Publishes a staged entry `staged` (in staging) at `path`, under the commit lock:
     /// checks overwrite, if-match and the cap, renames, fsyncs the directory.
-    fn publish(&self, staged: &str, path: &VolumePath, adding: Usage, staged_dir: bool, opts: &WriteOptions) -> FsResult<FileStat> {
-        let (dir, name) = self.beneath.parent(path, true)?;
+    fn publish(
+        &self,
+        staged: &str,
+        path: &VolumePath,
+        adding: Usage,
+        staged_dir: bool,
+        opts: &WriteOptions,
+    ) -> FsResult<FileStat> {
+        let mut created = Vec::new();
+        let (dir, name) = match self.beneath.parent(path, None) {
+            Ok(found) => found,
+            Err(FsError::NotFound(_)) => {
+                // Nothing is at the target yet: refuse what can be refused before making parents,
+                // so that a refused write leaves no directories behind.
+                if opts.if_match.is_some() {
+                    return Err(FsError::Conflict(format!(
+                        "{path} does not exist, so it cannot match an etag"
+                    )));
+                }
+                self.check_cap(&self.usage(), 0, adding.used_bytes)?;
+                self.beneath.parent(path, Some(&mut created))?
+            }
+            Err(e) => return Err(e),
+        };
         let mut usage = self.lock();
+        self.created_dirs(&created);
         let old = lstat_opt(&dir, name, path.as_str())?;
         let mut freed = Usage::default();
         if let Some(old) = &old {
@@ -268,33 +369,92 @@ impl VolumeHandle {
             }
         }
         self.check_cap(&usage, freed.used_bytes, adding.used_bytes)?;
-        self.replace(staged, &dir, name, old.as_ref(), path)?;
+        self.swap_in(staged, &dir, name, old.as_ref(), path)?;
         rustix::fs::fsync(&dir).map_err(io_at(path.as_str()))?;
         *usage -= freed;
         *usage += adding;
-        let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io_at(path.as_str()))?;
+        let kind = if old.is_some() {
+            ChangeKind::Modified
+        } else {
+            ChangeKind::Created
+        };
+        self.events.publish(kind, path.as_str(), None, staged_dir);
+        let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(io_at(path.as_str()))?;
         Ok(file_stat(path.to_string(), &st))
     }
 
     /// Moves `staged` over `dir/name`. A directory replacing a directory is swapped in
     /// atomically (RENAME_EXCHANGE) and the old tree removed afterwards.
-    fn replace(&self, staged: &str, dir: &OwnedFd, name: &str, old: Option<&Stat>, path: &VolumePath) -> FsResult<()> {
+    fn swap_in(
+        &self,
+        staged: &str,
+        dir: &OwnedFd,
+        name: &str,
+        old: Option<&Stat>,
+        path: &VolumePath,
+    ) -> FsResult<()> {
         let err = io_at(path.as_str());
         match old {
             Some(old) if is_dir(old) => {
-                rustix::fs::renameat_with(&self.staging, staged, dir, name, RenameFlags::EXCHANGE).map_err(&err)?;
+                rustix::fs::renameat_with(&self.staging, staged, dir, name, RenameFlags::EXCHANGE)
+                    .map_err(&err)?;
                 // The old tree now sits at the staged name: remove it.
                 let _ = std::fs::remove_dir_all(self.staging_path.join(staged));
                 Ok(())
             }
             Some(_) => rustix::fs::renameat(&self.staging, staged, dir, name).map_err(err),
-            None => rustix::fs::renameat_with(&self.staging, staged, dir, name, RenameFlags::NOREPLACE).map_err(err),
+            None => {
+                rustix::fs::renameat_with(&self.staging, staged, dir, name, RenameFlags::NOREPLACE)
+                    .map_err(err)
+            }
         }
+    }
+
+    /// Writes a whole buffer atomically at `path` (used by edit and replace).
+    pub(crate) fn write_bytes(
+        &self,
+        path: &VolumePath,
+        data: &[u8],
+        opts: &WriteOptions,
+    ) -> FsResult<FileStat> {
+        let staged = temp_name("w");
+        let result = (|| {
+            let fd = rustix::fs::openat(
+                &self.staging,
+                staged.as_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )
+            .map_err(io_at(path.as_str()))?;
+            let mut f = File::from(fd);
+            f.write_all(data)
+                .and_then(|_| f.sync_all())
+                .map_err(|e| FsError::from_io(path.as_str(), e))?;
+            self.publish(
+                &staged,
+                path,
+                Usage {
+                    used_bytes: data.len() as u64,
+                    file_count: 1,
+                },
+                false,
+                opts,
+            )
+        })();
+        if result.is_err() {
+            self.discard_staged(&staged);
+        }
+        result
     }
 
     fn discard_staged(&self, staged: &str) {
         let p = self.staging_path.join(staged);
-        let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        let _ = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
     }
 
     /// Makes a directory (`parents`: also its parents, and an existing directory is fine).
@@ -305,50 +465,74 @@ impl VolumeHandle {
                     return Err(FsError::AlreadyExists(path.to_string()));
                 }
             }
-            let fd = self.beneath.ensure_dir(path)?;
+            let mut created = Vec::new();
+            let fd = self.beneath.ensure_dir(path, &mut created)?;
             rustix::fs::fsync(&fd).map_err(io_at(path.as_str()))?;
+            self.created_dirs(&created);
         } else {
             if path.is_root() {
                 return Err(FsError::AlreadyExists("/".into()));
             }
-            let (dir, name) = self.beneath.parent(path, false)?;
-            rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755)).map_err(io_at(path.as_str()))?;
+            let (dir, name) = self.beneath.parent(path, None)?;
+            rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755))
+                .map_err(io_at(path.as_str()))?;
             rustix::fs::fsync(&dir).map_err(io_at(path.as_str()))?;
+            self.events
+                .publish(ChangeKind::Created, path.as_str(), None, true);
         }
         self.stat(path)
     }
 
     /// Moves or renames `src` to `dst`.
-    pub fn rename(&self, src: &VolumePath, dst: &VolumePath, overwrite: bool) -> FsResult<FileStat> {
+    pub fn rename(
+        &self,
+        src: &VolumePath,
+        dst: &VolumePath,
+        overwrite: bool,
+    ) -> FsResult<FileStat> {
         if src.is_root() || dst.is_root() {
-            return Err(FsError::Invalid("the volume root cannot be moved or replaced".into()));
+            return Err(FsError::Invalid(
+                "the volume root cannot be moved or replaced".into(),
+            ));
         }
         if dst.starts_with(src) && dst != src {
-            return Err(FsError::Invalid(format!("cannot move {src} into itself ({dst})")));
+            return Err(FsError::Invalid(format!(
+                "cannot move {src} into itself ({dst})"
+            )));
         }
-        let (sdir, sname) = self.beneath.parent(src, false)?;
-        let sst = rustix::fs::statat(&sdir, sname, AtFlags::SYMLINK_NOFOLLOW).map_err(io_at(src.as_str()))?;
+        let (sdir, sname) = self.beneath.parent(src, None)?;
+        let sst = rustix::fs::statat(&sdir, sname, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(io_at(src.as_str()))?;
         if src == dst {
             return Ok(file_stat(dst.to_string(), &sst));
         }
-        let (ddir, dname) = self.beneath.parent(dst, true)?;
+        let mut created = Vec::new();
+        let (ddir, dname) = self.beneath.parent(dst, Some(&mut created))?;
         let mut usage = self.lock();
+        self.created_dirs(&created);
         let old = lstat_opt(&ddir, dname, dst.as_str())?;
         let mut freed = Usage::default();
         let err = io_at(dst.as_str());
         match &old {
             None => {
-                rustix::fs::renameat_with(&sdir, sname, &ddir, dname, RenameFlags::NOREPLACE).map_err(&err)?;
+                rustix::fs::renameat_with(&sdir, sname, &ddir, dname, RenameFlags::NOREPLACE)
+                    .map_err(&err)?;
             }
             Some(_) if !overwrite => return Err(FsError::AlreadyExists(dst.to_string())),
-            Some(o) if is_dir(o) && !is_dir(&sst) => return Err(FsError::IsADirectory(dst.to_string())),
-            Some(o) if !is_dir(o) && is_dir(&sst) => return Err(FsError::NotADirectory(dst.to_string())),
+            Some(o) if is_dir(o) && !is_dir(&sst) => {
+                return Err(FsError::IsADirectory(dst.to_string()))
+            }
+            Some(o) if !is_dir(o) && is_dir(&sst) => {
+                return Err(FsError::NotADirectory(dst.to_string()))
+            }
             Some(o) => {
                 freed = entry_usage(&ddir, &cname(dname), o).map_err(&err)?;
                 if is_dir(o) {
-                    rustix::fs::renameat_with(&sdir, sname, &ddir, dname, RenameFlags::EXCHANGE).map_err(&err)?;
+                    rustix::fs::renameat_with(&sdir, sname, &ddir, dname, RenameFlags::EXCHANGE)
+                        .map_err(&err)?;
                     let trash = temp_name("t");
-                    rustix::fs::renameat(&sdir, sname, &self.staging, trash.as_str()).map_err(&err)?;
+                    rustix::fs::renameat(&sdir, sname, &self.staging, trash.as_str())
+                        .map_err(&err)?;
                     self.discard_staged(&trash);
                 } else {
                     rustix::fs::renameat(&sdir, sname, &ddir, dname).map_err(&err)?;
@@ -358,6 +542,12 @@ impl VolumeHandle {
         rustix::fs::fsync(&ddir).map_err(&err)?;
         rustix::fs::fsync(&sdir).map_err(&err)?;
         *usage -= freed;
+        self.events.publish(
+            ChangeKind::Moved,
+            dst.as_str(),
+            Some(src.as_str()),
+            is_dir(&sst),
+        );
         drop(usage);
         let st = rustix::fs::statat(&ddir, dname, AtFlags::SYMLINK_NOFOLLOW).map_err(&err)?;
         Ok(file_stat(dst.to_string(), &st))
@@ -365,25 +555,42 @@ impl VolumeHandle {
 
     /// Copies `src` to `dst` (a directory only with `recursive`; symlinks are copied as links).
     /// The copy is built in staging and published in one rename.
-    pub fn copy(&self, src: &VolumePath, dst: &VolumePath, overwrite: bool, recursive: bool) -> FsResult<FileStat> {
+    pub fn copy(
+        &self,
+        src: &VolumePath,
+        dst: &VolumePath,
+        overwrite: bool,
+        recursive: bool,
+    ) -> FsResult<FileStat> {
         if src.is_root() || dst.is_root() {
-            return Err(FsError::Invalid("the volume root cannot be copied or replaced".into()));
+            return Err(FsError::Invalid(
+                "the volume root cannot be copied or replaced".into(),
+            ));
         }
         if dst.starts_with(src) {
-            return Err(FsError::Invalid(format!("cannot copy {src} into itself ({dst})")));
+            return Err(FsError::Invalid(format!(
+                "cannot copy {src} into itself ({dst})"
+            )));
         }
-        let (sdir, sname) = self.beneath.parent(src, false)?;
-        let sst = rustix::fs::statat(&sdir, sname, AtFlags::SYMLINK_NOFOLLOW).map_err(io_at(src.as_str()))?;
+        let (sdir, sname) = self.beneath.parent(src, None)?;
+        let sst = rustix::fs::statat(&sdir, sname, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(io_at(src.as_str()))?;
         if is_dir(&sst) && !recursive {
-            return Err(FsError::Invalid(format!("{src} is a directory: copy it recursively")));
+            return Err(FsError::Invalid(format!(
+                "{src} is a directory: copy it recursively"
+            )));
         }
         let size = entry_usage(&sdir, &cname(sname), &sst).map_err(io_at(src.as_str()))?;
         self.check_cap(&self.usage(), 0, size.used_bytes)?;
         let staged = temp_name("c");
         let result = (|| {
-            let copied = copy_entry(&sdir, &cname(sname), &self.staging, &cname(&staged)).map_err(io_at(src.as_str()))?;
+            let copied = copy_entry(&sdir, &cname(sname), &self.staging, &cname(&staged))
+                .map_err(io_at(src.as_str()))?;
             rustix::fs::syncfs(&self.staging).map_err(io_at(dst.as_str()))?;
-            let opts = WriteOptions { overwrite, if_match: None };
+            let opts = WriteOptions {
+                overwrite,
+                if_match: None,
+            };
             self.publish(&staged, dst, copied, is_dir(&sst), &opts)
         })();
         if result.is_err() {
@@ -397,7 +604,9 @@ impl VolumeHandle {
     pub fn remove(&self, path: &VolumePath, recursive: bool) -> FsResult<()> {
         if path.is_root() {
             if !recursive {
-                return Err(FsError::Invalid("the volume root cannot be removed (empty it recursively)".into()));
+                return Err(FsError::Invalid(
+                    "the volume root cannot be removed (empty it recursively)".into(),
+                ));
             }
             let entries = read_entries(self.beneath.root()).map_err(io_at("/"))?;
             for e in entries {
@@ -407,7 +616,7 @@ impl VolumeHandle {
             }
             return Ok(());
         }
-        let (dir, name) = self.beneath.parent(path, false)?;
+        let (dir, name) = self.beneath.parent(path, None)?;
         let err = io_at(path.as_str());
         let mut usage = self.lock();
         let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(&err)?;
@@ -415,17 +624,24 @@ impl VolumeHandle {
             rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(&err)?;
             rustix::fs::fsync(&dir).map_err(&err)?;
             *usage -= stat_usage(&st);
+            self.events
+                .publish(ChangeKind::Deleted, path.as_str(), None, false);
             return Ok(());
         }
         if !recursive {
             rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(&err)?;
-            return rustix::fs::fsync(&dir).map_err(&err);
+            rustix::fs::fsync(&dir).map_err(&err)?;
+            self.events
+                .publish(ChangeKind::Deleted, path.as_str(), None, true);
+            return Ok(());
         }
         let freed = entry_usage(&dir, &cname(name), &st).map_err(&err)?;
         let trash = temp_name("t");
         rustix::fs::renameat(&dir, name, &self.staging, trash.as_str()).map_err(&err)?;
         rustix::fs::fsync(&dir).map_err(&err)?;
         *usage -= freed;
+        self.events
+            .publish(ChangeKind::Deleted, path.as_str(), None, true);
         drop(usage);
         self.discard_staged(&trash);
         Ok(())
@@ -433,38 +649,41 @@ impl VolumeHandle {
 
     /// Lists a directory (or the one entry a file path names), sorted depth-first by name.
     pub fn list(&self, path: &VolumePath, opts: &ListOptions) -> FsResult<ListPage> {
-        let glob = match &opts.glob {
-            Some(g) => Some(
-                globset::GlobBuilder::new(g)
-                    .literal_separator(true)
-                    .build()
-                    .map_err(|e| FsError::Invalid(format!("invalid glob {g:?}: {}", e.kind())))?
-                    .compile_matcher(),
-            ),
-            None => None,
-        };
-        let glob_on_path = opts.glob.as_deref().is_some_and(|g| g.contains('/'));
+        let glob = NameGlob::compile(opts.glob.as_deref())?;
         let top = self.stat(path)?;
         if top.file_type != StatType::Dir {
-            return Ok(ListPage { entries: vec![top], next_cursor: None });
+            return Ok(ListPage {
+                entries: vec![top],
+                next_cursor: None,
+            });
         }
-        let dir = self.beneath.open(path, OFlags::RDONLY | OFlags::DIRECTORY, false)?;
+        let dir = self
+            .beneath
+            .open(path, OFlags::RDONLY | OFlags::DIRECTORY, false)?;
         let cursor: Option<Vec<String>> = match &opts.cursor {
             Some(c) => {
-                let c = VolumePath::parse(c).map_err(|e| FsError::Invalid(format!("invalid cursor: {}", e.message)))?;
-                let rel = c.strip_prefix(path).ok_or_else(|| FsError::Invalid("cursor does not belong to this listing".into()))?;
-                Some(rel.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                let c = VolumePath::parse(c)
+                    .map_err(|e| FsError::Invalid(format!("invalid cursor: {}", e.message)))?;
+                let rel = c.strip_prefix(path).ok_or_else(|| {
+                    FsError::Invalid("cursor does not belong to this listing".into())
+                })?;
+                Some(
+                    rel.split('/')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                )
             }
             None => None,
         };
         let mut walk = ListWalk {
             recursive: opts.recursive,
             glob: glob.as_ref(),
-            glob_on_path,
             limit: opts.limit.max(1),
             out: Vec::new(),
         };
-        walk.dir(&dir, path, "", cursor.as_deref()).map_err(io_at(path.as_str()))?;
+        walk.dir(&dir, path, "", cursor.as_deref())
+            .map_err(io_at(path.as_str()))?;
         let mut entries = walk.out;
         let next_cursor = if entries.len() > opts.limit.max(1) {
             entries.truncate(opts.limit.max(1));
@@ -472,7 +691,10 @@ impl VolumeHandle {
         } else {
             None
         };
-        Ok(ListPage { entries, next_cursor })
+        Ok(ListPage {
+            entries,
+            next_cursor,
+        })
     }
 
     /// Writes every regular file and directory of a tar stream below `dest`, all or nothing:
@@ -484,7 +706,12 @@ impl VolumeHandle {
         result
     }
 
-    fn write_batch_staged(&self, tar_stream: impl Read, dest: &VolumePath, staged_root: &str) -> FsResult<BatchResult> {
+    fn write_batch_staged(
+        &self,
+        tar_stream: impl Read,
+        dest: &VolumePath,
+        staged_root: &str,
+    ) -> FsResult<BatchResult> {
         let root = self.staging_path.join(staged_root);
         fn fs_err(p: &str) -> impl Fn(std::io::Error) -> FsError + '_ {
             move |e| FsError::from_io(p, e)
@@ -495,13 +722,18 @@ impl VolumeHandle {
         let mut dirs: Vec<VolumePath> = Vec::new();
         let mut total: u64 = 0;
         let mut archive = tar::Archive::new(tar_stream);
-        let entries = archive.entries().map_err(|e| FsError::Invalid(format!("invalid tar stream: {e}")))?;
+        let entries = archive
+            .entries()
+            .map_err(|e| FsError::Invalid(format!("invalid tar stream: {e}")))?;
         for (n, entry) in entries.enumerate() {
-            let mut entry = entry.map_err(|e| FsError::Invalid(format!("invalid tar stream: {e}")))?;
+            let mut entry =
+                entry.map_err(|e| FsError::Invalid(format!("invalid tar stream: {e}")))?;
             let raw = entry.path_bytes().into_owned();
             let rel = std::str::from_utf8(&raw)
                 .map_err(|_| FsError::Invalid(format!("batch entry {n}: path is not UTF-8")))?;
-            let target = dest.join_relative(rel).map_err(|e| FsError::Invalid(format!("batch entry {rel:?}: {}", e.message)))?;
+            let target = dest
+                .join_relative(rel)
+                .map_err(|e| FsError::Invalid(format!("batch entry {rel:?}: {}", e.message)))?;
             let kind = entry.header().entry_type();
             if kind.is_dir() {
                 dirs.push(target);
@@ -513,14 +745,24 @@ impl VolumeHandle {
                 )));
             }
             if target == *dest {
-                return Err(FsError::Invalid(format!("batch entry {rel:?} names the destination directory")));
+                return Err(FsError::Invalid(format!(
+                    "batch entry {rel:?} names the destination directory"
+                )));
             }
             let staged = root.join(format!("{n}"));
-            let mut f = File::options().write(true).create_new(true).open(&staged).map_err(fs_err(target.as_str()))?;
+            let mut f = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&staged)
+                .map_err(fs_err(target.as_str()))?;
             let size = std::io::copy(&mut entry, &mut f).map_err(fs_err(target.as_str()))?;
             total += size;
             if total > self.cap {
-                return Err(FsError::QuotaExceeded { used: self.usage().used_bytes, adding: total, cap: self.cap });
+                return Err(FsError::QuotaExceeded {
+                    used: self.usage().used_bytes,
+                    adding: total,
+                    cap: self.cap,
+                });
             }
             if let Some((old, old_size)) = files.insert(target, (staged, size)) {
                 total -= old_size;
@@ -534,8 +776,11 @@ impl VolumeHandle {
         let mut freed = Usage::default();
         let mut adding = Usage::default();
         for (target, (_, size)) in &files {
-            adding += Usage { used_bytes: *size, file_count: 1 };
-            let parent_ok = match self.beneath.parent(target, false) {
+            adding += Usage {
+                used_bytes: *size,
+                file_count: 1,
+            };
+            let parent_ok = match self.beneath.parent(target, None) {
                 Ok((dir, name)) => lstat_opt(&dir, name, target.as_str())?,
                 Err(FsError::NotFound(_)) => None,
                 Err(e) => return Err(e),
@@ -548,19 +793,24 @@ impl VolumeHandle {
             }
         }
         self.check_cap(&usage, freed.used_bytes, adding.used_bytes)?;
+        let mut created = Vec::new();
         for d in &dirs {
-            self.beneath.ensure_dir(d)?;
+            self.beneath.ensure_dir(d, &mut created)?;
         }
         // Publish; on failure put back what was replaced.
         let backup = root.join("backup");
         std::fs::create_dir(&backup).map_err(fs_err(dest.as_str()))?;
-        let backup_fd = rustix::fs::open(&backup, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(io_at(dest.as_str()))?;
+        let backup_fd = rustix::fs::open(
+            &backup,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io_at(dest.as_str()))?;
         let mut done: Vec<(OwnedFd, &str, Option<String>)> = Vec::new();
         let mut failure = None;
         for (i, (target, (staged, _))) in files.iter().enumerate() {
             let step = (|| -> FsResult<(OwnedFd, &str, Option<String>)> {
-                let (dir, name) = self.beneath.parent(target, true)?;
+                let (dir, name) = self.beneath.parent(target, Some(&mut created))?;
                 let err = io_at(target.as_str());
                 let saved = match lstat_opt(&dir, name, target.as_str())? {
                     Some(_) => {
@@ -599,14 +849,25 @@ impl VolumeHandle {
         rustix::fs::syncfs(self.beneath.root()).map_err(io_at(dest.as_str()))?;
         *usage -= freed;
         *usage += adding;
-        Ok(BatchResult { files: adding.file_count, bytes: adding.used_bytes })
+        self.created_dirs(&created);
+        for (target, (_, _, saved)) in files.keys().zip(&done) {
+            let kind = if saved.is_some() {
+                ChangeKind::Modified
+            } else {
+                ChangeKind::Created
+            };
+            self.events.publish(kind, target.as_str(), None, false);
+        }
+        Ok(BatchResult {
+            files: adding.file_count,
+            bytes: adding.used_bytes,
+        })
     }
 }
 
 struct ListWalk<'g> {
     recursive: bool,
-    glob: Option<&'g globset::GlobMatcher>,
-    glob_on_path: bool,
+    glob: Option<&'g NameGlob>,
     limit: usize,
     out: Vec<FileStat>,
 }
@@ -615,7 +876,13 @@ impl ListWalk<'_> {
     /// Walks `dir` (at volume path `at`, `rel` below the listed directory). `cursor` holds the
     /// remaining names of the previous page's last path: everything up to it is skipped.
     /// Returns `true` once more than `limit` entries are collected.
-    fn dir(&mut self, dir: &OwnedFd, at: &VolumePath, rel: &str, cursor: Option<&[String]>) -> rustix::io::Result<bool> {
+    fn dir(
+        &mut self,
+        dir: &OwnedFd,
+        at: &VolumePath,
+        rel: &str,
+        cursor: Option<&[String]>,
+    ) -> rustix::io::Result<bool> {
         let mut cursor = cursor.filter(|c| !c.is_empty());
         for e in read_entries(dir)? {
             let name = e.name_lossy();
@@ -633,13 +900,13 @@ impl ListWalk<'_> {
                 cursor = None;
             }
             let path = at.child(&name);
-            let rel_path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let rel_path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
             if emit {
-                let matches = match self.glob {
-                    None => true,
-                    Some(g) if self.glob_on_path => g.is_match(&rel_path),
-                    Some(g) => g.is_match(&name),
-                };
+                let matches = self.glob.is_none_or(|g| g.matches(&name, &rel_path));
                 if matches {
                     self.out.push(file_stat(path.to_string(), &e.stat));
                     if self.out.len() > self.limit {
@@ -687,12 +954,24 @@ impl PendingWrite {
         self.written += buf.len() as u64;
         if self.written > self.limit {
             let used = self.handle.usage().used_bytes;
-            return Err(FsError::QuotaExceeded { used, adding: self.written, cap: self.handle.cap });
+            return Err(FsError::QuotaExceeded {
+                used,
+                adding: self.written,
+                cap: self.handle.cap,
+            });
         }
-        self.file.write_all(buf).map_err(|e| FsError::from_io(self.path.as_str(), e))?;
+        self.file
+            .write_all(buf)
+            .map_err(|e| FsError::from_io(self.path.as_str(), e))?;
         if self.written - self.flushed >= WRITEBACK_STEP {
-            self.file.flush().map_err(|e| FsError::from_io(self.path.as_str(), e))?;
-            start_writeback(self.file.get_ref(), self.flushed, self.written - self.flushed);
+            self.file
+                .flush()
+                .map_err(|e| FsError::from_io(self.path.as_str(), e))?;
+            start_writeback(
+                self.file.get_ref(),
+                self.flushed,
+                self.written - self.flushed,
+            );
             self.flushed = self.written;
         }
         Ok(())
@@ -708,8 +987,13 @@ impl PendingWrite {
         let io = |e| FsError::from_io(self.path.as_str(), e);
         self.file.flush().map_err(io)?;
         self.file.get_ref().sync_all().map_err(io)?;
-        let adding = Usage { used_bytes: self.written, file_count: 1 };
-        let result = self.handle.publish(&self.name, &self.path, adding, false, opts);
+        let adding = Usage {
+            used_bytes: self.written,
+            file_count: 1,
+        };
+        let result = self
+            .handle
+            .publish(&self.name, &self.path, adding, false, opts);
         self.done = result.is_ok();
         result
     }
@@ -721,14 +1005,20 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: plain syscall on a valid, owned fd; no memory is passed.
     unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as i64,
+            len as i64,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 
 impl Drop for PendingWrite {
     fn drop(&mut self) {
         if !self.done {
-            let _ = rustix::fs::unlinkat(&self.handle.staging, self.name.as_str(), AtFlags::empty());
+            let _ =
+                rustix::fs::unlinkat(&self.handle.staging, self.name.as_str(), AtFlags::empty());
         }
     }
 }

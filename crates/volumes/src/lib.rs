@@ -12,9 +12,11 @@
 //!   first opened and then kept exact by every operation, under the volume's commit lock.
 
 mod error;
+pub mod events;
 mod handle;
 mod placement;
 pub mod resolve;
+mod search;
 mod walk;
 
 use std::collections::HashMap;
@@ -24,6 +26,10 @@ use std::sync::{Arc, Mutex};
 pub use error::{FsError, FsResult};
 pub use handle::{BatchResult, ListOptions, ListPage, PendingWrite, VolumeHandle, WriteOptions};
 pub use placement::{DirectoryPlacement, VolumePlacement};
+pub use search::{
+    ReplaceOptions, ReplaceSummary, ReplacedFile, SearchMatch, SearchOptions, SearchSummary,
+    MAX_REWRITE_BYTES,
+};
 
 /// Bytes and regular files a volume holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,7 +62,10 @@ pub struct VolumeStore {
 impl VolumeStore {
     /// A store over the given placement.
     pub fn new(placement: Box<dyn VolumePlacement>) -> VolumeStore {
-        VolumeStore { placement, handles: Mutex::new(HashMap::new()) }
+        VolumeStore {
+            placement,
+            handles: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Makes the storage of a new, empty volume.
@@ -66,7 +75,10 @@ impl VolumeStore {
 
     /// Removes a volume's storage and everything in it.
     pub fn destroy(&self, volume_id: &str) -> FsResult<()> {
-        self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(volume_id);
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(volume_id);
         self.placement.destroy(volume_id)
     }
 
@@ -77,12 +89,21 @@ impl VolumeStore {
 
     /// The handle of a volume if it is already open (for live usage figures).
     pub fn peek(&self, volume_id: &str) -> Option<Arc<VolumeHandle>> {
-        self.handles.lock().unwrap_or_else(|e| e.into_inner()).get(volume_id).cloned()
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(volume_id)
+            .cloned()
     }
 
     /// The open handle of a volume, opening it (and measuring its usage) on first use.
     pub fn handle(&self, volume_id: &str, cap_bytes: u64) -> FsResult<Arc<VolumeHandle>> {
-        if let Some(h) = self.handles.lock().unwrap_or_else(|e| e.into_inner()).get(volume_id) {
+        if let Some(h) = self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(volume_id)
+        {
             return Ok(h.clone());
         }
         // Opening scans the tree: do it outside the map lock, then keep whichever handle won.

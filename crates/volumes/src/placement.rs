@@ -30,7 +30,9 @@ impl DirectoryPlacement {
     pub fn open(root: &Path) -> FsResult<DirectoryPlacement> {
         let io = |e| FsError::from_io(&root.display().to_string(), e);
         std::fs::create_dir_all(root.join(".trash")).map_err(io)?;
-        let p = DirectoryPlacement { root: root.to_owned() };
+        let p = DirectoryPlacement {
+            root: root.to_owned(),
+        };
         p.empty_trash();
         Ok(p)
     }
@@ -46,7 +48,9 @@ impl DirectoryPlacement {
 
     fn checked(&self, volume_id: &str) -> FsResult<PathBuf> {
         let ok = !volume_id.is_empty()
-            && volume_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && volume_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !ok {
             return Err(FsError::Invalid(format!("invalid volume id {volume_id:?}")));
         }
@@ -61,7 +65,9 @@ impl VolumePlacement for DirectoryPlacement {
         std::fs::create_dir(&dir).map_err(io)?;
         std::fs::create_dir(dir.join("data")).map_err(io)?;
         std::fs::create_dir(dir.join("staging")).map_err(io)?;
-        std::fs::File::open(&self.root).and_then(|d| d.sync_all()).map_err(io)?;
+        std::fs::File::open(&self.root)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
         Ok(dir)
     }
 
@@ -76,7 +82,10 @@ impl VolumePlacement for DirectoryPlacement {
 
     fn destroy(&self, volume_id: &str) -> FsResult<()> {
         let dir = self.checked(volume_id)?;
-        let trash = self.root.join(".trash").join(format!("{volume_id}-{}", uuid::Uuid::new_v4().simple()));
+        let trash = self
+            .root
+            .join(".trash")
+            .join(format!("{volume_id}-{}", uuid::Uuid::new_v4().simple()));
         match std::fs::rename(&dir, &trash) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

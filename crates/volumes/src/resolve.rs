@@ -60,24 +60,40 @@ impl Beneath {
 
     /// Opens the parent directory of `path` and returns it with the last name, for operations
     /// that act on a name without following it (create, rename, unlink, lstat).
-    /// With `create`, missing parent directories are made (like `mkdir -p`).
-    pub fn parent<'p>(&self, path: &'p VolumePath, create: bool) -> FsResult<(OwnedFd, &'p str)> {
+    /// With `create`, missing parent directories are made (like `mkdir -p`) and their paths
+    /// appended to it.
+    pub fn parent<'p>(
+        &self,
+        path: &'p VolumePath,
+        create: Option<&mut Vec<VolumePath>>,
+    ) -> FsResult<(OwnedFd, &'p str)> {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(FsError::Invalid("the volume root cannot be used here".into()));
+            return Err(FsError::Invalid(
+                "the volume root cannot be used here".into(),
+            ));
         };
-        let dir = if create { self.ensure_dir(&parent)? } else { self.open_dir(&parent)? };
+        let dir = match create {
+            Some(created) => self.ensure_dir(&parent, created)?,
+            None => self.open_dir(&parent)?,
+        };
         Ok((dir, name))
     }
 
-    /// Opens `path` as a directory, creating it and its missing parents.
-    pub fn ensure_dir(&self, path: &VolumePath) -> FsResult<OwnedFd> {
+    /// Opens `path` as a directory, creating it and its missing parents; every directory made
+    /// is appended to `created`, outermost first.
+    pub fn ensure_dir(
+        &self,
+        path: &VolumePath,
+        created: &mut Vec<VolumePath>,
+    ) -> FsResult<OwnedFd> {
         match self.open_dir(path) {
             Err(FsError::NotFound(_)) => {}
             other => return other,
         }
-        let (parent, name) = self.parent(path, true)?;
+        let (parent, name) = self.parent(path, Some(&mut *created))?;
         match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(Errno::EXIST) => {}
+            Ok(()) => created.push(path.clone()),
+            Err(Errno::EXIST) => {}
             Err(e) => return Err(FsError::from_errno(path.as_str(), e)),
         }
         self.open_dir(path)

@@ -36,7 +36,10 @@ pub(crate) fn read_entries(dir: impl AsFd) -> rustix::io::Result<Vec<Entry>> {
             continue;
         }
         match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(stat) => out.push(Entry { name: name.to_owned(), stat }),
+            Ok(stat) => out.push(Entry {
+                name: name.to_owned(),
+                stat,
+            }),
             Err(Errno::NOENT) => continue,
             Err(e) => return Err(e),
         }
@@ -58,7 +61,10 @@ pub(crate) fn open_child_dir(dir: impl AsFd, name: &CStr) -> rustix::io::Result<
 /// What counts against a volume's cap: the sizes of regular files; `file_count` counts them.
 pub(crate) fn stat_usage(stat: &rustix::fs::Stat) -> Usage {
     if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile {
-        Usage { used_bytes: stat.st_size.max(0) as u64, file_count: 1 }
+        Usage {
+            used_bytes: stat.st_size.max(0) as u64,
+            file_count: 1,
+        }
     } else {
         Usage::default()
     }
@@ -82,7 +88,11 @@ pub(crate) fn tree_usage(dir: impl AsFd) -> rustix::io::Result<Usage> {
 }
 
 /// Usage of one entry named `name` in `dir` (a whole tree for a directory).
-pub(crate) fn entry_usage(dir: impl AsFd, name: &CStr, stat: &rustix::fs::Stat) -> rustix::io::Result<Usage> {
+pub(crate) fn entry_usage(
+    dir: impl AsFd,
+    name: &CStr,
+    stat: &rustix::fs::Stat,
+) -> rustix::io::Result<Usage> {
     if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
         tree_usage(open_child_dir(dir, name)?)
     } else {
@@ -134,9 +144,14 @@ pub(crate) fn copy_entry(
             // std::io::copy uses copy_file_range/sendfile where it can: reflinks on filesystems
             // that support them, in-kernel copies elsewhere.
             let n = std::io::copy(&mut src, &mut dst).map_err(|e| {
-                e.raw_os_error().map(Errno::from_raw_os_error).unwrap_or(Errno::IO)
+                e.raw_os_error()
+                    .map(Errno::from_raw_os_error)
+                    .unwrap_or(Errno::IO)
             })?;
-            Ok(Usage { used_bytes: n, file_count: 1 })
+            Ok(Usage {
+                used_bytes: n,
+                file_count: 1,
+            })
         }
         // FIFOs, sockets and devices (which sandbox code could create) are not copied.
         _ => Ok(Usage::default()),

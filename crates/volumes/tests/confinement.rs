@@ -24,7 +24,9 @@ fn fixture() -> Fixture {
     std::fs::create_dir_all(outside.join("dir")).unwrap();
     std::fs::write(outside.join("secret.txt"), SECRET).unwrap();
     std::fs::write(outside.join("dir/inner.txt"), SECRET).unwrap();
-    let store = VolumeStore::new(Box::new(DirectoryPlacement::open(&tmp.path().join("volumes")).unwrap()));
+    let store = VolumeStore::new(Box::new(
+        DirectoryPlacement::open(&tmp.path().join("volumes")).unwrap(),
+    ));
     store.create("vol1").unwrap();
     let data = tmp.path().join("volumes/vol1/data");
     // Hostile links planted inside the volume (as sandbox code could).
@@ -33,7 +35,11 @@ fn fixture() -> Fixture {
     symlink("../../../outside/secret.txt", data.join("rel_file")).unwrap();
     symlink("../../../outside", data.join("rel_dir")).unwrap();
     symlink("/proc/self/root/etc/passwd", data.join("proc_root")).unwrap();
-    symlink(format!("/proc/self/root{}", outside.display()), data.join("proc_dir")).unwrap();
+    symlink(
+        format!("/proc/self/root{}", outside.display()),
+        data.join("proc_dir"),
+    )
+    .unwrap();
     symlink("loop_b", data.join("loop_a")).unwrap();
     symlink("loop_a", data.join("loop_b")).unwrap();
     symlink("self", data.join("self")).unwrap();
@@ -43,13 +49,27 @@ fn fixture() -> Fixture {
     std::fs::write(data.join("ok.txt"), "inside").unwrap();
     symlink("ok.txt", data.join("good_link")).unwrap();
     let handle = store.handle("vol1", 1 << 30).unwrap();
-    Fixture { _tmp: tmp, outside, data, handle }
+    Fixture {
+        _tmp: tmp,
+        outside,
+        data,
+        handle,
+    }
 }
 
 fn outside_intact(f: &Fixture) {
-    assert_eq!(std::fs::read_to_string(f.outside.join("secret.txt")).unwrap(), SECRET);
-    assert_eq!(std::fs::read_to_string(f.outside.join("dir/inner.txt")).unwrap(), SECRET);
-    let names: Vec<_> = std::fs::read_dir(&f.outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(
+        std::fs::read_to_string(f.outside.join("secret.txt")).unwrap(),
+        SECRET
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.outside.join("dir/inner.txt")).unwrap(),
+        SECRET
+    );
+    let names: Vec<_> = std::fs::read_dir(&f.outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 2, "something was created outside: {names:?}");
 }
 
@@ -78,8 +98,22 @@ fn parse_refuses_hostile_strings() {
     let long_name = format!("/{}", "a".repeat(256));
     let long_path = "/abc".repeat(1100);
     let cases: Vec<&str> = vec![
-        "..", "../x", "/..", "/../x", "/a/../../x", "/a/b/../../..", "/./../x", "//..//x",
-        "x", "", "a/b", "/a\0b", "/\0", "/a/\0/..", &long_name, &long_path,
+        "..",
+        "../x",
+        "/..",
+        "/../x",
+        "/a/../../x",
+        "/a/b/../../..",
+        "/./../x",
+        "//..//x",
+        "x",
+        "",
+        "a/b",
+        "/a\0b",
+        "/\0",
+        "/a/\0/..",
+        &long_name,
+        &long_path,
     ];
     for c in cases {
         let e = VolumePath::parse(c).unwrap_err();
@@ -110,19 +144,33 @@ fn reads_never_leave_the_volume() {
 #[test]
 fn writes_never_leave_the_volume() {
     let f = fixture();
-    for path in ESCAPES.iter().chain(&["/abs_dir/new.txt", "/rel_dir/new.txt", "/sub/up/new.txt", "/root_link/tmp/x"]) {
+    for path in ESCAPES.iter().chain(&[
+        "/abs_dir/new.txt",
+        "/rel_dir/new.txt",
+        "/sub/up/new.txt",
+        "/root_link/tmp/x",
+    ]) {
         let r = f.handle.begin_write(&p(path)).and_then(|mut w| {
             w.write(b"pwned")?;
-            w.commit(&WriteOptions { overwrite: true, if_match: None })
+            w.commit(&WriteOptions {
+                overwrite: true,
+                if_match: None,
+            })
         });
         if let Ok(st) = &r {
             // Replacing a link *itself* with a file inside the volume is fine; following it is not.
-            assert!(!st.path.contains('/') || st.path.matches('/').count() == 1, "{path}: wrote {st:?}");
+            assert!(
+                !st.path.contains('/') || st.path.matches('/').count() == 1,
+                "{path}: wrote {st:?}"
+            );
         }
     }
     outside_intact(&f);
     // The links that were written over were replaced inside the volume, not followed.
-    assert_eq!(std::fs::read_to_string(f.data.join("abs_file")).unwrap(), "pwned");
+    assert_eq!(
+        std::fs::read_to_string(f.data.join("abs_file")).unwrap(),
+        "pwned"
+    );
 }
 
 #[test]
@@ -134,16 +182,40 @@ fn metadata_and_listing_never_leave_the_volume() {
             assert_eq!(st.file_type, nullspace_core::FileType::Symlink, "{path}");
         }
         let _ = f.handle.exists(&p(path));
-        let opts = ListOptions { recursive: true, glob: None, limit: 1000, cursor: None };
+        let opts = ListOptions {
+            recursive: true,
+            glob: None,
+            limit: 1000,
+            cursor: None,
+        };
         if let Ok(page) = f.handle.list(&p(path), &opts) {
             for e in page.entries {
-                assert!(!e.path.contains("secret") && !e.path.contains("inner"), "{path} listed {}", e.path);
+                assert!(
+                    !e.path.contains("secret") && !e.path.contains("inner"),
+                    "{path} listed {}",
+                    e.path
+                );
             }
         }
     }
-    let all = f.handle.list(&p("/"), &ListOptions { recursive: true, glob: None, limit: 1000, cursor: None }).unwrap();
+    let all = f
+        .handle
+        .list(
+            &p("/"),
+            &ListOptions {
+                recursive: true,
+                glob: None,
+                limit: 1000,
+                cursor: None,
+            },
+        )
+        .unwrap();
     for e in &all.entries {
-        assert!(!e.path.contains("secret") && !e.path.contains("passwd"), "listed {}", e.path);
+        assert!(
+            !e.path.contains("secret") && !e.path.contains("passwd"),
+            "listed {}",
+            e.path
+        );
     }
     outside_intact(&f);
 }
@@ -154,11 +226,17 @@ fn move_copy_remove_never_leave_the_volume() {
     for path in ESCAPES {
         let _ = f.handle.copy(&p(path), &p("/copied"), true, true);
         if let Ok(st) = f.handle.stat(&p("/copied")) {
-            assert_eq!(st.file_type, nullspace_core::FileType::Symlink, "copy of {path} followed the link");
+            assert_eq!(
+                st.file_type,
+                nullspace_core::FileType::Symlink,
+                "copy of {path} followed the link"
+            );
             f.handle.remove(&p("/copied"), true).unwrap();
         }
         let _ = f.handle.copy(&p("/ok.txt"), &p(path), true, false);
-        let _ = f.handle.rename(&p("/ok.txt"), &p(&format!("{path}/moved")), true);
+        let _ = f
+            .handle
+            .rename(&p("/ok.txt"), &p(&format!("{path}/moved")), true);
         let _ = f.handle.remove(&p(&format!("{path}/secret.txt")), true);
         let _ = f.handle.remove(&p(&format!("{path}/dir")), true);
         let _ = f.handle.mkdir(&p(&format!("{path}/newdir")), true);
@@ -184,10 +262,22 @@ fn symlink_swap_race_never_escapes() {
     let swapper = {
         let (stop, data) = (stop.clone(), f.data.clone());
         std::thread::spawn(move || {
-            let dir = rustix::fs::open(&data, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY, rustix::fs::Mode::empty()).unwrap();
+            let dir = rustix::fs::open(
+                &data,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+                rustix::fs::Mode::empty(),
+            )
+            .unwrap();
             let mut swaps = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                rustix::fs::renameat_with(&dir, "race", &dir, "race_link", rustix::fs::RenameFlags::EXCHANGE).unwrap();
+                rustix::fs::renameat_with(
+                    &dir,
+                    "race",
+                    &dir,
+                    "race_link",
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
                 swaps += 1;
             }
             swaps
@@ -201,13 +291,32 @@ fn symlink_swap_race_never_escapes() {
             assert_eq!(s, "inside", "iteration {i}: read escaped the volume");
             inside_reads += 1;
         }
-        if let Ok(page) = f.handle.list(&p("/race"), &ListOptions { recursive: true, glob: None, limit: 100, cursor: None }) {
-            assert!(page.entries.iter().all(|e| !e.path.contains("inner") && !e.path.ends_with("/dir")), "iteration {i}: listing escaped");
+        if let Ok(page) = f.handle.list(
+            &p("/race"),
+            &ListOptions {
+                recursive: true,
+                glob: None,
+                limit: 100,
+                cursor: None,
+            },
+        ) {
+            assert!(
+                page.entries
+                    .iter()
+                    .all(|e| !e.path.contains("inner") && !e.path.ends_with("/dir")),
+                "iteration {i}: listing escaped"
+            );
         }
-        let _ = f.handle.begin_write(&p(&format!("/race/w{}.txt", i % 4))).and_then(|mut w| {
-            w.write(b"x")?;
-            w.commit(&WriteOptions { overwrite: true, if_match: None })
-        });
+        let _ = f
+            .handle
+            .begin_write(&p(&format!("/race/w{}.txt", i % 4)))
+            .and_then(|mut w| {
+                w.write(b"x")?;
+                w.commit(&WriteOptions {
+                    overwrite: true,
+                    if_match: None,
+                })
+            });
         let _ = f.handle.remove(&p("/race/dir"), true);
         let _ = f.handle.stat(&p("/race/dir/inner.txt"));
     }

@@ -17,15 +17,32 @@ fn volume(cap: u64) -> (tempfile::TempDir, VolumeStore, Arc<VolumeHandle>) {
     (tmp, store, h)
 }
 
-fn write(h: &Arc<VolumeHandle>, path: &str, data: &[u8]) -> Result<nullspace_core::FileStat, nullspace_volumes::FsError> {
+fn write(
+    h: &Arc<VolumeHandle>,
+    path: &str,
+    data: &[u8],
+) -> Result<nullspace_core::FileStat, nullspace_volumes::FsError> {
     let mut w = h.begin_write(&p(path))?;
     w.write(data)?;
-    w.commit(&WriteOptions { overwrite: true, if_match: None })
+    w.commit(&WriteOptions {
+        overwrite: true,
+        if_match: None,
+    })
 }
 
 fn all(h: &VolumeHandle, path: &str) -> Vec<String> {
-    let opts = ListOptions { recursive: true, glob: None, limit: 100_000, cursor: None };
-    h.list(&p(path), &opts).unwrap().entries.into_iter().map(|e| e.path).collect()
+    let opts = ListOptions {
+        recursive: true,
+        glob: None,
+        limit: 100_000,
+        cursor: None,
+    };
+    h.list(&p(path), &opts)
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.path)
+        .collect()
 }
 
 #[test]
@@ -58,7 +75,13 @@ fn a_write_past_the_cap_changes_nothing() {
     assert!(!h.exists(&p("/g")).unwrap());
     let e = h.copy(&p("/f"), &p("/f2"), false, false).unwrap_err();
     assert_eq!(e.code(), ErrorCode::QuotaExceeded);
-    assert_eq!(std::fs::read_dir(tmp.path().join("v/staging")).unwrap().count(), 0, "temp files left behind");
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("v/staging"))
+            .unwrap()
+            .count(),
+        0,
+        "temp files left behind"
+    );
 }
 
 #[test]
@@ -67,14 +90,35 @@ fn overwrite_and_if_match_are_honoured() {
     let st = write(&h, "/f", b"one").unwrap();
     let mut w = h.begin_write(&p("/f")).unwrap();
     w.write(b"two").unwrap();
-    assert_eq!(w.commit(&WriteOptions { overwrite: false, if_match: None }).unwrap_err().code(), ErrorCode::AlreadyExists);
+    assert_eq!(
+        w.commit(&WriteOptions {
+            overwrite: false,
+            if_match: None
+        })
+        .unwrap_err()
+        .code(),
+        ErrorCode::AlreadyExists
+    );
     let mut w = h.begin_write(&p("/f")).unwrap();
     w.write(b"two").unwrap();
-    let st2 = w.commit(&WriteOptions { overwrite: true, if_match: Some(st.etag.clone()) }).unwrap();
+    let st2 = w
+        .commit(&WriteOptions {
+            overwrite: true,
+            if_match: Some(st.etag.clone()),
+        })
+        .unwrap();
     assert_ne!(st.etag, st2.etag);
     let mut w = h.begin_write(&p("/f")).unwrap();
     w.write(b"three").unwrap();
-    assert_eq!(w.commit(&WriteOptions { overwrite: true, if_match: Some(st.etag) }).unwrap_err().code(), ErrorCode::Conflict);
+    assert_eq!(
+        w.commit(&WriteOptions {
+            overwrite: true,
+            if_match: Some(st.etag)
+        })
+        .unwrap_err()
+        .code(),
+        ErrorCode::Conflict
+    );
     let (mut f, _) = h.open_read(&p("/f")).unwrap();
     let mut s = String::new();
     std::io::Read::read_to_string(&mut f, &mut s).unwrap();
@@ -92,7 +136,12 @@ fn an_abandoned_write_leaves_the_old_file_and_no_temp_file() {
     let mut s = String::new();
     std::io::Read::read_to_string(&mut f, &mut s).unwrap();
     assert_eq!(s, "old");
-    assert_eq!(std::fs::read_dir(tmp.path().join("v/staging")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("v/staging"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]
@@ -110,7 +159,17 @@ fn listing_pages_resume_exactly_where_they_stopped() {
         let mut got = Vec::new();
         let mut cursor = None;
         loop {
-            let page = h.list(&p("/"), &ListOptions { recursive: true, glob: None, limit, cursor: cursor.clone() }).unwrap();
+            let page = h
+                .list(
+                    &p("/"),
+                    &ListOptions {
+                        recursive: true,
+                        glob: None,
+                        limit,
+                        cursor: cursor.clone(),
+                    },
+                )
+                .unwrap();
             assert!(page.entries.len() <= limit);
             got.extend(page.entries.into_iter().map(|e| e.path));
             match page.next_cursor {
@@ -129,13 +188,33 @@ fn globs_match_names_or_relative_paths() {
         write(&h, f, b"x").unwrap();
     }
     let list = |glob: &str| -> Vec<String> {
-        let opts = ListOptions { recursive: true, glob: Some(glob.into()), limit: 100, cursor: None };
-        h.list(&p("/"), &opts).unwrap().entries.into_iter().map(|e| e.path).collect()
+        let opts = ListOptions {
+            recursive: true,
+            glob: Some(glob.into()),
+            limit: 100,
+            cursor: None,
+        };
+        h.list(&p("/"), &opts)
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
     };
     assert_eq!(list("*.py"), ["/src/deep/w.py", "/src/y.py", "/x.py"]);
     assert_eq!(list("src/*.py"), ["/src/y.py"]);
     assert_eq!(list("src/**/*.py"), ["/src/deep/w.py", "/src/y.py"]);
-    let e = h.list(&p("/"), &ListOptions { recursive: true, glob: Some("a[".into()), limit: 10, cursor: None }).unwrap_err();
+    let e = h
+        .list(
+            &p("/"),
+            &ListOptions {
+                recursive: true,
+                glob: Some("a[".into()),
+                limit: 10,
+                cursor: None,
+            },
+        )
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
     assert!(e.to_string().contains("a["), "{e}");
 }
@@ -145,12 +224,32 @@ fn moves_and_copies_refuse_what_they_should() {
     let (_t, _s, h) = volume(1 << 20);
     write(&h, "/d/f", b"x").unwrap();
     write(&h, "/g", b"y").unwrap();
-    assert_eq!(h.rename(&p("/d"), &p("/d/inner"), false).unwrap_err().code(), ErrorCode::InvalidArgument);
-    assert_eq!(h.rename(&p("/g"), &p("/d/f"), false).unwrap_err().code(), ErrorCode::AlreadyExists);
-    assert_eq!(h.copy(&p("/d"), &p("/e"), false, false).unwrap_err().code(), ErrorCode::InvalidArgument);
-    assert_eq!(h.rename(&p("/nope"), &p("/x"), false).unwrap_err().code(), ErrorCode::NotFound);
-    assert_eq!(h.remove(&p("/d"), false).unwrap_err().code(), ErrorCode::InvalidArgument);
-    assert_eq!(h.remove(&p("/"), false).unwrap_err().code(), ErrorCode::InvalidArgument);
+    assert_eq!(
+        h.rename(&p("/d"), &p("/d/inner"), false)
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        h.rename(&p("/g"), &p("/d/f"), false).unwrap_err().code(),
+        ErrorCode::AlreadyExists
+    );
+    assert_eq!(
+        h.copy(&p("/d"), &p("/e"), false, false).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        h.rename(&p("/nope"), &p("/x"), false).unwrap_err().code(),
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        h.remove(&p("/d"), false).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        h.remove(&p("/"), false).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
     // A directory replaces a directory atomically with overwrite.
     write(&h, "/e/old", b"old").unwrap();
     h.copy(&p("/d"), &p("/e"), true, true).unwrap();
@@ -173,16 +272,25 @@ fn batches_are_all_or_nothing() {
         }
         b.into_inner().unwrap()
     };
-    let r = h.write_batch(&tar_of(&[("a.txt", b"aaaa"), ("dir/b.txt", b"bb")])[..], &p("/in")).unwrap();
+    let r = h
+        .write_batch(
+            &tar_of(&[("a.txt", b"aaaa"), ("dir/b.txt", b"bb")])[..],
+            &p("/in"),
+        )
+        .unwrap();
     assert_eq!((r.files, r.bytes), (2, 6));
     assert_eq!(all(&h, "/in"), ["/in/a.txt", "/in/dir", "/in/dir/b.txt"]);
     // Too big as a whole: nothing of it lands.
     let big = vec![b'x'; 60];
-    let e = h.write_batch(&tar_of(&[("c.txt", &big), ("d.txt", &big)])[..], &p("/in")).unwrap_err();
+    let e = h
+        .write_batch(&tar_of(&[("c.txt", &big), ("d.txt", &big)])[..], &p("/in"))
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::QuotaExceeded);
     assert_eq!(all(&h, "/in"), ["/in/a.txt", "/in/dir", "/in/dir/b.txt"]);
     // A file where a directory stands: refused before anything changes.
-    let e = h.write_batch(&tar_of(&[("new.txt", b"n"), ("dir", b"x")])[..], &p("/in")).unwrap_err();
+    let e = h
+        .write_batch(&tar_of(&[("new.txt", b"n"), ("dir", b"x")])[..], &p("/in"))
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
     assert!(!h.exists(&p("/in/new.txt")).unwrap());
     assert_eq!(h.usage().used_bytes, 6);

@@ -1,0 +1,207 @@
+//! Search, replace and edit of file contents: `/v1/volumes/{name}/files/{search,replace,edit}`.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::Response;
+use nullspace_core::{Error, FileStat};
+use nullspace_volumes::{
+    ReplaceOptions, ReplaceSummary, SearchMatch, SearchOptions, SearchSummary,
+};
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::error::{ApiResult, ErrorBody, Json};
+use crate::files::parse_path;
+use crate::{blocking, AppState};
+
+fn default_true() -> bool {
+    true
+}
+
+fn root() -> String {
+    "/".into()
+}
+
+/// Body of search.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// Rust regex syntax, or a literal with `regex: false`.
+    pub pattern: String,
+    #[serde(default = "root")]
+    pub path: String,
+    pub glob: Option<String>,
+    #[serde(default = "default_true")]
+    pub regex: bool,
+    #[serde(default)]
+    pub ignore_case: bool,
+    pub max_results: Option<u64>,
+}
+
+/// Body of replace.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceRequest {
+    pub pattern: String,
+    pub replacement: String,
+    #[serde(default = "root")]
+    pub path: String,
+    pub glob: Option<String>,
+    #[serde(default = "default_true")]
+    pub regex: bool,
+    #[serde(default)]
+    pub ignore_case: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Body of edit.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditRequest {
+    pub path: String,
+    pub old: String,
+    pub new: String,
+    /// Exact number of occurrences to replace; `null` replaces all (at least one).
+    #[serde(default = "one")]
+    pub count: Option<u64>,
+    pub if_match: Option<String>,
+}
+
+fn one() -> Option<u64> {
+    Some(1)
+}
+
+enum Found {
+    Match(SearchMatch),
+    Done(SearchSummary),
+    Failed(Error),
+}
+
+fn ndjson(value: &impl serde::Serialize) -> bytes::Bytes {
+    let mut line = serde_json::to_vec(value).unwrap_or_default();
+    line.push(b'\n');
+    line.into()
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/search", tag = "files", params(("name" = String, Path)),
+    request_body = SearchRequest,
+    responses((status = 200, description = "one JSON match per line, then {\"done\":true,...}", content_type = "application/x-ndjson"),
+              (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn search(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<SearchRequest>,
+) -> ApiResult<Response> {
+    let v = app.volume(&caller.0, &name).await?;
+    let path = parse_path("path", &req.path)?;
+    let h = app.handle(&v).await?;
+    let opts = SearchOptions {
+        pattern: req.pattern,
+        regex: req.regex,
+        ignore_case: req.ignore_case,
+        glob: req.glob,
+        max_results: req.max_results,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Found>(256);
+    let vname = v.name.clone();
+    tokio::task::spawn_blocking(move || {
+        let sender = tx.clone();
+        let result = h.search(&path, &opts, &mut |m| {
+            sender.blocking_send(Found::Match(m)).is_ok()
+        });
+        let _ = tx.blocking_send(match result {
+            Ok(summary) => Found::Done(summary),
+            Err(e) => Found::Failed(e.in_volume(&vname)),
+        });
+    });
+    // An error before the first result (bad pattern, missing path) is a normal error answer.
+    let first = match rx.recv().await {
+        Some(Found::Failed(e)) => return Err(e.into()),
+        Some(other) => other,
+        None => return Err(Error::internal("search ended without an answer").into()),
+    };
+    let stream = futures::stream::unfold(
+        (Some(first), rx, false),
+        |(pending, mut rx, finished)| async move {
+            if finished {
+                return None;
+            }
+            let item = match pending {
+                Some(item) => item,
+                None => rx.recv().await?,
+            };
+            let (line, done) = match item {
+                Found::Match(m) => (ndjson(&m), false),
+                Found::Done(s) => (
+                    ndjson(
+                        &serde_json::json!({"done": true, "matches": s.matches, "truncated": s.truncated}),
+                    ),
+                    true,
+                ),
+                Found::Failed(e) => (
+                    ndjson(
+                        &serde_json::json!({"error": {"code": e.code.as_str(), "message": e.message}}),
+                    ),
+                    true,
+                ),
+            };
+            Some((Ok::<_, std::io::Error>(line), (None, rx, done)))
+        },
+    );
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .map_err(|e| Error::internal(e.to_string()).into())
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/replace", tag = "files", params(("name" = String, Path)),
+    request_body = ReplaceRequest,
+    responses((status = 200, description = "files and counts", body = Object), (status = 400, body = ErrorBody), (status = 507, body = ErrorBody)))]
+pub async fn replace(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<ReplaceRequest>,
+) -> ApiResult<axum::Json<ReplaceSummary>> {
+    let v = app.volume(&caller.0, &name).await?;
+    let path = parse_path("path", &req.path)?;
+    let h = app.handle(&v).await?;
+    let opts = ReplaceOptions {
+        pattern: req.pattern,
+        replacement: req.replacement,
+        regex: req.regex,
+        ignore_case: req.ignore_case,
+        glob: req.glob,
+        dry_run: req.dry_run,
+    };
+    let hh = h.clone();
+    let summary =
+        blocking(move || hh.replace(&path, &opts).map_err(|e| e.in_volume(&v.name))).await?;
+    app.persist_usage(&h).await;
+    Ok(axum::Json(summary))
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/edit", tag = "files", params(("name" = String, Path)),
+    request_body = EditRequest,
+    responses((status = 200, body = FileStat), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn edit(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<EditRequest>,
+) -> ApiResult<axum::Json<FileStat>> {
+    let v = app.volume(&caller.0, &name).await?;
+    let path = parse_path("path", &req.path)?;
+    let h = app.handle(&v).await?;
+    let hh = h.clone();
+    let stat = blocking(move || {
+        hh.edit(&path, &req.old, &req.new, req.count, req.if_match)
+            .map_err(|e| e.in_volume(&v.name))
+    })
+    .await?;
+    app.persist_usage(&h).await;
+    Ok(axum::Json(stat))
+}

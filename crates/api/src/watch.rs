@@ -1,0 +1,129 @@
+//! `GET /v1/volumes/{name}/watch`: change events over Server-Sent Events.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::stream::{self, StreamExt};
+use nullspace_core::{Error, VolumePath};
+use nullspace_volumes::events::ChangeEvent;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::auth::Caller;
+use crate::error::{ApiResult, ErrorBody, Query};
+use crate::files::parse_path;
+use crate::{blocking, AppState};
+
+/// `?path=&recursive=&last_event_id=`
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct WatchQuery {
+    #[serde(default = "root")]
+    pub path: String,
+    #[serde(default = "default_true")]
+    pub recursive: bool,
+    /// Resume after this event id (the `Last-Event-ID` header does the same).
+    pub last_event_id: Option<u64>,
+}
+
+fn root() -> String {
+    "/".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn in_scope(ev: &ChangeEvent, scope: &VolumePath, recursive: bool) -> bool {
+    let hit = |p: &str| match VolumePath::parse(p) {
+        Ok(p) if recursive => p.starts_with(scope),
+        Ok(p) => p == *scope || p.parent().as_ref() == Some(scope),
+        Err(_) => false,
+    };
+    hit(&ev.path) || ev.old_path.as_deref().is_some_and(hit)
+}
+
+fn change(ev: &ChangeEvent) -> Event {
+    Event::default()
+        .id(ev.id.to_string())
+        .event("change")
+        .json_data(ev)
+        .unwrap_or_default()
+}
+
+#[utoipa::path(get, path = "/v1/volumes/{name}/watch", tag = "files", params(("name" = String, Path), WatchQuery),
+    responses((status = 200, description = "Server-Sent Events: `change`, `gap`, `overflow`", content_type = "text/event-stream"),
+              (status = 404, body = ErrorBody)))]
+pub async fn watch(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<WatchQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let v = app.volume(&caller.0, &name).await?;
+    let scope = parse_path("path", &q.path)?;
+    let last = match headers.get("last-event-id") {
+        Some(h) => Some(
+            h.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| Error::invalid_argument("Last-Event-ID must be an event id"))?,
+        ),
+        None => q.last_event_id,
+    };
+    let h = app.handle(&v).await?;
+    let (hh, s, vname) = (h.clone(), scope.clone(), v.name.clone());
+    blocking(move || hh.stat(&s).map_err(|e| e.in_volume(&vname))).await?;
+    let sub = h.events().subscribe(last);
+    let recursive = q.recursive;
+
+    let gap = sub.gap.map(|g| {
+        Event::default()
+            .event("gap")
+            .json_data(g)
+            .unwrap_or_default()
+    });
+    let backlog: Vec<Event> = sub
+        .backlog
+        .iter()
+        .filter(|e| in_scope(e, &scope, recursive))
+        .map(|e| change(e))
+        .collect();
+    let head = stream::iter(gap.into_iter().chain(backlog).map(Ok::<_, Infallible>));
+    let live = stream::unfold(Some((sub.live, scope)), move |state| async move {
+        let (mut rx, scope) = state?;
+        loop {
+            match rx.recv().await {
+                Ok(ev) if in_scope(&ev, &scope, recursive) => {
+                    return Some((Ok(change(&ev)), Some((rx, scope))))
+                }
+                Ok(_) => continue,
+                Err(RecvError::Lagged(n)) => {
+                    let data = serde_json::json!({"missed": n, "message": "the client fell behind; reconnect with the last event id"});
+                    return Some((
+                        Ok(Event::default()
+                            .event("overflow")
+                            .json_data(data)
+                            .unwrap_or_default()),
+                        None,
+                    ));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    // Keep the handle (and so the event sender) alive as long as the client listens.
+    let keep: Arc<_> = h;
+    let live = live.map(move |e| {
+        let _ = &keep;
+        e
+    });
+    Ok(Sse::new(head.chain(live))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}

@@ -1,0 +1,406 @@
+//! Search, replace and edit of file contents, built on ripgrep's crates (grep-regex,
+//! grep-searcher) and walking the tree by fd like every other operation.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+
+use grep_matcher::Matcher;
+use grep_regex::{RegexMatcher, RegexMatcherBuilder};
+use grep_searcher::{sinks, BinaryDetection, SearcherBuilder};
+use nullspace_core::{FileStat, VolumePath};
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::error::{FsError, FsResult};
+use crate::handle::{etag_of, NameGlob, VolumeHandle, WriteOptions};
+use crate::walk::{open_child_dir, read_entries, Entry};
+
+/// Longest line text returned with a match, in bytes.
+const MAX_TEXT: usize = 1000;
+/// Largest file that replace and edit will rewrite (they hold it in memory).
+pub const MAX_REWRITE_BYTES: u64 = 256 << 20;
+
+/// What to search for and where.
+#[derive(Debug, Clone, Default)]
+pub struct SearchOptions {
+    pub pattern: String,
+    /// Rust regex syntax when true; a literal string otherwise.
+    pub regex: bool,
+    pub ignore_case: bool,
+    pub glob: Option<String>,
+    pub max_results: Option<u64>,
+}
+
+/// One matching line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SearchMatch {
+    pub path: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// 1-based byte column of the first match on the line.
+    pub column: u64,
+    pub text: String,
+}
+
+/// How a search ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SearchSummary {
+    pub matches: u64,
+    pub truncated: bool,
+}
+
+/// What to replace.
+#[derive(Debug, Clone, Default)]
+pub struct ReplaceOptions {
+    pub pattern: String,
+    pub replacement: String,
+    pub regex: bool,
+    pub ignore_case: bool,
+    pub glob: Option<String>,
+    pub dry_run: bool,
+}
+
+/// One file that had matches.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReplacedFile {
+    pub path: String,
+    pub replacements: u64,
+    /// Why the file was left alone (`conflict`: it changed while being rewritten).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// What a replace did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReplaceSummary {
+    pub files: Vec<ReplacedFile>,
+    pub files_changed: u64,
+    pub replacements: u64,
+    pub dry_run: bool,
+}
+
+/// The parser's message on one line (regex errors draw a caret under the pattern over several).
+fn invalid_pattern(pattern: &str, e: impl std::fmt::Display) -> FsError {
+    let msg = e.to_string();
+    let msg: Vec<&str> = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '^' || c == ' '))
+        .collect();
+    FsError::Invalid(format!("invalid pattern {pattern:?}: {}", msg.join(": ")))
+}
+
+fn is_binary(data: &[u8]) -> bool {
+    memchr::memchr(0, data).is_some()
+}
+
+/// Visits every regular file at or below `path` in path order, with its parent dir fd.
+/// `visit` returns `false` to stop.
+fn for_each_file(
+    h: &VolumeHandle,
+    path: &VolumePath,
+    glob: Option<&NameGlob>,
+    visit: &mut dyn FnMut(&OwnedFd, &CStr, &VolumePath) -> FsResult<bool>,
+) -> FsResult<()> {
+    let top = h.stat(path)?;
+    if top.file_type != nullspace_core::FileType::Dir {
+        let (dir, name) = h.beneath().parent(path, None)?;
+        let name = std::ffi::CString::new(name).unwrap_or_default();
+        if top.file_type == nullspace_core::FileType::File {
+            visit(&dir, &name, path)?;
+        }
+        return Ok(());
+    }
+    let dir = h
+        .beneath()
+        .open(path, OFlags::RDONLY | OFlags::DIRECTORY, false)?;
+    fn walk(
+        dir: &OwnedFd,
+        at: &VolumePath,
+        rel: &str,
+        glob: Option<&NameGlob>,
+        visit: &mut dyn FnMut(&OwnedFd, &CStr, &VolumePath) -> FsResult<bool>,
+    ) -> FsResult<bool> {
+        let entries: Vec<Entry> =
+            read_entries(dir).map_err(|e| FsError::from_errno(at.as_str(), e))?;
+        for e in entries {
+            let name = e.name_lossy();
+            let path = at.child(&name);
+            let rel_path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            match e.file_type() {
+                FileType::Directory => {
+                    let child = match open_child_dir(dir, &e.name) {
+                        Ok(c) => c,
+                        Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => continue,
+                        Err(err) => return Err(FsError::from_errno(path.as_str(), err)),
+                    };
+                    if !walk(&child, &path, &rel_path, glob, visit)? {
+                        return Ok(false);
+                    }
+                }
+                FileType::RegularFile => {
+                    if glob.is_none_or(|g| g.matches(&name, &rel_path))
+                        && !visit(dir, &e.name, &path)?
+                    {
+                        return Ok(false);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(true)
+    }
+    walk(&dir, path, "", glob, visit).map(|_| ())
+}
+
+/// Opens a regular file named `name` in `dir` without following links or blocking on FIFOs.
+fn open_file(dir: impl AsFd, name: &CStr, path: &VolumePath) -> FsResult<(File, rustix::fs::Stat)> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| FsError::from_errno(path.as_str(), e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| FsError::from_errno(path.as_str(), e))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(FsError::NotAFile(path.to_string()));
+    }
+    Ok((File::from(fd), st))
+}
+
+fn read_all(mut f: File, st: &rustix::fs::Stat, path: &VolumePath) -> FsResult<Vec<u8>> {
+    if st.st_size as u64 > MAX_REWRITE_BYTES {
+        return Err(FsError::Invalid(format!(
+            "{path} is larger than {MAX_REWRITE_BYTES} bytes"
+        )));
+    }
+    let mut buf = Vec::with_capacity(st.st_size.max(0) as usize);
+    f.read_to_end(&mut buf)
+        .map_err(|e| FsError::from_io(path.as_str(), e))?;
+    Ok(buf)
+}
+
+impl VolumeHandle {
+    /// Searches file contents below `path`, calling `emit` for each matching line in path
+    /// order; `emit` returns `false` to stop (e.g. the client went away).
+    pub fn search(
+        &self,
+        path: &VolumePath,
+        opts: &SearchOptions,
+        emit: &mut dyn FnMut(SearchMatch) -> bool,
+    ) -> FsResult<SearchSummary> {
+        let matcher: RegexMatcher = RegexMatcherBuilder::new()
+            .case_insensitive(opts.ignore_case)
+            .fixed_strings(!opts.regex)
+            .build(&opts.pattern)
+            .map_err(|e| invalid_pattern(&opts.pattern, e))?;
+        let glob = NameGlob::compile(opts.glob.as_deref())?;
+        let mut searcher = SearcherBuilder::new()
+            .binary_detection(BinaryDetection::quit(0))
+            .line_number(true)
+            .build();
+        let limit = opts.max_results.unwrap_or(u64::MAX);
+        let mut summary = SearchSummary {
+            matches: 0,
+            truncated: false,
+        };
+        let mut stopped = false;
+        for_each_file(self, path, glob.as_ref(), &mut |dir, name, file_path| {
+            let Ok((file, _)) = open_file(dir, name, file_path) else {
+                return Ok(true);
+            };
+            let sink = sinks::Bytes(|line_no, line| {
+                if summary.matches >= limit {
+                    summary.truncated = true;
+                    return Ok(false);
+                }
+                let column = matcher.find(line)?.map_or(0, |m| m.start()) as u64 + 1;
+                let line = line.strip_suffix(b"\n").unwrap_or(line);
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let cut = &line[..line.len().min(MAX_TEXT)];
+                let text = String::from_utf8_lossy(cut).into_owned();
+                summary.matches += 1;
+                if !emit(SearchMatch {
+                    path: file_path.to_string(),
+                    line: line_no,
+                    column,
+                    text,
+                }) {
+                    stopped = true;
+                    return Ok(false);
+                }
+                Ok(true)
+            });
+            // An unreadable file is skipped, like grep does.
+            let _ = searcher.search_file(&matcher, &file, sink);
+            Ok(!(stopped || summary.truncated))
+        })?;
+        Ok(summary)
+    }
+
+    /// Replaces matches across files below `path`. Every changed file is rewritten atomically;
+    /// the cap is checked for the whole change before anything is written.
+    pub fn replace(&self, path: &VolumePath, opts: &ReplaceOptions) -> FsResult<ReplaceSummary> {
+        let pattern = if opts.regex {
+            opts.pattern.clone()
+        } else {
+            regex::escape(&opts.pattern)
+        };
+        let re = regex::bytes::RegexBuilder::new(&pattern)
+            .case_insensitive(opts.ignore_case)
+            .build()
+            .map_err(|e| invalid_pattern(&opts.pattern, e))?;
+        let glob = NameGlob::compile(opts.glob.as_deref())?;
+        let rewrite = |data: &[u8]| -> Vec<u8> {
+            if opts.regex {
+                re.replace_all(data, opts.replacement.as_bytes())
+                    .into_owned()
+            } else {
+                re.replace_all(data, regex::bytes::NoExpand(opts.replacement.as_bytes()))
+                    .into_owned()
+            }
+        };
+        // Pass 1: what would change, and by how much.
+        let mut planned: Vec<(VolumePath, u64, String)> = Vec::new();
+        let mut growth: i64 = 0;
+        for_each_file(self, path, glob.as_ref(), &mut |dir, name, file_path| {
+            let Ok((file, st)) = open_file(dir, name, file_path) else {
+                return Ok(true);
+            };
+            let Ok(data) = read_all(file, &st, file_path) else {
+                return Ok(true);
+            };
+            if is_binary(&data) {
+                return Ok(true);
+            }
+            let n = re.find_iter(&data).count() as u64;
+            if n > 0 {
+                growth += rewrite(&data).len() as i64 - data.len() as i64;
+                planned.push((file_path.clone(), n, etag_of(&st)));
+            }
+            Ok(true)
+        })?;
+        let mut summary = ReplaceSummary {
+            files: Vec::new(),
+            files_changed: 0,
+            replacements: 0,
+            dry_run: opts.dry_run,
+        };
+        if !opts.dry_run && growth > 0 {
+            let used = self.usage().used_bytes;
+            if used.saturating_add(growth as u64) > self.cap() {
+                return Err(FsError::QuotaExceeded {
+                    used,
+                    adding: growth as u64,
+                    cap: self.cap(),
+                });
+            }
+        }
+        // Pass 2: rewrite each file if it is still the one that was read.
+        for (file_path, n, etag) in planned {
+            let mut entry = ReplacedFile {
+                path: file_path.to_string(),
+                replacements: n,
+                skipped: None,
+            };
+            if !opts.dry_run {
+                match self.rewrite_if_unchanged(&file_path, &etag, &rewrite) {
+                    Ok(_) => {}
+                    Err(FsError::Conflict(_) | FsError::NotFound(_)) => {
+                        entry.skipped = Some("conflict".into())
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if entry.skipped.is_none() {
+                summary.files_changed += 1;
+                summary.replacements += n;
+            }
+            summary.files.push(entry);
+        }
+        Ok(summary)
+    }
+
+    fn rewrite_if_unchanged(
+        &self,
+        path: &VolumePath,
+        etag: &str,
+        rewrite: &dyn Fn(&[u8]) -> Vec<u8>,
+    ) -> FsResult<FileStat> {
+        let (dir, name) = self.beneath().parent(path, None)?;
+        let cname = std::ffi::CString::new(name).unwrap_or_default();
+        let (file, st) = open_file(&dir, &cname, path)?;
+        if etag_of(&st) != etag {
+            return Err(FsError::Conflict(format!("{path} changed")));
+        }
+        let data = read_all(file, &st, path)?;
+        let new = rewrite(&data);
+        let opts = WriteOptions {
+            overwrite: true,
+            if_match: Some(etag.to_owned()),
+        };
+        self.write_bytes(path, &new, &opts)
+    }
+
+    /// Replaces exactly `count` occurrences of `old` with `new` in one file (`None`: all of
+    /// them, at least one). Any other number found is a conflict and nothing changes.
+    pub fn edit(
+        &self,
+        path: &VolumePath,
+        old: &str,
+        new: &str,
+        count: Option<u64>,
+        if_match: Option<String>,
+    ) -> FsResult<FileStat> {
+        if old.is_empty() {
+            return Err(FsError::Invalid("`old` must not be empty".into()));
+        }
+        let (dir, name) = self.beneath().parent(path, None)?;
+        let cname = std::ffi::CString::new(name).unwrap_or_default();
+        let (file, st) = match open_file(&dir, &cname, path) {
+            Err(FsError::SymlinkLoop(_)) => return Err(FsError::NotAFile(path.to_string())),
+            other => other?,
+        };
+        let etag = etag_of(&st);
+        if let Some(want) = &if_match {
+            if *want != etag {
+                return Err(FsError::Conflict(format!(
+                    "{path} changed since etag {want:?} was read (current etag: {etag})"
+                )));
+            }
+        }
+        let data = read_all(file, &st, path)?;
+        let finder = memchr::memmem::Finder::new(old.as_bytes());
+        let found = finder.find_iter(&data).count() as u64;
+        let ok = match count {
+            Some(n) => found == n,
+            None => found > 0,
+        };
+        if !ok {
+            let wanted = count.map_or("at least 1".to_owned(), |n| n.to_string());
+            return Err(FsError::Conflict(format!(
+                "edit of {path}: expected {wanted} occurrence(s) of the old text, found {found}; nothing changed"
+            )));
+        }
+        let mut out = Vec::with_capacity(data.len());
+        let mut last = 0;
+        for at in finder.find_iter(&data) {
+            out.extend_from_slice(&data[last..at]);
+            out.extend_from_slice(new.as_bytes());
+            last = at + old.len();
+        }
+        out.extend_from_slice(&data[last..]);
+        let opts = WriteOptions {
+            overwrite: true,
+            if_match: Some(etag),
+        };
+        self.write_bytes(path, &out, &opts)
+    }
+}
