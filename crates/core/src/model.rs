@@ -82,13 +82,16 @@ impl VolumeField {
     pub fn parse_list(s: &str) -> Result<Vec<VolumeField>, Error> {
         let mut out = Vec::new();
         for raw in s.split(',').map(str::trim).filter(|f| !f.is_empty()) {
-            let f = VolumeField::ALL.into_iter().find(|f| f.as_str() == raw).ok_or_else(|| {
-                let known: Vec<_> = VolumeField::ALL.iter().map(|f| f.as_str()).collect();
-                Error::invalid_argument(format!(
-                    "unknown field {raw:?}; known fields: {}",
-                    known.join(", ")
-                ))
-            })?;
+            let f = VolumeField::ALL
+                .into_iter()
+                .find(|f| f.as_str() == raw)
+                .ok_or_else(|| {
+                    let known: Vec<_> = VolumeField::ALL.iter().map(|f| f.as_str()).collect();
+                    Error::invalid_argument(format!(
+                        "unknown field {raw:?}; known fields: {}",
+                        known.join(", ")
+                    ))
+                })?;
             if !out.contains(&f) {
                 out.push(f);
             }

@@ -10,7 +10,10 @@ pub type Labels = BTreeMap<String, String>;
 
 fn check_name(kind: &str, s: &str) -> Result<(), Error> {
     let ok_len = (1..=63).contains(&s.len());
-    let ok_first = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok_first = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     let ok_chars = s
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
@@ -65,8 +68,13 @@ name_type!(
 /// value at most 255 characters without control characters.
 pub fn validate_label(key: &str, value: &str) -> Result<(), Error> {
     let key_ok = (1..=63).contains(&key.len())
-        && key.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+        && key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
     if !key_ok {
         return Err(Error::invalid_argument(format!(
             "invalid label key {key:?}: use 1-63 characters of letters, digits, '.', '_', '-' or '/', starting with a letter or digit"
@@ -94,7 +102,10 @@ impl LabelSelector {
             Error::invalid_argument(format!("invalid label {s:?}: expected key=value"))
         })?;
         validate_label(key, value)?;
-        Ok(LabelSelector { key: key.to_owned(), value: value.to_owned() })
+        Ok(LabelSelector {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
     }
 
     /// Whether `labels` has this key with this value.
@@ -112,7 +123,18 @@ mod tests {
         for good in ["a", "team-data", "0x", "a.b_c-d", &"a".repeat(63)] {
             VolumeName::parse(good).unwrap();
         }
-        for bad in ["", "-a", ".a", "_a", "A", "a b", "a/b", "é", &"a".repeat(64), "a\0"] {
+        for bad in [
+            "",
+            "-a",
+            ".a",
+            "_a",
+            "A",
+            "a b",
+            "a/b",
+            "é",
+            &"a".repeat(64),
+            "a\0",
+        ] {
             let e = VolumeName::parse(bad).unwrap_err();
             assert_eq!(e.code, crate::ErrorCode::InvalidArgument);
             assert!(e.message.contains("volume name"), "{}", e.message);

@@ -46,7 +46,11 @@ impl VolumePath {
     }
 
     fn join_relative_checked(&self, rel: &str, shown: &str) -> Result<VolumePath, Error> {
-        let mut out = if self.is_root() { String::new() } else { self.0.clone() };
+        let mut out = if self.is_root() {
+            String::new()
+        } else {
+            self.0.clone()
+        };
         for name in rel.split('/') {
             match name {
                 "" | "." => continue,
@@ -118,7 +122,11 @@ impl VolumePath {
             return None;
         }
         let idx = self.0.rfind('/').unwrap_or(0);
-        Some(if idx == 0 { VolumePath::root() } else { VolumePath(self.0[..idx].to_owned()) })
+        Some(if idx == 0 {
+            VolumePath::root()
+        } else {
+            VolumePath(self.0[..idx].to_owned())
+        })
     }
 
     /// Appends one name (which must not contain `/`; used when walking a real directory).
@@ -143,7 +151,11 @@ impl VolumePath {
         if !self.starts_with(ancestor) {
             return None;
         }
-        let rest = if ancestor.is_root() { &self.0[1..] } else { &self.0[ancestor.0.len()..] };
+        let rest = if ancestor.is_root() {
+            &self.0[1..]
+        } else {
+            &self.0[ancestor.0.len()..]
+        };
         Some(rest.trim_start_matches('/'))
     }
 }
@@ -172,14 +184,32 @@ mod tests {
         assert_eq!(p("/a/b").file_name(), Some("b"));
         assert_eq!(p("/").file_name(), None);
         assert_eq!(p("/a/b").components().collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(p("/%2e%2e").as_str(), "/%2e%2e", "percent signs are ordinary characters");
+        assert_eq!(
+            p("/%2e%2e").as_str(),
+            "/%2e%2e",
+            "percent signs are ordinary characters"
+        );
     }
 
     #[test]
     fn refuses_hostile_input() {
         for bad in [
-            "", "a", "a/b", "./a", "../a", "/..", "/a/..", "/a/../..", "/a/../../etc", "/..//x",
-            "/a/b/../../../x", "/a\0b", "\0", "/ok/\0", "~/x", "\\..\\x",
+            "",
+            "a",
+            "a/b",
+            "./a",
+            "../a",
+            "/..",
+            "/a/..",
+            "/a/../..",
+            "/a/../../etc",
+            "/..//x",
+            "/a/b/../../../x",
+            "/a\0b",
+            "\0",
+            "/ok/\0",
+            "~/x",
+            "\\..\\x",
         ] {
             let e = VolumePath::parse(bad).unwrap_err();
             assert_eq!(e.code, crate::ErrorCode::InvalidArgument, "{bad:?}");

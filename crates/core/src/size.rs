@@ -62,7 +62,14 @@ mod tests {
         assert_eq!(parse_size("2 GiB").unwrap(), 2 << 30);
         assert_eq!(parse_size("5GB").unwrap(), 5_000_000_000);
         assert_eq!(parse_size("1TB").unwrap(), 1_000_000_000_000);
-        for bad in ["", "GiB", "-1", "1.5GiB", "10 parsecs", "99999999999999999999"] {
+        for bad in [
+            "",
+            "GiB",
+            "-1",
+            "1.5GiB",
+            "10 parsecs",
+            "99999999999999999999",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
         assert!(parse_size("99999999TiB").is_err());
