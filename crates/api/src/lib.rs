@@ -12,6 +12,7 @@ mod error;
 mod files;
 mod openapi;
 mod server;
+mod tus;
 mod volumes;
 mod watch;
 

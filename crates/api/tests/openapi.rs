@@ -31,6 +31,12 @@ const EXPECTED: &[(&str, &str)] = &[
     ("post", "/v1/volumes/{name}/files/replace"),
     ("post", "/v1/volumes/{name}/files/edit"),
     ("get", "/v1/volumes/{name}/watch"),
+    ("options", "/v1/volumes/{name}/uploads"),
+    ("post", "/v1/volumes/{name}/uploads"),
+    ("head", "/v1/volumes/{name}/uploads/{id}"),
+    ("patch", "/v1/volumes/{name}/uploads/{id}"),
+    ("delete", "/v1/volumes/{name}/uploads/{id}"),
+    ("options", "/v1/volumes/{name}/uploads/{id}"),
 ];
 
 #[tokio::test]
@@ -64,7 +70,7 @@ async fn openapi_document_matches_the_router() {
     let paths = doc["paths"].as_object().expect("paths");
     let mut documented = Vec::new();
     for (path, item) in paths {
-        for method in ["get", "put", "post", "delete", "patch", "head"] {
+        for method in ["get", "put", "post", "delete", "patch", "head", "options"] {
             if item.get(method).is_some() {
                 documented.push((method.to_owned(), path.clone()));
             }

@@ -171,7 +171,11 @@ impl VolumeHandle {
         let data = open_dir(&root.join("data"))?;
         let staging_path = root.join("staging");
         if let Ok(rd) = std::fs::read_dir(&staging_path) {
-            for e in rd.flatten() {
+            // Resumable uploads survive restarts; everything else in staging is a leftover.
+            for e in rd
+                .flatten()
+                .filter(|e| e.file_name() != crate::uploads::UPLOADS_DIR)
+            {
                 let p = e.path();
                 let _ = if p.is_dir() {
                     std::fs::remove_dir_all(&p)
@@ -208,6 +212,10 @@ impl VolumeHandle {
         &self.events
     }
 
+    pub(crate) fn staging_path(&self) -> &Path {
+        &self.staging_path
+    }
+
     pub(crate) fn beneath(&self) -> &Beneath {
         &self.beneath
     }
@@ -228,7 +236,7 @@ impl VolumeHandle {
         self.usage.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn check_cap(&self, usage: &Usage, freed: u64, adding: u64) -> FsResult<()> {
+    pub(crate) fn check_cap(&self, usage: &Usage, freed: u64, adding: u64) -> FsResult<()> {
         let after = usage
             .used_bytes
             .saturating_sub(freed)
@@ -318,7 +326,7 @@ impl VolumeHandle {
 
     /// Publishes a staged entry `staged` (in staging) at `path`, under the commit lock:
     /// checks overwrite, if-match and the cap, renames, fsyncs the directory.
-    fn publish(
+    pub(crate) fn publish(
         &self,
         staged: &str,
         path: &VolumePath,
@@ -448,7 +456,7 @@ impl VolumeHandle {
         result
     }
 
-    fn discard_staged(&self, staged: &str) {
+    pub(crate) fn discard_staged(&self, staged: &str) {
         let p = self.staging_path.join(staged);
         let _ = if p.is_dir() {
             std::fs::remove_dir_all(&p)

@@ -17,6 +17,7 @@ mod handle;
 mod placement;
 pub mod resolve;
 mod search;
+pub mod uploads;
 mod walk;
 
 use std::collections::HashMap;
