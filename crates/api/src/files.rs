@@ -187,7 +187,18 @@ pub async fn read_file(
     let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &q.path)?;
     let h = app.handle(&v).await?;
-    let vname = v.name.clone();
+    stream_file(h, v.name, path, &headers, q.offset, q.length).await
+}
+
+/// Answers with a file's content: whole, a `Range`, or `offset`/`length`; streamed.
+pub(crate) async fn stream_file(
+    h: std::sync::Arc<nullspace_volumes::VolumeHandle>,
+    vname: String,
+    path: VolumePath,
+    headers: &HeaderMap,
+    offset: Option<u64>,
+    length: Option<u64>,
+) -> ApiResult<Response> {
     let (file, stat) =
         blocking(move || h.open_read(&path).map_err(|e| e.in_volume(&vname))).await?;
     let size = stat.size;
@@ -195,8 +206,8 @@ pub async fn read_file(
         let (s, e) = parse_range(r, size)?;
         (s, e, true)
     } else {
-        let start = q.offset.unwrap_or(0).min(size);
-        let end = q.length.map_or(size, |l| start.saturating_add(l).min(size));
+        let start = offset.unwrap_or(0).min(size);
+        let end = length.map_or(size, |l| start.saturating_add(l).min(size));
         (start, end, false)
     };
     let mut file = file;
@@ -254,17 +265,29 @@ pub async fn write_file(
         if_match: if_match(&headers)?,
     };
     let h = app.handle(&v).await?;
-    let vname = v.name.clone();
-    let (hh, p) = (h.clone(), path.clone());
-    let mut pending = blocking(move || hh.begin_write(&p).map_err(|e| e.in_volume(&vname))).await?;
+    let stat = receive_file(h.clone(), v.name, path, opts, body).await?;
+    app.persist_usage(&h).await;
+    Ok(axum::Json(stat))
+}
+
+/// Streams a request body into an atomic write of `path`.
+pub(crate) async fn receive_file(
+    h: std::sync::Arc<nullspace_volumes::VolumeHandle>,
+    vname: String,
+    path: VolumePath,
+    opts: WriteOptions,
+    body: Body,
+) -> ApiResult<FileStat> {
+    let (hh, p, n) = (h.clone(), path.clone(), vname.clone());
+    let mut pending = blocking(move || hh.begin_write(&p).map_err(|e| e.in_volume(&n))).await?;
 
     // The body goes through a small channel to one blocking writer: constant memory, and the
     // network and the disk work at the same time.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-    let vname = v.name.clone();
+    let n = vname.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<_, Error> {
         while let Some(chunk) = rx.blocking_recv() {
-            pending.write(&chunk).map_err(|e| e.in_volume(&vname))?;
+            pending.write(&chunk).map_err(|e| e.in_volume(&n))?;
         }
         Ok(pending)
     });
@@ -290,10 +313,7 @@ pub async fn write_file(
         drop(pending);
         return Err(Error::invalid_argument(format!("request body ended early: {e}")).into());
     }
-    let vname = v.name.clone();
-    let stat = blocking(move || pending.commit(&opts).map_err(|e| e.in_volume(&vname))).await?;
-    app.persist_usage(&h).await;
-    Ok(axum::Json(stat))
+    blocking(move || pending.commit(&opts).map_err(|e| e.in_volume(&vname))).await
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/files/batch", tag = "files", params(("name" = String, Path), BatchQuery),
@@ -466,4 +486,108 @@ pub async fn exists(
     let h = app.handle(&v).await?;
     let exists = blocking(move || h.exists(&path).map_err(|e| e.in_volume(&v.name))).await?;
     Ok(axum::Json(ExistsResponse { exists }))
+}
+
+/// `?path=&format=`
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ArchiveQuery {
+    /// Directory to archive (its contents, with relative names).
+    #[serde(default = "root")]
+    pub path: String,
+    /// `tar`, `tar.gz` or `zip`.
+    #[serde(default = "tar_format")]
+    pub format: String,
+}
+
+fn tar_format() -> String {
+    "tar".into()
+}
+
+/// A `Write` that hands 256 KiB chunks to an async response body.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(READ_CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= READ_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/archive", tag = "files", params(("name" = String, Path), ArchiveQuery),
+    responses((status = 200, description = "the directory as a tar, tar.gz or zip stream"), (status = 404, body = ErrorBody)))]
+pub async fn archive(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<ArchiveQuery>,
+) -> ApiResult<Response> {
+    let v = app.volume(&caller.0, &name).await?;
+    let path = parse_path("path", &q.path)?;
+    let format = nullspace_volumes::archive::ArchiveFormat::parse(&q.format)
+        .map_err(|e| e.in_volume(&v.name))?;
+    let h = app.handle(&v).await?;
+    // Refuse a missing path or a file before the 200 goes out.
+    let (hh, p, vname) = (h.clone(), path.clone(), v.name.clone());
+    let top = blocking(move || hh.stat(&p).map_err(|e| e.in_volume(&vname))).await?;
+    if top.file_type != nullspace_core::FileType::Dir {
+        return Err(Error::invalid_argument(format!(
+            "{path} is not a directory in volume {:?}: download it as a file",
+            v.name
+        ))
+        .into());
+    }
+    let file_name = format!(
+        "{}.{}",
+        path.file_name().unwrap_or(&v.name),
+        format.extension()
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(READ_CHUNK),
+        };
+        let result = h
+            .archive(&path, format, &mut w)
+            .map_err(|e| std::io::Error::other(e.to_string()));
+        let result = result.and_then(|_| std::io::Write::flush(&mut w));
+        if let Err(e) = result {
+            // Breaks the response, so the client sees a failed download, not a short archive.
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Response::builder()
+        .header(header::CONTENT_TYPE, format.content_type())
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{file_name}\""),
+        )
+        .body(Body::from_stream(stream))
+        .map_err(|e| Error::internal(e.to_string()).into())
 }

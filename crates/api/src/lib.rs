@@ -12,6 +12,7 @@ mod error;
 mod files;
 mod openapi;
 mod server;
+mod signed;
 mod tus;
 mod volumes;
 mod watch;
@@ -26,6 +27,7 @@ pub use config::ServerConfig;
 pub use error::status_of;
 pub use openapi::{openapi_document, router};
 pub use server::run;
+pub use signed::Signer;
 
 use crate::error::ApiResult;
 
@@ -34,6 +36,8 @@ use crate::error::ApiResult;
 pub struct AppState {
     pub store: Arc<dyn StateStore>,
     pub volumes: Arc<VolumeStore>,
+    /// Signs and verifies signed URLs.
+    pub signer: Arc<Signer>,
 }
 
 impl AppState {

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::{admin, content, files, tus, volumes, watch, AppState};
+use crate::{admin, content, files, signed, tus, volumes, watch, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -89,6 +89,9 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(content::replace))
         .routes(routes!(content::edit))
         .routes(routes!(watch::watch))
+        .routes(routes!(files::archive))
+        .routes(routes!(signed::sign))
+        .routes(routes!(signed::signed_get, signed::signed_put))
         .routes(routes!(tus::options, tus::create))
         .routes(routes!(
             tus::head,

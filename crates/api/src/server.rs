@@ -56,7 +56,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let placement = DirectoryPlacement::open(&data_dir.join("volumes"))
         .context("cannot open the volume data root")?;
     let volumes = Arc::new(VolumeStore::new(Box::new(placement)));
-    let app = AppState { store, volumes };
+    let signer = crate::Signer::load_or_create(&data_dir.join("signing.key"))
+        .context("cannot load the URL signing key")?;
+    let app = AppState {
+        store,
+        volumes,
+        signer: Arc::new(signer),
+    };
     reconcile(&app).await?;
 
     tracing::info!(%addr, data_dir = %data_dir.display(), "nullspace server listening");

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use nullspace_api::{router, AppState};
+use nullspace_api::{router, AppState, Signer};
 use nullspace_state::{ApiKey, SqliteStore, StateStore};
 use nullspace_volumes::{DirectoryPlacement, VolumeStore};
 use serde_json::Value;
@@ -37,6 +37,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ("patch", "/v1/volumes/{name}/uploads/{id}"),
     ("delete", "/v1/volumes/{name}/uploads/{id}"),
     ("options", "/v1/volumes/{name}/uploads/{id}"),
+    ("get", "/v1/volumes/{name}/files/archive"),
+    ("post", "/v1/volumes/{name}/files/url"),
+    ("get", "/v1/signed/{tenant}/{name}"),
+    ("put", "/v1/signed/{tenant}/{name}"),
 ];
 
 #[tokio::test]
@@ -53,6 +57,7 @@ async fn openapi_document_matches_the_router() {
     let app = router(AppState {
         store: Arc::new(store),
         volumes: Arc::new(volumes),
+        signer: Arc::new(Signer::from_key(b"openapi-test-signing-key-0123456789")),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -11,6 +11,7 @@
 //! - Usage (bytes of regular files, and their count) is measured from disk when a volume is
 //!   first opened and then kept exact by every operation, under the volume's commit lock.
 
+pub mod archive;
 mod error;
 pub mod events;
 mod handle;
