@@ -29,6 +29,7 @@ pub(crate) fn parse_path(field: &str, p: &str) -> Result<VolumePath, Error> {
 
 /// `?path=`
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PathQuery {
     /// Absolute path inside the volume.
     pub path: String,
@@ -36,6 +37,7 @@ pub struct PathQuery {
 
 /// `?path=&offset=&length=`
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReadQuery {
     pub path: String,
     /// First byte to return.
@@ -46,6 +48,7 @@ pub struct ReadQuery {
 
 /// `?path=&overwrite=`
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WriteQuery {
     pub path: String,
     /// Replace an existing file (default true); false gives `already_exists`.
@@ -55,6 +58,7 @@ pub struct WriteQuery {
 
 /// `?path=&recursive=`
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RemoveQuery {
     pub path: String,
     #[serde(default)]
@@ -63,6 +67,7 @@ pub struct RemoveQuery {
 
 /// `?path=&recursive=&glob=&limit=&cursor=`
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default = "root")]
     pub path: String,
@@ -82,6 +87,7 @@ fn root() -> String {
 
 /// `?path=` for batches: the directory the archive's paths are relative to.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BatchQuery {
     #[serde(default = "root")]
     pub path: String,
@@ -490,6 +496,7 @@ pub async fn exists(
 
 /// `?path=&format=`
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ArchiveQuery {
     /// Directory to archive (its contents, with relative names).
     #[serde(default = "root")]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use nullspace_state::{ApiKey, SqliteStore, StateStore};
+use nullspace_state::{ApiKey, PostgresStore, SqliteStore, StateStore};
 use nullspace_volumes::{DirectoryPlacement, VolumeStore};
 
 use crate::{AppState, ServerConfig};
@@ -32,9 +32,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                     .context("cannot open the SQLite database")?,
             )
         }
+        // The error names the server, never the password.
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(PostgresStore::connect(url).await?)
+        }
         Some(url) => {
             let scheme = url.split(':').next().unwrap_or("");
-            anyhow::bail!("unsupported --database-url scheme {scheme:?}: this build supports sqlite: (PostgreSQL is not available yet)")
+            anyhow::bail!("unsupported --database-url scheme {scheme:?}: use sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE")
         }
     };
 

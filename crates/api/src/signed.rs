@@ -212,6 +212,7 @@ pub async fn sign(
 
 /// `?path=&expires=&signature=`
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SignedQuery {
     pub path: Option<String>,
     pub expires: Option<i64>,

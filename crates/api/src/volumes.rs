@@ -28,6 +28,7 @@ pub struct CreateVolume {
 
 /// `?fields=a,b`
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FieldsQuery {
     /// Comma-separated fields to return (all when absent).
     pub fields: Option<String>,
@@ -35,6 +36,7 @@ pub struct FieldsQuery {
 
 /// `?force=&if_exists=`
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
     /// Release live sandbox attachments first instead of failing with `volume_in_use`.
     #[serde(default)]

@@ -21,6 +21,7 @@ use crate::{blocking, AppState};
 
 /// `?path=&recursive=&last_event_id=`
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WatchQuery {
     #[serde(default = "root")]
     pub path: String,

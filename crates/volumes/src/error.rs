@@ -99,7 +99,7 @@ impl FsError {
                 format!("volume {volume:?} is full: the write would pass its cap")
             }
             FsError::QuotaExceeded { .. } => format!("volume {volume:?}: {self}"),
-            FsError::Io { .. } => format!("volume {volume:?}: internal I/O error"),
+            FsError::Io { .. } => format!("volume {volume:?}: {self}"),
             _ => format!("{self} in volume {volume:?}"),
         };
         Error::new(code, message)

@@ -533,6 +533,11 @@ impl VolumeHandle {
             Some(o) if !is_dir(o) && is_dir(&sst) => {
                 return Err(FsError::NotADirectory(dst.to_string()))
             }
+            Some(_) if src.starts_with(dst) => {
+                return Err(FsError::Invalid(format!(
+                    "cannot move {src} onto its own ancestor {dst}"
+                )))
+            }
             Some(o) => {
                 freed = entry_usage(&ddir, &cname(dname), o).map_err(&err)?;
                 if is_dir(o) {
@@ -616,40 +621,48 @@ impl VolumeHandle {
                     "the volume root cannot be removed (empty it recursively)".into(),
                 ));
             }
-            let entries = read_entries(self.beneath.root()).map_err(io_at("/"))?;
-            for e in entries {
-                if let Ok(child) = VolumePath::root().join_relative(&e.name_lossy()) {
-                    self.remove(&child, true)?;
-                }
+            // By raw names, relative to the root fd: names need not be UTF-8.
+            let root = self.beneath.open_dir(path)?;
+            for e in read_entries(&root).map_err(io_at("/"))? {
+                let shown = VolumePath::root().child(&e.name_lossy());
+                self.remove_at(&root, &e.name, shown.as_str(), true)?;
             }
             return Ok(());
         }
         let (dir, name) = self.beneath.parent(path, None)?;
-        let err = io_at(path.as_str());
+        self.remove_at(&dir, &cname(name), path.as_str(), recursive)
+    }
+
+    /// Removes the entry `name` of `dir`; `shown` is its path for errors and events.
+    fn remove_at(
+        &self,
+        dir: &OwnedFd,
+        name: &std::ffi::CStr,
+        shown: &str,
+        recursive: bool,
+    ) -> FsResult<()> {
+        let err = io_at(shown);
         let mut usage = self.lock();
-        let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(&err)?;
+        let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(&err)?;
         if !is_dir(&st) {
-            rustix::fs::unlinkat(&dir, name, AtFlags::empty()).map_err(&err)?;
-            rustix::fs::fsync(&dir).map_err(&err)?;
+            rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(&err)?;
+            rustix::fs::fsync(dir).map_err(&err)?;
             *usage -= stat_usage(&st);
-            self.events
-                .publish(ChangeKind::Deleted, path.as_str(), None, false);
+            self.events.publish(ChangeKind::Deleted, shown, None, false);
             return Ok(());
         }
         if !recursive {
-            rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR).map_err(&err)?;
-            rustix::fs::fsync(&dir).map_err(&err)?;
-            self.events
-                .publish(ChangeKind::Deleted, path.as_str(), None, true);
+            rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(&err)?;
+            rustix::fs::fsync(dir).map_err(&err)?;
+            self.events.publish(ChangeKind::Deleted, shown, None, true);
             return Ok(());
         }
-        let freed = entry_usage(&dir, &cname(name), &st).map_err(&err)?;
+        let freed = entry_usage(dir, name, &st).map_err(&err)?;
         let trash = temp_name("t");
-        rustix::fs::renameat(&dir, name, &self.staging, trash.as_str()).map_err(&err)?;
-        rustix::fs::fsync(&dir).map_err(&err)?;
+        rustix::fs::renameat(dir, name, &self.staging, trash.as_str()).map_err(&err)?;
+        rustix::fs::fsync(dir).map_err(&err)?;
         *usage -= freed;
-        self.events
-            .publish(ChangeKind::Deleted, path.as_str(), None, true);
+        self.events.publish(ChangeKind::Deleted, shown, None, true);
         drop(usage);
         self.discard_staged(&trash);
         Ok(())
@@ -668,17 +681,18 @@ impl VolumeHandle {
         let dir = self
             .beneath
             .open(path, OFlags::RDONLY | OFlags::DIRECTORY, false)?;
-        let cursor: Option<Vec<String>> = match &opts.cursor {
+        // The cursor is opaque: the previous page's last entry as raw name bytes below the
+        // listed directory, base64url-encoded (names need not be UTF-8).
+        let cursor: Option<Vec<Vec<u8>>> = match &opts.cursor {
             Some(c) => {
-                let c = VolumePath::parse(c)
-                    .map_err(|e| FsError::Invalid(format!("invalid cursor: {}", e.message)))?;
-                let rel = c.strip_prefix(path).ok_or_else(|| {
-                    FsError::Invalid("cursor does not belong to this listing".into())
-                })?;
+                use base64::Engine;
+                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(c)
+                    .map_err(|_| FsError::Invalid(format!("invalid cursor {c:?}")))?;
                 Some(
-                    rel.split('/')
+                    raw.split(|b| *b == b'/')
                         .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
+                        .map(<[u8]>::to_vec)
                         .collect(),
                 )
             }
@@ -689,13 +703,16 @@ impl VolumeHandle {
             glob: glob.as_ref(),
             limit: opts.limit.max(1),
             out: Vec::new(),
+            raw: Vec::new(),
         };
-        walk.dir(&dir, path, "", cursor.as_deref())
+        walk.dir(&dir, path, "", b"", cursor.as_deref())
             .map_err(io_at(path.as_str()))?;
         let mut entries = walk.out;
         let next_cursor = if entries.len() > opts.limit.max(1) {
+            use base64::Engine;
             entries.truncate(opts.limit.max(1));
-            entries.last().map(|e| e.path.clone())
+            let last = &walk.raw[opts.limit.max(1) - 1];
+            Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last))
         } else {
             None
         };
@@ -878,6 +895,8 @@ struct ListWalk<'g> {
     glob: Option<&'g NameGlob>,
     limit: usize,
     out: Vec<FileStat>,
+    /// Raw relative path of each entry in `out`, for the cursor.
+    raw: Vec<Vec<u8>>,
 }
 
 impl ListWalk<'_> {
@@ -889,15 +908,17 @@ impl ListWalk<'_> {
         dir: &OwnedFd,
         at: &VolumePath,
         rel: &str,
-        cursor: Option<&[String]>,
+        raw_rel: &[u8],
+        cursor: Option<&[Vec<u8>]>,
     ) -> rustix::io::Result<bool> {
         let mut cursor = cursor.filter(|c| !c.is_empty());
         for e in read_entries(dir)? {
             let name = e.name_lossy();
             let mut emit = true;
             let mut child_cursor = None;
+            // Entries are sorted by raw bytes; compare raw bytes too.
             if let Some(c) = cursor {
-                match name.as_str().cmp(c[0].as_str()) {
+                match e.name.as_bytes().cmp(c[0].as_slice()) {
                     std::cmp::Ordering::Less => continue,
                     std::cmp::Ordering::Equal => {
                         emit = false;
@@ -913,10 +934,16 @@ impl ListWalk<'_> {
             } else {
                 format!("{rel}/{name}")
             };
+            let mut raw_path = raw_rel.to_vec();
+            if !raw_path.is_empty() {
+                raw_path.push(b'/');
+            }
+            raw_path.extend_from_slice(e.name.as_bytes());
             if emit {
                 let matches = self.glob.is_none_or(|g| g.matches(&name, &rel_path));
                 if matches {
                     self.out.push(file_stat(path.to_string(), &e.stat));
+                    self.raw.push(raw_path.clone());
                     if self.out.len() > self.limit {
                         return Ok(true);
                     }
@@ -928,7 +955,7 @@ impl ListWalk<'_> {
                     Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => continue,
                     Err(err) => return Err(err),
                 };
-                if self.dir(&child, &path, &rel_path, child_cursor)? {
+                if self.dir(&child, &path, &rel_path, &raw_path, child_cursor)? {
                     return Ok(true);
                 }
             }

@@ -144,12 +144,11 @@ fn for_each_file(
                         return Ok(false);
                     }
                 }
-                FileType::RegularFile => {
+                FileType::RegularFile
                     if glob.is_none_or(|g| g.matches(&name, &rel_path))
-                        && !visit(dir, &e.name, &path)?
-                    {
-                        return Ok(false);
-                    }
+                        && !visit(dir, &e.name, &path)? =>
+                {
+                    return Ok(false);
                 }
                 _ => {}
             }

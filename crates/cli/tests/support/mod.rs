@@ -51,11 +51,19 @@ pub struct Server {
 impl Server {
     /// Starts a server on a free port and waits until it answers `/v1/health`.
     pub fn start() -> Server {
-        let root = tempfile::Builder::new().prefix("nullspace-e2e-").tempdir().expect("temp dir");
+        let root = tempfile::Builder::new()
+            .prefix("nullspace-e2e-")
+            .tempdir()
+            .expect("temp dir");
         for d in ["data", "cwd", "home"] {
             std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
         }
-        let mut server = Server { port: 0, url: String::new(), root, child: None };
+        let mut server = Server {
+            port: 0,
+            url: String::new(),
+            root,
+            child: None,
+        };
         // A port found free can be taken by someone else before the server binds it.
         let mut last = String::new();
         for _ in 0..8 {
@@ -144,30 +152,46 @@ impl Server {
         for v in SCRUBBED {
             cmd.env_remove(v);
         }
-        cmd.args(["server", "--listen", &format!("127.0.0.1:{}", self.port), "--bootstrap-key", ADMIN_KEY])
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .current_dir(self.cwd())
-            .env("HOME", self.root.path().join("home"))
-            .env("XDG_DATA_HOME", self.root.path().join("home"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{}", self.port),
+            "--bootstrap-key",
+            ADMIN_KEY,
+        ])
+        .arg("--data-dir")
+        .arg(self.data_dir())
+        .current_dir(self.cwd())
+        .env("HOME", self.root.path().join("home"))
+        .env("XDG_DATA_HOME", self.root.path().join("home"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
         let child = cmd.spawn().map_err(|e| format!("spawn {BIN}: {e}"))?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
-                return Err(format!("server exited with {status}; log:\n{}", self.log_tail(20)));
+                return Err(format!(
+                    "server exited with {status}; log:\n{}",
+                    self.log_tail(20)
+                ));
             }
             if health(self.port) {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 self.kill9();
-                return Err(format!("server not healthy after 60 s; log:\n{}", self.log_tail(20)));
+                return Err(format!(
+                    "server not healthy after 60 s; log:\n{}",
+                    self.log_tail(20)
+                ));
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -183,7 +207,9 @@ impl Server {
 
     /// Stops the server gracefully (SIGTERM; SIGKILL after 10 s).
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         let pid = rustix::process::Pid::from_child(&child);
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -269,15 +295,30 @@ impl Resp {
     /// Requires `status`; returns self for chaining.
     #[track_caller]
     pub fn expect(self, status: u16, what: &str) -> Resp {
-        assert_eq!(self.status, status, "{what}: unexpected answer {:?}", self.text());
+        assert_eq!(
+            self.status,
+            status,
+            "{what}: unexpected answer {:?}",
+            self.text()
+        );
         self
     }
 
     /// Requires an error with `status` and `code`.
     #[track_caller]
     pub fn expect_err(self, status: u16, code: &str, what: &str) -> Resp {
-        assert_eq!(self.status, status, "{what}: unexpected answer {:?}", self.text());
-        assert_eq!(self.error_code().as_deref(), Some(code), "{what}: error code of {:?}", self.text());
+        assert_eq!(
+            self.status,
+            status,
+            "{what}: unexpected answer {:?}",
+            self.text()
+        );
+        assert_eq!(
+            self.error_code().as_deref(),
+            Some(code),
+            "{what}: error code of {:?}",
+            self.text()
+        );
         self
     }
 }
@@ -294,18 +335,29 @@ pub struct Api {
 impl Api {
     /// A client of the server at `base` (`http://host:port`).
     pub fn new(base: &str, key: Option<&str>) -> Api {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(120))
             .build()
             .expect("reqwest client");
-        Api { rt: Arc::new(rt), http, base: base.trim_end_matches('/').to_owned(), key: key.map(str::to_owned) }
+        Api {
+            rt: Arc::new(rt),
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            key: key.map(str::to_owned),
+        }
     }
 
     /// The same server with another key (`None`: no `Authorization` header).
     pub fn with_key(&self, key: Option<&str>) -> Api {
-        Api { key: key.map(str::to_owned), ..self.clone() }
+        Api {
+            key: key.map(str::to_owned),
+            ..self.clone()
+        }
     }
 
     /// Sends one request; `path_and_query` is sent as written (encode with [`enc`]).
@@ -328,11 +380,22 @@ impl Api {
             req = req.body(b);
         }
         self.rt.block_on(async {
-            let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+            let resp = req
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
-            let body = resp.bytes().await.unwrap_or_else(|e| panic!("{method} {url}: body: {e}")).to_vec();
-            Resp { status, headers, body }
+            let body = resp
+                .bytes()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {url}: body: {e}"))
+                .to_vec();
+            Resp {
+                status,
+                headers,
+                body,
+            }
         })
     }
 
@@ -350,12 +413,22 @@ impl Api {
 
     pub fn post_json(&self, pq: &str, body: &Value) -> Resp {
         let b = serde_json::to_vec(body).expect("json");
-        self.send(reqwest::Method::POST, pq, &[("Content-Type", "application/json")], Some(b))
+        self.send(
+            reqwest::Method::POST,
+            pq,
+            &[("Content-Type", "application/json")],
+            Some(b),
+        )
     }
 
     pub fn put_json(&self, pq: &str, body: &Value) -> Resp {
         let b = serde_json::to_vec(body).expect("json");
-        self.send(reqwest::Method::PUT, pq, &[("Content-Type", "application/json")], Some(b))
+        self.send(
+            reqwest::Method::PUT,
+            pq,
+            &[("Content-Type", "application/json")],
+            Some(b),
+        )
     }
 
     // -- conveniences over the documented routes ----------------------------------------------
@@ -371,28 +444,42 @@ impl Api {
     /// `GET /v1/volumes/{name}` (requires 200).
     #[track_caller]
     pub fn volume(&self, name: &str) -> Value {
-        self.get(&format!("/v1/volumes/{name}")).expect(200, &format!("get volume {name}")).json()
+        self.get(&format!("/v1/volumes/{name}"))
+            .expect(200, &format!("get volume {name}"))
+            .json()
     }
 
     /// The id of a volume.
     #[track_caller]
     pub fn volume_id(&self, name: &str) -> String {
-        self.volume(name)["id"].as_str().expect("id is a string").to_owned()
+        self.volume(name)["id"]
+            .as_str()
+            .expect("id is a string")
+            .to_owned()
     }
 
     /// `(used_bytes, file_count)` of a volume.
     #[track_caller]
     pub fn usage(&self, name: &str) -> (u64, u64) {
         let v = self.volume(name);
-        (v["used_bytes"].as_u64().expect("used_bytes"), v["file_count"].as_u64().expect("file_count"))
+        (
+            v["used_bytes"].as_u64().expect("used_bytes"),
+            v["file_count"].as_u64().expect("file_count"),
+        )
     }
 
     pub fn read(&self, vol: &str, path: &str) -> Resp {
-        self.get(&format!("/v1/volumes/{vol}/files/content?path={}", enc(path)))
+        self.get(&format!(
+            "/v1/volumes/{vol}/files/content?path={}",
+            enc(path)
+        ))
     }
 
     pub fn write(&self, vol: &str, path: &str, content: impl Into<Vec<u8>>) -> Resp {
-        self.put(&format!("/v1/volumes/{vol}/files/content?path={}", enc(path)), content)
+        self.put(
+            &format!("/v1/volumes/{vol}/files/content?path={}", enc(path)),
+            content,
+        )
     }
 
     pub fn stat(&self, vol: &str, path: &str) -> Resp {
@@ -400,15 +487,24 @@ impl Api {
     }
 
     pub fn list(&self, vol: &str, path: &str, recursive: bool) -> Resp {
-        self.get(&format!("/v1/volumes/{vol}/files/list?path={}&recursive={recursive}&limit=100000", enc(path)))
+        self.get(&format!(
+            "/v1/volumes/{vol}/files/list?path={}&recursive={recursive}&limit=100000",
+            enc(path)
+        ))
     }
 
     pub fn remove(&self, vol: &str, path: &str, recursive: bool) -> Resp {
-        self.delete(&format!("/v1/volumes/{vol}/files?path={}&recursive={recursive}", enc(path)))
+        self.delete(&format!(
+            "/v1/volumes/{vol}/files?path={}&recursive={recursive}",
+            enc(path)
+        ))
     }
 
     pub fn mkdir(&self, vol: &str, path: &str, parents: bool) -> Resp {
-        self.post_json(&format!("/v1/volumes/{vol}/files/mkdir"), &serde_json::json!({"path": path, "parents": parents}))
+        self.post_json(
+            &format!("/v1/volumes/{vol}/files/mkdir"),
+            &serde_json::json!({"path": path, "parents": parents}),
+        )
     }
 
     pub fn mv(&self, vol: &str, src: &str, dst: &str, overwrite: bool) -> Resp {
@@ -471,7 +567,9 @@ impl RawResponse {
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
         })
     }
 }
@@ -495,14 +593,19 @@ fn raw_request_timeout(
     body: &[u8],
     timeout: Duration,
 ) -> std::io::Result<RawResponse> {
-    let mut s = TcpStream::connect_timeout(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into(), timeout)?;
+    let mut s = TcpStream::connect_timeout(
+        &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into(),
+        timeout,
+    )?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     let mut req = Vec::new();
     req.extend_from_slice(method.as_bytes());
     req.push(b' ');
     req.extend_from_slice(target);
-    req.extend_from_slice(format!(" HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n").as_bytes());
+    req.extend_from_slice(
+        format!(" HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n").as_bytes(),
+    );
     for (k, v) in headers {
         req.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
     }
@@ -519,8 +622,19 @@ fn raw_request_timeout(
 
 /// Parses a complete HTTP/1.1 answer (content-length, chunked or read-to-close body).
 pub fn parse_response(raw: &[u8]) -> std::io::Result<RawResponse> {
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{m}: {:?}", String::from_utf8_lossy(&raw[..raw.len().min(200)])));
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
+    let bad = |m: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{m}: {:?}",
+                String::from_utf8_lossy(&raw[..raw.len().min(200)])
+            ),
+        )
+    };
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let status: u16 = head
         .split_whitespace()
@@ -528,23 +642,39 @@ pub fn parse_response(raw: &[u8]) -> std::io::Result<RawResponse> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("no status"))?;
     let rest = &raw[end + 4..];
-    let mut r = RawResponse { status, head, body: Vec::new() };
-    let chunked = r.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let mut r = RawResponse {
+        status,
+        head,
+        body: Vec::new(),
+    };
+    let chunked = r
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     if chunked {
         let mut pos = 0;
         loop {
-            let line_end = rest[pos..].windows(2).position(|w| w == b"\r\n").ok_or_else(|| bad("bad chunk"))? + pos;
+            let line_end = rest[pos..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| bad("bad chunk"))?
+                + pos;
             let size_str = String::from_utf8_lossy(&rest[pos..line_end]);
-            let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16).map_err(|_| bad("bad chunk size"))?;
+            let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| bad("bad chunk size"))?;
             pos = line_end + 2;
             if size == 0 {
                 break;
             }
-            let chunk = rest.get(pos..pos + size).ok_or_else(|| bad("short chunk"))?;
+            let chunk = rest
+                .get(pos..pos + size)
+                .ok_or_else(|| bad("short chunk"))?;
             r.body.extend_from_slice(chunk);
             pos += size + 2;
         }
-    } else if let Some(len) = r.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+    } else if let Some(len) = r
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         r.body = rest.get(..len).ok_or_else(|| bad("short body"))?.to_vec();
     } else {
         r.body = rest.to_vec();
@@ -558,10 +688,21 @@ pub fn parse_response(raw: &[u8]) -> std::io::Result<RawResponse> {
 /// One entry of a directory tree as found on disk (symlinks not followed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiskNode {
-    Dir { mode: u32, mtime: (i64, i64) },
-    File { mode: u32, mtime: (i64, i64), content: Vec<u8> },
-    Symlink { target: PathBuf },
-    Other { mode: u32 },
+    Dir {
+        mode: u32,
+        mtime: (i64, i64),
+    },
+    File {
+        mode: u32,
+        mtime: (i64, i64),
+        content: Vec<u8>,
+    },
+    Symlink {
+        target: PathBuf,
+    },
+    Other {
+        mode: u32,
+    },
 }
 
 /// Every entry below `dir` (relative paths), with file contents; symlinks are not followed.
@@ -572,21 +713,37 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, DiskNode> {
 }
 
 fn snapshot_into(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, DiskNode>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
-        let Ok(md) = std::fs::symlink_metadata(&p) else { continue };
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
         let rel = p.strip_prefix(base).expect("below base").to_owned();
         let ft = md.file_type();
         let mtime = (md.mtime(), md.mtime_nsec());
         let mode = md.mode() & 0o7777;
         if ft.is_symlink() {
-            out.insert(rel, DiskNode::Symlink { target: std::fs::read_link(&p).unwrap_or_default() });
+            out.insert(
+                rel,
+                DiskNode::Symlink {
+                    target: std::fs::read_link(&p).unwrap_or_default(),
+                },
+            );
         } else if ft.is_dir() {
             out.insert(rel, DiskNode::Dir { mode, mtime });
             snapshot_into(base, &p, out);
         } else if ft.is_file() {
-            out.insert(rel, DiskNode::File { mode, mtime, content: std::fs::read(&p).unwrap_or_default() });
+            out.insert(
+                rel,
+                DiskNode::File {
+                    mode,
+                    mtime,
+                    content: std::fs::read(&p).unwrap_or_default(),
+                },
+            );
         } else {
             let _ = ft.is_fifo();
             out.insert(rel, DiskNode::Other { mode: md.mode() });
@@ -597,9 +754,13 @@ fn snapshot_into(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, DiskNode>)
 /// `(bytes, count)` of the regular files below `dir` (symlinks not followed).
 pub fn disk_usage(dir: &Path) -> (u64, u64) {
     let mut total = (0, 0);
-    let Ok(rd) = std::fs::read_dir(dir) else { return total };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return total;
+    };
     for e in rd.flatten() {
-        let Ok(md) = std::fs::symlink_metadata(e.path()) else { continue };
+        let Ok(md) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
         if md.file_type().is_dir() {
             let (b, c) = disk_usage(&e.path());
             total.0 += b;
