@@ -13,6 +13,9 @@ pub enum StateError {
     Unavailable(String),
     #[error("control-plane database error: {0}")]
     Internal(String),
+    /// A database URL that cannot be used as given (unparseable, or an option with a bad value).
+    #[error("invalid control-plane database URL: {0}")]
+    InvalidUrl(String),
 }
 
 impl From<StateError> for Error {
@@ -23,6 +26,7 @@ impl From<StateError> for Error {
             StateError::Unauthenticated => ErrorCode::Unauthenticated,
             StateError::Unavailable(_) => ErrorCode::Unavailable,
             StateError::Internal(_) => ErrorCode::Internal,
+            StateError::InvalidUrl(_) => ErrorCode::InvalidArgument,
         };
         Error::new(code, e.to_string())
     }

@@ -1,12 +1,14 @@
 //! Control-plane state: tenants, API keys and volume records, behind one trait.
 //!
 //! Architecture invariant: only this crate knows SQL. Callers hold an `Arc<dyn StateStore>` and
-//! never learn which engine is behind it. SQLite (embedded, the default) is implemented here;
-//! PostgreSQL follows as a second implementation of the same trait, passing the same behaviour
-//! suite (`tests/behaviour.rs`).
+//! never learn which engine is behind it. Two engines implement it, each with its own
+//! migrations: SQLite (embedded, the default) and PostgreSQL (several servers sharing one
+//! control plane); both pass the same behaviour suite (`tests/behaviour.rs`).
 
 mod error;
 pub mod keys;
+mod postgres;
+mod record;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -14,6 +16,7 @@ use nullspace_core::{LabelSelector, Labels, Tenant, TenantName, Volume, VolumeNa
 
 pub use error::StateError;
 pub use keys::ApiKey;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Who is calling: resolved from an API key.

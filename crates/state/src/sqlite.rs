@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use nullspace_core::{
     LabelSelector, Labels, Tenant, TenantName, Volume, VolumeName, DEFAULT_VOLUME_CAP,
 };
@@ -18,8 +18,11 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, SqliteConnection};
-use uuid::Uuid;
 
+use crate::record::{
+    key_exists, new_id, now, tenant_exists, tenant_id_not_found, tenant_not_found, to_i64, to_u64,
+    volume_exists, volume_id_not_found, volume_not_found,
+};
 use crate::{ApiKey, Principal, StateError, StateStore, DEFAULT_TENANT};
 
 /// How long a statement waits for another connection's write lock before giving up.
@@ -199,7 +202,7 @@ impl StateStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| unique_or(e, || volume_exists(name)))?
-        .ok_or_else(|| StateError::NotFound(format!("tenant {tenant_id:?}")))?;
+        .ok_or_else(|| tenant_id_not_found(tenant_id))?;
         volume_from_row(&row)
     }
 
@@ -289,7 +292,7 @@ impl StateStore for SqliteStore {
         .await
         .map_err(db_error)?;
         if done.rows_affected() == 0 {
-            return Err(StateError::NotFound(format!("volume {volume_id:?}")));
+            return Err(volume_id_not_found(volume_id));
         }
         Ok(())
     }
@@ -311,7 +314,7 @@ async fn insert_tenant(conn: &mut SqliteConnection, name: &str) -> Result<Tenant
     .bind(timestamp(tenant.created_at))
     .execute(conn)
     .await
-    .map_err(|e| unique_or(e, || StateError::AlreadyExists(format!("tenant {name:?}"))))?;
+    .map_err(|e| unique_or(e, || tenant_exists(name)))?;
     Ok(tenant)
 }
 
@@ -334,8 +337,7 @@ async fn insert_key(
     .bind(timestamp(now()))
     .execute(conn)
     .await
-    // The only unique column is the hash: say so without naming the key.
-    .map_err(|e| unique_or(e, || StateError::AlreadyExists("API key".to_owned())))?;
+    .map_err(|e| unique_or(e, key_exists))?;
     Ok(())
 }
 
@@ -370,17 +372,6 @@ fn volume_from_row(row: &SqliteRow) -> Result<Volume, StateError> {
     })
 }
 
-/// A fresh id such as `vol_0190…`: UUIDv7, so ids sort roughly by creation time.
-fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", Uuid::now_v7().simple())
-}
-
-/// The current time at microsecond precision, the finest PostgreSQL stores: both engines then
-/// return exactly what they were given.
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
 /// Fixed-width RFC 3339 in UTC, e.g. `2025-01-02T03:04:05.123456Z`; sorts as text.
 fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -391,28 +382,6 @@ fn parse_timestamp(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, State
     DateTime::parse_from_rfc3339(&s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StateError::Internal(format!("stored {column} {s:?} is not a timestamp: {e}")))
-}
-
-/// SQLite integers are signed; byte counts beyond 2^63-1 cannot be stored.
-fn to_i64(what: &str, v: u64) -> Result<i64, StateError> {
-    i64::try_from(v)
-        .map_err(|_| StateError::Internal(format!("{what} {v} is beyond the storable 2^63-1")))
-}
-
-fn to_u64(what: &str, v: i64) -> Result<u64, StateError> {
-    u64::try_from(v).map_err(|_| StateError::Internal(format!("stored {what} {v} is negative")))
-}
-
-fn tenant_not_found(name: &str) -> StateError {
-    StateError::NotFound(format!("tenant {name:?}"))
-}
-
-fn volume_not_found(name: &VolumeName) -> StateError {
-    StateError::NotFound(format!("volume {:?}", name.as_str()))
-}
-
-fn volume_exists(name: &VolumeName) -> StateError {
-    StateError::AlreadyExists(format!("volume {:?}", name.as_str()))
 }
 
 /// `on_unique()` for a unique-constraint violation, else the usual mapping.
@@ -499,15 +468,5 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(back, t);
-    }
-
-    #[test]
-    fn integers_beyond_i64_are_refused() {
-        assert_eq!(to_i64("x", 7).unwrap(), 7);
-        assert!(matches!(
-            to_i64("x", u64::MAX),
-            Err(StateError::Internal(_))
-        ));
-        assert!(matches!(to_u64("x", -1), Err(StateError::Internal(_))));
     }
 }

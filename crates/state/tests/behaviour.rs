@@ -1,17 +1,23 @@
 //! The behaviour suite every `StateStore` engine must pass: one function per claim of the trait's
 //! documentation, each run on a fresh database of every selected engine.
 //!
-//! Select engines with `NULLSPACE_TEST_STATE`: `sqlite` (the default), `postgres`, a
-//! comma-separated list, or `all`.
+//! Select engines with `NULLSPACE_TEST_STATE`: `sqlite`, `postgres`, a comma-separated list, or
+//! `all`. Unset, it is `all` when a PostgreSQL server answers at the test URL
+//! (`NULLSPACE_TEST_PG_URL`, default `postgres://root@127.0.0.1:5432/postgres`), else `sqlite`.
+//! Each PostgreSQL test gets a database of its own (`nstest_<random>`), dropped afterwards.
+
+mod fresh_pg;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
 use async_trait::async_trait;
-use nullspace_state::{SqliteStore, StateStore};
+use fresh_pg::FreshDatabase;
+use nullspace_state::{PostgresStore, SqliteStore, StateStore};
 
-/// A fresh, empty database of one engine. `open` may be called again to reopen the same data.
+/// A fresh, empty database of one engine. `open` may be called again to reopen the same data,
+/// or while another store is open on it (a second server).
 #[async_trait]
 trait TestDb: Send + Sync {
     async fn open(&self) -> Arc<dyn StateStore>;
@@ -26,17 +32,26 @@ struct Engine {
     fresh: FreshDb,
 }
 
-/// Every engine; a PostgreSQL entry (fresh schema per test) joins this list when it exists.
+/// Every engine.
 fn engines() -> Vec<Engine> {
-    vec![Engine {
-        name: "sqlite",
-        fresh: || Box::pin(SqliteDb::fresh()),
-    }]
+    vec![
+        Engine {
+            name: "sqlite",
+            fresh: || Box::pin(SqliteDb::fresh()),
+        },
+        Engine {
+            name: "postgres",
+            fresh: || Box::pin(PostgresDb::fresh()),
+        },
+    ]
 }
 
 /// The engines chosen by `NULLSPACE_TEST_STATE`.
 fn selected_engines() -> Vec<Engine> {
-    let wanted = std::env::var("NULLSPACE_TEST_STATE").unwrap_or_else(|_| "sqlite".to_owned());
+    let wanted = std::env::var("NULLSPACE_TEST_STATE")
+        .ok()
+        .filter(|w| !w.trim().is_empty())
+        .unwrap_or_else(default_selection);
     let all = engines();
     if wanted.trim() == "all" {
         return all;
@@ -56,6 +71,22 @@ fn selected_engines() -> Vec<Engine> {
     all.into_iter()
         .filter(|e| names.contains(&e.name))
         .collect()
+}
+
+/// `all` when the test PostgreSQL server answers, else `sqlite` (saying so once).
+fn default_selection() -> String {
+    if fresh_pg::server_answers() {
+        return "all".to_owned();
+    }
+    static NOTICE: Once = Once::new();
+    NOTICE.call_once(|| {
+        eprintln!(
+            "notice: no PostgreSQL server answers at {}; the behaviour suite runs on SQLite only \
+             (set NULLSPACE_TEST_STATE=postgres to require it)",
+            fresh_pg::admin_url()
+        )
+    });
+    "sqlite".to_owned()
 }
 
 /// A SQLite file in its own temporary directory.
@@ -78,6 +109,30 @@ impl TestDb for SqliteDb {
             SqliteStore::open(&self.dir.path().join("state.db"))
                 .await
                 .expect("open SQLite"),
+        )
+    }
+}
+
+/// A database of its own on the test PostgreSQL server.
+struct PostgresDb {
+    db: FreshDatabase,
+}
+
+impl PostgresDb {
+    async fn fresh() -> Box<dyn TestDb> {
+        Box::new(PostgresDb {
+            db: FreshDatabase::create().await,
+        })
+    }
+}
+
+#[async_trait]
+impl TestDb for PostgresDb {
+    async fn open(&self) -> Arc<dyn StateStore> {
+        Arc::new(
+            PostgresStore::connect(&self.db.url)
+                .await
+                .expect("connect to PostgreSQL"),
         )
     }
 }
@@ -121,6 +176,12 @@ behaviour! {
     reopening_keeps_everything(db),
     concurrent_creates_of_one_name_admit_exactly_one(shared),
     keys_are_redacted_in_debug(store),
+    list_sorts_names_bytewise(store),
+    labels_round_trip_exactly(store),
+    two_stores_on_one_database_see_each_others_writes(db),
+    concurrent_creates_through_two_stores_admit_exactly_one(db),
+    concurrent_bootstraps_through_two_stores_create_one_key(db),
+    caps_set_through_one_store_apply_through_another(db),
 }
 
 mod claims {
@@ -556,5 +617,130 @@ mod claims {
                 assert!(!shown.contains(&hash), "{shown} reveals a key hash");
             }
         }
+    }
+
+    pub async fn list_sorts_names_bytewise(s: &dyn StateStore) {
+        // Every character a name may hold, in byte order: '-' < '.' < digits < '_' < letters.
+        // A locale-aware collation would order these differently.
+        let acme = new_tenant(s, "acme").await;
+        let mut want = vec!["a-b", "a.b", "a0", "a9", "a_b", "aa", "ab", "b", "b-", "ba"];
+        for name in want.iter().rev() {
+            s.create_volume(&acme, &vol(name), &Labels::new())
+                .await
+                .unwrap();
+        }
+        want.sort_unstable();
+        assert_eq!(names(&s.list_volumes(&acme, &[]).await.unwrap()), want);
+    }
+
+    pub async fn labels_round_trip_exactly(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let l = labels(&[
+            ("plain", "value"),
+            ("empty", ""),
+            ("unicode", "grüße, 日本, 🚀"),
+            ("quotes", r#"say "hi" \ back"#),
+            ("json-ish", r#"{"not": "an object"}"#),
+            ("app.io/tier", "a/b=c"),
+        ]);
+        let v = s.create_volume(&acme, &vol("data"), &l).await.unwrap();
+        assert_eq!(v.labels, l);
+        assert_eq!(s.get_volume(&acme, &vol("data")).await.unwrap().labels, l);
+        let sel = selectors(&["unicode=grüße, 日本, 🚀", "app.io/tier=a/b=c"]);
+        assert_eq!(names(&s.list_volumes(&acme, &sel).await.unwrap()), ["data"]);
+    }
+
+    pub async fn two_stores_on_one_database_see_each_others_writes(db: &dyn TestDb) {
+        let (a, b) = (db.open().await, db.open().await);
+        let admin = a.bootstrap(None).await.unwrap().unwrap();
+        assert_eq!(b.bootstrap(None).await.unwrap(), None);
+        assert!(b.authenticate(&admin).await.unwrap().admin);
+
+        let (t, key) = b.create_tenant(&tenant("acme")).await.unwrap();
+        assert_eq!(a.authenticate(&key).await.unwrap().tenant_id, t.id);
+        assert_eq!(a.get_tenant(&tenant("acme")).await.unwrap(), t);
+
+        let v = a
+            .create_volume(&t.id, &vol("data"), &labels(&[("k", "v")]))
+            .await
+            .unwrap();
+        assert_eq!(b.get_volume(&t.id, &vol("data")).await.unwrap(), v);
+        b.set_volume_usage(&v.id, 99, 3).await.unwrap();
+        let seen = a.get_volume(&t.id, &vol("data")).await.unwrap();
+        assert_eq!((seen.used_bytes, seen.file_count), (99, 3));
+        assert_eq!(b.all_volumes().await.unwrap(), vec![seen.clone()]);
+
+        assert_eq!(b.delete_volume(&t.id, &vol("data")).await.unwrap(), seen);
+        let e = a.get_volume(&t.id, &vol("data")).await.unwrap_err();
+        assert_not_found(e, r#"volume "data" not found"#);
+    }
+
+    pub async fn concurrent_creates_through_two_stores_admit_exactly_one(db: &dyn TestDb) {
+        let stores = [db.open().await, db.open().await];
+        let acme = new_tenant(&*stores[0], "acme").await;
+        for round in 0..5 {
+            let name = format!("race-{round}");
+            let start = Arc::new(Barrier::new(8));
+            let tasks: Vec<_> = (0..8)
+                .map(|i| {
+                    let s = stores[i % 2].clone();
+                    let (start, acme, name) = (start.clone(), acme.clone(), name.clone());
+                    tokio::spawn(async move {
+                        start.wait().await;
+                        let l = labels(&[("writer", &i.to_string())]);
+                        s.create_volume(&acme, &vol(&name), &l).await
+                    })
+                })
+                .collect();
+            let mut won = Vec::new();
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(v) => won.push(v),
+                    Err(e) => assert_already_exists(e, &format!("volume {name:?} already exists")),
+                }
+            }
+            assert_eq!(won.len(), 1, "exactly one create of {name} succeeds");
+            for s in &stores {
+                assert_eq!(s.get_volume(&acme, &vol(&name)).await.unwrap(), won[0]);
+            }
+        }
+        assert_eq!(stores[1].list_volumes(&acme, &[]).await.unwrap().len(), 5);
+    }
+
+    pub async fn concurrent_bootstraps_through_two_stores_create_one_key(db: &dyn TestDb) {
+        let stores = [db.open().await, db.open().await];
+        let start = Arc::new(Barrier::new(8));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let (s, start) = (stores[i % 2].clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    s.bootstrap(None).await
+                })
+            })
+            .collect();
+        let mut created = Vec::new();
+        for t in tasks {
+            if let Some(k) = t.await.unwrap().unwrap() {
+                created.push(k);
+            }
+        }
+        assert_eq!(created.len(), 1, "exactly one bootstrap creates a key");
+        for s in &stores {
+            assert!(s.authenticate(&created[0]).await.unwrap().admin);
+        }
+    }
+
+    pub async fn caps_set_through_one_store_apply_through_another(db: &dyn TestDb) {
+        let (a, b) = (db.open().await, db.open().await);
+        let acme = new_tenant(&*a, "acme").await;
+        b.set_tenant_volume_cap(&tenant("acme"), 7 << 20)
+            .await
+            .unwrap();
+        let v = a
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        assert_eq!(v.cap_bytes, 7 << 20);
     }
 }
