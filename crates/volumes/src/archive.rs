@@ -11,7 +11,7 @@ use rustix::io::Errno;
 
 use crate::error::{FsError, FsResult};
 use crate::handle::VolumeHandle;
-use crate::walk::{open_child_dir, read_entries};
+use crate::walk::walk_tree;
 
 /// Archive formats a directory can be downloaded as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,61 +74,32 @@ enum Item<'a> {
 fn walk(
     dir: &OwnedFd,
     at: &VolumePath,
-    rel: &str,
     visit: &mut dyn FnMut(Item<'_>) -> std::io::Result<()>,
 ) -> FsResult<()> {
-    fn io(p: &VolumePath) -> impl Fn(std::io::Error) -> FsError + '_ {
-        move |e| FsError::from_io(p.as_str(), e)
-    }
-    for e in read_entries(dir).map_err(|e| FsError::from_errno(at.as_str(), e))? {
-        let name = e.name_lossy();
-        let path = at.child(&name);
-        let rel_path = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        match e.file_type() {
-            FileType::Directory => {
-                let child = match open_child_dir(dir, &e.name) {
-                    Ok(c) => c,
-                    Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => continue,
-                    Err(err) => return Err(FsError::from_errno(path.as_str(), err)),
-                };
-                visit(Item::Dir {
-                    rel: &rel_path,
-                    stat: &e.stat,
-                })
-                .map_err(io(&path))?;
-                walk(&child, &path, &rel_path, visit)?;
-            }
-            FileType::RegularFile => {
-                let Ok(file) = open_regular(dir, &e.name) else {
-                    continue;
-                };
-                visit(Item::File {
-                    rel: &rel_path,
-                    stat: &e.stat,
-                    file,
-                })
-                .map_err(io(&path))?;
-            }
+    walk_tree(dir, at, &mut |v| {
+        let (rel, stat) = (v.rel, &v.entry.stat);
+        let item = match v.entry.file_type() {
+            FileType::Directory => Item::Dir { rel, stat },
+            FileType::RegularFile => match open_regular(v.dir, &v.entry.name) {
+                Ok(file) => Item::File { rel, stat, file },
+                Err(_) => return Ok(true),
+            },
             FileType::Symlink => {
-                let Ok(target) = rustix::fs::readlinkat(dir, e.name.as_c_str(), Vec::new()) else {
-                    continue;
-                };
-                let target = target.to_string_lossy().into_owned();
-                visit(Item::Symlink {
-                    rel: &rel_path,
-                    stat: &e.stat,
-                    target,
-                })
-                .map_err(io(&path))?;
+                match rustix::fs::readlinkat(v.dir, v.entry.name.as_c_str(), Vec::new()) {
+                    Ok(target) => Item::Symlink {
+                        rel,
+                        stat,
+                        target: target.to_string_lossy().into_owned(),
+                    },
+                    Err(_) => return Ok(true),
+                }
             }
-            _ => {}
-        }
-    }
-    Ok(())
+            _ => return Ok(true),
+        };
+        visit(item).map_err(|e| FsError::from_io(v.path.as_str(), e))?;
+        Ok(true)
+    })
+    .map(|_| ())
 }
 
 fn open_regular(dir: &OwnedFd, name: &CStr) -> rustix::io::Result<File> {
@@ -157,7 +128,7 @@ fn tar_header(stat: &rustix::fs::Stat, kind: tar::EntryType, size: u64) -> tar::
 fn write_tar<W: Write>(dir: &OwnedFd, at: &VolumePath, out: W) -> FsResult<W> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
-    walk(dir, at, "", &mut |item| match item {
+    walk(dir, at, &mut |item| match item {
         Item::Dir { rel, stat } => {
             let mut h = tar_header(stat, tar::EntryType::Directory, 0);
             b.append_data(&mut h, format!("{rel}/"), std::io::empty())
@@ -180,7 +151,7 @@ fn write_zip<W: Write>(dir: &OwnedFd, at: &VolumePath, out: W) -> FsResult<()> {
     use zip::write::SimpleFileOptions;
     let mut z = zip::ZipWriter::new_stream(out);
     let zerr = |e: zip::result::ZipError| std::io::Error::other(e.to_string());
-    walk(dir, at, "", &mut |item| match item {
+    walk(dir, at, &mut |item| match item {
         Item::Dir { rel, stat } => {
             let o = SimpleFileOptions::default().unix_permissions(stat.st_mode & 0o7777);
             z.add_directory(rel, o).map_err(zerr)

@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use crate::error::{FsError, FsResult};
 use crate::events::{ChangeKind, EventLog};
 use crate::resolve::Beneath;
-use crate::walk::{copy_entry, entry_usage, open_child_dir, read_entries, stat_usage, tree_usage};
+use crate::walk::{
+    copy_entry, entry_usage, open_child_dir, read_entries, read_names, stat_usage, tree_usage,
+};
 use crate::Usage;
 
 /// Conditions on a write.
@@ -38,12 +40,23 @@ pub struct ListOptions {
     pub limit: usize,
     /// The last path of the previous page.
     pub cursor: Option<String>,
+    /// Stat every entry (size, mode, mtime, etag). Without it only paths and types are
+    /// read, from the directory itself, as `find` does.
+    pub details: bool,
+}
+
+/// One listed entry; `stat` is there when the listing asked for details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    pub path: String,
+    pub file_type: StatType,
+    pub stat: Option<FileStat>,
 }
 
 /// One page of a listing.
 #[derive(Debug, Clone)]
 pub struct ListPage {
-    pub entries: Vec<FileStat>,
+    pub entries: Vec<ListEntry>,
     pub next_cursor: Option<String>,
 }
 
@@ -673,8 +686,13 @@ impl VolumeHandle {
         let glob = NameGlob::compile(opts.glob.as_deref())?;
         let top = self.stat(path)?;
         if top.file_type != StatType::Dir {
+            let entry = ListEntry {
+                path: top.path.clone(),
+                file_type: top.file_type,
+                stat: Some(top),
+            };
             return Ok(ListPage {
-                entries: vec![top],
+                entries: vec![entry],
                 next_cursor: None,
             });
         }
@@ -699,6 +717,7 @@ impl VolumeHandle {
             None => None,
         };
         let mut walk = ListWalk {
+            details: opts.details,
             recursive: opts.recursive,
             glob: glob.as_ref(),
             limit: opts.limit.max(1),
@@ -891,10 +910,11 @@ impl VolumeHandle {
 }
 
 struct ListWalk<'g> {
+    details: bool,
     recursive: bool,
     glob: Option<&'g NameGlob>,
     limit: usize,
-    out: Vec<FileStat>,
+    out: Vec<ListEntry>,
     /// Raw relative path of each entry in `out`, for the cursor.
     raw: Vec<Vec<u8>>,
 }
@@ -912,13 +932,13 @@ impl ListWalk<'_> {
         cursor: Option<&[Vec<u8>]>,
     ) -> rustix::io::Result<bool> {
         let mut cursor = cursor.filter(|c| !c.is_empty());
-        for e in read_entries(dir)? {
-            let name = e.name_lossy();
+        for (raw_name, kind) in read_names(dir)? {
+            let name = raw_name.to_string_lossy().into_owned();
             let mut emit = true;
             let mut child_cursor = None;
             // Entries are sorted by raw bytes; compare raw bytes too.
             if let Some(c) = cursor {
-                match e.name.as_bytes().cmp(c[0].as_slice()) {
+                match raw_name.as_bytes().cmp(c[0].as_slice()) {
                     std::cmp::Ordering::Less => continue,
                     std::cmp::Ordering::Equal => {
                         emit = false;
@@ -938,19 +958,37 @@ impl ListWalk<'_> {
             if !raw_path.is_empty() {
                 raw_path.push(b'/');
             }
-            raw_path.extend_from_slice(e.name.as_bytes());
+            raw_path.extend_from_slice(raw_name.as_bytes());
             if emit {
                 let matches = self.glob.is_none_or(|g| g.matches(&name, &rel_path));
                 if matches {
-                    self.out.push(file_stat(path.to_string(), &e.stat));
+                    let stat = if self.details {
+                        match rustix::fs::statat(dir, &raw_name, AtFlags::SYMLINK_NOFOLLOW) {
+                            Ok(st) => Some(file_stat(path.to_string(), &st)),
+                            Err(Errno::NOENT) => continue,
+                            Err(err) => return Err(err),
+                        }
+                    } else {
+                        None
+                    };
+                    let file_type = match kind {
+                        FileType::Directory => StatType::Dir,
+                        FileType::Symlink => StatType::Symlink,
+                        _ => StatType::File,
+                    };
+                    self.out.push(ListEntry {
+                        path: path.to_string(),
+                        file_type,
+                        stat,
+                    });
                     self.raw.push(raw_path.clone());
                     if self.out.len() > self.limit {
                         return Ok(true);
                     }
                 }
             }
-            if self.recursive && e.file_type() == FileType::Directory {
-                let child = match open_child_dir(dir, &e.name) {
+            if self.recursive && kind == FileType::Directory {
+                let child = match open_child_dir(dir, &raw_name) {
                     Ok(c) => c,
                     Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => continue,
                     Err(err) => return Err(err),

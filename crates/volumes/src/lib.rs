@@ -26,7 +26,9 @@ use std::ops::{AddAssign, SubAssign};
 use std::sync::{Arc, Mutex};
 
 pub use error::{FsError, FsResult};
-pub use handle::{BatchResult, ListOptions, ListPage, PendingWrite, VolumeHandle, WriteOptions};
+pub use handle::{
+    BatchResult, ListEntry, ListOptions, ListPage, PendingWrite, VolumeHandle, WriteOptions,
+};
 pub use placement::{DirectoryPlacement, VolumePlacement};
 pub use search::{
     ReplaceOptions, ReplaceSummary, ReplacedFile, SearchMatch, SearchOptions, SearchSummary,

@@ -11,11 +11,10 @@ use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::{sinks, BinaryDetection, SearcherBuilder};
 use nullspace_core::{FileStat, VolumePath};
 use rustix::fs::{FileType, Mode, OFlags};
-use rustix::io::Errno;
 
 use crate::error::{FsError, FsResult};
 use crate::handle::{etag_of, NameGlob, VolumeHandle, WriteOptions};
-use crate::walk::{open_child_dir, read_entries, Entry};
+use crate::walk::walk_tree;
 
 /// Longest line text returned with a match, in bytes.
 const MAX_TEXT: usize = 1000;
@@ -116,46 +115,15 @@ fn for_each_file(
     let dir = h
         .beneath()
         .open(path, OFlags::RDONLY | OFlags::DIRECTORY, false)?;
-    fn walk(
-        dir: &OwnedFd,
-        at: &VolumePath,
-        rel: &str,
-        glob: Option<&NameGlob>,
-        visit: &mut dyn FnMut(&OwnedFd, &CStr, &VolumePath) -> FsResult<bool>,
-    ) -> FsResult<bool> {
-        let entries: Vec<Entry> =
-            read_entries(dir).map_err(|e| FsError::from_errno(at.as_str(), e))?;
-        for e in entries {
-            let name = e.name_lossy();
-            let path = at.child(&name);
-            let rel_path = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
-            };
-            match e.file_type() {
-                FileType::Directory => {
-                    let child = match open_child_dir(dir, &e.name) {
-                        Ok(c) => c,
-                        Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => continue,
-                        Err(err) => return Err(FsError::from_errno(path.as_str(), err)),
-                    };
-                    if !walk(&child, &path, &rel_path, glob, visit)? {
-                        return Ok(false);
-                    }
-                }
-                FileType::RegularFile
-                    if glob.is_none_or(|g| g.matches(&name, &rel_path))
-                        && !visit(dir, &e.name, &path)? =>
-                {
-                    return Ok(false);
-                }
-                _ => {}
-            }
+    walk_tree(&dir, path, &mut |v| {
+        let is_file = v.entry.file_type() == FileType::RegularFile;
+        let name = v.path.file_name().unwrap_or_default();
+        if is_file && glob.is_none_or(|g| g.matches(name, v.rel)) {
+            return visit(v.dir, &v.entry.name, v.path);
         }
         Ok(true)
-    }
-    walk(&dir, path, "", glob, visit).map(|_| ())
+    })
+    .map(|_| ())
 }
 
 /// Opens a regular file named `name` in `dir` without following links or blocking on FIFOs.

@@ -157,3 +157,87 @@ pub(crate) fn copy_entry(
         _ => Ok(Usage::default()),
     }
 }
+
+/// One entry met by [`walk_tree`].
+pub(crate) struct Visit<'a> {
+    /// The entry's parent directory.
+    pub dir: &'a OwnedFd,
+    pub entry: &'a Entry,
+    /// The entry's path in the volume.
+    pub path: &'a nullspace_core::VolumePath,
+    /// The entry's path below the directory the walk started from.
+    pub rel: &'a str,
+}
+
+/// Walks everything below `dir` (the volume path `at`) depth-first in name order, each child
+/// directory opened `O_NOFOLLOW` from its parent's fd; a directory is visited before its
+/// contents. `visit` returns `false` to stop the walk, which then returns `false`.
+pub(crate) fn walk_tree(
+    dir: &OwnedFd,
+    at: &nullspace_core::VolumePath,
+    visit: &mut dyn FnMut(Visit<'_>) -> crate::FsResult<bool>,
+) -> crate::FsResult<bool> {
+    fn go(
+        dir: &OwnedFd,
+        at: &nullspace_core::VolumePath,
+        rel: &str,
+        visit: &mut dyn FnMut(Visit<'_>) -> crate::FsResult<bool>,
+    ) -> crate::FsResult<bool> {
+        let entries = read_entries(dir).map_err(|e| crate::FsError::from_errno(at.as_str(), e))?;
+        for entry in &entries {
+            let name = entry.name_lossy();
+            let path = at.child(&name);
+            let rel_path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if !visit(Visit {
+                dir,
+                entry,
+                path: &path,
+                rel: &rel_path,
+            })? {
+                return Ok(false);
+            }
+            if entry.file_type() == FileType::Directory {
+                let child = match open_child_dir(dir, &entry.name) {
+                    Ok(c) => c,
+                    Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => continue,
+                    Err(e) => return Err(crate::FsError::from_errno(path.as_str(), e)),
+                };
+                if !go(&child, &path, &rel_path, visit)? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+    go(dir, at, "", visit)
+}
+
+/// The names of a directory's entries with their types from `readdir` (`d_type`), sorted by
+/// name, without a `stat` each: what a listing that needs no sizes or times reads.
+/// Where the file system gives no type, it is looked up.
+pub(crate) fn read_names(dir: impl AsFd) -> rustix::io::Result<Vec<(CString, FileType)>> {
+    let dir = dir.as_fd();
+    let mut out = Vec::new();
+    for item in rustix::fs::Dir::read_from(dir)? {
+        let item = item?;
+        let name = item.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let kind = match item.file_type() {
+            FileType::Unknown => match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => FileType::from_raw_mode(st.st_mode),
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(e),
+            },
+            k => k,
+        };
+        out.push((name.to_owned(), kind));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}

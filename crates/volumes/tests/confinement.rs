@@ -187,6 +187,7 @@ fn metadata_and_listing_never_leave_the_volume() {
             glob: None,
             limit: 1000,
             cursor: None,
+            details: true,
         };
         if let Ok(page) = f.handle.list(&p(path), &opts) {
             for e in page.entries {
@@ -207,6 +208,7 @@ fn metadata_and_listing_never_leave_the_volume() {
                 glob: None,
                 limit: 1000,
                 cursor: None,
+                details: true,
             },
         )
         .unwrap();
@@ -298,6 +300,7 @@ fn symlink_swap_race_never_escapes() {
                 glob: None,
                 limit: 100,
                 cursor: None,
+                details: true,
             },
         ) {
             assert!(

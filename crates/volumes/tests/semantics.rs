@@ -36,6 +36,7 @@ fn all(h: &VolumeHandle, path: &str) -> Vec<String> {
         glob: None,
         limit: 100_000,
         cursor: None,
+        details: true,
     };
     h.list(&p(path), &opts)
         .unwrap()
@@ -167,6 +168,7 @@ fn listing_pages_resume_exactly_where_they_stopped() {
                         glob: None,
                         limit,
                         cursor: cursor.clone(),
+                        details: true,
                     },
                 )
                 .unwrap();
@@ -193,6 +195,7 @@ fn globs_match_names_or_relative_paths() {
             glob: Some(glob.into()),
             limit: 100,
             cursor: None,
+            details: true,
         };
         h.list(&p("/"), &opts)
             .unwrap()
@@ -212,6 +215,7 @@ fn globs_match_names_or_relative_paths() {
                 glob: Some("a[".into()),
                 limit: 10,
                 cursor: None,
+                details: true,
             },
         )
         .unwrap_err();
