@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::Path as FsPath;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
+use crate::error::{ApiError, ApiResult, ErrorBody, Json};
 use crate::files::{parse_path, receive_file, stream_file};
 use crate::AppState;
 
@@ -215,8 +215,33 @@ pub async fn sign(
 #[into_params(parameter_in = Query)]
 pub struct SignedQuery {
     pub path: Option<String>,
-    pub expires: Option<i64>,
+    pub expires: Option<String>,
     pub signature: Option<String>,
+}
+
+impl SignedQuery {
+    /// Parses the raw query: exactly these three keys, each once; anything else is `None`
+    /// (a bare 403), never a parser's message.
+    fn parse(raw: Option<&str>) -> Option<SignedQuery> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw?).ok()?;
+        let mut q = SignedQuery {
+            path: None,
+            expires: None,
+            signature: None,
+        };
+        for (k, v) in pairs {
+            let slot = match k.as_str() {
+                "path" => &mut q.path,
+                "expires" => &mut q.expires,
+                "signature" => &mut q.signature,
+                _ => return None,
+            };
+            if slot.replace(v).is_some() {
+                return None;
+            }
+        }
+        Some(q)
+    }
 }
 
 fn forbidden() -> Response {
@@ -232,10 +257,25 @@ async fn verified(
     method: &Method,
     tenant_id: &str,
     volume: &str,
-    q: &SignedQuery,
+    raw: Option<&str>,
 ) -> Option<(nullspace_core::Volume, VolumePath)> {
-    let (path, expires, sig) = (q.path.as_deref()?, q.expires?, q.signature.as_deref()?);
-    let path = VolumePath::parse(path).ok()?;
+    let q = SignedQuery::parse(raw)?;
+    let (path, expires, sig) = (
+        q.path.as_deref()?,
+        q.expires.as_deref()?,
+        q.signature.as_deref()?,
+    );
+    // Only the exact spellings that were signed: the normalised path, a decimal expiry and a
+    // lower-case hex signature. Any other spelling is a changed URL.
+    let parsed = VolumePath::parse(path).ok()?;
+    let lower_hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if parsed.as_str() != path || !lower_hex(sig) || !expires.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let expires: i64 = expires.parse().ok()?;
     let now = Utc::now().timestamp();
     if expires <= now || expires - now > MAX_EXPIRY_SECS as i64 + 60 {
         return None;
@@ -248,8 +288,8 @@ async fn verified(
         method.as_str()
     };
     app.signer
-        .verify(m, tenant_id, &v.id, &path, expires, sig)
-        .then_some((app.live(v), path))
+        .verify(m, tenant_id, &v.id, &parsed, expires, sig)
+        .then_some((app.live(v), parsed))
 }
 
 #[utoipa::path(get, path = "/v1/signed/{tenant}/{name}", tag = "files", security(),
@@ -258,10 +298,10 @@ async fn verified(
 pub async fn signed_get(
     State(app): State<AppState>,
     Path((tenant, name)): Path<(String, String)>,
-    Query(q): Query<SignedQuery>,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let Some((v, path)) = verified(&app, &Method::GET, &tenant, &name, &q).await else {
+    let Some((v, path)) = verified(&app, &Method::GET, &tenant, &name, q.as_deref()).await else {
         return forbidden();
     };
     let h = match app.handle(&v).await {
@@ -280,10 +320,10 @@ pub async fn signed_get(
 pub async fn signed_put(
     State(app): State<AppState>,
     Path((tenant, name)): Path<(String, String)>,
-    Query(q): Query<SignedQuery>,
+    RawQuery(q): RawQuery,
     body: Body,
 ) -> Response {
-    let Some((v, path)) = verified(&app, &Method::PUT, &tenant, &name, &q).await else {
+    let Some((v, path)) = verified(&app, &Method::PUT, &tenant, &name, q.as_deref()).await else {
         return forbidden();
     };
     let h = match app.handle(&v).await {

@@ -41,10 +41,12 @@ impl Tus {
         }
     }
 
+    /// A refusal. It may come before the request body was read, so the connection is closed
+    /// (a keep-alive client would otherwise send its next request into an unread body).
     fn fail(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Tus {
         Tus {
             status,
-            headers: Vec::new(),
+            headers: vec![("connection", "close".into())],
             error: Some(Error::new(code, message)),
         }
     }
@@ -80,7 +82,7 @@ impl From<ApiError> for Tus {
     fn from(e: ApiError) -> Tus {
         Tus {
             status: crate::error::status_of(e.0.code),
-            headers: Vec::new(),
+            headers: vec![("connection", "close".into())],
             error: Some(e.0),
         }
     }

@@ -5,8 +5,10 @@
 
 mod admin;
 mod config;
+mod content;
 mod output;
 mod server;
+mod transfer;
 mod volume;
 
 use std::process::ExitCode;
@@ -23,7 +25,8 @@ server's client.json in its data dir. A saved key is only sent to the URL it was
 
 Exit codes:
   0  success (`volume exists`: the path exists)
-  1  `volume exists`: the path does not exist; other errors (local I/O)
+  1  `volume exists`: the path does not exist; `volume search`: nothing matched; other
+     errors (local I/O)
   2  invalid usage or invalid argument
   3  unauthenticated or permission denied
   4  not found

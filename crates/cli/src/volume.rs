@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use futures::StreamExt;
-use nullspace_client::{Fields, ListOptions, WriteOptions};
+use nullspace_client::{
+    EditCount, EditOptions, Fields, ListOptions, ReplaceOptions, SearchOptions, WatchOptions,
+    WriteOptions,
+};
 use nullspace_core::{
     format_size, parse_size, Error, FileStat, FileType, LabelSelector, Labels, VolumeField,
     VolumeName, VolumePath,
@@ -14,7 +17,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use crate::output::{self, stdout_error};
-use crate::{config, Global};
+use crate::{config, content, transfer, Global};
 
 #[derive(clap::Subcommand)]
 pub enum VolumeCommand {
@@ -97,6 +100,12 @@ pub enum VolumeCommand {
         #[arg(default_value = "/")]
         remote_dir: String,
     },
+    /// Upload a file (resumable), a directory tree, or stdin (`-`, not resumable)
+    Upload(transfer::UploadArgs),
+    /// Download a file, a directory (unpacked, or as an archive with --archive), or to stdout
+    Download(transfer::DownloadArgs),
+    /// Print a signed URL that downloads (GET) or uploads (PUT) one path without an API key
+    Url(transfer::UrlArgs),
     /// Make a directory
     Mkdir {
         /// Volume name
@@ -174,6 +183,92 @@ pub enum VolumeCommand {
         name: String,
         /// Path inside the volume
         path: String,
+    },
+    /// Search file contents; prints `path:line:column: text` per matching line as found
+    /// (exit 1 when nothing matches)
+    Search {
+        /// Volume name
+        name: String,
+        /// Rust regex syntax (a literal string with --fixed)
+        pattern: String,
+        /// Directory (or file) to search
+        #[arg(default_value = "/")]
+        path: String,
+        /// Only files matching this shell glob (without `/`: the name; with: the relative path)
+        #[arg(long, value_name = "GLOB")]
+        glob: Option<String>,
+        /// Treat PATTERN as a literal string
+        #[arg(short = 'F', long)]
+        fixed: bool,
+        /// Match case-insensitively
+        #[arg(short = 'i', long)]
+        ignore_case: bool,
+        /// Stop after N matching lines
+        #[arg(long, value_name = "N")]
+        max: Option<u64>,
+    },
+    /// Replace matches in every selected file, each rewritten atomically; prints a line per
+    /// file and a total
+    Replace {
+        /// Volume name
+        name: String,
+        /// Rust regex syntax (a literal string with --fixed)
+        pattern: String,
+        /// Replacement; with a regex, `$1` / `${name}` insert groups and `$$` is a `$`
+        #[arg(allow_hyphen_values = true)]
+        replacement: String,
+        /// Directory (or file) to change
+        #[arg(default_value = "/")]
+        path: String,
+        /// Only files matching this shell glob (without `/`: the name; with: the relative path)
+        #[arg(long, value_name = "GLOB")]
+        glob: Option<String>,
+        /// Treat PATTERN as a literal string (and REPLACEMENT too)
+        #[arg(short = 'F', long)]
+        fixed: bool,
+        /// Match case-insensitively
+        #[arg(short = 'i', long)]
+        ignore_case: bool,
+        /// Report what would be replaced, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Replace exactly N occurrences (default 1) of a literal string in one file; any other
+    /// number found is a conflict and nothing changes
+    Edit {
+        /// Volume name
+        name: String,
+        /// Path of the file inside the volume
+        path: String,
+        /// Text to find (literal, may span lines)
+        #[arg(long, value_name = "S", allow_hyphen_values = true)]
+        old: String,
+        /// Text to put in its place
+        #[arg(long, value_name = "S", allow_hyphen_values = true)]
+        new: String,
+        /// Number of occurrences that must be found [default: 1]
+        #[arg(long, value_name = "N", conflicts_with = "all")]
+        count: Option<u64>,
+        /// Replace every occurrence (at least one must be found)
+        #[arg(long)]
+        all: bool,
+        /// Edit only if the file's current etag is ETAG
+        #[arg(long, value_name = "ETAG")]
+        if_match: Option<String>,
+    },
+    /// Print change events as JSON lines until interrupted, reconnecting by itself
+    Watch {
+        /// Volume name
+        name: String,
+        /// Directory (or file) to watch
+        #[arg(default_value = "/")]
+        path: String,
+        /// Only the path itself and its direct entries, not deeper
+        #[arg(long)]
+        no_recursive: bool,
+        /// Start after this event id: retained events after it are printed first
+        #[arg(long, value_name = "ID")]
+        since: Option<u64>,
     },
 }
 
@@ -436,6 +531,9 @@ pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
                 ))?;
             }
         }
+        VolumeCommand::Upload(a) => return transfer::upload(a, g).await,
+        VolumeCommand::Download(a) => return transfer::download(a, g).await,
+        VolumeCommand::Url(a) => return transfer::url(a, g).await,
         VolumeCommand::Mkdir {
             name,
             path,
@@ -551,6 +649,86 @@ pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             });
+        }
+        VolumeCommand::Search {
+            name,
+            pattern,
+            path,
+            glob,
+            fixed,
+            ignore_case,
+            max,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let path = parse_path("path", &path)?;
+            let opts = SearchOptions {
+                pattern,
+                regex: !fixed,
+                ignore_case,
+                glob,
+                max_results: max,
+            };
+            return content::search(g, &name, &path, &opts).await;
+        }
+        VolumeCommand::Replace {
+            name,
+            pattern,
+            replacement,
+            path,
+            glob,
+            fixed,
+            ignore_case,
+            dry_run,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let path = parse_path("path", &path)?;
+            let opts = ReplaceOptions {
+                pattern,
+                replacement,
+                regex: !fixed,
+                ignore_case,
+                glob,
+                dry_run,
+            };
+            content::replace(g, &name, &path, &opts).await?;
+        }
+        VolumeCommand::Edit {
+            name,
+            path,
+            old,
+            new,
+            count,
+            all,
+            if_match,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let path = parse_path("path", &path)?;
+            let opts = EditOptions {
+                count: if all {
+                    EditCount::All
+                } else {
+                    EditCount::Exactly(count.unwrap_or(1))
+                },
+                if_match,
+            };
+            let stat = config::client(g)?
+                .edit(&name, &path, &old, &new, &opts)
+                .await?;
+            done(g, &stat, format_args!("edited {}", stat.path))?;
+        }
+        VolumeCommand::Watch {
+            name,
+            path,
+            no_recursive,
+            since,
+        } => {
+            let name = VolumeName::parse(&name)?;
+            let path = parse_path("path", &path)?;
+            let opts = WatchOptions {
+                recursive: !no_recursive,
+                last_event_id: since,
+            };
+            content::watch(g, &name, &path, &opts).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

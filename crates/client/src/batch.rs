@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use nullspace_core::{Error, Result, VolumeName, VolumePath};
 use tokio::sync::mpsc;
 
-use crate::{BatchResult, Client};
+use crate::{BatchResult, Client, Progress};
 
 const CHUNK: usize = 256 * 1024;
 const CHANNEL_DEPTH: usize = 4;
@@ -39,6 +39,17 @@ pub(crate) async fn upload_dir(
     local_dir: &Path,
     remote_dir: &VolumePath,
 ) -> Result<BatchUpload> {
+    upload_dir_with_progress(client, volume, local_dir, remote_dir, None).await
+}
+
+/// Like [`upload_dir`], calling `progress` with the number of archive bytes sent so far.
+pub(crate) async fn upload_dir_with_progress(
+    client: &Client,
+    volume: &VolumeName,
+    local_dir: &Path,
+    remote_dir: &VolumePath,
+    progress: Option<Progress>,
+) -> Result<BatchUpload> {
     let meta = tokio::fs::metadata(local_dir).await.map_err(|e| {
         Error::invalid_argument(format!("cannot read {}: {e}", local_dir.display()))
     })?;
@@ -50,7 +61,7 @@ pub(crate) async fn upload_dir(
     }
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_DEPTH);
     let root = local_dir.to_path_buf();
-    let builder = tokio::task::spawn_blocking(move || build_tar(&root, tx));
+    let builder = tokio::task::spawn_blocking(move || build_tar(&root, tx, progress));
     let body = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
@@ -72,6 +83,8 @@ pub(crate) async fn upload_dir(
 struct ChannelWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
     buf: BytesMut,
+    sent: u64,
+    progress: Option<Progress>,
 }
 
 impl ChannelWriter {
@@ -81,6 +94,10 @@ impl ChannelWriter {
         }
         let chunk = self.buf.split().freeze();
         self.buf.reserve(CHUNK);
+        self.sent += chunk.len() as u64;
+        if let Some(p) = &self.progress {
+            p(self.sent);
+        }
         self.tx
             .blocking_send(Ok(chunk))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
@@ -129,10 +146,16 @@ impl<R: Read> Read for ExactReader<R> {
     }
 }
 
-fn build_tar(root: &Path, tx: mpsc::Sender<io::Result<Bytes>>) -> Result<Vec<PathBuf>, BuildError> {
+fn build_tar(
+    root: &Path,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    progress: Option<Progress>,
+) -> Result<Vec<PathBuf>, BuildError> {
     let writer = ChannelWriter {
         tx: tx.clone(),
         buf: BytesMut::with_capacity(CHUNK),
+        sent: 0,
+        progress,
     };
     let mut tar = tar::Builder::new(writer);
     let mut skipped = Vec::new();
@@ -222,7 +245,7 @@ mod tests {
         std::os::unix::fs::symlink("b.txt", dir.join("link")).unwrap();
 
         let (tx, mut rx) = mpsc::channel(1024);
-        let skipped = match build_tar(&dir, tx) {
+        let skipped = match build_tar(&dir, tx, None) {
             Ok(s) => s,
             Err(_) => panic!("build failed"),
         };

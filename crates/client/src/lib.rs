@@ -5,6 +5,10 @@
 //! File bodies stream both ways, so reads and writes of any size run in constant memory.
 
 mod batch;
+mod content;
+mod sse;
+mod transfer;
+mod watch;
 mod wire;
 
 use std::fmt;
@@ -28,6 +32,18 @@ use tokio::io::AsyncRead;
 use tokio_util::io::ReaderStream;
 
 pub use batch::BatchUpload;
+pub use content::{
+    EditCount, EditOptions, ReplaceOptions, ReplaceSummary, ReplacedFile, SearchItem, SearchMatch,
+    SearchOptions, SearchStream, SearchSummary,
+};
+pub use transfer::{
+    ArchiveFormat, OnCreated, Progress, ResumableOptions, ResumableUpload, SignedMethod, SignedUrl,
+    TusUpload, DEFAULT_TUS_CHUNK, MAX_SIGNED_URL_LIFETIME, TUS_VERSION,
+};
+pub use watch::{
+    ChangeEvent, ChangeKind, Watch, WatchConnection, WatchEvent, WatchGap, WatchOptions,
+    WatchOverflow,
+};
 pub use wire::{BatchResult, CreatedTenant, Health, ListPage, WhoAmI};
 
 /// Where a server listens when nothing else is configured.

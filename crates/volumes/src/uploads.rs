@@ -188,6 +188,12 @@ impl VolumeHandle {
     ) -> UploadResult<UploadState> {
         let (_, data_path) = self.upload_files(id)?;
         let mut state = self.upload_state(id)?;
+        if state.completed.is_some() || offset != state.offset {
+            return Err(UploadError::OffsetMismatch {
+                given: offset,
+                current: state.offset,
+            });
+        }
         let data = File::options()
             .read(true)
             .write(true)

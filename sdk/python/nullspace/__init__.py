@@ -34,7 +34,16 @@ from .errors import (  # noqa: E402
     UnavailableError,
     VolumeInUseError,
 )
+from .content import (  # noqa: E402
+    ReplacedFile,
+    ReplaceResult,
+    SearchMatch,
+    SearchResults,
+    Watch,
+    WatchEvent,
+)
 from .files import BatchResult, FileStat, ReadStream, VolumeFiles  # noqa: E402
+from ._transfer import DownloadResult, UploadResult  # noqa: E402
 from .volume import VOLUME_FIELDS, Mount, Volume, VolumeInfo  # noqa: E402
 
 __all__ = [
@@ -52,6 +61,14 @@ __all__ = [
     "FileStat",
     "BatchResult",
     "ReadStream",
+    "UploadResult",
+    "DownloadResult",
+    "SearchMatch",
+    "SearchResults",
+    "ReplacedFile",
+    "ReplaceResult",
+    "WatchEvent",
+    "Watch",
     "NullspaceError",
     "InvalidArgumentError",
     "UnauthenticatedError",

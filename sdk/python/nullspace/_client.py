@@ -137,6 +137,7 @@ class Client:
         stream: bool = False,
         replayable: bool = True,
         idempotent: Optional[bool] = None,
+        timeout: Optional[httpx.Timeout] = None,
     ) -> httpx.Response:
         """Sends one API request and returns the successful response.
 
@@ -147,6 +148,7 @@ class Client:
         whatever its method, as long as its body is replayable.
 
         With ``stream=True`` the body is not read; the caller must close the response.
+        ``timeout`` replaces the client's timeouts for this request.
         """
         method = method.upper()
         if idempotent is None:
@@ -156,8 +158,9 @@ class Client:
         while True:
             body: Union[bytes, Iterator[bytes], None]
             body = content() if callable(content) else content
+            extra: Dict[str, Any] = {} if timeout is None else {"timeout": timeout}
             request = self._http.build_request(
-                method, path, params=query, json=json, content=body, headers=headers
+                method, path, params=query, json=json, content=body, headers=headers, **extra
             )
             can_retry = replayable and attempt < self.max_retries
             try:

@@ -7,12 +7,15 @@ the new content, never a torn file, and a write that returned is durable.
 from __future__ import annotations
 
 import io
+import os
 import posixpath
+import stat as stat_mod
 import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import (
     IO,
@@ -44,7 +47,10 @@ from ._util import (
     opt_field,
     parse_datetime,
 )
-from .errors import APIConnectionError
+from .content import ReplaceResult, SearchResults, Watch
+from . import _transfer
+from .errors import APIConnectionError, NotFoundError
+from ._transfer import DEFAULT_TUS_CHUNK, DownloadResult, ProgressCallback, UploadResult
 
 if TYPE_CHECKING:
     from .volume import Volume
@@ -565,6 +571,209 @@ class VolumeFiles:
         check_bool("recursive", recursive)
         self._client.request("DELETE", self._url(""), params={"path": p, "recursive": recursive})
 
+    # ------------------------------------------------------------------------------ transfers
+
+    def upload(
+        self,
+        local_path: Union[str, "os.PathLike[str]"],
+        remote_path: Optional[str] = None,
+        *,
+        chunk_size: int = DEFAULT_TUS_CHUNK,
+        resume: bool = True,
+        progress: Optional[ProgressCallback] = None,
+    ) -> UploadResult:
+        """Uploads a local file or directory tree.
+
+        A file goes through the resumable (tus) endpoint in chunks of ``chunk_size`` bytes,
+        each checked with sha256, and appears at ``remote_path`` atomically when complete. If
+        an upload is interrupted (the process killed, the connection or the server gone),
+        calling ``upload`` again with the same arguments continues from what the server had
+        stored: the upload's URL is kept meanwhile under ``$XDG_CACHE_HOME/nullspace/uploads/``
+        (``resume=False`` neither reads nor writes that record). A path ending in ``/`` or
+        naming an existing directory puts the file inside it.
+
+        A directory is sent as one streamed, all-or-nothing tar batch: layout and empty
+        directories are kept, its contents go into ``remote_path`` (created if missing;
+        existing files are replaced), and symlinks and special files are skipped (listed in
+        :attr:`UploadResult.skipped`).
+
+        Args:
+            local_path: the local file or directory.
+            remote_path: destination in the volume; default ``/`` + the local name.
+            chunk_size: bytes per resumable chunk (files only).
+            resume: continue an earlier interrupted upload of the same file.
+            progress: called as ``progress(bytes_done, total_or_None)`` while sending.
+
+        Raises:
+            QuotaExceededError: the file does not fit in the volume; nothing changed.
+            PayloadTooLargeError: the file is larger than the volume's cap.
+            FileNotFoundError: ``local_path`` does not exist.
+        """
+        local = Path(os.fspath(local_path))
+        check_int("chunk_size", chunk_size, minimum=1)
+        check_bool("resume", resume)
+        st = os.stat(local)
+        base = local.resolve().name if local.name in ("", ".", "..") else local.name
+        if stat_mod.S_ISDIR(st.st_mode):
+            remote = check_path(remote_path if remote_path is not None else "/" + base, "remote_path")
+            files, size, skipped = _transfer.upload_tree(self._client, self._volume.name, local, remote, progress)
+            return UploadResult(path=remote, files=files, bytes=size, skipped=tuple(skipped))
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise ValueError(f"{local} is neither a regular file nor a directory")
+        if remote_path is None:
+            remote = check_path("/" + base, "remote_path")
+        else:
+            remote = check_path(remote_path, "remote_path")
+            if remote == "/" or remote_path.endswith("/") or self._is_dir(remote):
+                remote = posixpath.join(remote, base)
+        uploader = _transfer.TusUploader(
+            self._client, self._volume.name, local, remote, chunk_size=chunk_size, resume=resume, progress=progress
+        )
+        return uploader.run()
+
+    def _is_dir(self, path: str) -> bool:
+        try:
+            return self.stat(path).is_dir
+        except NotFoundError:
+            return False
+
+    def download(
+        self,
+        remote_path: str,
+        local_path: Union[str, "os.PathLike[str]", None] = None,
+        *,
+        progress: Optional[ProgressCallback] = None,
+    ) -> DownloadResult:
+        """Downloads a file, or a directory tree into a local directory.
+
+        A file is streamed to a temporary file beside ``local_path``, fsynced and renamed into
+        place (default: its name in the current directory; inside ``local_path`` when that is
+        an existing directory). A directory is fetched as one tar stream and unpacked into
+        ``local_path`` (default: its name; created if missing): entries that would land outside
+        it (absolute names, ``..``, writing through a symlink) are refused with ``ValueError``.
+
+        Raises:
+            NotFoundError: no such path in the volume.
+        """
+        remote = check_path(remote_path, "remote_path")
+        st = self.stat(remote)
+        name = posixpath.basename(remote) or self._volume.name
+        if st.is_dir:
+            dest = Path(os.fspath(local_path)) if local_path is not None else Path(name)
+            response = self._client.request(
+                "GET", self._url("/archive"), params={"path": remote, "format": "tar"}, stream=True
+            )
+            try:
+                done = [0]
+
+                def count(n: int) -> None:
+                    done[0] += n
+                    if progress is not None:
+                        progress(done[0], None)
+
+                reader = _transfer.ResponseReader(self._chunks(response), count)
+                return _transfer.unpack_tar(cast(IO[bytes], io.BufferedReader(reader, DEFAULT_CHUNK_SIZE)), dest)
+            finally:
+                response.close()
+        local = Path(os.fspath(local_path)) if local_path is not None else Path(name)
+        if local.is_dir():
+            local = local / name
+        with self.read_stream(remote) as chunks:
+            total = chunks.size
+            n = _transfer.write_atomically(
+                chunks, local, None if progress is None else (lambda k: progress(k, total))
+            )
+        return DownloadResult(local_path=local, files=1, dirs=0, symlinks=0, bytes=n)
+
+    def _chunks(self, response: httpx.Response) -> Iterator[bytes]:
+        try:
+            yield from response.iter_bytes(DEFAULT_CHUNK_SIZE)
+        except httpx.TransportError as e:
+            raise APIConnectionError(
+                f"connection to the nullspace server at {self._client.url} failed while reading "
+                f"{response.request.url}: {e or type(e).__name__}",
+                retryable=True,
+            ) from e
+
+    def download_archive(
+        self,
+        remote_path: str,
+        local: Union[str, "os.PathLike[str]", IO[bytes]],
+        format: str = "tar",
+        *,
+        progress: Optional[ProgressCallback] = None,
+    ) -> int:
+        """Downloads a directory as one ``tar``, ``tar.gz`` or ``zip`` archive; returns its size.
+
+        ``local`` is a file path (written through a temporary file and renamed into place) or
+        a binary file object to write to. The archive is streamed: memory stays constant.
+
+        Raises:
+            NotFoundError: no such path in the volume.
+            InvalidArgumentError: the path is a file, not a directory.
+            ValueError: an unknown ``format``.
+        """
+        remote = check_path(remote_path, "remote_path")
+        if format not in ("tar", "tar.gz", "zip"):
+            raise ValueError(f"format must be 'tar', 'tar.gz' or 'zip', not {format!r}")
+        response = self._client.request(
+            "GET", self._url("/archive"), params={"path": remote, "format": format}, stream=True
+        )
+        try:
+            chunks = self._chunks(response)
+            if hasattr(local, "write"):
+                out = cast(IO[bytes], local)
+                n = 0
+                for c in chunks:
+                    out.write(c)
+                    n += len(c)
+                    if progress is not None:
+                        progress(n, None)
+                return n
+            path = Path(os.fspath(local))
+            return _transfer.write_atomically(
+                chunks, path, None if progress is None else (lambda k: progress(k, None))
+            )
+        finally:
+            response.close()
+
+    def url(
+        self,
+        path: str,
+        expires: Union[int, float, timedelta] = 3600,
+        method: str = "GET",
+    ) -> str:
+        """Returns a signed URL that downloads (``GET``) or uploads (``PUT``) ``path``.
+
+        Anyone holding the URL can use it without an API key until it expires; it is bound to
+        this volume, the path and the method, and any change to it makes it invalid (403).
+
+        Args:
+            expires: lifetime in seconds (or a ``timedelta``), from 1 s to 7 days.
+            method: ``"GET"`` or ``"PUT"``.
+
+        Raises:
+            ValueError: ``expires`` out of range or an unknown ``method``.
+        """
+        p = check_path(path)
+        if isinstance(expires, timedelta):
+            seconds = expires.total_seconds()
+        elif isinstance(expires, (int, float)) and not isinstance(expires, bool):
+            seconds = float(expires)
+        else:
+            raise TypeError(f"expires must be seconds or a timedelta, not {type(expires).__name__}")
+        if seconds != int(seconds) or not 1 <= seconds <= 7 * 24 * 3600:
+            raise ValueError(f"expires must be a whole number of seconds from 1 to 604800 (7 days), not {expires!r}")
+        if not isinstance(method, str) or method.upper() not in ("GET", "PUT"):
+            raise ValueError(f"method must be 'GET' or 'PUT', not {method!r}")
+        doc = as_object(
+            self._client.request_json(
+                "POST", self._url("/url"), json={"path": p, "method": method.upper(), "expires_in": int(seconds)}
+            ),
+            "signed URL",
+        )
+        return field(doc, "url", str, "signed URL")
+
     # ------------------------------------------------------------------------------ metadata
 
     def iter_list(
@@ -628,3 +837,179 @@ class VolumeFiles:
         p = check_path(path)
         doc = as_object(self._client.request_json("GET", self._url("/exists"), params={"path": p}), "exists")
         return field(doc, "exists", bool, "exists")
+
+    # ------------------------------------------------------------------------------ contents
+
+    def search(
+        self,
+        pattern: str,
+        path: str = "/",
+        glob: Optional[str] = None,
+        regex: bool = True,
+        ignore_case: bool = False,
+        max_results: Optional[int] = None,
+    ) -> SearchResults:
+        """Searches file contents below ``path``; matching lines stream as the server finds them.
+
+        ``pattern`` is Rust regex syntax (or a literal string with ``regex=False``). Files that
+        look binary (a NUL byte) are skipped; results come in path order. ``glob`` selects
+        files as in :meth:`list`. With ``max_results`` the search stops after that many lines
+        (``results.truncated`` is then true). The request is made at once, so a bad pattern or
+        a missing path raises here.
+
+        Example::
+
+            with volume.files.search("TODO|FIXME", "/src", glob="*.py") as results:
+                for m in results:
+                    print(f"{m.path}:{m.line}:{m.column}: {m.text}")
+
+        Raises:
+            InvalidArgumentError: the pattern or glob is invalid (the message quotes the parser).
+            NotFoundError: ``path`` does not exist.
+        """
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a str, not {type(pattern).__name__}")
+        p = check_path(path)
+        if glob is not None and not isinstance(glob, str):
+            raise TypeError(f"glob must be a str, not {type(glob).__name__}")
+        check_bool("regex", regex)
+        check_bool("ignore_case", ignore_case)
+        if max_results is not None:
+            check_int("max_results", max_results)
+        body = {
+            "pattern": pattern,
+            "path": p,
+            "glob": glob,
+            "regex": regex,
+            "ignore_case": ignore_case,
+            "max_results": max_results,
+        }
+        response = self._client.request("POST", self._url("/search"), json=body, stream=True, idempotent=True)
+        return SearchResults(response, self._client.url)
+
+    def replace(
+        self,
+        pattern: str,
+        replacement: str,
+        path: str = "/",
+        glob: Optional[str] = None,
+        regex: bool = True,
+        dry_run: bool = False,
+        *,
+        ignore_case: bool = False,
+    ) -> ReplaceResult:
+        """Replaces every match of ``pattern`` in the files below ``path``.
+
+        The selection is the same as :meth:`search`'s. With a regex, ``replacement`` may use
+        ``$1`` or ``${name}`` (``$$`` is a ``$``); with ``regex=False`` both are literal. Each
+        changed file is rewritten atomically (its etag changes). With ``dry_run`` the result
+        lists the same files and counts and nothing changes. A file changed by someone else
+        during the rewrite is left alone and listed with ``skipped="conflict"``.
+
+        Raises:
+            InvalidArgumentError: the pattern or glob is invalid.
+            NotFoundError: ``path`` does not exist.
+            QuotaExceededError: the rewritten files would not fit in the volume's cap;
+                nothing changed.
+        """
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a str, not {type(pattern).__name__}")
+        if not isinstance(replacement, str):
+            raise TypeError(f"replacement must be a str, not {type(replacement).__name__}")
+        p = check_path(path)
+        if glob is not None and not isinstance(glob, str):
+            raise TypeError(f"glob must be a str, not {type(glob).__name__}")
+        check_bool("regex", regex)
+        check_bool("dry_run", dry_run)
+        check_bool("ignore_case", ignore_case)
+        body = {
+            "pattern": pattern,
+            "replacement": replacement,
+            "path": p,
+            "glob": glob,
+            "regex": regex,
+            "ignore_case": ignore_case,
+            "dry_run": dry_run,
+        }
+        # A dry run changes nothing, so it may be retried; a real one is sent once.
+        doc = self._client.request_json("POST", self._url("/replace"), json=body, idempotent=dry_run)
+        return ReplaceResult._from_json(doc)
+
+    def edit(
+        self,
+        path: str,
+        old: str,
+        new: str,
+        count: Optional[int] = 1,
+        if_match: Union[str, FileStat, None] = None,
+    ) -> FileStat:
+        """Replaces exactly ``count`` occurrences of the literal text ``old`` with ``new`` in
+        one file, atomically; ``count=None`` replaces all of them (at least one).
+
+        Finding any other number of occurrences changes nothing and raises ``ConflictError``,
+        whose message says how many were found. Returns the file's new stat.
+
+        Raises:
+            NotFoundError: no such file.
+            ConflictError: another number of occurrences was found, or ``if_match`` is stale.
+            QuotaExceededError: the edited file would not fit in the volume's cap.
+        """
+        p = check_path(path)
+        if not isinstance(old, str):
+            raise TypeError(f"old must be a str, not {type(old).__name__}")
+        if not isinstance(new, str):
+            raise TypeError(f"new must be a str, not {type(new).__name__}")
+        if not old:
+            raise ValueError("old must not be empty")
+        if count is not None:
+            check_int("count", count)
+        etag = _etag_header(if_match)
+        body = {
+            "path": p,
+            "old": old,
+            "new": new,
+            "count": count,
+            "if_match": etag.strip('"') if etag is not None else None,
+        }
+        return FileStat._from_json(self._client.request_json("POST", self._url("/edit"), json=body))
+
+    def watch(
+        self,
+        path: str = "/",
+        recursive: bool = True,
+        *,
+        last_event_id: Optional[int] = None,
+        reconnect_timeout: Optional[float] = None,
+    ) -> Watch:
+        """Watches ``path`` for changes: an iterator of :class:`WatchEvent` that reconnects by
+        itself (see :class:`Watch`), best used as a context manager.
+
+        Changes made through the API are reported (and, once sandboxes mount volumes, changes
+        made by sandbox code). ``recursive=False`` reports only ``path`` and its direct
+        entries. ``last_event_id`` resumes after an event id seen earlier: the retained events
+        after it come first (after a ``"gap"`` event if some are gone). The connection is made
+        at once, so a missing path raises here.
+
+        Example::
+
+            with volume.files.watch("/inbox") as events:
+                for ev in events:
+                    if ev.is_gap:
+                        resync()
+                    elif ev.type == "created" and not ev.is_dir:
+                        handle(ev.path)
+
+        Raises:
+            NotFoundError: ``path`` does not exist.
+        """
+        p = check_path(path)
+        check_bool("recursive", recursive)
+        if last_event_id is not None:
+            check_int("last_event_id", last_event_id)
+        if reconnect_timeout is not None:
+            if isinstance(reconnect_timeout, bool) or not isinstance(reconnect_timeout, (int, float)):
+                raise TypeError("reconnect_timeout must be a number of seconds or None")
+            if reconnect_timeout < 0:
+                raise ValueError(f"reconnect_timeout must be >= 0, not {reconnect_timeout}")
+        url = f"/v1/volumes/{self._volume.name}/watch"
+        return Watch(self._client, url, p, recursive, last_event_id, reconnect_timeout)

@@ -28,6 +28,36 @@ def server_binary() -> Path:
     return Path(env) if env else REPO_ROOT / "target" / "debug" / "nullspace"
 
 
+class TestDatabase:
+    """With NULLSPACE_TEST_STATE=postgres, a fresh PostgreSQL database for the server's control
+    plane: created with psql on NULLSPACE_TEST_PG_URL (default: the local server, trust auth),
+    dropped (WITH (FORCE)) afterwards. Otherwise the server keeps SQLite in its data dir."""
+
+    def __init__(self) -> None:
+        self.admin_url = os.environ.get("NULLSPACE_TEST_PG_URL") or "postgres://root@127.0.0.1:5432/postgres"
+        self.name = f"nstest_py_{os.getpid()}_{secrets.token_hex(6)}"
+        scheme, rest = self.admin_url.split("://", 1)
+        authority = rest.split("/", 1)[0].split("?", 1)[0]
+        self.url = f"{scheme}://{authority}/{self.name}"
+
+    @staticmethod
+    def selected() -> bool:
+        return os.environ.get("NULLSPACE_TEST_STATE", "").strip() == "postgres"
+
+    def _psql(self, sql: str) -> None:
+        subprocess.run(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", self.admin_url, "-c", sql],
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def create(self) -> None:
+        self._psql(f"CREATE DATABASE {self.name}")
+
+    def drop(self) -> None:
+        self._psql(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,10 +101,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("NULLSPACE_")}
     env.setdefault("RUST_LOG", "info")
+    database = TestDatabase() if TestDatabase.selected() else None
+    database_args: list[str] = []
+    if database is not None:
+        database.create()
+        database_args = ["--database-url", database.url]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [str(binary), "server", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir),
-             "--bootstrap-key", key],
+             "--bootstrap-key", key, *database_args],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -101,6 +136,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if database is not None:
+            database.drop()
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,9 @@
 //!
 //! Every CLI run gets `HOME`, `XDG_CONFIG_HOME` and `XDG_DATA_HOME` inside the test's temp
 //! dir, so no real profile or data dir is ever read or written.
+//!
+//! The control plane is SQLite in the data dir, or with `NULLSPACE_TEST_STATE=postgres` a fresh
+//! PostgreSQL database per server (see [`TestDatabase`]).
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
@@ -43,6 +46,9 @@ pub struct TestServer {
     child: Option<Child>,
     /// Configure the server through `NULLSPACE_*` env vars instead of flags.
     via_env: bool,
+    /// The server's PostgreSQL database, when the suite runs on PostgreSQL; dropped after the
+    /// server has stopped (fields drop after `Drop::drop`).
+    database: Option<TestDatabase>,
 }
 
 impl TestServer {
@@ -72,6 +78,7 @@ impl TestServer {
             root,
             child: None,
             via_env,
+            database: TestDatabase::for_selected_engine(),
         };
         // A port found free can be taken before the server binds it: try a few.
         for attempt in 0..5 {
@@ -133,6 +140,13 @@ impl TestServer {
             cmd.args(["--listen", &listen, "--bootstrap-key", BOOTSTRAP_KEY])
                 .arg("--data-dir")
                 .arg(self.data_dir());
+        }
+        if let Some(db) = &self.database {
+            if self.via_env {
+                cmd.env("NULLSPACE_DATABASE_URL", &db.url);
+            } else {
+                cmd.arg("--database-url").arg(&db.url);
+            }
         }
         cmd.env("HOME", self.home())
             .env("XDG_DATA_HOME", self.root.path().join("xdg-data"))
@@ -378,4 +392,74 @@ pub fn command_without_server(dir: &Path, url: &str) -> Command {
         .env("XDG_DATA_HOME", dir.join("xdg-data"))
         .stdin(Stdio::null());
     cmd
+}
+
+/// A fresh PostgreSQL database for one server, when `NULLSPACE_TEST_STATE=postgres`: created
+/// with `psql` on `NULLSPACE_TEST_PG_URL` (default: the local server, trust auth) and dropped
+/// (`WITH (FORCE)`) on drop. Any other value, or none, means SQLite: the server suites run on
+/// one engine per run, and CI runs them once per engine.
+pub struct TestDatabase {
+    /// What the server gets as `--database-url`.
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    /// `Some` when the suite runs on PostgreSQL.
+    pub fn for_selected_engine() -> Option<TestDatabase> {
+        let engine = std::env::var("NULLSPACE_TEST_STATE").unwrap_or_default();
+        if engine.trim() != "postgres" {
+            return None;
+        }
+        let admin_url = std::env::var("NULLSPACE_TEST_PG_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/postgres".to_owned());
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "nstest_cli_{}_{}_{}",
+            std::process::id(),
+            MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or_default()
+        );
+        psql(&admin_url, &format!("CREATE DATABASE {name}"));
+        let (scheme, rest) = admin_url.split_once("://").expect("a postgres:// URL");
+        let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+        Some(TestDatabase {
+            url: format!("{scheme}://{authority}/{name}"),
+            name,
+            admin_url,
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        psql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// Runs one SQL statement with `psql`; panics (outside of unwinding) when it fails.
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .stdin(Stdio::null())
+        .output();
+    let failure = match out {
+        Ok(o) if o.status.success() => return,
+        Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+        Err(e) => format!("cannot run psql (the PostgreSQL client): {e}"),
+    };
+    if std::thread::panicking() {
+        eprintln!("{sql}: {failure}");
+    } else {
+        panic!("{sql}: {failure}");
+    }
 }
