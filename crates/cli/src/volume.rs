@@ -600,13 +600,21 @@ pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
         } => {
             let name = VolumeName::parse(&name)?;
             let path = parse_path("path", &path)?;
+            // Large pages: each page costs the server one sorted read of the directories on
+            // the cursor's path, so fewer pages make huge directories fast.
             let opts = ListOptions {
                 recursive,
                 glob,
-                page_size: None,
+                page_size: Some(LS_PAGE),
             };
-            let entries = config::client(g)?.list_stream(&name, &path, &opts);
-            ls(g, long, entries).await?;
+            let client = config::client(g)?;
+            if long || g.json {
+                ls(g, long, client.list_stream(&name, &path, &opts)).await?;
+            } else {
+                // Plain paths need no metadata: the server reads only the directories.
+                let paths = client.list_paths_stream(&name, &path, &opts);
+                ls_paths(paths).await?;
+            }
         }
         VolumeCommand::Stat { name, path } => {
             let name = VolumeName::parse(&name)?;
@@ -749,6 +757,28 @@ fn file_type(t: FileType) -> &'static str {
         FileType::Dir => "dir",
         FileType::Symlink => "symlink",
     }
+}
+
+/// Entries per listing request made by `ls`.
+const LS_PAGE: usize = 20_000;
+
+/// Prints one path per line as the listing arrives.
+async fn ls_paths(
+    entries: impl futures::Stream<Item = nullspace_core::Result<nullspace_client::PathEntry>>,
+) -> anyhow::Result<()> {
+    const FLUSH_AT: usize = 64 * 1024;
+    let mut entries = std::pin::pin!(entries);
+    let mut buf = String::new();
+    while let Some(e) = entries.next().await {
+        buf.push_str(&e?.path);
+        buf.push('\n');
+        if buf.len() >= FLUSH_AT {
+            output::write_stdout(buf.as_bytes())?;
+            buf.clear();
+        }
+    }
+    output::write_stdout(buf.as_bytes())?;
+    Ok(())
 }
 
 /// Prints a listing as it arrives page by page (`-l` aligns columns, so it waits for all).

@@ -44,7 +44,7 @@ pub use watch::{
     ChangeEvent, ChangeKind, Watch, WatchConnection, WatchEvent, WatchGap, WatchOptions,
     WatchOverflow,
 };
-pub use wire::{BatchResult, CreatedTenant, Health, ListPage, WhoAmI};
+pub use wire::{BatchResult, CreatedTenant, Health, ListPage, PathEntry, WhoAmI};
 
 /// Where a server listens when nothing else is configured.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:7420";
@@ -501,6 +501,18 @@ impl Client {
         opts: &ListOptions,
         cursor: Option<&str>,
     ) -> Result<ListPage> {
+        self.list_page_of(volume, path, opts, cursor, None).await
+    }
+
+    /// One page with only the given entry `fields` (all when `None`).
+    async fn list_page_of<T: serde::de::DeserializeOwned>(
+        &self,
+        volume: &VolumeName,
+        path: &VolumePath,
+        opts: &ListOptions,
+        cursor: Option<&str>,
+        fields: Option<&str>,
+    ) -> Result<ListPage<T>> {
         let mut q: Vec<(&str, String)> = vec![
             ("path", path.to_string()),
             ("recursive", opts.recursive.to_string()),
@@ -513,6 +525,9 @@ impl Client {
         }
         if let Some(c) = cursor {
             q.push(("cursor", c.to_owned()));
+        }
+        if let Some(f) = fields {
+            q.push(("fields", f.to_owned()));
         }
         self.json(
             self.request(Method::GET, &files_url(volume, "list"))
@@ -528,6 +543,27 @@ impl Client {
         path: &VolumePath,
         opts: &ListOptions,
     ) -> impl Stream<Item = Result<FileStat>> + Send + 'static {
+        self.list_stream_of(volume, path, opts, None)
+    }
+
+    /// Every entry's path and type only: the server reads no metadata, so this is the fast
+    /// way to walk a large tree.
+    pub fn list_paths_stream(
+        &self,
+        volume: &VolumeName,
+        path: &VolumePath,
+        opts: &ListOptions,
+    ) -> impl Stream<Item = Result<PathEntry>> + Send + 'static {
+        self.list_stream_of(volume, path, opts, Some("path,type"))
+    }
+
+    fn list_stream_of<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        volume: &VolumeName,
+        path: &VolumePath,
+        opts: &ListOptions,
+        fields: Option<&'static str>,
+    ) -> impl Stream<Item = Result<T>> + Send + 'static {
         struct Cursor {
             client: Client,
             volume: VolumeName,
@@ -542,13 +578,13 @@ impl Client {
             opts: opts.clone(),
             next: Some(None),
         };
-        futures::stream::try_unfold(start, |mut st| async move {
+        futures::stream::try_unfold(start, move |mut st| async move {
             let Some(cursor) = st.next.take() else {
                 return Ok(None);
             };
-            let page = st
+            let page: ListPage<T> = st
                 .client
-                .list_page(&st.volume, &st.path, &st.opts, cursor.as_deref())
+                .list_page_of(&st.volume, &st.path, &st.opts, cursor.as_deref(), fields)
                 .await?;
             if page.next_cursor.is_some() && page.next_cursor == cursor {
                 return Err(Error::internal("the server repeated a listing cursor"));

@@ -49,10 +49,18 @@ pub struct BatchResult {
 
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListPage {
-    pub entries: Vec<FileStat>,
+pub struct ListPage<T = FileStat> {
+    pub entries: Vec<T>,
     /// Pass as `cursor` to get the next page; `None` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// A listed entry when only paths and types were asked for (no `stat` on the server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathEntry {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub file_type: nullspace_core::FileType,
 }
 
 #[derive(Deserialize)]
