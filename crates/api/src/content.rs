@@ -123,32 +123,48 @@ pub async fn search(
         Some(other) => other,
         None => return Err(Error::internal("search ended without an answer").into()),
     };
+    // Each chunk carries every line ready at that moment (up to 64 KiB): results still flow
+    // as they are found, without one HTTP chunk per match.
     let stream = futures::stream::unfold(
         (Some(first), rx, false),
         |(pending, mut rx, finished)| async move {
             if finished {
                 return None;
             }
-            let item = match pending {
+            let mut item = match pending {
                 Some(item) => item,
                 None => rx.recv().await?,
             };
-            let (line, done) = match item {
-                Found::Match(m) => (ndjson(&m), false),
-                Found::Done(s) => (
-                    ndjson(
-                        &serde_json::json!({"done": true, "matches": s.matches, "truncated": s.truncated}),
+            let mut chunk = Vec::new();
+            let done = loop {
+                let (line, done) = match item {
+                    Found::Match(m) => (ndjson(&m), false),
+                    Found::Done(s) => (
+                        ndjson(
+                            &serde_json::json!({"done": true, "matches": s.matches, "truncated": s.truncated}),
+                        ),
+                        true,
                     ),
-                    true,
-                ),
-                Found::Failed(e) => (
-                    ndjson(
-                        &serde_json::json!({"error": {"code": e.code.as_str(), "message": e.message}}),
+                    Found::Failed(e) => (
+                        ndjson(
+                            &serde_json::json!({"error": {"code": e.code.as_str(), "message": e.message}}),
+                        ),
+                        true,
                     ),
-                    true,
-                ),
+                };
+                chunk.extend_from_slice(&line);
+                if done || chunk.len() >= 64 * 1024 {
+                    break done;
+                }
+                match rx.try_recv() {
+                    Ok(next) => item = next,
+                    Err(_) => break false,
+                }
             };
-            Some((Ok::<_, std::io::Error>(line), (None, rx, done)))
+            Some((
+                Ok::<_, std::io::Error>(bytes::Bytes::from(chunk)),
+                (None, rx, done),
+            ))
         },
     );
     Response::builder()

@@ -83,6 +83,13 @@ impl AppState {
     }
 }
 
+/// Cancelled when the server starts shutting down: long-lived streams (watch) end on it.
+pub(crate) fn shutdown_token() -> &'static tokio_util::sync::CancellationToken {
+    static TOKEN: std::sync::OnceLock<tokio_util::sync::CancellationToken> =
+        std::sync::OnceLock::new();
+    TOKEN.get_or_init(tokio_util::sync::CancellationToken::new)
+}
+
 /// Runs blocking work on the blocking pool.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,

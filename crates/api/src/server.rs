@@ -11,6 +11,9 @@ use nullspace_volumes::{DirectoryPlacement, VolumeStore};
 
 use crate::{AppState, ServerConfig};
 
+/// How long in-flight requests may run after SIGINT/SIGTERM.
+const SHUTDOWN_GRACE_SECS: u64 = 10;
+
 /// Runs the server until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let data_dir = &config.data_dir;
@@ -70,9 +73,20 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     reconcile(&app).await?;
 
     tracing::info!(%addr, data_dir = %data_dir.display(), "nullspace server listening");
-    axum::serve(listener, crate::router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let shutdown = crate::shutdown_token().clone();
+    let serve = axum::serve(listener, crate::router(app)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        crate::shutdown_token().cancel();
+    });
+    // In-flight requests get a grace period; then the server stops anyway (an interrupted
+    // write leaves only a temporary file, removed at the next start).
+    tokio::select! {
+        r = serve => r?,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(std::time::Duration::from_secs(SHUTDOWN_GRACE_SECS)).await;
+        } => tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE_SECS} s; stopping anyway"),
+    }
     tracing::info!("nullspace server stopped");
     Ok(())
 }

@@ -96,23 +96,28 @@ pub async fn watch(
         .map(|e| change(e))
         .collect();
     let head = stream::iter(gap.into_iter().chain(backlog).map(Ok::<_, Infallible>));
-    let live = stream::unfold(Some((sub.live, scope)), move |state| async move {
-        let (mut rx, scope) = state?;
+    // Ends when the volume is deleted or the server shuts down, so neither waits on a watcher.
+    let stop = (sub.closed, crate::shutdown_token().clone());
+    let live = stream::unfold(Some((sub.live, scope, stop)), move |state| async move {
+        let (mut rx, scope, (mut closed, shutdown)) = state?;
         loop {
-            match rx.recv().await {
+            let got = tokio::select! {
+                r = rx.recv() => r,
+                _ = closed.wait_for(|c| *c) => return None,
+                _ = shutdown.cancelled() => return None,
+            };
+            match got {
                 Ok(ev) if in_scope(&ev, &scope, recursive) => {
-                    return Some((Ok(change(&ev)), Some((rx, scope))))
+                    return Some((Ok(change(&ev)), Some((rx, scope, (closed, shutdown)))))
                 }
                 Ok(_) => continue,
                 Err(RecvError::Lagged(n)) => {
                     let data = serde_json::json!({"missed": n, "message": "the client fell behind; reconnect with the last event id"});
-                    return Some((
-                        Ok(Event::default()
-                            .event("overflow")
-                            .json_data(data)
-                            .unwrap_or_default()),
-                        None,
-                    ));
+                    let ev = Event::default()
+                        .event("overflow")
+                        .json_data(data)
+                        .unwrap_or_default();
+                    return Some((Ok(ev), None));
                 }
                 Err(RecvError::Closed) => return None,
             }

@@ -50,6 +50,8 @@ pub struct Subscription {
     pub gap: Option<Gap>,
     pub backlog: Vec<Arc<ChangeEvent>>,
     pub live: broadcast::Receiver<Arc<ChangeEvent>>,
+    /// Turns `true` when the volume is deleted: the subscriber should end.
+    pub closed: tokio::sync::watch::Receiver<bool>,
 }
 
 struct Inner {
@@ -61,6 +63,7 @@ struct Inner {
 pub struct EventLog {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<ChangeEvent>>,
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -82,6 +85,7 @@ impl EventLog {
         let start = Utc::now().timestamp_micros().max(1) as u64;
         let (tx, _) = broadcast::channel(SUBSCRIBER_BUFFER);
         EventLog {
+            closed: tokio::sync::watch::Sender::new(false),
             inner: Mutex::new(Inner {
                 next_id: start,
                 ring: VecDeque::new(),
@@ -118,11 +122,13 @@ impl EventLog {
     pub fn subscribe(&self, last_event_id: Option<u64>) -> Subscription {
         let inner = self.lock();
         let live = self.tx.subscribe();
+        let closed = self.closed.subscribe();
         let Some(last) = last_event_id else {
             return Subscription {
                 gap: None,
                 backlog: Vec::new(),
                 live,
+                closed,
             };
         };
         let oldest = inner.ring.front().map_or(inner.next_id, |e| e.id);
@@ -133,7 +139,17 @@ impl EventLog {
             oldest_available: oldest,
         });
         let backlog = inner.ring.iter().filter(|e| e.id > last).cloned().collect();
-        Subscription { gap, backlog, live }
+        Subscription {
+            gap,
+            backlog,
+            live,
+            closed,
+        }
+    }
+
+    /// Ends every subscription (the volume is being deleted).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
     }
 
     /// The id the next event will get.

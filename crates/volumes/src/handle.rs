@@ -850,31 +850,41 @@ impl VolumeHandle {
             Mode::empty(),
         )
         .map_err(io_at(dest.as_str()))?;
-        let mut done: Vec<(OwnedFd, &str, Option<String>)> = Vec::new();
+        // Published targets and the backup name of what each replaced. Directory fds are not
+        // kept per file (a batch can hold more files than the process may open); the parent
+        // of consecutive targets, which the sorted map makes common, is reused.
+        let mut done: Vec<(&VolumePath, Option<String>)> = Vec::new();
+        let mut parent_fd: Option<(VolumePath, OwnedFd)> = None;
         let mut failure = None;
         for (i, (target, (staged, _))) in files.iter().enumerate() {
-            let step = (|| -> FsResult<(OwnedFd, &str, Option<String>)> {
-                let (dir, name) = self.beneath.parent(target, Some(&mut created))?;
+            let step = (|| -> FsResult<Option<String>> {
+                let parent = target.parent().unwrap_or_else(VolumePath::root);
+                if parent_fd.as_ref().is_none_or(|(p, _)| *p != parent) {
+                    let (dir, _) = self.beneath.parent(target, Some(&mut created))?;
+                    parent_fd = Some((parent, dir));
+                }
+                let dir = &parent_fd.as_ref().expect("set above").1;
+                let name = target.file_name().unwrap_or_default();
                 let err = io_at(target.as_str());
-                let saved = match lstat_opt(&dir, name, target.as_str())? {
+                let saved = match lstat_opt(dir, name, target.as_str())? {
                     Some(_) => {
                         let b = format!("{i}");
-                        rustix::fs::renameat(&dir, name, &backup_fd, b.as_str()).map_err(&err)?;
+                        rustix::fs::renameat(dir, name, &backup_fd, b.as_str()).map_err(&err)?;
                         Some(b)
                     }
                     None => None,
                 };
                 let staged_rel = staged.strip_prefix(&self.staging_path).unwrap_or(staged);
-                if let Err(e) = rustix::fs::renameat(&self.staging, staged_rel, &dir, name) {
+                if let Err(e) = rustix::fs::renameat(&self.staging, staged_rel, dir, name) {
                     if let Some(b) = &saved {
-                        let _ = rustix::fs::renameat(&backup_fd, b.as_str(), &dir, name);
+                        let _ = rustix::fs::renameat(&backup_fd, b.as_str(), dir, name);
                     }
                     return Err(err(e));
                 }
-                Ok((dir, name, saved))
+                Ok(saved)
             })();
             match step {
-                Ok(d) => done.push(d),
+                Ok(saved) => done.push((target, saved)),
                 Err(e) => {
                     failure = Some(e);
                     break;
@@ -882,10 +892,12 @@ impl VolumeHandle {
             }
         }
         if let Some(e) = failure {
-            for (dir, name, saved) in done.into_iter().rev() {
-                let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
-                if let Some(b) = saved {
-                    let _ = rustix::fs::renameat(&backup_fd, b.as_str(), &dir, name);
+            for (target, saved) in done.into_iter().rev() {
+                if let Ok((dir, name)) = self.beneath.parent(target, None) {
+                    let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
+                    if let Some(b) = saved {
+                        let _ = rustix::fs::renameat(&backup_fd, b.as_str(), &dir, name);
+                    }
                 }
             }
             return Err(e);
@@ -894,7 +906,7 @@ impl VolumeHandle {
         *usage -= freed;
         *usage += adding;
         self.created_dirs(&created);
-        for (target, (_, _, saved)) in files.keys().zip(&done) {
+        for (target, saved) in &done {
             let kind = if saved.is_some() {
                 ChangeKind::Modified
             } else {

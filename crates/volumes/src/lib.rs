@@ -79,10 +79,14 @@ impl VolumeStore {
 
     /// Removes a volume's storage and everything in it.
     pub fn destroy(&self, volume_id: &str) -> FsResult<()> {
-        self.handles
+        let handle = self
+            .handles
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(volume_id);
+        if let Some(h) = handle {
+            h.events().close();
+        }
         self.placement.destroy(volume_id)
     }
 
