@@ -5,7 +5,7 @@ use std::io::{Seek, SeekFrom};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use nullspace_core::{Error, FileStat, VolumePath};
@@ -481,7 +481,7 @@ pub async fn list(
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<Response> {
     let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &q.path)?;
     let limit = q.limit.unwrap_or(1000);
@@ -516,7 +516,32 @@ pub async fn list(
     };
     let h = app.handle(&v).await?;
     let page = blocking(move || h.list(&path, &opts).map_err(|e| e.in_volume(&v.name))).await?;
-    let all = fields.len() == ENTRY_FIELDS.len();
+    let next_cursor = page.next_cursor;
+    // Typed serialisation for the two common shapes (every field; paths and types only);
+    // a JSON map per entry only for other selections.
+    if fields.len() == ENTRY_FIELDS.len() {
+        let entries: Vec<FileStat> = page.entries.into_iter().filter_map(|e| e.stat).collect();
+        return Ok(axum::Json(ListResponse {
+            entries,
+            next_cursor,
+        })
+        .into_response());
+    }
+    if !details && fields.len() == 2 {
+        let entries: Vec<PathEntry> = page
+            .entries
+            .into_iter()
+            .map(|e| PathEntry {
+                path: e.path,
+                file_type: e.file_type,
+            })
+            .collect();
+        return Ok(axum::Json(ListOf {
+            entries,
+            next_cursor,
+        })
+        .into_response());
+    }
     let entries: Vec<serde_json::Value> = page
         .entries
         .into_iter()
@@ -525,9 +550,6 @@ pub async fn list(
                 Some(st) => serde_json::to_value(st).unwrap_or_default(),
                 None => serde_json::json!({"path": e.path, "type": e.file_type}),
             };
-            if all {
-                return full;
-            }
             let mut out = serde_json::Map::new();
             for f in &fields {
                 if let Some(v) = full.get(*f) {
@@ -537,9 +559,26 @@ pub async fn list(
             serde_json::Value::Object(out)
         })
         .collect();
-    Ok(axum::Json(
-        serde_json::json!({"entries": entries, "next_cursor": page.next_cursor}),
-    ))
+    Ok(axum::Json(ListOf {
+        entries,
+        next_cursor,
+    })
+    .into_response())
+}
+
+/// A listing page with entries of any shape.
+#[derive(Serialize)]
+struct ListOf<T> {
+    entries: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+/// An entry when only `path` and `type` were asked for.
+#[derive(Serialize)]
+struct PathEntry {
+    path: String,
+    #[serde(rename = "type")]
+    file_type: nullspace_core::FileType,
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}/files/stat", tag = "files", params(("name" = String, Path), PathQuery),

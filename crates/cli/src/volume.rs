@@ -760,7 +760,7 @@ fn file_type(t: FileType) -> &'static str {
 }
 
 /// Entries per listing request made by `ls`.
-const LS_PAGE: usize = 20_000;
+const LS_PAGE: usize = 100_000;
 
 /// Prints one path per line as the listing arrives.
 async fn ls_paths(
