@@ -1,0 +1,451 @@
+//! What callers ask for (`SandboxSpec`, `MountSpec`, `ExecRequest`) and what they get back
+//! (`SandboxInfo`, `MountStatus`, `ExecResult`), with the pure validation rules. No syscalls here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SandboxError};
+
+/// The templates this runtime can start.
+pub const TEMPLATES: &[&str] = &["base"];
+
+/// Longest accepted mount path or subpath, in bytes.
+const MAX_PATH: usize = 1024;
+
+/// A volume mount: `source` (a volume's data directory on the host) appears at `target`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// The volume's data directory on the host (trusted: it comes from the server, not a user).
+    pub source: PathBuf,
+    /// Absolute, normalised path inside the sandbox.
+    pub target: String,
+    /// Mount read-only (in the kernel; not undoable from inside).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Mount only this directory of the volume (created if missing; never leaves the volume).
+    #[serde(default)]
+    pub subpath: Option<String>,
+}
+
+impl MountSpec {
+    /// A read-write mount of the whole volume.
+    pub fn new(source: impl Into<PathBuf>, target: impl Into<String>) -> MountSpec {
+        MountSpec {
+            source: source.into(),
+            target: target.into(),
+            read_only: false,
+            subpath: None,
+        }
+    }
+
+    /// The same mount, read-only.
+    pub fn read_only(mut self) -> MountSpec {
+        self.read_only = true;
+        self
+    }
+
+    /// The same mount, of one directory of the volume.
+    pub fn subpath(mut self, subpath: impl Into<String>) -> MountSpec {
+        self.subpath = Some(subpath.into());
+        self
+    }
+}
+
+/// What to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Sandbox id: 1–64 chars of `A-Z a-z 0-9 _ - .`, not starting with `.`.
+    pub id: String,
+    /// Template name (`base`).
+    pub template: String,
+    /// Volume mounts made before the sandbox is ready.
+    pub mounts: Vec<MountSpec>,
+    /// Environment of every process started in the sandbox (exec env overrides it).
+    pub env: BTreeMap<String, String>,
+    /// Host name inside (defaults to the id, cut to 63 bytes).
+    pub hostname: Option<String>,
+}
+
+impl SandboxSpec {
+    /// A `base` sandbox with no mounts.
+    pub fn new(id: impl Into<String>) -> SandboxSpec {
+        SandboxSpec {
+            id: id.into(),
+            template: "base".into(),
+            mounts: Vec::new(),
+            env: BTreeMap::new(),
+            hostname: None,
+        }
+    }
+
+    /// Adds a mount.
+    pub fn mount(mut self, mount: MountSpec) -> SandboxSpec {
+        self.mounts.push(mount);
+        self
+    }
+}
+
+/// Lifecycle state of a sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxState {
+    /// Processes run; volume mounts are live.
+    Running,
+    /// Processes frozen in memory (cgroup freezer); volume mounts released.
+    Paused,
+    /// No processes; only the writable layer is kept; volume mounts released.
+    Hibernated,
+}
+
+/// State of one attachment, as the SPEC's records name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MountState {
+    /// Mounted in the sandbox now.
+    Mounted,
+    /// Intent kept, not mounted (paused, hibernated, destroyed).
+    Released,
+    /// Mounting failed; `error` says why. Nothing is mounted.
+    Failed,
+}
+
+/// One mount and its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountStatus {
+    pub spec: MountSpec,
+    pub state: MountState,
+    pub error: Option<String>,
+}
+
+/// What the runtime knows about a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    pub id: String,
+    pub template: String,
+    pub state: SandboxState,
+    /// Host pid of the sandbox's init (pid 1 inside), when it runs.
+    pub init_pid: Option<i32>,
+    pub hostname: String,
+    pub env: BTreeMap<String, String>,
+    pub mounts: Vec<MountStatus>,
+}
+
+/// A command to run in a sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    /// Program and arguments; a program without `/` is looked up in `PATH`.
+    pub argv: Vec<String>,
+    /// Extra environment (over the sandbox's own).
+    pub env: BTreeMap<String, String>,
+    /// Working directory inside (default `/`).
+    pub cwd: Option<String>,
+    /// Bytes for standard input (default: empty, like `/dev/null`).
+    pub stdin: Option<Vec<u8>>,
+    /// Kill the command (and its process group) after this long.
+    pub timeout: Option<Duration>,
+    /// Keep at most this many bytes of each of stdout and stderr (default 64 MiB).
+    pub max_output: Option<usize>,
+}
+
+impl ExecRequest {
+    /// Runs `argv` as is.
+    pub fn new<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> ExecRequest {
+        ExecRequest {
+            argv: argv.into_iter().map(Into::into).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Runs `command` with `/bin/sh -c`.
+    pub fn shell(command: impl Into<String>) -> ExecRequest {
+        ExecRequest::new(["/bin/sh".to_string(), "-c".to_string(), command.into()])
+    }
+}
+
+/// What a command did. A missing program is exit code 127 (126: found but not executable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecResult {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// The exit code; `128 + signal` when killed by a signal.
+    pub exit_code: i32,
+    /// The signal that killed it, if any.
+    pub signal: Option<i32>,
+    /// Killed because the timeout passed.
+    pub timed_out: bool,
+    /// Some output was dropped past `max_output`.
+    pub truncated: bool,
+}
+
+/// An entry of a directory listed through the sandbox's view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: String,
+    /// `file`, `dir`, `symlink` or `other`.
+    pub kind: String,
+    pub size: u64,
+}
+
+/// Checks a sandbox id.
+pub fn validate_id(field: &str, id: &str) -> Result<()> {
+    let ok_chars = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if id.is_empty() || id.len() > 64 || !ok_chars || id.starts_with('.') {
+        return Err(SandboxError::invalid(
+            field,
+            format!("{id:?} must be 1-64 characters of A-Z a-z 0-9 _ - . not starting with '.'"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a mount path: absolute, normalised, not `/`, not under `/proc`, `/sys` or `/dev`.
+pub fn validate_target(field: &str, target: &str) -> Result<()> {
+    let bad = |reason: &str| Err(SandboxError::invalid(field, format!("{target:?} {reason}")));
+    if target.len() > MAX_PATH {
+        return bad("is too long");
+    }
+    if target.contains('\0') {
+        return bad("contains NUL");
+    }
+    if !target.starts_with('/') {
+        return bad("must be an absolute path");
+    }
+    if target == "/" {
+        return bad("must not be / itself");
+    }
+    for comp in target[1..].split('/') {
+        match comp {
+            "" => return bad("must be normalised (no empty component or trailing /)"),
+            "." | ".." => return bad("must be normalised (no . or .. component)"),
+            c if c.len() > 255 => return bad("has a component longer than 255 bytes"),
+            _ => {}
+        }
+    }
+    for reserved in ["/proc", "/sys", "/dev"] {
+        if target == reserved || target.starts_with(&format!("{reserved}/")) {
+            return bad(&format!("must not be under {reserved}"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a subpath and returns its components (`None`: the whole volume). A leading `/` is
+/// allowed (`/a/b` = `a/b`); `.`, `..` and empty components are not.
+pub fn parse_subpath(field: &str, subpath: Option<&str>) -> Result<Vec<String>> {
+    let Some(sp) = subpath else {
+        return Ok(Vec::new());
+    };
+    let bad = |reason: &str| Err(SandboxError::invalid(field, format!("{sp:?} {reason}")));
+    if sp.len() > MAX_PATH {
+        return bad("is too long");
+    }
+    if sp.contains('\0') {
+        return bad("contains NUL");
+    }
+    let rel = sp.strip_prefix('/').unwrap_or(sp);
+    if rel.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for comp in rel.split('/') {
+        match comp {
+            "" => return bad("must be normalised (no empty component or trailing /)"),
+            "." | ".." => return bad("must not contain . or .. (it may not leave the volume)"),
+            c if c.len() > 255 => return bad("has a component longer than 255 bytes"),
+            c => out.push(c.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+/// Checks environment names and values.
+pub fn validate_env(field: &str, env: &BTreeMap<String, String>) -> Result<()> {
+    for (k, v) in env {
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            return Err(SandboxError::invalid(
+                field,
+                format!("bad variable name {k:?}"),
+            ));
+        }
+        if v.contains('\0') {
+            return Err(SandboxError::invalid(
+                field,
+                format!("value of {k:?} contains NUL"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a whole mount list: every target and subpath, and no two mounts on one path.
+pub fn validate_mounts(mounts: &[MountSpec]) -> Result<()> {
+    for (i, m) in mounts.iter().enumerate() {
+        validate_target(&format!("mounts[{i}].target"), &m.target)?;
+        parse_subpath(&format!("mounts[{i}].subpath"), m.subpath.as_deref())?;
+        if mounts[..i].iter().any(|o| o.target == m.target) {
+            return Err(SandboxError::invalid(
+                format!("mounts[{i}].target"),
+                format!("{:?} is used by two mounts", m.target),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a whole sandbox spec.
+pub fn validate_spec(spec: &SandboxSpec) -> Result<()> {
+    validate_id("id", &spec.id)?;
+    if !TEMPLATES.contains(&spec.template.as_str()) {
+        return Err(SandboxError::invalid(
+            "template",
+            format!(
+                "unknown template {:?} (available: {})",
+                spec.template,
+                TEMPLATES.join(", ")
+            ),
+        ));
+    }
+    validate_mounts(&spec.mounts)?;
+    validate_env("env", &spec.env)?;
+    if let Some(h) = &spec.hostname {
+        if h.is_empty() || h.len() > 64 || h.contains(['\0', '/']) {
+            return Err(SandboxError::invalid(
+                "hostname",
+                format!("{h:?} is not a host name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The program paths to try for `argv0` with this `PATH` (a name with `/` is used as is).
+pub fn program_candidates(argv0: &str, path_var: Option<&str>) -> Vec<String> {
+    if argv0.contains('/') {
+        return vec![argv0.to_string()];
+    }
+    let path = path_var.unwrap_or(DEFAULT_PATH);
+    path.split(':')
+        .map(|d| if d.is_empty() { "." } else { d })
+        .map(|d| format!("{}/{argv0}", d.trim_end_matches('/')))
+        .collect()
+}
+
+/// `PATH` of sandbox processes unless the caller sets one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The environment a command starts with: defaults, then the sandbox's, then the request's.
+pub fn exec_env(
+    sandbox: &BTreeMap<String, String>,
+    request: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert("PATH".to_string(), DEFAULT_PATH.to_string());
+    env.insert("HOME".to_string(), "/root".to_string());
+    env.insert("LANG".to_string(), "C.UTF-8".to_string());
+    env.insert("TERM".to_string(), "xterm".to_string());
+    env.extend(sandbox.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(request.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        for ok in [
+            "/workspace",
+            "/workspace/shared",
+            "/data.v1/x_y",
+            "/procfs",
+            "/devices",
+        ] {
+            validate_target("t", ok).unwrap();
+        }
+        for bad in [
+            "",
+            "workspace",
+            "./x",
+            "/",
+            "//",
+            "/a//b",
+            "/a/",
+            "/a/./b",
+            "/a/../b",
+            "/..",
+            "/proc",
+            "/proc/x",
+            "/sys",
+            "/sys/fs",
+            "/dev",
+            "/dev/x",
+            "/a\0b",
+        ] {
+            let e = validate_target("mounts[0].target", bad).unwrap_err();
+            assert_eq!(e.code(), "invalid_argument", "{bad:?}");
+            assert!(e.to_string().contains("mounts[0].target"), "{e}");
+        }
+    }
+
+    #[test]
+    fn subpaths() {
+        assert!(parse_subpath("s", None).unwrap().is_empty());
+        assert!(parse_subpath("s", Some("/")).unwrap().is_empty());
+        assert_eq!(parse_subpath("s", Some("a/b")).unwrap(), vec!["a", "b"]);
+        assert_eq!(parse_subpath("s", Some("/a/b")).unwrap(), vec!["a", "b"]);
+        for bad in ["..", "a/..", "../x", "a/../b", "a//b", "a/", "./a", "a\0"] {
+            assert_eq!(
+                parse_subpath("subpath", Some(bad)).unwrap_err().code(),
+                "invalid_argument"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_targets_are_refused() {
+        let m = vec![
+            MountSpec::new("/v1", "/data"),
+            MountSpec::new("/v2", "/data"),
+        ];
+        let e = validate_mounts(&m).unwrap_err();
+        assert!(e.to_string().contains("mounts[1].target"), "{e}");
+    }
+
+    #[test]
+    fn ids_templates_env() {
+        validate_id("id", "sb-1.a_B").unwrap();
+        for bad in ["", ".x", "a/b", "a b", &"x".repeat(65)] {
+            assert!(validate_id("id", bad).is_err(), "{bad:?}");
+        }
+        let mut spec = SandboxSpec::new("x");
+        spec.template = "nope".into();
+        assert!(validate_spec(&spec)
+            .unwrap_err()
+            .to_string()
+            .contains("template"));
+        let mut env = BTreeMap::new();
+        env.insert("A=B".to_string(), "x".to_string());
+        assert!(validate_env("env", &env).is_err());
+    }
+
+    #[test]
+    fn candidates() {
+        assert_eq!(program_candidates("/bin/sh", None), vec!["/bin/sh"]);
+        assert_eq!(
+            program_candidates("sh", Some("/a:/b/")),
+            vec!["/a/sh", "/b/sh"]
+        );
+        let env = exec_env(
+            &[("A".to_string(), "1".to_string())].into(),
+            &[("A".to_string(), "2".to_string())].into(),
+        );
+        assert_eq!(env["A"], "2");
+        assert_eq!(env["PATH"], DEFAULT_PATH);
+    }
+}

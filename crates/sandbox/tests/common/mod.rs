@@ -1,0 +1,63 @@
+//! Shared set-up of the runtime tests: a temporary state dir per test, unique sandbox ids,
+//! and a guard that destroys every sandbox of the test even when it fails.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nullspace_sandbox::{ExecRequest, ExecResult, Runtime};
+
+pub struct TestEnv {
+    pub rt: Runtime,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = self.rt.destroy_all();
+    }
+}
+
+impl TestEnv {
+    /// A new volume directory on the host.
+    pub fn volume(&self, name: &str) -> std::path::PathBuf {
+        let p = self.dir.path().join("volumes").join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    /// Runs `sh -c cmd` in `id` and returns the result.
+    pub fn sh(&self, id: &str, cmd: &str) -> ExecResult {
+        self.rt.exec(id, ExecRequest::shell(cmd)).unwrap()
+    }
+
+    /// Runs `sh -c cmd`, asserts exit 0, returns stdout.
+    pub fn ok(&self, id: &str, cmd: &str) -> String {
+        let r = self.sh(id, cmd);
+        assert_eq!(
+            r.exit_code,
+            0,
+            "{cmd}: stdout {:?} stderr {:?}",
+            String::from_utf8_lossy(&r.stdout),
+            String::from_utf8_lossy(&r.stderr)
+        );
+        String::from_utf8(r.stdout).unwrap()
+    }
+}
+
+pub fn env() -> TestEnv {
+    let dir = tempfile::Builder::new().prefix("nsbx").tempdir().unwrap();
+    let rt = Runtime::new(dir.path().join("state")).unwrap();
+    TestEnv { rt, dir }
+}
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+/// A sandbox id unique across test processes and tests.
+pub fn id(prefix: &str) -> String {
+    format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        prefix,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
