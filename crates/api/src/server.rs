@@ -71,6 +71,22 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         signer: Arc::new(signer),
     };
     reconcile(&app).await?;
+    // Expired resumable uploads are removed every ten minutes.
+    let vols = app.volumes.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let vols = vols.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                vols.open_handles()
+                    .iter()
+                    .map(|h| h.upload_sweep())
+                    .sum::<usize>()
+            })
+            .await;
+        }
+    });
 
     tracing::info!(%addr, data_dir = %data_dir.display(), "nullspace server listening");
     let shutdown = crate::shutdown_token().clone();

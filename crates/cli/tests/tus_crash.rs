@@ -18,11 +18,18 @@
 //! After each restart on the same data dir: `HEAD` gives the offset, which must be at most what
 //! was sent, at least what the server acknowledged before, equal to the state file's offset, and
 //! name a durable prefix: the upload's data file (read straight from disk) is at least that long
-//! and its bytes `[0, offset)` are the source's. The upload resumes from that offset. At the end:
-//! the file's SHA-256 (on disk and downloaded) is the source's, `used_bytes`/`file_count` are
-//! exact (also after one more restart), and staging holds nothing but the finished upload's record.
+//! and its bytes `[0, offset)` are the source's (compared byte for byte, which is stricter than
+//! comparing hashes and much cheaper in a debug build). `used_bytes`/`file_count` count nothing
+//! until the file is published. The upload resumes from that offset. At the end: the file's
+//! SHA-256 (on disk and downloaded) is the source's, `used_bytes`/`file_count` are exact (also
+//! after one more restart), and staging holds nothing but the finished upload's record.
 //!
-//! The seed is random and printed; `TUS_CRASH_SEED=<n>` replays a run.
+//! A second test aims at the window the random kills rarely hit: SIGKILL while the last PATCH is
+//! synced, recorded and published, swept in 0.5 ms steps. An upload whose offset is its full
+//! length must have its file at its path after the restart.
+//!
+//! The seed is random and printed; `TUS_CRASH_SEED=<n>` replays the same kill plan and PATCH sizes
+//! (not the timing).
 
 mod support;
 

@@ -1031,7 +1031,7 @@ pub struct PendingWrite {
 /// Every this many bytes, a write asks the kernel to start writing its data back
 /// (`sync_file_range`, no waiting), so that the final `fsync` finds little left to do and the
 /// disk works while the network is still sending.
-const WRITEBACK_STEP: u64 = 32 << 20;
+pub(crate) const WRITEBACK_STEP: u64 = 32 << 20;
 
 impl PendingWrite {
     /// Appends bytes; fails with `quota_exceeded` as soon as the file can no longer fit.
@@ -1086,7 +1086,7 @@ impl PendingWrite {
 
 /// Starts asynchronous writeback of a byte range; a hint only, so failures are ignored (the
 /// final `fsync` reports any real error).
-fn start_writeback(file: &File, offset: u64, len: u64) {
+pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: plain syscall on a valid, owned fd; no memory is passed.
     unsafe {

@@ -95,6 +95,16 @@ impl VolumeStore {
         self.placement.list()
     }
 
+    /// Every open handle (for periodic housekeeping).
+    pub fn open_handles(&self) -> Vec<Arc<VolumeHandle>> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// The handle of a volume if it is already open (for live usage figures).
     pub fn peek(&self, volume_id: &str) -> Option<Arc<VolumeHandle>> {
         self.handles
@@ -117,6 +127,8 @@ impl VolumeStore {
         // Opening scans the tree: do it outside the map lock, then keep whichever handle won.
         let root = self.placement.locate(volume_id)?;
         let fresh = Arc::new(VolumeHandle::open(volume_id, &root, cap_bytes)?);
+        // Expired uploads of earlier runs go now; the server sweeps open volumes later on.
+        fresh.upload_sweep();
         let mut map = self.handles.lock().unwrap_or_else(|e| e.into_inner());
         Ok(map.entry(volume_id.to_owned()).or_insert(fresh).clone())
     }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::error::{FsError, FsResult};
-use crate::handle::{VolumeHandle, WriteOptions};
+use crate::handle::{start_writeback, VolumeHandle, WriteOptions, WRITEBACK_STEP};
 use crate::Usage;
 
 /// Name of the uploads directory inside staging (kept across restarts).
@@ -119,8 +119,23 @@ impl VolumeHandle {
             }
             Err(e) => return Err(FsError::from_io("upload state", e).into()),
         };
-        let state: UploadState = serde_json::from_slice(&bytes)
+        let mut state: UploadState = serde_json::from_slice(&bytes)
             .map_err(|_| FsError::Invalid(format!("upload {id:?} has a damaged state")))?;
+        if state.completed.is_none() && state.offset == state.length {
+            // Every byte is stored but a crash came before the upload was published (or
+            // before its record said so): finish it now, unless a request holds it.
+            let Ok(file) = File::open(&data) else {
+                let path =
+                    VolumePath::parse(&state.path).map_err(|e| FsError::Invalid(e.message))?;
+                state.completed = Some(self.stat(&path)?);
+                self.save_state(&state)?;
+                return Ok(state);
+            };
+            if rustix::fs::flock(file.as_fd(), FlockOperation::NonBlockingLockExclusive).is_ok() {
+                return self.upload_finish(state);
+            }
+            return Ok(state);
+        }
         if state.completed.is_none() && state.expires_at <= Utc::now() {
             let _ = std::fs::remove_file(&data);
             let _ = std::fs::remove_file(&json);
@@ -237,6 +252,9 @@ impl VolumeHandle {
                 return Err(UploadError::TooLong(state.length));
             }
             data.write_all(&buf[..n]).map_err(io)?;
+            if (received + n as u64) / WRITEBACK_STEP > received / WRITEBACK_STEP {
+                start_writeback(&data, state.offset, received + n as u64);
+            }
             match &checksum {
                 Some(ChunkChecksum::Sha1(_)) => sha1.update(&buf[..n]),
                 Some(ChunkChecksum::Sha256(_)) => sha256.update(&buf[..n]),
@@ -261,9 +279,11 @@ impl VolumeHandle {
         data.sync_data().map_err(io)?;
         state.offset += received;
         self.save_state(&state)?;
-        drop(data);
         if state.offset == state.length {
-            return self.upload_finish(state);
+            // Still holding the lock, so no reader finishes it at the same time.
+            let done = self.upload_finish(state);
+            drop(data);
+            return done;
         }
         Ok(state)
     }
