@@ -321,9 +321,8 @@ impl VolumeHandle {
 
     /// Removes expired uploads, and records of finished ones older than a day.
     pub fn upload_sweep(&self) -> usize {
-        let Ok(dir) = self.uploads_dir() else {
-            return 0;
-        };
+        // Not `uploads_dir()`: a volume that never had an upload gets no directory.
+        let dir = self.staging_path().join(UPLOADS_DIR);
         let Ok(rd) = std::fs::read_dir(dir) else {
             return 0;
         };
