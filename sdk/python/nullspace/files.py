@@ -193,7 +193,10 @@ class ReadStream:
         if self._closed:
             raise StopIteration
         if self._chunks is None:
-            self._chunks = self._response.iter_bytes(self._chunk_size)
+            # The default size passes chunks on as they arrive (re-chunking costs a copy);
+            # an explicit size gets chunks of exactly that size.
+            size = None if self._chunk_size == DEFAULT_CHUNK_SIZE else self._chunk_size
+            self._chunks = self._response.iter_bytes(size)
         try:
             return next(self._chunks)
         except StopIteration:
@@ -262,6 +265,20 @@ def _seekable(f: Any) -> bool:
         return bool(f.seekable())
     except Exception:
         return False
+
+
+def _remaining_length(data: object) -> Optional[int]:
+    """Bytes left in a seekable binary file object (``None`` for anything else)."""
+    if isinstance(data, io.TextIOBase) or not hasattr(data, "read") or not _seekable(data):
+        return None
+    f = cast(IO[bytes], data)
+    try:
+        here = f.tell()
+        end = f.seek(0, io.SEEK_END)
+        f.seek(here)
+        return max(0, end - here)
+    except (OSError, ValueError):
+        return None
 
 
 def _prepare_body(data: object, chunk_size: int) -> Tuple[Union[bytes, Callable[[], Iterator[bytes]]], bool]:
@@ -395,7 +412,8 @@ class VolumeFiles:
         offset: int = 0,
         length: Optional[int] = None,
     ) -> ReadStream:
-        """Streams a file in chunks of ``chunk_size`` bytes (constant memory).
+        """Streams a file in constant memory: chunks as they arrive from the network (at most
+        ``chunk_size`` bytes each) by default, or of exactly ``chunk_size`` bytes when given.
 
         The request is made at once, so a missing file raises here. Use the result in a
         ``with`` block, or exhaust it, so the connection is released.
@@ -447,6 +465,10 @@ class VolumeFiles:
         headers = {"Content-Type": "application/octet-stream"}
         if etag is not None:
             headers["If-Match"] = etag
+        length = _remaining_length(data)
+        if length is not None:
+            # A known length avoids chunked encoding, which costs both sides CPU.
+            headers["Content-Length"] = str(length)
         doc = self._client.request_json(
             "PUT",
             self._url("/content"),
