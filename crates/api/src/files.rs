@@ -331,27 +331,45 @@ pub(crate) async fn receive_file(
 
     // The body goes through a small channel to one blocking writer: constant memory, and the
     // network and the disk work at the same time.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    // Chunks are grouped into batches of about 1 MiB so the writer thread wakes once per
+    // batch rather than once per network read.
+    const BATCH: usize = 1 << 20;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(4);
     let n = vname.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<_, Error> {
-        while let Some(chunk) = rx.blocking_recv() {
-            pending.write(&chunk).map_err(|e| e.in_volume(&n))?;
+        while let Some(batch) = rx.blocking_recv() {
+            for chunk in batch {
+                pending.write(&chunk).map_err(|e| e.in_volume(&n))?;
+            }
         }
         Ok(pending)
     });
     let mut stream = body.into_data_stream();
     let mut client_error = None;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(c) => {
-                if tx.send(c).await.is_err() {
-                    break; // the writer stopped: its error is the answer
+    let mut batch = Vec::new();
+    let mut batched = 0;
+    loop {
+        match stream.next().await {
+            Some(Ok(c)) => {
+                batched += c.len();
+                batch.push(c);
+                if batched < BATCH {
+                    continue;
                 }
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 client_error = Some(e);
                 break;
             }
+            None => {}
+        }
+        let done = batched < BATCH;
+        if !batch.is_empty() && tx.send(std::mem::take(&mut batch)).await.is_err() {
+            break; // the writer stopped: its error is the answer
+        }
+        batched = 0;
+        if done {
+            break;
         }
     }
     drop(tx);

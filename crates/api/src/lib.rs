@@ -11,6 +11,7 @@ mod content;
 mod error;
 mod files;
 mod openapi;
+mod sandboxes;
 mod server;
 mod signed;
 mod tus;
@@ -26,6 +27,7 @@ use nullspace_volumes::{VolumeHandle, VolumeStore};
 pub use config::ServerConfig;
 pub use error::status_of;
 pub use openapi::{openapi_document, router};
+pub use sandboxes::SandboxRuntimeState;
 pub use server::run;
 pub use signed::Signer;
 
@@ -38,6 +40,8 @@ pub struct AppState {
     pub volumes: Arc<VolumeStore>,
     /// Signs and verifies signed URLs.
     pub signer: Arc<Signer>,
+    /// The sandbox runtime; `None` when it could not start (sandbox routes answer `unavailable`).
+    pub sandboxes: Option<Arc<SandboxRuntimeState>>,
 }
 
 impl AppState {
@@ -54,6 +58,9 @@ impl AppState {
             let u = h.usage();
             v.used_bytes = u.used_bytes;
             v.file_count = u.file_count;
+        }
+        if let Some(s) = &self.sandboxes {
+            v.attachments = s.attachment_count(&v.id);
         }
         v
     }

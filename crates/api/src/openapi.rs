@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::{admin, content, files, signed, tus, volumes, watch, AppState};
+use crate::{admin, content, files, sandboxes, signed, tus, volumes, watch, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -99,6 +99,23 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             tus::terminate,
             tus::options_upload
         ))
+        .routes(routes!(
+            sandboxes::create_sandbox,
+            sandboxes::list_sandboxes
+        ))
+        .routes(routes!(sandboxes::get_sandbox, sandboxes::destroy_sandbox))
+        .routes(routes!(sandboxes::exec))
+        .routes(routes!(sandboxes::read_file, sandboxes::write_file))
+        .routes(routes!(sandboxes::list_files))
+        .routes(routes!(
+            sandboxes::attach,
+            sandboxes::detach,
+            sandboxes::list_attachments
+        ))
+        .routes(routes!(sandboxes::pause))
+        .routes(routes!(sandboxes::resume))
+        .routes(routes!(sandboxes::hibernate))
+        .routes(routes!(sandboxes::fork))
         .split_for_parts()
 }
 

@@ -65,10 +65,29 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let volumes = Arc::new(VolumeStore::new(Box::new(placement)));
     let signer = crate::Signer::load_or_create(&data_dir.join("signing.key"))
         .context("cannot load the URL signing key")?;
+    let sandbox_dir = data_dir.join("sandboxes");
+    let sandboxes =
+        match tokio::task::spawn_blocking(move || crate::SandboxRuntimeState::open(sandbox_dir))
+            .await
+        {
+            Ok(Ok(s)) => Some(Arc::new(s)),
+            Ok(Err(why)) => {
+                tracing::warn!(reason = %why, "sandboxes are unavailable");
+                crate::sandboxes::set_unavailable_reason(why);
+                None
+            }
+            Err(e) => {
+                let why = format!("the sandbox runtime failed to start: {e}");
+                tracing::warn!(reason = %why, "sandboxes are unavailable");
+                crate::sandboxes::set_unavailable_reason(why);
+                None
+            }
+        };
     let app = AppState {
         store,
         volumes,
         signer: Arc::new(signer),
+        sandboxes,
     };
     reconcile(&app).await?;
     // Expired resumable uploads are removed every ten minutes.

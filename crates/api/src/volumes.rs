@@ -162,8 +162,15 @@ pub async fn delete_volume(
     Query(q): Query<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
     let vname = VolumeName::parse(&name)?;
-    // No sandbox runtime holds attachments yet, so `force` has nothing to release.
-    let _ = q.force;
+    match app.store.get_volume(&caller.0.tenant_id, &vname).await {
+        Ok(v) => crate::sandboxes::release_volume(&app, &v.id, &name, q.force).await?,
+        Err(e) => {
+            let e: Error = e.into();
+            if e.code != ErrorCode::NotFound {
+                return Err(e.into());
+            }
+        }
+    }
     let v = match app.store.delete_volume(&caller.0.tenant_id, &vname).await {
         Ok(v) => v,
         Err(e) => {

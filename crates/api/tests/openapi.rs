@@ -41,6 +41,21 @@ const EXPECTED: &[(&str, &str)] = &[
     ("post", "/v1/volumes/{name}/files/url"),
     ("get", "/v1/signed/{tenant}/{name}"),
     ("put", "/v1/signed/{tenant}/{name}"),
+    ("post", "/v1/sandboxes"),
+    ("get", "/v1/sandboxes"),
+    ("get", "/v1/sandboxes/{id}"),
+    ("delete", "/v1/sandboxes/{id}"),
+    ("post", "/v1/sandboxes/{id}/exec"),
+    ("get", "/v1/sandboxes/{id}/files/content"),
+    ("put", "/v1/sandboxes/{id}/files/content"),
+    ("get", "/v1/sandboxes/{id}/files/list"),
+    ("post", "/v1/sandboxes/{id}/attachments"),
+    ("delete", "/v1/sandboxes/{id}/attachments"),
+    ("get", "/v1/sandboxes/{id}/attachments"),
+    ("post", "/v1/sandboxes/{id}/pause"),
+    ("post", "/v1/sandboxes/{id}/resume"),
+    ("post", "/v1/sandboxes/{id}/hibernate"),
+    ("post", "/v1/sandboxes/{id}/fork"),
 ];
 
 #[tokio::test]
@@ -58,6 +73,7 @@ async fn openapi_document_matches_the_router() {
         store: Arc::new(store),
         volumes: Arc::new(volumes),
         signer: Arc::new(Signer::from_key(b"openapi-test-signing-key-0123456789")),
+        sandboxes: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

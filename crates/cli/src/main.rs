@@ -7,6 +7,7 @@ mod admin;
 mod config;
 mod content;
 mod output;
+mod sandbox;
 mod server;
 mod transfer;
 mod volume;
@@ -79,6 +80,9 @@ enum Command {
     /// Create, inspect and delete volumes, and manage their files
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Create sandboxes, run commands in them and attach volumes
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
 }
 
 /// Options every client verb shares.
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
             Command::Whoami => config::whoami(&global).await,
             Command::Admin(cmd) => admin::run(cmd, &global).await,
             Command::Volume(cmd) => volume::run(cmd, &global).await,
+            Command::Sandbox(cmd) => sandbox::run(cmd, &global).await,
         }
     });
     // Streams still being read (stdin) must not keep the process alive.

@@ -31,11 +31,13 @@ use serde_json::{json, Map, Value};
 use tokio::io::AsyncRead;
 use tokio_util::io::ReaderStream;
 
+mod sandbox;
 pub use batch::BatchUpload;
 pub use content::{
     EditCount, EditOptions, ReplaceOptions, ReplaceSummary, ReplacedFile, SearchItem, SearchMatch,
     SearchOptions, SearchStream, SearchSummary,
 };
+pub use sandbox::{ExecOutput, SandboxMount};
 pub use transfer::{
     ArchiveFormat, OnCreated, Progress, ResumableOptions, ResumableUpload, SignedMethod, SignedUrl,
     TusUpload, DEFAULT_TUS_CHUNK, MAX_SIGNED_URL_LIFETIME, TUS_VERSION,

@@ -114,6 +114,11 @@ impl VolumeStore {
             .cloned()
     }
 
+    /// The host directory holding a volume's files (what a sandbox mount exposes).
+    pub fn data_dir(&self, volume_id: &str) -> FsResult<std::path::PathBuf> {
+        Ok(self.placement.locate(volume_id)?.join("data"))
+    }
+
     /// The open handle of a volume, opening it (and measuring its usage) on first use.
     pub fn handle(&self, volume_id: &str, cap_bytes: u64) -> FsResult<Arc<VolumeHandle>> {
         if let Some(h) = self

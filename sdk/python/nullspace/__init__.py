@@ -45,6 +45,14 @@ from .content import (  # noqa: E402
 from .files import BatchResult, FileStat, ReadStream, VolumeFiles  # noqa: E402
 from ._transfer import DownloadResult, UploadResult  # noqa: E402
 from .volume import VOLUME_FIELDS, Mount, Volume, VolumeInfo  # noqa: E402
+from .sandbox import (  # noqa: E402
+    Attachment,
+    ExecResult,
+    Sandbox,
+    SandboxFiles,
+    SandboxInfo,
+    SandboxVolumes,
+)
 
 __all__ = [
     "__version__",
@@ -57,6 +65,12 @@ __all__ = [
     "VolumeInfo",
     "VOLUME_FIELDS",
     "Mount",
+    "Sandbox",
+    "SandboxInfo",
+    "SandboxFiles",
+    "SandboxVolumes",
+    "Attachment",
+    "ExecResult",
     "VolumeFiles",
     "FileStat",
     "BatchResult",

@@ -1,0 +1,311 @@
+"""Sandboxes: isolated Linux environments with volumes mounted in them.
+
+Example::
+
+    with Sandbox.create(volumes=[volume.mount("/workspace/shared")]) as sandbox:
+        print(sandbox.exec(["ls", "/workspace/shared"]).stdout)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Type, Union
+
+import httpx
+
+from ._client import Client, resolve_client
+from ._util import as_object, field, opt_field, time_field
+from .volume import Mount
+
+__all__ = ["Sandbox", "SandboxInfo", "Attachment", "ExecResult", "SandboxFiles", "SandboxVolumes"]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One volume attached to a sandbox (``state``: ``mounted``, ``released`` or ``failed``)."""
+
+    id: str
+    sandbox_id: str
+    volume: str
+    mount_path: str
+    read_only: bool
+    subpath: Optional[str]
+    state: str
+    error: Optional[str]
+    created_at: Optional[datetime]
+    updated_at: Optional[datetime]
+
+    @classmethod
+    def _from_json(cls, doc: object) -> "Attachment":
+        d = as_object(doc, "attachment")
+        w = "attachment"
+        return cls(
+            id=field(d, "id", str, w),
+            sandbox_id=field(d, "sandbox_id", str, w),
+            volume=field(d, "volume", str, w),
+            mount_path=field(d, "mount_path", str, w),
+            read_only=field(d, "read_only", bool, w),
+            subpath=opt_field(d, "subpath", str, w),
+            state=field(d, "state", str, w),
+            error=opt_field(d, "error", str, w),
+            created_at=time_field(d, "created_at", w),
+            updated_at=time_field(d, "updated_at", w),
+        )
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """A sandbox record (``state``: ``running``, ``paused`` or ``hibernated``)."""
+
+    id: str
+    name: Optional[str]
+    template: str
+    state: str
+    created_at: Optional[datetime]
+    attachments: List[Attachment]
+
+    @classmethod
+    def _from_json(cls, doc: object) -> "SandboxInfo":
+        d = as_object(doc, "sandbox")
+        w = "sandbox"
+        return cls(
+            id=field(d, "id", str, w),
+            name=opt_field(d, "name", str, w),
+            template=field(d, "template", str, w),
+            state=field(d, "state", str, w),
+            created_at=time_field(d, "created_at", w),
+            attachments=[Attachment._from_json(a) for a in field(d, "attachments", list, w)],
+        )
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What a command did: its output (UTF-8, invalid bytes replaced) and exit code."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+    timed_out: bool = False
+
+
+def _mount_body(m: Mount) -> Dict[str, Any]:
+    if not isinstance(m, Mount):
+        raise TypeError(f"expected a Mount (from volume.mount(...)), not {type(m).__name__}")
+    return {"volume": m.volume, "mount_path": m.path, "read_only": m.read_only, "subpath": m.subpath}
+
+
+def _check_str_map(name: str, value: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a mapping of str to str")
+    out: Dict[str, str] = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError(f"{name} must be a mapping of str to str")
+        out[k] = v
+    return out
+
+
+class SandboxFiles:
+    """Files as the sandbox sees them (its own filesystem and its mounted volumes)."""
+
+    def __init__(self, sandbox: "Sandbox") -> None:
+        self._sb = sandbox
+
+    def read_bytes(self, path: str) -> bytes:
+        """The whole file at ``path`` (absolute, inside the sandbox)."""
+        r = self._sb._client.request("GET", self._sb._url("/files/content"), params={"path": path})
+        return r.content
+
+    def read(self, path: str) -> str:
+        """The whole file at ``path`` decoded as UTF-8."""
+        return self.read_bytes(path).decode("utf-8")
+
+    def write(self, path: str, data: Union[str, bytes]) -> None:
+        """Writes ``data`` to ``path`` inside the sandbox (replacing it)."""
+        if isinstance(data, str):
+            body = data.encode("utf-8")
+        elif isinstance(data, (bytes, bytearray)):
+            body = bytes(data)
+        else:
+            raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
+        self._sb._client.request(
+            "PUT",
+            self._sb._url("/files/content"),
+            params={"path": path},
+            content=body,
+            headers={"content-type": "application/octet-stream"},
+        )
+
+    def list(self, path: str = "/") -> List[Dict[str, Any]]:
+        """Entries of a directory: ``{"name", "kind", "size"}`` dicts."""
+        doc = as_object(
+            self._sb._client.request_json("GET", self._sb._url("/files/list"), params={"path": path}),
+            "directory listing",
+        )
+        return [as_object(e, "entry") for e in field(doc, "entries", list, "directory listing")]
+
+
+class SandboxVolumes:
+    """The volumes attached to a sandbox."""
+
+    def __init__(self, sandbox: "Sandbox") -> None:
+        self._sb = sandbox
+
+    def attach(self, mount: Mount) -> Attachment:
+        """Mounts a volume into the running sandbox."""
+        doc = self._sb._client.request_json(
+            "POST", self._sb._url("/attachments"), json=_mount_body(mount), idempotent=False
+        )
+        return Attachment._from_json(doc)
+
+    def detach(self, mount_path: str) -> Attachment:
+        """Releases the volume mounted at ``mount_path``; its data stays in the volume."""
+        doc = self._sb._client.request_json(
+            "DELETE", self._sb._url("/attachments"), params={"mount_path": mount_path}
+        )
+        return Attachment._from_json(doc)
+
+    def list(self) -> List[Attachment]:
+        """Every attachment record of the sandbox."""
+        doc = as_object(self._sb._client.request_json("GET", self._sb._url("/attachments")), "attachments")
+        return [Attachment._from_json(a) for a in field(doc, "attachments", list, "attachments")]
+
+
+class Sandbox:
+    """A sandbox of the current tenant. As a context manager, it is destroyed on exit."""
+
+    def __init__(self, id: str, *, client: Optional[Client] = None) -> None:
+        """Wraps an existing sandbox id; prefer :meth:`connect`, which checks it exists."""
+        if not isinstance(id, str) or not id:
+            raise TypeError("id must be a non-empty str")
+        self._id = id
+        self._client = resolve_client(client)
+        self.files = SandboxFiles(self)
+        self.volumes = SandboxVolumes(self)
+
+    @classmethod
+    def create(
+        cls,
+        template: str = "base",
+        volumes: Optional[Sequence[Mount]] = None,
+        name: Optional[str] = None,
+        env: Optional[Mapping[str, str]] = None,
+        timeout: Optional[int] = None,
+        *,
+        client: Optional[Client] = None,
+    ) -> "Sandbox":
+        """Creates and starts a sandbox with ``volumes`` mounted (``volume.mount(...)``)."""
+        c = resolve_client(client)
+        body: Dict[str, Any] = {
+            "template": template,
+            "volumes": [_mount_body(m) for m in (volumes or [])],
+            "name": name,
+            "env": _check_str_map("env", env),
+            "timeout": timeout,
+        }
+        doc = c.request_json("POST", "/v1/sandboxes", json=body, idempotent=False)
+        return cls(SandboxInfo._from_json(doc).id, client=c)
+
+    @classmethod
+    def connect(cls, id: str, *, client: Optional[Client] = None) -> "Sandbox":
+        """An existing sandbox by id. Raises :class:`NotFoundError` when there is none."""
+        sb = cls(id, client=client)
+        sb.info()
+        return sb
+
+    @classmethod
+    def list(cls, *, client: Optional[Client] = None) -> List[SandboxInfo]:
+        """This tenant's sandboxes."""
+        c = resolve_client(client)
+        doc = as_object(c.request_json("GET", "/v1/sandboxes"), "sandbox list")
+        return [SandboxInfo._from_json(s) for s in field(doc, "sandboxes", list, "sandbox list")]
+
+    @property
+    def id(self) -> str:
+        """The sandbox id."""
+        return self._id
+
+    def _url(self, rest: str = "") -> str:
+        return f"/v1/sandboxes/{self._id}{rest}"
+
+    def info(self) -> SandboxInfo:
+        """The sandbox's current record."""
+        return SandboxInfo._from_json(self._client.request_json("GET", self._url()))
+
+    def exec(
+        self,
+        cmd: Union[str, Sequence[str]],
+        env: Optional[Mapping[str, str]] = None,
+        cwd: Optional[str] = None,
+        stdin: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> ExecResult:
+        """Runs ``cmd`` (an argument list, or a string run by ``sh -c``) and waits for it."""
+        if isinstance(cmd, str):
+            command: Union[str, List[str]] = cmd
+        else:
+            command = list(cmd)
+            if not all(isinstance(a, str) for a in command):
+                raise TypeError("cmd must be a str or a sequence of str")
+        body = {
+            "cmd": command,
+            "env": _check_str_map("env", env),
+            "cwd": cwd,
+            "stdin": stdin,
+            "timeout": timeout,
+        }
+        http_timeout = httpx.Timeout(None if timeout is None else timeout + 60.0, connect=10.0)
+        doc = as_object(
+            self._client.request_json(
+                "POST", self._url("/exec"), json=body, idempotent=False, timeout=http_timeout
+            ),
+            "exec result",
+        )
+        return ExecResult(
+            stdout=field(doc, "stdout", str, "exec result"),
+            stderr=field(doc, "stderr", str, "exec result"),
+            exit_code=field(doc, "exit_code", int, "exec result"),
+            timed_out=bool(doc.get("timed_out", False)),
+        )
+
+    def _lifecycle(self, op: str) -> SandboxInfo:
+        doc = self._client.request_json("POST", self._url(f"/{op}"), idempotent=False)
+        return SandboxInfo._from_json(doc)
+
+    def pause(self) -> SandboxInfo:
+        """Freezes the sandbox's processes; its mounts are released until resume."""
+        return self._lifecycle("pause")
+
+    def resume(self) -> SandboxInfo:
+        """Resumes a paused or hibernated sandbox, remounting its volumes."""
+        return self._lifecycle("resume")
+
+    def hibernate(self) -> SandboxInfo:
+        """Stops the sandbox's processes, keeping its filesystem."""
+        return self._lifecycle("hibernate")
+
+    def fork(self) -> "Sandbox":
+        """A new sandbox from a copy of this one's filesystem, with the same volumes."""
+        return Sandbox(self._lifecycle("fork").id, client=self._client)
+
+    def destroy(self) -> None:
+        """Destroys the sandbox; its volumes and their data stay."""
+        self._client.request("DELETE", self._url())
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.destroy()
+
+    def __repr__(self) -> str:
+        return f"Sandbox(id={self._id!r})"
