@@ -1,0 +1,1018 @@
+#!/usr/bin/env python3
+"""Benchmarks of nullspace Volumes (issues 2 and 3), each against a named baseline in the same run.
+
+    python3 bench/run.py                 # everything, full sizes; rewrites BENCHMARKS.md
+    python3 bench/run.py --quick         # smaller sizes and fewer runs; prints only
+    python3 bench/run.py --only batch,ls # some benchmarks; prints only (add --write-md to write)
+
+Benchmarks: transfer, batch, ls, stat, sdk_transfer, sdk_small (see BENCHMARKS.md for how each
+is measured). The script starts its own server (a copy of target/release/nullspace, so a rebuild
+during the run changes nothing) on a free port, with its data dir in a fresh directory under
+/work/benchtmp (``--workdir-base``), where every baseline puts its data too (same filesystem,
+checked). Each measurement is repeated and ours and the baseline are interleaved; medians are
+reported. Needs Python 3.9+, the SDK (``pip install ./sdk/python``) and, for the load test,
+``wrk`` (``apt-get install wrk``; without it a Python load generator is used and says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+ALL = ["transfer", "batch", "ls", "stat", "sdk_transfer", "sdk_small", "diag"]
+
+
+# ------------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    issue: int
+    what: str
+    ours: str
+    baseline: str
+    ratio: str = "—"
+    goal: str = "—"
+    met: str = "—"
+
+
+@dataclass
+class Results:
+    rows: List[Row] = field(default_factory=list)
+    notes: Dict[str, List[str]] = field(default_factory=dict)  # benchmark -> how it was measured
+    raw: Dict[str, object] = field(default_factory=dict)
+
+    def add(self, *a, **k) -> None:
+        self.rows.append(Row(*a, **k))
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def fmt_s(s: float) -> str:
+    return f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
+
+
+def fmt_rate(nbytes: int, s: float) -> str:
+    return f"{nbytes / s / 1e9:.2f} GB/s"
+
+
+def fmt_mib(kb: float) -> str:
+    return f"{kb / 1024:.1f} MiB"
+
+
+def verdict(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def spread(xs: Sequence[float]) -> str:
+    return f"[{min(xs) * 1000:.0f}–{max(xs) * 1000:.0f} ms, n={len(xs)}]"
+
+
+# ------------------------------------------------------------------------------------ process helpers
+
+
+def timed(cmd: Sequence[str], *, stdout=subprocess.DEVNULL, env=None, shell=False) -> tuple[float, int]:
+    """Runs a command; returns (wall seconds, child's peak RSS in KiB). Fails on non-zero exit."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env, shell=shell)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd!r} exited {p.returncode}: {err.strip()[-500:]}")
+    return wall, ru.ru_maxrss
+
+
+def run_ok(cmd: Sequence[str], env=None) -> str:
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"{cmd!r} exited {r.returncode}: {r.stderr.strip()[-500:]}")
+    return r.stdout
+
+
+def proc_status(pid: int) -> Dict[str, int]:
+    """VmRSS / VmHWM of a process, in KiB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0])
+    return out
+
+
+def reset_hwm(pid: int) -> None:
+    """Resets VmHWM to the current RSS (proc(5): clear_refs, value 5)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RssSampler:
+    """Samples a process's VmRSS every 10 ms (a second opinion next to VmHWM)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, proc_status(self.pid)["VmRSS"])
+            except OSError:
+                return
+            time.sleep(0.01)
+
+    def __enter__(self) -> "RssSampler":
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+def drop_dirty() -> None:
+    """Writes back dirty pages (untimed) so one measurement does not pay for the previous one."""
+    os.sync()
+
+
+def rm(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def interleave(i: int, fns: List[Callable[[], None]]) -> None:
+    """Runs every variant once, the order rotated per repetition."""
+    k = i % len(fns)
+    for fn in fns[k:] + fns[:k]:
+        fn()
+
+
+# ------------------------------------------------------------------------------------ the server
+
+
+class Server:
+    def __init__(self, binary: Path, workdir: Path) -> None:
+        self.binary = binary
+        self.data = workdir / "data"
+        self.key = "nsk_" + secrets.token_hex(24)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(workdir / "server.log", "wb")
+        self.proc: Optional[subprocess.Popen] = None
+        self.env = dict(os.environ, NULLSPACE_API_URL=self.url, NULLSPACE_API_KEY=self.key,
+                        XDG_CONFIG_HOME=str(workdir / "config"))
+        self.env.pop("NULLSPACE_DATA_DIR", None)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(self.binary), "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
+             str(self.data), "--bootstrap-key", self.key],
+            stdout=self.log, stderr=self.log, env=dict(self.env, RUST_LOG="warn"))
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/v1/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}; see {self.log.name}")
+            time.sleep(0.05)
+        raise RuntimeError("server did not answer /v1/health within 30 s")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def cli(self, *args: str) -> str:
+        return run_ok([str(self.binary), *args], env=self.env)
+
+    def volume(self, name: str) -> str:
+        """Creates a volume; returns its id."""
+        self.cli("volume", "create", name)
+        return json.loads(self.cli("volume", "get", name, "--json"))["id"]
+
+    def volume_data_dir(self, vol_id: str) -> Path:
+        return self.data / "volumes" / vol_id / "data"
+
+
+# ------------------------------------------------------------------------------------ benchmarks
+
+
+@dataclass
+class Ctx:
+    args: argparse.Namespace
+    srv: Server
+    work: Path
+    res: Results
+
+    @property
+    def runs(self) -> int:
+        return self.args.runs or (3 if self.args.quick else 5)
+
+    def bin(self) -> str:
+        return str(self.srv.binary)
+
+
+def make_file(path: Path, size: int) -> None:
+    if path.exists() and path.stat().st_size == size:
+        return
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 8 * MiB)
+            f.write(os.urandom(n))
+            left -= n
+
+
+def bench_transfer(c: Ctx) -> None:
+    """Issue 2 #1: CLI write + read of a big file vs cp / cp+sync / cat, and server peak RSS."""
+    sizes = [64 * MiB, 256 * MiB] if c.args.quick else [256 * MiB, GiB]
+    vid = c.srv.volume("xfer")
+    out, cp_dst = c.work / "xfer-out.bin", c.work / "xfer-cp.bin"
+    big = max(sizes)
+    hwm: Dict[int, List[int]] = {}
+    sampled: Dict[int, List[int]] = {}
+    cli_rss: Dict[int, List[int]] = {}
+    times: Dict[int, Dict[str, List[float]]] = {}
+    for size in sizes:
+        src = c.work / f"src-{size >> 20}m.bin"
+        make_file(src, size)
+        t: Dict[str, List[float]] = {k: [] for k in ("write", "read", "cp", "cp+sync", "cat", "curl write", "curl read")}
+        hwm[size], sampled[size], cli_rss[size] = [], [], []
+
+        def ours_write() -> None:
+            drop_dirty()
+            reset_hwm(c.srv.pid)
+            with RssSampler(c.srv.pid) as s:
+                w, crss = timed([c.bin(), "volume", "write", "xfer", "/big", "--from", str(src)], env=c.srv.env)
+            hwm[size].append(proc_status(c.srv.pid)["VmHWM"])
+            sampled[size].append(s.peak)
+            cli_rss[size].append(crss)
+            t["write"].append(w)
+            # read right after, as a user would: the file is in the page cache, like cat's source
+            rm(out)
+            reset_hwm(c.srv.pid)
+            with open(out, "wb") as f, RssSampler(c.srv.pid) as s:
+                r, crss = timed([c.bin(), "volume", "read", "xfer", "/big"], stdout=f, env=c.srv.env)
+            hwm[size].append(proc_status(c.srv.pid)["VmHWM"])
+            sampled[size].append(s.peak)
+            cli_rss[size].append(crss)
+            t["read"].append(r)
+            if os.path.getsize(out) != size:
+                raise RuntimeError("read returned the wrong size")
+            rm(out)
+            c.srv.cli("volume", "rm", "xfer", "/big")
+
+        def cp() -> None:
+            rm(cp_dst)
+            drop_dirty()
+            t["cp"].append(timed(["cp", str(src), str(cp_dst)])[0])
+            rm(cp_dst)
+
+        def cp_sync() -> None:
+            rm(cp_dst)
+            drop_dirty()
+            # `sync FILE DIR` fsyncs the file and its directory, as the server does.
+            t["cp+sync"].append(timed(["sh", "-c", f"cp '{src}' '{cp_dst}' && sync '{cp_dst}' '{c.work}'"])[0])
+            rm(cp_dst)
+
+        def cat() -> None:
+            rm(out)
+            drop_dirty()
+            t["cat"].append(timed(["sh", "-c", f"cat '{src}' > '{out}'"])[0])
+            rm(out)
+
+        def curl() -> None:
+            # The same server with another client (curl): separates the CLI's share from the server's.
+            url = f"{c.srv.url}/v1/volumes/xfer/files/content?path=/curl"
+            auth = f"Authorization: Bearer {c.srv.key}"
+            drop_dirty()
+            t["curl write"].append(timed(["curl", "-sSf", "-o", "/dev/null", "-H", auth, "-T", str(src), url])[0])
+            rm(out)
+            t["curl read"].append(timed(["curl", "-sSf", "-o", str(out), "-H", auth, url])[0])
+            rm(out)
+            c.srv.cli("volume", "rm", "xfer", "/curl")
+
+        for i in range(c.runs):
+            interleave(i, [ours_write, cp, cp_sync, cat, curl])
+        times[size] = t
+        c.res.raw[f"transfer_{size >> 20}MiB"] = {k: v for k, v in t.items()} | {
+            "server_hwm_kb": hwm[size], "server_sampled_kb": sampled[size], "cli_maxrss_kb": cli_rss[size]}
+        if size != big:
+            rm(src)
+
+    t = times[big]
+    gib = f"{big >> 20} MiB" if big < GiB else f"{big >> 30} GiB"
+    w, r = median(t["write"]), median(t["read"])
+    for label, ours, base_name, goal_ok_note in (
+        (f"CLI write {gib} (`volume write --from`)", w, "cp", None),
+        (f"CLI write {gib}, vs a durable copy", w, "cp+sync", None),
+        (f"CLI read {gib} (`volume read > OUT`)", r, "cat", None),
+    ):
+        b = median(t[base_name])
+        ratio = b / ours
+        c.res.add(2, label, fmt_rate(big, ours), f"`{base_name}` {fmt_rate(big, b)}", f"{ratio:.2f}x",
+                  "≥0.5x (target 0.8x)", verdict(ratio >= 0.5) + ("" if ratio >= 0.8 else ", below target"))
+    cw, cr = median(t["curl write"]), median(t["curl read"])
+    c.res.add(2, f"same {gib} with curl as the client (`curl -T` / `curl -o`): the server alone",
+              f"{fmt_rate(big, cw)} / {fmt_rate(big, cr)}", f"`cp` {fmt_rate(big, median(t['cp']))} / `cat` "
+              f"{fmt_rate(big, median(t['cat']))}", f"{median(t['cp']) / cw:.2f}x / {median(t['cat']) / cr:.2f}x",
+              "— (diagnostic)", "—")
+    lo, hi = min(sizes), big
+    h_lo, h_hi = max(hwm[lo]), max(hwm[hi])
+    ok = h_hi <= h_lo * 1.25 + 8 * 1024
+    c.res.add(2, f"server peak RSS during write+read, {lo >> 20} MiB vs {hi >> 20} MiB file",
+              f"{fmt_mib(h_lo)} / {fmt_mib(h_hi)}", "(same server, smaller file)",
+              f"{h_hi / h_lo:.2f}x", "no growth with size", verdict(ok))
+    c.res.add(2, f"CLI process peak RSS, {lo >> 20} MiB vs {hi >> 20} MiB file",
+              f"{fmt_mib(max(cli_rss[lo]))} / {fmt_mib(max(cli_rss[hi]))}", "(smaller file)",
+              f"{max(cli_rss[hi]) / max(cli_rss[lo]):.2f}x", "no growth with size",
+              verdict(max(cli_rss[hi]) <= max(cli_rss[lo]) * 1.25 + 8 * 1024))
+    c.res.notes["transfer"] = [
+        f"File of random bytes ({', '.join(str(s >> 20) + ' MiB' for s in sizes)}) in the work dir, "
+        "in the page cache. Each repetition runs, in rotated order: our `volume write` (to `/big`, "
+        "removed between runs, untimed) immediately followed by `volume read /big > OUT`; "
+        "`cp SRC DST` (coreutils 9: one in-kernel `copy_file_range`, no user-space copy); `cp SRC DST && sync DST DIR` (fsync of file and directory, as the server "
+        "does); `cat SRC > OUT`. `sync` (untimed) before each timed command so no command pays for "
+        "the previous one's writeback; destinations removed (untimed) before each. A diagnostic "
+        "variant sends the same file with `curl -T` (PUT) and reads it with `curl -o OUT`, to "
+        "separate what the CLI adds from what the server does.",
+        "Wall time of the whole command (process start included). Median of "
+        f"{c.runs}: " + "; ".join(f"{k} {fmt_s(median(v))} {spread(v)}" for k, v in t.items()) + ".",
+        "Server peak RSS: VmHWM from /proc/PID/status, reset (clear_refs 5) before each command; "
+        f"max over runs. {lo >> 20} MiB: {fmt_mib(h_lo)}, {hi >> 20} MiB: {fmt_mib(h_hi)} "
+        f"(10 ms VmRSS sampling: {fmt_mib(max(sampled[lo]))} / {fmt_mib(max(sampled[hi]))}). "
+        "CLI peak RSS from wait4 ru_maxrss.",
+    ]
+
+
+def make_tree(root: Path, dirs: int, per_dir: int, size: int, parts: int = 1, flat: bool = False) -> None:
+    """root/[partK/]dNNN/fNNNN (or, flat, root/partK/fKNNNNN): `dirs` x `per_dir` files."""
+    if root.exists():
+        return
+    tmp = root.with_name(root.name + ".tmp")
+    rm(tmp)
+    tmp.mkdir()
+    for d in range(dirs):
+        base = tmp / f"part{d * parts // dirs}" if parts > 1 else tmp
+        dd = base if flat else base / f"d{d:03d}"
+        dd.mkdir(parents=True, exist_ok=True)
+        for f in range(per_dir):
+            with open(dd / (f"f{d:03d}{f:04d}" if flat else f"f{f:04d}"), "wb") as fh:
+                fh.write(os.urandom(size) if size else b"")
+    tmp.rename(root)
+
+
+def bench_batch(c: Ctx) -> None:
+    """Issue 2 #2: write-batch of N files of 4 KiB vs tar -x (and tar -x + syncfs)."""
+    n = 2000 if c.args.quick else 10_000
+    dirs = 100
+    local = c.work / f"batch-src-{n}"
+    make_tree(local, dirs, n // dirs, 4 * KiB)
+    tarball = c.work / f"batch-{n}.tar"
+    run_ok(["tar", "-cf", str(tarball), "-C", str(local), "."])
+    c.srv.volume("batch")
+    t: Dict[str, List[float]] = {"write-batch": [], "tar -x": [], "tar -x + sync": []}
+    dst = c.work / "batch-tar-dst"
+
+    def ours() -> None:
+        drop_dirty()
+        t["write-batch"].append(timed([c.bin(), "volume", "write-batch", "batch", str(local), "/b"], env=c.srv.env)[0])
+        c.srv.cli("volume", "rm", "batch", "/b", "-r")
+
+    def tar_x(sync: bool) -> Callable[[], None]:
+        def go() -> None:
+            rm(dst)
+            dst.mkdir()
+            drop_dirty()
+            cmd = f"tar -xf '{tarball}' -C '{dst}'" + (f" && sync -f '{dst}'" if sync else "")
+            t["tar -x + sync" if sync else "tar -x"].append(timed(["sh", "-c", cmd])[0])
+            rm(dst)
+        return go
+
+    for i in range(c.runs):
+        interleave(i, [ours, tar_x(False), tar_x(True)])
+    c.res.raw["batch"] = t
+    o = median(t["write-batch"])
+    for base in ("tar -x", "tar -x + sync"):
+        b = median(t[base])
+        ratio = b / o
+        c.res.add(2, f"`volume write-batch` of {n:,} files of 4 KiB", f"{fmt_s(o)} ({n / o:,.0f} files/s)",
+                  f"`{base}` {fmt_s(b)} ({n / b:,.0f} files/s)", f"{ratio:.2f}x", "≥0.3x", verdict(ratio >= 0.3))
+    c.res.notes["batch"] = [
+        f"{n:,} files of 4 KiB of random bytes in {dirs} directories; the tar is made once beforehand "
+        "(`tar -cf`). Ours: `volume write-batch batch LOCAL_DIR /b` (the CLI builds the tar stream "
+        "itself while sending), then `/b` removed (untimed). Baselines: `tar -xf T -C DIR` into an "
+        "empty directory on the same filesystem, and the same followed by `sync -f DIR` (syncfs, "
+        "which is what the server does to make a batch durable). `sync` (untimed) before each; "
+        f"rotated order; medians of {c.runs}: " + "; ".join(f"{k} {fmt_s(median(v))} {spread(v)}" for k, v in t.items()) + ".",
+        "Ratio = baseline time / our time (higher is better).",
+    ]
+
+
+#: Populate in parts of at most this many files: before commit c26d20f, write-batch held one
+#: directory fd per file, so a batch larger than RLIMIT_NOFILE failed (EMFILE → 500).
+BATCH_PART_FILES = 10_000
+
+
+def bench_ls(c: Ctx) -> None:
+    """Issue 2 #3: recursive listing of a volume with 100,000 entries vs find over its data dir."""
+    total = 20_000 if c.args.quick else 100_000
+    t: Dict[str, List[float]] = {}
+    counts: Dict[str, str] = {}
+    for layout, dirs, per_dir, runs in (("nested", 100, total // 100 - 1, max(c.runs, 5)),
+                                       ("flat", 100, total // 100, 3)):
+        files = dirs * per_dir
+        parts = -(-files // BATCH_PART_FILES)
+        local = c.work / f"ls-src-{layout}-{total}"
+        make_tree(local, dirs, per_dir, 64, parts=parts, flat=layout == "flat")
+        vol = f"ls-{layout}"
+        vid = c.srv.volume(vol)
+        for part in sorted(local.iterdir()) if parts > 1 else [local]:
+            c.srv.cli("volume", "write-batch", vol, str(part), "/")
+        data = c.srv.volume_data_dir(vid)
+        n_find = int(run_ok(["sh", "-c", f"find '{data}' -mindepth 1 | wc -l"]).strip())
+        n_ls = run_ok([c.bin(), "volume", "ls", vol, "/", "-r"], env=c.srv.env).count("\n")
+        counts[layout] = f"{n_ls:,} entries listed by ours, {n_find:,} by find"
+        k_ours, k_find, k_stat = f"{layout}: ls -r", f"{layout}: find", f"{layout}: find -printf"
+        k_page = f"{layout}: one request, limit=100000 (curl)"
+
+        def ours() -> None:
+            t.setdefault(k_ours, []).append(timed([c.bin(), "volume", "ls", vol, "/", "-r"], env=c.srv.env)[0])
+
+        def find() -> None:
+            t.setdefault(k_find, []).append(timed(["find", str(data)])[0])
+
+        def one_page() -> None:
+            url = f"{c.srv.url}/v1/volumes/{vol}/files/list?path=/&recursive=true&limit=100000"
+            t.setdefault(k_page, []).append(timed(["curl", "-sSf", "-o", "/dev/null", "-H",
+                                                   f"Authorization: Bearer {c.srv.key}", url])[0])
+
+        def find_stat() -> None:
+            t.setdefault(k_stat, []).append(timed(["find", str(data), "-printf", "%p %s %m %T@\n"])[0])
+
+        ours(); find(); find_stat(); one_page()  # warm the dentry/inode caches for all
+        for k in (k_ours, k_find, k_stat, k_page):
+            t.pop(k)
+        for i in range(runs):
+            interleave(i, [ours, find, find_stat, one_page])
+        o, b, bs = median(t[k_ours]), median(t[k_find]), median(t[k_stat])
+        what = (f"`volume ls / -r`, {n_ls:,} entries: {dirs} dirs of {per_dir} files" if layout == "nested"
+                else f"`volume ls / -r`, {n_ls:,} files in one directory")
+        c.res.add(2, what, fmt_s(o), f"`find DATA_DIR` {fmt_s(b)}", f"{o / b:.1f}x", "≤3x", verdict(o / b <= 3))
+        c.res.add(2, f"same ({layout}), vs a find that stats every entry", fmt_s(o),
+                  f"`find DATA_DIR -printf '%p %s %m %T@'` {fmt_s(bs)}", f"{o / bs:.1f}x", "— (diagnostic)", "—")
+        op = median(t[k_page])
+        c.res.add(2, f"same ({layout}), the server alone: one `list` request of limit=100000 (curl)", fmt_s(op),
+                  f"`find DATA_DIR` {fmt_s(b)}", f"{op / b:.1f}x", "— (diagnostic)", "—")
+    c.res.raw["ls"] = t
+    c.res.notes["ls"] = [
+        f"Two volumes populated with write-batch (in batches of at most {BATCH_PART_FILES:,} files, "
+        "see the analysis), files of 64 bytes: *nested* = 100 directories of "
+        f"{total // 100 - 1} files ({counts['nested']}); *flat* = {total:,} files in one directory "
+        f"({counts['flat']}). Ours: `volume ls NAME / -r > /dev/null` (the CLI follows `next_cursor` "
+        "with whatever page size and fields it asks for). Baselines: `find DATA_DIR/volumes/<id>/data > "
+        "/dev/null` (readdir only), and, as a diagnostic, `find … -printf '%p %s %m %T@\\n'`, which "
+        "stats every entry as the server must; and one `GET …/files/list?recursive=true&limit=100000` "
+        "with curl (the whole listing in one page: the server's cost without the CLI's paging). Caches warmed by one untimed run of each; rotated "
+        f"order; medians of {max(c.runs, 5)} (nested) and 3 (flat): "
+        + "; ".join(f"{k} {fmt_s(median(v))} {spread(v)}" for k, v in t.items()) + ".",
+        "Ratio = our time / find's time (lower is better).",
+    ]
+
+
+def load(url: str, key: str, seconds: float, conns: int = 16) -> tuple[float, str]:
+    """Requests per second of GET url with `conns` keep-alive connections."""
+    if shutil.which("wrk"):
+        out = run_ok(["wrk", "-t2", f"-c{conns}", f"-d{seconds:g}s", "-H", f"Authorization: Bearer {key}", url])
+        if "Non-2xx" in out or "Socket errors" in out:
+            raise RuntimeError("wrk saw errors:\n" + out)
+        rps = float(next(l for l in out.splitlines() if l.startswith("Requests/sec:")).split()[1])
+        return rps, "wrk -t2 -c16"
+    return py_load(url, key, seconds, conns), "Python threads + http.client (wrk not installed)"
+
+
+def py_load(url: str, key: str, seconds: float, conns: int) -> float:
+    import http.client
+    import urllib.parse
+    u = urllib.parse.urlsplit(url)
+    target = u.path + ("?" + u.query if u.query else "")
+    counts = [0] * conns
+    stop = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        conn = http.client.HTTPConnection(u.hostname, u.port)
+        while time.perf_counter() < stop:
+            conn.request("GET", target, headers={"Authorization": f"Bearer {key}"})
+            r = conn.getresponse()
+            r.read()
+            if r.status != 200:
+                raise RuntimeError(f"HTTP {r.status}")
+            counts[i] += 1
+
+    t0 = time.perf_counter()
+    ths = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def ctx_switches(pid: int) -> int:
+    """Context switches of all live threads of a process (threads that exited are not counted)."""
+    n = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        n += int(line.split()[1])
+        except OSError:
+            pass
+    return n
+
+
+def bench_stat(c: Ctx) -> None:
+    """Issue 2 #4: stat requests per second with 16 keep-alive clients (idle RSS is in main)."""
+    secs = 3 if c.args.quick else 10
+    c.srv.volume("stat")
+    subprocess.run([c.bin(), "volume", "write", "stat", "/f"], input=b"x" * 100, env=c.srv.env, check=True)
+    urls = {
+        "stat": f"{c.srv.url}/v1/volumes/stat/files/stat?path=/f",
+        "whoami": f"{c.srv.url}/v1/whoami",
+        "health": f"{c.srv.url}/v1/health",
+    }
+    t: Dict[str, List[float]] = {k: [] for k in urls}
+    cpu: Dict[str, List[float]] = {k: [] for k in urls}
+    cs: Dict[str, List[float]] = {k: [] for k in urls}
+    tool = ""
+    load(urls["stat"], c.srv.key, 1)  # warm-up
+
+    def one(kind: str) -> Callable[[], None]:
+        def go() -> None:
+            nonlocal tool
+            c0, w0, s0 = proc_cpu_seconds(c.srv.pid), time.perf_counter(), ctx_switches(c.srv.pid)
+            rps, tool = load(urls[kind], c.srv.key, secs)
+            wall = time.perf_counter() - w0
+            cpu[kind].append((proc_cpu_seconds(c.srv.pid) - c0) / wall)
+            cs[kind].append((ctx_switches(c.srv.pid) - s0) / (rps * secs))
+            t[kind].append(rps)
+        return go
+
+    for i in range(3):
+        interleave(i, [one(k) for k in urls])
+    c.res.raw["stat"] = {"rps": t, "server_cpu_cores": cpu, "ctx_switches_per_request": cs}
+    m = {k: median(v) for k, v in t.items()}
+    c.res.add(2, "`GET …/files/stat?path=/f`, 16 keep-alive clients", f"{m['stat']:,.0f} req/s",
+              f"`GET /v1/health` (no auth, no disk) {m['health']:,.0f} req/s", f"{m['stat'] / m['health']:.2f}x",
+              "— (no goal set)", "—")
+    c.res.add(2, "`GET /v1/whoami` (auth only: one key lookup), 16 clients", f"{m['whoami']:,.0f} req/s",
+              f"`GET /v1/health` {m['health']:,.0f} req/s", f"{m['whoami'] / m['health']:.2f}x", "— (diagnostic)", "—")
+    c.res.notes["stat"] = [
+        f"Load tool: {tool}, {secs} s per run, 3 runs of each endpoint, rotated order (plus a 1 s "
+        "warm-up). Baseline: the same server's `/v1/health`, the ceiling of its HTTP stack on this "
+        "machine; `/v1/whoami` (authentication only) shows where the time goes in between. The load "
+        "generator shares the 2 cores with the server. Medians: "
+        + "; ".join(f"{k} {m[k]:,.0f} req/s (server CPU {median(cpu[k]):.2f} cores, "
+                    f"{median(cs[k]):.1f} context switches per request)" for k in urls)
+        + ". Runs: " + "; ".join(f"{k} {', '.join(f'{x:,.0f}' for x in v)}" for k, v in t.items()) + ".",
+    ]
+
+
+def sdk_job(c: Ctx, *args: str) -> Dict[str, float]:
+    out = run_ok([sys.executable, str(HERE / "sdk_job.py"), *args], env=c.srv.env)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def bench_sdk_transfer(c: Ctx) -> None:
+    """Issue 3 #5: SDK write + read_stream of a big file vs the CLI, and the SDK's peak RSS."""
+    sizes = [64 * MiB, 256 * MiB] if c.args.quick else [256 * MiB, GiB]
+    vid = c.srv.volume("sdk")
+    out = c.work / "sdk-out.bin"
+    big = max(sizes)
+    rss: Dict[int, List[int]] = {}
+    srv_hwm: Dict[int, List[int]] = {}
+    times: Dict[int, Dict[str, List[float]]] = {}
+    for size in sizes:
+        src = c.work / f"src-{size >> 20}m.bin"
+        make_file(src, size)
+        t: Dict[str, List[float]] = {k: [] for k in ("sdk write", "sdk read", "cli write", "cli read")}
+        rss[size], srv_hwm[size] = [], []
+
+        def sdk() -> None:
+            drop_dirty()
+            reset_hwm(c.srv.pid)
+            r = sdk_job(c, "write", "sdk", vid, "/big-sdk", str(src))
+            t["sdk write"].append(r["seconds"]); rss[size].append(int(r["maxrss_kb"]))
+            rm(out)
+            r = sdk_job(c, "read", "sdk", vid, "/big-sdk", str(out))
+            t["sdk read"].append(r["seconds"]); rss[size].append(int(r["maxrss_kb"]))
+            srv_hwm[size].append(proc_status(c.srv.pid)["VmHWM"])
+            if os.path.getsize(out) != size:
+                raise RuntimeError("SDK read returned the wrong size")
+            rm(out)
+            c.srv.cli("volume", "rm", "sdk", "/big-sdk")
+
+        def cli() -> None:
+            drop_dirty()
+            t["cli write"].append(timed([c.bin(), "volume", "write", "sdk", "/big-cli", "--from", str(src)], env=c.srv.env)[0])
+            rm(out)
+            with open(out, "wb") as f:
+                t["cli read"].append(timed([c.bin(), "volume", "read", "sdk", "/big-cli"], stdout=f, env=c.srv.env)[0])
+            rm(out)
+            c.srv.cli("volume", "rm", "sdk", "/big-cli")
+
+        for i in range(c.runs):
+            interleave(i, [sdk, cli])
+        times[size] = t
+        c.res.raw[f"sdk_transfer_{size >> 20}MiB"] = dict(t) | {"sdk_maxrss_kb": rss[size], "server_hwm_kb": srv_hwm[size]}
+        if size != big:
+            rm(src)
+    t = times[big]
+    gib = f"{big >> 20} MiB" if big < GiB else f"{big >> 30} GiB"
+    for op in ("write", "read"):
+        o, b = median(t[f"sdk {op}"]), median(t[f"cli {op}"])
+        name = "`files.write(p, open(f, 'rb'))`" if op == "write" else "`files.read_stream(p)` → file"
+        c.res.add(3, f"SDK {name}, {gib}", fmt_rate(big, o), f"CLI {fmt_rate(big, b)}", f"{b / o:.2f}x",
+                  "≥0.8x", verdict(b / o >= 0.8))
+    lo, hi = min(sizes), big
+    r_lo, r_hi = max(rss[lo]), max(rss[hi])
+    c.res.add(3, f"SDK process peak RSS, {lo >> 20} MiB vs {hi >> 20} MiB file", f"{fmt_mib(r_lo)} / {fmt_mib(r_hi)}",
+              "(smaller file)", f"{r_hi / r_lo:.2f}x", "no growth with size", verdict(r_hi <= r_lo * 1.25 + 8 * 1024))
+    c.res.notes["sdk_transfer"] = [
+        "Each SDK job is its own `python3 bench/sdk_job.py` process (so ru_maxrss is that job's "
+        "peak); its time covers the call only (not the interpreter start or `import nullspace`, "
+        "about 0.1–0.2 s). Write: `Volume(name, id).files.write(p, open(f, 'rb'))`; read: "
+        "`read_stream(p)` chunks written to a file. CLI: `volume write --from F` / `volume read > "
+        "OUT`, whole process timed. Same source file (page cache), same volume, rotated order, "
+        f"`sync` before each pair. Medians of {c.runs}: " + "; ".join(f"{k} {fmt_s(median(v))} {spread(v)}" for k, v in t.items()) + ".",
+        f"Peak RSS (ru_maxrss, max over write and read jobs): {lo >> 20} MiB {fmt_mib(r_lo)}, "
+        f"{hi >> 20} MiB {fmt_mib(r_hi)}; server VmHWM over the SDK jobs {fmt_mib(max(srv_hwm[lo]))} / "
+        f"{fmt_mib(max(srv_hwm[hi]))}.",
+    ]
+
+
+def bench_sdk_small(c: Ctx) -> None:
+    """Issue 3 #6: many small writes, with and without connection reuse."""
+    n = 200 if c.args.quick else 1000
+    size = 100
+    vid = c.srv.volume("small")
+    modes = ["reuse", "new", "close", "raw"]
+    t: Dict[str, List[float]] = {m: [] for m in modes}
+
+    for i in range(3):
+        def job(m: str) -> Callable[[], None]:
+            def go() -> None:
+                drop_dirty()
+                r = sdk_job(c, "small", "small", vid, m, str(n), str(size), f"/{m}-{i}")
+                t[m].append(n / r["seconds"])
+                c.srv.cli("volume", "rm", "small", f"/{m}-{i}", "-r")
+            return go
+        interleave(i, [job(m) for m in modes])
+    c.res.raw["sdk_small"] = t
+    med = {m: median(v) for m, v in t.items()}
+    c.res.add(3, f"{n:,} `files.write()` of {size} B, one Client (keep-alive)", f"{med['reuse']:,.0f} writes/s",
+              f"a new `Client` per call {med['new']:,.0f} writes/s", f"{med['reuse'] / med['new']:.2f}x", "— (no goal set)", "—")
+    c.res.add(3, f"same, one Client, `Connection: close` on each request", f"{med['close']:,.0f} writes/s",
+              f"one Client, keep-alive {med['reuse']:,.0f} writes/s", f"{med['close'] / med['reuse']:.2f}x", "—", "—")
+    c.res.add(3, f"same, one SDK Client (keep-alive)", f"{med['reuse']:,.0f} writes/s",
+              f"stdlib `http.client` keep-alive, no SDK {med['raw']:,.0f} writes/s", f"{med['reuse'] / med['raw']:.2f}x",
+              "—", "—")
+    c.res.notes["sdk_small"] = [
+        f"{n:,} sequential writes of {size} random bytes to distinct new paths `/MODE-RUN/fI`, one "
+        "process per mode and run (`bench/sdk_job.py small`), 3 runs, rotated order, the directory "
+        "removed after each (untimed). Modes: *reuse* = one `nullspace.Client` (one httpx "
+        "connection pool) for all calls, connected before the clock starts; *new* = `with Client() "
+        "as c: Volume(name, id, client=c).files.write(...)` per call (the SDK has no per-call "
+        "option to disable keep-alive, so this is what a user without reuse does); *close* = one "
+        "Client, `Client.request_json('PUT', …, headers={'Connection': 'close'})` (isolates the TCP "
+        "connection cost from the client construction cost); *raw* = stdlib `http.client` "
+        "keep-alive PUTs with the same query and body (the floor of a Python client). Every write "
+        "is durable on the server (fsync of the file and its directory), which bounds all modes. "
+        "Runs (writes/s): " + "; ".join(f"{m} {', '.join(f'{x:,.0f}' for x in v)}" for m, v in t.items()) + ".",
+    ]
+
+
+def bench_diag(c: Ctx) -> None:
+    """Diagnostics behind the misses: what chunked uploads, re-chunked downloads and new clients cost."""
+    size = 256 * MiB if c.args.quick else GiB
+    src = c.work / f"src-{size >> 20}m.bin"
+    make_file(src, size)
+    vid = c.srv.volume("diag")
+    out = c.work / "diag-out.bin"
+    url = f"{c.srv.url}/v1/volumes/diag/files/content?path=/d"
+    auth = f"Authorization: Bearer {c.srv.key}"
+    t: Dict[str, List[float]] = {}
+    cpu: Dict[str, List[float]] = {}
+
+    def curl_put(chunked: bool) -> Callable[[], None]:
+        def go() -> None:
+            k = "curl PUT, chunked" if chunked else "curl PUT, Content-Length"
+            drop_dirty()
+            c0 = proc_cpu_seconds(c.srv.pid)
+            cmd = ["curl", "-sSf", "-o", "/dev/null", "-H", auth, "-T", str(src), url]
+            if chunked:
+                cmd[1:1] = ["-H", "Transfer-Encoding: chunked"]
+            t.setdefault(k, []).append(timed(cmd)[0])
+            cpu.setdefault(k, []).append(proc_cpu_seconds(c.srv.pid) - c0)
+        return go
+
+    def httpx_put(mode: str) -> Callable[[], None]:
+        def go() -> None:
+            drop_dirty()
+            r = sdk_job(c, "httpx-put", "diag", "-", "/d", str(src), mode)
+            t.setdefault(f"httpx PUT, {mode}", []).append(r["seconds"])
+        return go
+
+    def httpx_get(mode: str) -> Callable[[], None]:
+        def go() -> None:
+            rm(out)
+            r = sdk_job(c, "httpx-get", "diag", "-", "/d", str(out), mode)
+            t.setdefault(f"httpx GET, {mode}", []).append(r["seconds"])
+            rm(out)
+        return go
+
+    fns = [curl_put(False), curl_put(True), httpx_put("chunked"), httpx_put("length"),
+           httpx_get("chunk1m"), httpx_get("as-received")]
+    for i in range(3):
+        interleave(i, fns)
+    cc = sdk_job(c, "client-cost", "-", "-", "20")
+    c.res.raw["diag"] = {"seconds": t, "server_cpu_seconds": cpu, "client_cost": cc}
+    m = {k: median(v) for k, v in t.items()}
+    mc = {k: median(v) for k, v in cpu.items()}
+    gib = f"{size >> 20} MiB" if size < GiB else f"{size >> 30} GiB"
+    a, b = "curl PUT, chunked", "curl PUT, Content-Length"
+    c.res.add(2, f"upload {gib} with `Transfer-Encoding: chunked` (as the CLI and SDK send) (curl)",
+              f"{fmt_rate(size, m[a])}, server CPU {mc[a]:.2f} s", f"with Content-Length {fmt_rate(size, m[b])}, "
+              f"server CPU {mc[b]:.2f} s", f"{m[b] / m[a]:.2f}x", "— (diagnostic)", "—")
+    a, b = "httpx PUT, chunked", "httpx PUT, length"
+    c.res.add(3, f"the SDK's upload loop (1 MiB generator) in plain httpx, chunked, {gib}", fmt_rate(size, m[a]),
+              f"same generator with a Content-Length header {fmt_rate(size, m[b])}", f"{m[b] / m[a]:.2f}x",
+              "— (diagnostic)", "—")
+    a, b = "httpx GET, chunk1m", "httpx GET, as-received"
+    c.res.add(3, f"the SDK's download loop: httpx `iter_bytes(1 MiB)`, {gib}", fmt_rate(size, m[a]),
+              f"`iter_bytes()` (chunks as received) {fmt_rate(size, m[b])}", f"{m[b] / m[a]:.2f}x",
+              "— (diagnostic)", "—")
+    c.res.add(3, "constructing a `nullspace.Client()`", f"{cc['seconds'] * 1000:.1f} ms",
+              f"`ssl.create_default_context()` {cc['ssl_context_seconds'] * 1000:.1f} ms",
+              f"{cc['ssl_context_seconds'] / cc['seconds']:.2f} of it", "— (diagnostic)", "—")
+    c.res.notes["diag"] = [
+        f"Diagnostics for the misses ({gib} random file, 3 runs, rotated, medians): the same PUT "
+        "with `curl -T` with and without `-H 'Transfer-Encoding: chunked'` (server CPU = utime+stime "
+        "of the server process over the request); the SDK's own loops rebuilt in plain httpx "
+        "(`bench/sdk_job.py httpx-put/httpx-get`): a generator of 1 MiB `f.read()`s sent chunked "
+        "(what `files.write(p, open(f, 'rb'))` does) or with a Content-Length header; the response "
+        "read with `iter_bytes(1 MiB)` (what `read_stream` does) or `iter_bytes()`; and the cost of "
+        "`nullspace.Client()` (20 constructions) next to `ssl.create_default_context()`. Medians: "
+        + "; ".join(f"{k} {fmt_s(v)}" for k, v in m.items()) + ".",
+    ]
+    c.res.notes["diag3"] = ["the diagnostic rows are measured as described under Issue 2 (**diag**)."]
+
+
+BENCHES = {
+    "transfer": bench_transfer,
+    "batch": bench_batch,
+    "ls": bench_ls,
+    "stat": bench_stat,
+    "sdk_transfer": bench_sdk_transfer,
+    "sdk_small": bench_sdk_small,
+    "diag": bench_diag,
+}
+
+
+# ------------------------------------------------------------------------------------ report
+
+
+LOAD_NOTE: Dict[str, str] = {}
+
+
+def load_now() -> str:
+    la = open("/proc/loadavg").read().split()[:3]
+    try:
+        psi = open("/proc/pressure/cpu").readline().split()[2].split("=")[1]
+    except (OSError, IndexError):
+        psi = "?"
+    return f"loadavg {' '.join(la)}, CPU pressure avg60 {psi}%"
+
+
+def machine(work: Path) -> Dict[str, str]:
+    fs = run_ok(["findmnt", "-no", "FSTYPE,SOURCE,OPTIONS", "-T", str(work)]).split()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "memory": f"{mem / 1024 / 1024:.0f} GiB",
+        "kernel": platform.release(),
+        "disk": f"{fs[1]} ({fs[0]}, {fs[2] if len(fs) > 2 else ''})",
+        "python": platform.python_version(),
+        "other work on the machine": LOAD_NOTE.get("text", "?"),
+    }
+
+
+def source_state(binary: Path) -> str:
+    try:
+        head = run_ok(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]).strip()
+        dirty = run_ok(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", "crates", "sdk"]).strip()
+    except (RuntimeError, OSError):
+        head, dirty = "?", ""
+    h = hashlib.sha256(binary.read_bytes()).hexdigest()[:12]
+    built = dt.datetime.fromtimestamp(binary.stat().st_mtime, dt.timezone.utc).strftime("%H:%M UTC")
+    return (f"tree at commit {head}{' + uncommitted changes in crates/ or sdk/' if dirty else ''} when the run "
+            f"started; binary built {built}, sha256 {h}")
+
+
+def table(rows: List[Row], issue: int) -> str:
+    out = ["| what | ours | baseline | ratio | goal | met? |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.issue == issue:
+            out.append(f"| {r.what} | {r.ours} | {r.baseline} | {r.ratio} | {r.goal} | {r.met} |")
+    return "\n".join(out)
+
+
+def write_md(path: Path, res: Results, mach: Dict[str, str], src: str, args: argparse.Namespace, started: str) -> None:
+    notes = res.notes
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {started} by `python3 bench/run.py{' --quick' if args.quick else ''}` "
+        f"({src}). Rerun with that command; it starts its own server, runs everything and rewrites "
+        "this file. Each figure is a median of repeated runs, ours and the baseline interleaved in "
+        "the same run; ratios compare them (the machine is shared and noisy: absolute numbers move "
+        "between runs, ratios much less).",
+        "",
+        "Machine: " + "; ".join(f"{k} {v}" for k, v in mach.items()) + ". All data (server data dir, "
+        "sources, baseline outputs) in one fresh directory under /work/benchtmp, on that same filesystem.",
+        "",
+    ]
+    for issue, title, keys in (
+        (2, "Issue 2 — volumes core", ["transfer", "batch", "ls", "stat", "idle", "diag"]),
+        (3, "Issue 3 — Python SDK", ["sdk_transfer", "sdk_small", "diag3"]),
+    ):
+        if not any(r.issue == issue for r in res.rows):
+            continue
+        lines += [f"## {title}", "", table(res.rows, issue), "", "How each was measured:", ""]
+        for k in keys:
+            for n in notes.get(k, []):
+                lines.append(f"- **{k}**: {n}")
+        lines.append("")
+    analysis = HERE / "ANALYSIS.md"
+    if analysis.exists():
+        lines += [analysis.read_text().rstrip(), ""]
+    # Issues 4-6 are measured by their own scripts (bench/content.py, bench/transfers.py, the
+    # sandbox_bench example), which write bench/issue{4,5,6}.md: include them as they are.
+    for other in ("issue4.md", "issue5.md", "issue6.md"):
+        f = HERE / other
+        if f.exists():
+            lines += [f.read_text().rstrip(), ""]
+    path.write_text("\n".join(lines))
+
+
+def print_table(res: Results) -> None:
+    cols = ["issue", "what", "ours", "baseline", "ratio", "goal", "met"]
+    rows = [[str(getattr(r, c)) for c in cols] for r in res.rows]
+    w = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w[i]) for i, c in enumerate(cols)))
+    for r in rows:
+        print("  ".join(v.ljust(w[i]) for i, v in enumerate(r)))
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs; does not write BENCHMARKS.md")
+    ap.add_argument("--only", help=f"comma-separated subset of {','.join(ALL)}")
+    ap.add_argument("--runs", type=int, help="repetitions per measurement (default 5, quick 3)")
+    ap.add_argument("--bin", default=str(ROOT / "target/release/nullspace"), help="the nullspace binary")
+    ap.add_argument("--workdir-base", default="/work/benchtmp", help="where the run's directory is made")
+    ap.add_argument("--keep", action="store_true", help="keep the run's directory")
+    ap.add_argument("--write-md", action="store_true", help="write BENCHMARKS.md even with --quick/--only")
+    ap.add_argument("--no-md", action="store_true", help="never write BENCHMARKS.md")
+    ap.add_argument("--render", metavar="REPORT_JSON",
+                    help="rewrite BENCHMARKS.md from a saved report (e.g. after editing bench/ANALYSIS.md); runs nothing")
+    args = ap.parse_args()
+    if args.render:
+        rep = json.loads(Path(args.render).read_text())
+        res = Results(rows=[Row(**r) for r in rep["rows"]], notes=rep["notes"])
+        args.quick = rep["quick"]
+        write_md(ROOT / "BENCHMARKS.md", res, rep["machine"], rep["source"], args, rep["started"])
+        print(f"wrote {ROOT / 'BENCHMARKS.md'} from {args.render}")
+        return 0
+    only = args.only.split(",") if args.only else ALL
+    for o in only:
+        if o not in BENCHES:
+            ap.error(f"unknown benchmark {o!r}; one of {', '.join(ALL)}")
+    src_bin = Path(args.bin)
+    if not src_bin.exists():
+        ap.error(f"{src_bin} not found: cargo build --release -p nullspace-cli")
+    Path(args.workdir_base).mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=args.workdir_base))
+    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    binary = work / "nullspace"
+    shutil.copy2(src_bin, binary)
+    src_state = source_state(binary)
+    srv = Server(binary, work)
+    res = Results()
+    print(f"work dir {work}; server {srv.url}", flush=True)
+    try:
+        srv.start()
+        if os.stat(srv.data).st_dev != os.stat(work).st_dev:
+            raise RuntimeError("server data dir and work dir are on different filesystems")
+        time.sleep(1)
+        idle_start = proc_status(srv.pid)["VmRSS"]
+        load_start = load_now()
+        srv.cli("admin", "tenant", "set-volume-cap", "default", "64GiB")
+        ctx = Ctx(args, srv, work, res)
+        rss_after: Dict[str, int] = {}
+        for name in only:
+            print(f"== {name}", flush=True)
+            t0 = time.time()
+            BENCHES[name](ctx)
+            rss_after[name] = proc_status(srv.pid)["VmRSS"]
+            print(f"   {time.time() - t0:.0f} s", flush=True)
+        time.sleep(2)
+        st = proc_status(srv.pid)
+        LOAD_NOTE["text"] = f"at start {load_start}; at end {load_now()}"
+        res.add(2, "idle server RSS: after start / after the runs above", f"{fmt_mib(idle_start)} / {fmt_mib(st['VmRSS'])}",
+                "—", "—", "—", "—")
+        res.notes["idle"] = [
+            "VmRSS of the server 1 s after it first answered `/v1/health` (empty data dir), and 2 s "
+            f"after the last benchmark ({', '.join(only)}) finished. Lifetime VmHWM is not meaningful "
+            "here (it is reset during the transfer benchmark). VmRSS right after each benchmark: "
+            + ", ".join(f"{k} {fmt_mib(v)}" for k, v in rss_after.items()) + "."]
+        res.rows.sort(key=lambda r: r.issue)
+        mach = machine(work)
+        print()
+        print_table(res)
+        (work / "results.json").write_text(json.dumps(res.raw, indent=1))
+        src = src_state
+        report = Path(args.workdir_base) / ("last-report-quick.json" if args.quick or args.only else "last-report.json")
+        report.write_text(json.dumps({"rows": [r.__dict__ for r in res.rows], "notes": res.notes, "machine": mach,
+                                      "source": src, "started": started, "quick": args.quick, "raw": res.raw}, indent=1))
+        print(f"\nreport saved to {report} (re-render with --render {report})")
+        if not args.no_md and (args.write_md or (not args.quick and not args.only)):
+            write_md(ROOT / "BENCHMARKS.md", res, mach, src, args, started)
+            print(f"wrote {ROOT / 'BENCHMARKS.md'}")
+        return 0
+    finally:
+        srv.stop()
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
