@@ -313,9 +313,16 @@ impl VolumeHandle {
     /// Cancels an upload and removes its data (tus termination).
     pub fn upload_delete(&self, id: &str) -> UploadResult<()> {
         let (json, data) = self.upload_files(id)?;
+        // Wait for an append in flight (e.g. of a client that just went away) to finish, so
+        // that it cannot write the state back after it was removed.
+        let lock = File::open(&data).ok();
+        if let Some(f) = &lock {
+            let _ = rustix::fs::flock(f.as_fd(), FlockOperation::LockExclusive);
+        }
         self.upload_state(id)?;
         let _ = std::fs::remove_file(data);
         std::fs::remove_file(json).map_err(|e| FsError::from_io("upload state", e))?;
+        drop(lock);
         Ok(())
     }
 
