@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody, Json};
 use crate::files::parse_path;
-use crate::{blocking, AppState};
+use crate::AppState;
 
 fn default_true() -> bool {
     true
@@ -182,9 +182,8 @@ pub async fn replace(
     Path(name): Path<String>,
     Json(req): Json<ReplaceRequest>,
 ) -> ApiResult<axum::Json<ReplaceSummary>> {
-    let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &req.path)?;
-    let h = app.handle(&v).await?;
+    let vol = app.open(&caller.0, &name).await?;
     let opts = ReplaceOptions {
         pattern: req.pattern,
         replacement: req.replacement,
@@ -193,11 +192,9 @@ pub async fn replace(
         glob: req.glob,
         dry_run: req.dry_run,
     };
-    let hh = h.clone();
-    let summary =
-        blocking(move || hh.replace(&path, &opts).map_err(|e| e.in_volume(&v.name))).await?;
-    app.persist_usage(&h).await;
-    Ok(axum::Json(summary))
+    Ok(axum::Json(
+        vol.change(&app, move |h| h.replace(&path, &opts)).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/files/edit", tag = "files", params(("name" = String, Path)),
@@ -209,15 +206,12 @@ pub async fn edit(
     Path(name): Path<String>,
     Json(req): Json<EditRequest>,
 ) -> ApiResult<axum::Json<FileStat>> {
-    let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &req.path)?;
-    let h = app.handle(&v).await?;
-    let hh = h.clone();
-    let stat = blocking(move || {
-        hh.edit(&path, &req.old, &req.new, req.count, req.if_match)
-            .map_err(|e| e.in_volume(&v.name))
-    })
-    .await?;
-    app.persist_usage(&h).await;
+    let vol = app.open(&caller.0, &name).await?;
+    let stat = vol
+        .change(&app, move |h| {
+            h.edit(&path, &req.old, &req.new, req.count, req.if_match)
+        })
+        .await?;
     Ok(axum::Json(stat))
 }

@@ -392,18 +392,13 @@ pub async fn write_batch(
     Query(q): Query<BatchQuery>,
     body: Body,
 ) -> ApiResult<axum::Json<BatchResponse>> {
-    let v = app.volume(&caller.0, &name).await?;
     let dest = parse_path("path", &q.path)?;
-    let h = app.handle(&v).await?;
+    let vol = app.open(&caller.0, &name).await?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = SyncIoBridge::new(StreamReader::new(stream));
-    let (hh, vname) = (h.clone(), v.name.clone());
-    let r = blocking(move || {
-        hh.write_batch(reader, &dest)
-            .map_err(|e| e.in_volume(&vname))
-    })
-    .await?;
-    app.persist_usage(&h).await;
+    let r = vol
+        .change(&app, move |h| h.write_batch(reader, &dest))
+        .await?;
     Ok(axum::Json(BatchResponse {
         files: r.files,
         bytes: r.bytes,
@@ -418,15 +413,11 @@ pub async fn mkdir(
     Path(name): Path<String>,
     Json(req): Json<MkdirRequest>,
 ) -> ApiResult<axum::Json<FileStat>> {
-    let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &req.path)?;
-    let h = app.handle(&v).await?;
-    let stat = blocking(move || {
-        h.mkdir(&path, req.parents)
-            .map_err(|e| e.in_volume(&v.name))
-    })
-    .await?;
-    Ok(axum::Json(stat))
+    let vol = app.open(&caller.0, &name).await?;
+    Ok(axum::Json(
+        vol.run(move |h| h.mkdir(&path, req.parents)).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/files/move", tag = "files", params(("name" = String, Path)),
@@ -437,16 +428,11 @@ pub async fn move_file(
     Path(name): Path<String>,
     Json(req): Json<MoveRequest>,
 ) -> ApiResult<axum::Json<FileStat>> {
-    let v = app.volume(&caller.0, &name).await?;
     let (src, dst) = (parse_path("src", &req.src)?, parse_path("dst", &req.dst)?);
-    let h = app.handle(&v).await?;
-    let hh = h.clone();
-    let stat = blocking(move || {
-        hh.rename(&src, &dst, req.overwrite)
-            .map_err(|e| e.in_volume(&v.name))
-    })
-    .await?;
-    app.persist_usage(&h).await;
+    let vol = app.open(&caller.0, &name).await?;
+    let stat = vol
+        .change(&app, move |h| h.rename(&src, &dst, req.overwrite))
+        .await?;
     Ok(axum::Json(stat))
 }
 
@@ -458,16 +444,13 @@ pub async fn copy_file(
     Path(name): Path<String>,
     Json(req): Json<CopyRequest>,
 ) -> ApiResult<axum::Json<FileStat>> {
-    let v = app.volume(&caller.0, &name).await?;
     let (src, dst) = (parse_path("src", &req.src)?, parse_path("dst", &req.dst)?);
-    let h = app.handle(&v).await?;
-    let hh = h.clone();
-    let stat = blocking(move || {
-        hh.copy(&src, &dst, req.overwrite, req.recursive)
-            .map_err(|e| e.in_volume(&v.name))
-    })
-    .await?;
-    app.persist_usage(&h).await;
+    let vol = app.open(&caller.0, &name).await?;
+    let stat = vol
+        .change(&app, move |h| {
+            h.copy(&src, &dst, req.overwrite, req.recursive)
+        })
+        .await?;
     Ok(axum::Json(stat))
 }
 
@@ -479,16 +462,10 @@ pub async fn remove(
     Path(name): Path<String>,
     Query(q): Query<RemoveQuery>,
 ) -> ApiResult<StatusCode> {
-    let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &q.path)?;
-    let h = app.handle(&v).await?;
-    let hh = h.clone();
-    blocking(move || {
-        hh.remove(&path, q.recursive)
-            .map_err(|e| e.in_volume(&v.name))
-    })
-    .await?;
-    app.persist_usage(&h).await;
+    let vol = app.open(&caller.0, &name).await?;
+    vol.change(&app, move |h| h.remove(&path, q.recursive))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -500,7 +477,6 @@ pub async fn list(
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
-    let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &q.path)?;
     let limit = q.limit.unwrap_or(1000);
     if !(1..=100_000).contains(&limit) {
@@ -532,8 +508,8 @@ pub async fn list(
         cursor: q.cursor,
         details,
     };
-    let h = app.handle(&v).await?;
-    let page = blocking(move || h.list(&path, &opts).map_err(|e| e.in_volume(&v.name))).await?;
+    let vol = app.open(&caller.0, &name).await?;
+    let page = vol.run(move |h| h.list(&path, &opts)).await?;
     let next_cursor = page.next_cursor;
     // Typed serialisation for the two common shapes (every field; paths and types only);
     // a JSON map per entry only for other selections.
@@ -607,12 +583,9 @@ pub async fn stat(
     Path(name): Path<String>,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<axum::Json<FileStat>> {
-    let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &q.path)?;
-    let h = app.handle(&v).await?;
-    Ok(axum::Json(
-        blocking(move || h.stat(&path).map_err(|e| e.in_volume(&v.name))).await?,
-    ))
+    let vol = app.open(&caller.0, &name).await?;
+    Ok(axum::Json(vol.run(move |h| h.stat(&path)).await?))
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}/files/exists", tag = "files", params(("name" = String, Path), PathQuery),
@@ -623,10 +596,9 @@ pub async fn exists(
     Path(name): Path<String>,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<axum::Json<ExistsResponse>> {
-    let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &q.path)?;
-    let h = app.handle(&v).await?;
-    let exists = blocking(move || h.exists(&path).map_err(|e| e.in_volume(&v.name))).await?;
+    let vol = app.open(&caller.0, &name).await?;
+    let exists = vol.run(move |h| h.exists(&path)).await?;
     Ok(axum::Json(ExistsResponse { exists }))
 }
 
@@ -689,14 +661,15 @@ pub async fn archive(
     Path(name): Path<String>,
     Query(q): Query<ArchiveQuery>,
 ) -> ApiResult<Response> {
-    let v = app.volume(&caller.0, &name).await?;
     let path = parse_path("path", &q.path)?;
+    let vol = app.open(&caller.0, &name).await?;
+    let v = &vol.volume;
     let format = nullspace_volumes::archive::ArchiveFormat::parse(&q.format)
         .map_err(|e| e.in_volume(&v.name))?;
-    let h = app.handle(&v).await?;
+    let h = vol.handle.clone();
     // Refuse a missing path or a file before the 200 goes out.
-    let (hh, p, vname) = (h.clone(), path.clone(), v.name.clone());
-    let top = blocking(move || hh.stat(&p).map_err(|e| e.in_volume(&vname))).await?;
+    let p = path.clone();
+    let top = vol.run(move |h| h.stat(&p)).await?;
     if top.file_type != nullspace_core::FileType::Dir {
         return Err(Error::invalid_argument(format!(
             "{path} is not a directory in volume {:?}: download it as a file",

@@ -52,6 +52,13 @@ impl AppState {
         Ok(self.live(v))
     }
 
+    /// The caller's volume by name, with its data-plane handle open.
+    async fn open(&self, caller: &Principal, name: &str) -> ApiResult<OpenVolume> {
+        let volume = self.volume(caller, name).await?;
+        let handle = self.handle(&volume).await?;
+        Ok(OpenVolume { volume, handle })
+    }
+
     /// Overlays the exact, in-process usage figures of an open volume on its stored record.
     fn live(&self, mut v: Volume) -> Volume {
         if let Some(h) = self.volumes.peek(&v.id) {
@@ -95,6 +102,35 @@ pub(crate) fn shutdown_token() -> &'static tokio_util::sync::CancellationToken {
     static TOKEN: std::sync::OnceLock<tokio_util::sync::CancellationToken> =
         std::sync::OnceLock::new();
     TOKEN.get_or_init(tokio_util::sync::CancellationToken::new)
+}
+
+/// A caller's volume, opened: its record and its data-plane handle.
+pub(crate) struct OpenVolume {
+    pub volume: Volume,
+    pub handle: Arc<VolumeHandle>,
+}
+
+impl OpenVolume {
+    /// Runs a data-plane operation on the blocking pool; its errors name the volume.
+    async fn run<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&VolumeHandle) -> nullspace_volumes::FsResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let (h, name) = (self.handle.clone(), self.volume.name.clone());
+        blocking(move || op(&h).map_err(|e| e.in_volume(&name))).await
+    }
+
+    /// Like [`OpenVolume::run`] for an operation that changes the volume: its usage is then
+    /// recorded in the control plane.
+    async fn change<T: Send + 'static>(
+        &self,
+        app: &AppState,
+        op: impl FnOnce(&VolumeHandle) -> nullspace_volumes::FsResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let out = self.run(op).await?;
+        app.persist_usage(&self.handle).await;
+        Ok(out)
+    }
 }
 
 /// Runs blocking work on the blocking pool.

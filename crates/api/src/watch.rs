@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody, Query};
 use crate::files::parse_path;
-use crate::{blocking, AppState};
+use crate::AppState;
 
 /// `?path=&recursive=&last_event_id=`
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -66,7 +66,7 @@ pub async fn watch(
     Query(q): Query<WatchQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let v = app.volume(&caller.0, &name).await?;
+    let vol = app.open(&caller.0, &name).await?;
     let scope = parse_path("path", &q.path)?;
     let last = match headers.get("last-event-id") {
         Some(h) => Some(
@@ -77,9 +77,9 @@ pub async fn watch(
         ),
         None => q.last_event_id,
     };
-    let h = app.handle(&v).await?;
-    let (hh, s, vname) = (h.clone(), scope.clone(), v.name.clone());
-    blocking(move || hh.stat(&s).map_err(|e| e.in_volume(&vname))).await?;
+    let s = scope.clone();
+    vol.run(move |h| h.stat(&s)).await?;
+    let h = vol.handle;
     let sub = h.events().subscribe(last);
     let recursive = q.recursive;
 
