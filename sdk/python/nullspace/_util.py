@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime, timedelta, timezone
+from types import TracebackType
 from typing import Any, Dict, Mapping, Optional, Type, TypeVar
 
 from .errors import InternalError
@@ -154,3 +155,51 @@ def as_object(doc: object, what: str) -> Dict[str, Any]:
     if not isinstance(doc, dict):
         raise malformed(f"{what}: expected a JSON object", doc)
     return doc
+
+
+_C = TypeVar("_C", bound="Closing")
+
+
+class Closing:
+    """Context-manager and finaliser plumbing for objects that hold a connection open:
+    ``with`` closes them, and so does garbage collection. Subclasses define :meth:`close`."""
+
+    _closed: bool = False
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        return self._closed
+
+    def close(self) -> None:
+        """Closes (idempotent)."""
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class ResponseStream(Closing):
+    """A :class:`Closing` over one open streaming ``httpx`` response (``self._response``)."""
+
+    _response: Any
+
+    def close(self) -> None:
+        """Closes the underlying response (idempotent); iteration then stops."""
+        if not self._closed:
+            self._closed = True
+            self._response.close()

@@ -11,13 +11,12 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from types import TracebackType
-from typing import Any, Dict, Iterator, List, Optional, Type
+from typing import Any, Dict, Iterator, List, Optional
 
 import httpx
 
 from ._client import Client
-from ._util import as_object, field, malformed, opt_field, parse_datetime
+from ._util import Closing, ResponseStream, as_object, field, malformed, opt_field, parse_datetime
 from .errors import APIConnectionError, UnavailableError, error_class_for_code
 
 __all__ = ["SearchMatch", "SearchResults", "ReplacedFile", "ReplaceResult", "WatchEvent", "Watch"]
@@ -54,7 +53,7 @@ class SearchMatch:
     text: str
 
 
-class SearchResults:
+class SearchResults(ResponseStream):
     """Matches of :meth:`VolumeFiles.search <nullspace.VolumeFiles.search>`, streamed as the
     server finds them; an iterator of :class:`SearchMatch` and a context manager.
 
@@ -123,33 +122,6 @@ class SearchResults:
                 text=field(doc, "text", str, "search match"),
             )
 
-    @property
-    def closed(self) -> bool:
-        """True once the response is closed."""
-        return self._closed
-
-    def close(self) -> None:
-        """Closes the response (idempotent); iteration then stops."""
-        if not self._closed:
-            self._closed = True
-            self._response.close()
-
-    def __enter__(self) -> "SearchResults":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 @dataclass(frozen=True)
@@ -255,7 +227,7 @@ class WatchEvent:
         )
 
 
-class Watch:
+class Watch(Closing):
     """Change events below a path, from :meth:`VolumeFiles.watch <nullspace.VolumeFiles.watch>`:
     an iterator of :class:`WatchEvent` that reconnects by itself, and a context manager.
 
@@ -433,20 +405,3 @@ class Watch:
             except Exception:
                 pass
         self._drop()
-
-    def __enter__(self) -> "Watch":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import (
     IO,
     TYPE_CHECKING,
@@ -29,7 +28,6 @@ from typing import (
     Mapping,
     Optional,
     Tuple,
-    Type,
     Union,
     cast,
 )
@@ -38,6 +36,7 @@ import httpx
 
 from ._client import Client
 from ._util import (
+    ResponseStream,
     as_object,
     check_bool,
     check_int,
@@ -140,7 +139,7 @@ class BatchResult:
     bytes: int
 
 
-class ReadStream:
+class ReadStream(ResponseStream):
     """File content streamed in chunks; an iterator of ``bytes`` and a context manager.
 
     The HTTP response stays open until the content is exhausted, :meth:`close` is called or
@@ -181,11 +180,6 @@ class ReadStream:
         except ValueError:
             return None
 
-    @property
-    def closed(self) -> bool:
-        """True once the response is closed."""
-        return self._closed
-
     def __iter__(self) -> "ReadStream":
         return self
 
@@ -217,28 +211,6 @@ class ReadStream:
         """Reads everything that is left and closes the stream."""
         return b"".join(self)
 
-    def close(self) -> None:
-        """Closes the underlying response (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self._response.close()
-
-    def __enter__(self) -> "ReadStream":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def _file_chunks(f: IO[bytes], chunk_size: int) -> Iterator[bytes]:
