@@ -136,7 +136,8 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 /// `client.json` lets the CLI and SDK on this machine find the server with no set-up:
 /// `{"url": ..., "key": ...}`, mode 0600. The key is written only when it was just created;
-/// later starts only refresh the URL.
+/// later starts (and servers joining a shared database) only write the URL, once the port is
+/// bound, so the file also tells which port a server started with `--listen HOST:0` got.
 fn write_client_file(
     data_dir: &Path,
     addr: SocketAddr,
@@ -148,7 +149,7 @@ fn write_client_file(
     let mut doc = match (key, std::fs::read(&path)) {
         (Some(_), _) => serde_json::Map::new(),
         (None, Ok(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
-        (None, Err(_)) => return Ok(()),
+        (None, Err(_)) => serde_json::Map::new(),
     };
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_string()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -64,6 +65,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _written_url(data_dir: Path) -> str:
+    """The URL in the server's ``client.json``, or "" while it has not written one."""
+    try:
+        doc = json.loads((data_dir / "client.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    url = doc.get("url", "") if isinstance(doc, dict) else ""
+    return url if isinstance(url, str) else ""
+
+
 @dataclass
 class Server:
     url: str
@@ -96,9 +107,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         pytest.skip(f"server binary not found at {binary}: run `cargo build -p nullspace-cli` or set NULLSPACE_BIN")
     data_dir = tmp_path_factory.mktemp("server-data")
     log = tmp_path_factory.mktemp("server-log") / "server.log"
-    port = free_port()
     key = "nsk_" + secrets.token_hex(24)
-    url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("NULLSPACE_")}
     env.setdefault("RUST_LOG", "info")
     database = TestDatabase() if TestDatabase.selected() else None
@@ -108,7 +117,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         database_args = ["--database-url", database.url]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(binary), "server", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir),
+            [str(binary), "server", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir),
              "--bootstrap-key", key, *database_args],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -119,12 +128,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-            try:
-                r = httpx.get(f"{url}/v1/health", timeout=2)
-                if r.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+            # The server writes its URL once it has bound port 0; until then there is none.
+            url = _written_url(data_dir)
+            if url:
+                try:
+                    r = httpx.get(f"{url}/v1/health", timeout=2)
+                    if r.status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
             if time.monotonic() > deadline:
                 pytest.fail(f"server did not answer /v1/health within 60 s:\n{log.read_text(errors='replace')}")
             time.sleep(0.1)

@@ -9,8 +9,10 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+pub mod launch;
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -80,17 +82,10 @@ impl TestServer {
             via_env,
             database: TestDatabase::for_selected_engine(),
         };
-        // A port found free can be taken before the server binds it: try a few.
-        for attempt in 0..5 {
-            server.port = free_port();
-            server.url = format!("http://127.0.0.1:{}", server.port);
-            match server.spawn() {
-                Ok(()) => return server,
-                Err(e) if attempt < 4 => eprintln!("server start failed, retrying: {e}"),
-                Err(e) => panic!("cannot start the server: {e}"),
-            }
+        if let Err(e) = server.spawn() {
+            panic!("cannot start the server: {e}");
         }
-        unreachable!()
+        server
     }
 
     /// The server's data dir (holds `client.json`).
@@ -120,7 +115,10 @@ impl TestServer {
         std::fs::read_to_string(self.root.path().join("server.log")).unwrap_or_default()
     }
 
+    /// Starts the server on `self.port` (0 the first time: the kernel picks one) and waits
+    /// until it serves; then `self.port` and `self.url` are its own.
     fn spawn(&mut self) -> Result<(), String> {
+        launch::forget_url(&self.data_dir());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -154,30 +152,12 @@ impl TestServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        let child = cmd.spawn().map_err(|e| format!("spawn {BIN}: {e}"))?;
+        let mut child = cmd.spawn().map_err(|e| format!("spawn {BIN}: {e}"))?;
+        let port = launch::wait_until_serving(&mut child, &self.data_dir(), || self.log())?;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                return Err(format!("server exited with {status}; log:\n{}", self.log()));
-            }
-            if health(self.port) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                self.stop();
-                return Err(format!(
-                    "server not healthy after 60s; log:\n{}",
-                    self.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.port = port;
+        self.url = format!("http://127.0.0.1:{port}");
+        Ok(())
     }
 
     /// Stops the server gracefully (SIGTERM; SIGKILL after 10 s).
@@ -275,25 +255,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
-}
-
-/// Whether `GET /v1/health` answers 200.
-fn health(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(
-        &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into(),
-        Duration::from_millis(500),
-    ) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let req =
-        format!("GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp.starts_with("HTTP/1.1 200")
 }
 
 /// Assertions on a CLI run.

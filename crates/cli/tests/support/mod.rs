@@ -6,6 +6,9 @@
 
 #![allow(dead_code)] // each suite uses a different part of the harness
 
+#[path = "../common/launch.rs"]
+pub mod launch;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
@@ -64,17 +67,10 @@ impl Server {
             root,
             child: None,
         };
-        // A port found free can be taken by someone else before the server binds it.
-        let mut last = String::new();
-        for _ in 0..8 {
-            server.port = free_port();
-            server.url = format!("http://127.0.0.1:{}", server.port);
-            match server.spawn() {
-                Ok(()) => return server,
-                Err(e) => last = e,
-            }
+        if let Err(e) = server.spawn() {
+            panic!("cannot start the server: {e}");
         }
-        panic!("cannot start the server: {last}");
+        server
     }
 
     /// The temp dir everything of this server lives in.
@@ -126,7 +122,7 @@ impl Server {
 
     /// Whether `GET /v1/health` answers 200 right now.
     pub fn healthy(&self) -> bool {
-        health(self.port)
+        launch::health(self.port)
     }
 
     /// The server's process id, while it runs.
@@ -142,7 +138,10 @@ impl Server {
         }
     }
 
+    /// Starts the server on `self.port` (0 the first time: the kernel picks one) and waits
+    /// until it serves; then `self.port` and `self.url` are its own.
     fn spawn(&mut self) -> Result<(), String> {
+        launch::forget_url(&self.data_dir());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -168,33 +167,12 @@ impl Server {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
-        let child = cmd.spawn().map_err(|e| format!("spawn {BIN}: {e}"))?;
+        let mut child = cmd.spawn().map_err(|e| format!("spawn {BIN}: {e}"))?;
+        let port = launch::wait_until_serving(&mut child, &self.data_dir(), || self.log_tail(20))?;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                return Err(format!(
-                    "server exited with {status}; log:\n{}",
-                    self.log_tail(20)
-                ));
-            }
-            if health(self.port) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                self.kill9();
-                return Err(format!(
-                    "server not healthy after 60 s; log:\n{}",
-                    self.log_tail(20)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        self.port = port;
+        self.url = format!("http://127.0.0.1:{port}");
+        Ok(())
     }
 
     /// `kill -9` the server and reap it.
@@ -253,14 +231,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
-}
-
-/// Whether `GET /v1/health` on `port` answers 200 with `"status":"ok"`.
-pub fn health(port: u16) -> bool {
-    match raw_request_timeout(port, "GET", b"/v1/health", &[], b"", Duration::from_secs(5)) {
-        Ok(r) => r.status == 200 && String::from_utf8_lossy(&r.body).contains("\"ok\""),
-        Err(_) => false,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
