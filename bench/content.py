@@ -26,22 +26,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+import benchlib
+from benchlib import ROOT, fmt_s, median
+
 sys.path.insert(0, str(ROOT / "sdk" / "python"))
 
 import nullspace  # noqa: E402
@@ -50,72 +45,18 @@ MB = 1_000_000
 BATCH_FILES = 4_000  # a batch holds a descriptor per file: stay well under the open-file limit
 
 
-def median(xs: Sequence[float]) -> float:
-    return statistics.median(xs)
-
-
-def fmt_s(s: float) -> str:
-    return f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
-
-
-class Server:
-    """`nullspace server` on a free port with its data dir in the run's directory."""
+class Server(benchlib.Server):
+    """Our server; open watch streams keep a graceful shutdown waiting, so do not wait long."""
 
     def __init__(self, binary: Path, work: Path) -> None:
-        self.binary = binary
-        self.data = work / "data"
-        self.key = "nsk_" + secrets.token_hex(24)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(work / "server.log", "wb")
-        self.proc: Optional[subprocess.Popen] = None
-        self.env = dict(os.environ, NULLSPACE_API_URL=self.url, NULLSPACE_API_KEY=self.key,
-                        XDG_CONFIG_HOME=str(work / "config"))
-        self.env.pop("NULLSPACE_DATA_DIR", None)
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [str(self.binary), "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
-             str(self.data), "--bootstrap-key", self.key],
-            stdout=self.log, stderr=self.log, env=dict(self.env, RUST_LOG="warn"))
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/v1/health", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}; see {self.log.name}")
-            time.sleep(0.05)
-        raise RuntimeError("server did not answer /v1/health within 30 s")
-
-    def stop(self) -> None:
-        # Open watch streams keep a graceful shutdown waiting: do not wait long for it.
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def cli(self, *args: str, stdout: object = subprocess.PIPE) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.binary), *args], env=self.env, stdout=stdout,
-                              stderr=subprocess.PIPE, check=False)
+        super().__init__(binary, work, stop_grace=5)
 
     def ok(self, *args: str) -> str:
-        r = self.cli(*args)
-        if r.returncode != 0:
-            raise RuntimeError(f"nullspace {' '.join(args)}: exit {r.returncode}: {r.stderr.decode()}")
-        return r.stdout.decode()
+        return self.cli(*args)
 
     def volume_dir(self, name: str) -> Path:
         vid = json.loads(self.ok("--json", "volume", "get", name))["id"]
-        return self.data / "volumes" / vid / "data"
+        return self.volume_data_dir(vid)
 
 
 def build_corpus(dest: Path, target_bytes: int) -> Tuple[int, int]:

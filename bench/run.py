@@ -18,28 +18,22 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
-import platform
-import secrets
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Sequence
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+import benchlib
+from benchlib import (GiB, HERE, KiB, MiB, ROOT, fmt_s, interleave, load_now, median, proc_cpu,
+                      proc_status, reset_hwm, rm, run_ok, settle, source_state)
+
 ALL = ["transfer", "batch", "ls", "stat", "sdk_transfer", "sdk_small", "diag"]
 
 
@@ -69,14 +63,6 @@ class Results:
         self.rows.append(Row(*a, **k))
 
 
-def median(xs: Sequence[float]) -> float:
-    return statistics.median(xs)
-
-
-def fmt_s(s: float) -> str:
-    return f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
-
-
 def fmt_rate(nbytes: int, s: float) -> str:
     return f"{nbytes / s / 1e9:.2f} GB/s"
 
@@ -93,50 +79,10 @@ def spread(xs: Sequence[float]) -> str:
     return f"[{min(xs) * 1000:.0f}–{max(xs) * 1000:.0f} ms, n={len(xs)}]"
 
 
-# ------------------------------------------------------------------------------------ process helpers
-
-
 def timed(cmd: Sequence[str], *, stdout=subprocess.DEVNULL, env=None, shell=False) -> tuple[float, int]:
     """Runs a command; returns (wall seconds, child's peak RSS in KiB). Fails on non-zero exit."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env, shell=shell)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    p.returncode = os.waitstatus_to_exitcode(status)
-    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
-    if p.returncode != 0:
-        raise RuntimeError(f"{cmd!r} exited {p.returncode}: {err.strip()[-500:]}")
-    return wall, ru.ru_maxrss
-
-
-def run_ok(cmd: Sequence[str], env=None) -> str:
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        raise RuntimeError(f"{cmd!r} exited {r.returncode}: {r.stderr.strip()[-500:]}")
-    return r.stdout
-
-
-def proc_status(pid: int) -> Dict[str, int]:
-    """VmRSS / VmHWM of a process, in KiB."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
-                out[k] = int(v.split()[0])
-    return out
-
-
-def reset_hwm(pid: int) -> None:
-    """Resets VmHWM to the current RSS (proc(5): clear_refs, value 5)."""
-    with open(f"/proc/{pid}/clear_refs", "w") as f:
-        f.write("5")
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    r = benchlib.timed(cmd, stdout=stdout, env=env, shell=shell)
+    return r.wall, r.rss_kb
 
 
 class RssSampler:
@@ -163,85 +109,15 @@ class RssSampler:
         self._t.join()
 
 
-def drop_dirty() -> None:
-    """Writes back dirty pages (untimed) so one measurement does not pay for the previous one."""
-    os.sync()
-
-
-def rm(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def interleave(i: int, fns: List[Callable[[], None]]) -> None:
-    """Runs every variant once, the order rotated per repetition."""
-    k = i % len(fns)
-    for fn in fns[k:] + fns[:k]:
-        fn()
-
-
 # ------------------------------------------------------------------------------------ the server
 
 
-class Server:
-    def __init__(self, binary: Path, workdir: Path) -> None:
-        self.binary = binary
-        self.data = workdir / "data"
-        self.key = "nsk_" + secrets.token_hex(24)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(workdir / "server.log", "wb")
-        self.proc: Optional[subprocess.Popen] = None
-        self.env = dict(os.environ, NULLSPACE_API_URL=self.url, NULLSPACE_API_KEY=self.key,
-                        XDG_CONFIG_HOME=str(workdir / "config"))
-        self.env.pop("NULLSPACE_DATA_DIR", None)
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [str(self.binary), "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
-             str(self.data), "--bootstrap-key", self.key],
-            stdout=self.log, stderr=self.log, env=dict(self.env, RUST_LOG="warn"))
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/v1/health", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}; see {self.log.name}")
-            time.sleep(0.05)
-        raise RuntimeError("server did not answer /v1/health within 30 s")
-
-    @property
-    def pid(self) -> int:
-        assert self.proc
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def cli(self, *args: str) -> str:
-        return run_ok([str(self.binary), *args], env=self.env)
-
+class Server(benchlib.Server):
     def volume(self, name: str) -> str:
         """Creates a volume; returns its id."""
         self.cli("volume", "create", name)
         return json.loads(self.cli("volume", "get", name, "--json"))["id"]
 
-    def volume_data_dir(self, vol_id: str) -> Path:
-        return self.data / "volumes" / vol_id / "data"
 
 
 # ------------------------------------------------------------------------------------ benchmarks
@@ -290,7 +166,7 @@ def bench_transfer(c: Ctx) -> None:
         hwm[size], sampled[size], cli_rss[size] = [], [], []
 
         def ours_write() -> None:
-            drop_dirty()
+            settle()
             reset_hwm(c.srv.pid)
             with RssSampler(c.srv.pid) as s:
                 w, crss = timed([c.bin(), "volume", "write", "xfer", "/big", "--from", str(src)], env=c.srv.env)
@@ -314,20 +190,20 @@ def bench_transfer(c: Ctx) -> None:
 
         def cp() -> None:
             rm(cp_dst)
-            drop_dirty()
+            settle()
             t["cp"].append(timed(["cp", str(src), str(cp_dst)])[0])
             rm(cp_dst)
 
         def cp_sync() -> None:
             rm(cp_dst)
-            drop_dirty()
+            settle()
             # `sync FILE DIR` fsyncs the file and its directory, as the server does.
             t["cp+sync"].append(timed(["sh", "-c", f"cp '{src}' '{cp_dst}' && sync '{cp_dst}' '{c.work}'"])[0])
             rm(cp_dst)
 
         def cat() -> None:
             rm(out)
-            drop_dirty()
+            settle()
             t["cat"].append(timed(["sh", "-c", f"cat '{src}' > '{out}'"])[0])
             rm(out)
 
@@ -335,7 +211,7 @@ def bench_transfer(c: Ctx) -> None:
             # The same server with another client (curl): separates the CLI's share from the server's.
             url = f"{c.srv.url}/v1/volumes/xfer/files/content?path=/curl"
             auth = f"Authorization: Bearer {c.srv.key}"
-            drop_dirty()
+            settle()
             t["curl write"].append(timed(["curl", "-sSf", "-o", "/dev/null", "-H", auth, "-T", str(src), url])[0])
             rm(out)
             t["curl read"].append(timed(["curl", "-sSf", "-o", str(out), "-H", auth, url])[0])
@@ -425,7 +301,7 @@ def bench_batch(c: Ctx) -> None:
     dst = c.work / "batch-tar-dst"
 
     def ours() -> None:
-        drop_dirty()
+        settle()
         t["write-batch"].append(timed([c.bin(), "volume", "write-batch", "batch", str(local), "/b"], env=c.srv.env)[0])
         c.srv.cli("volume", "rm", "batch", "/b", "-r")
 
@@ -433,7 +309,7 @@ def bench_batch(c: Ctx) -> None:
         def go() -> None:
             rm(dst)
             dst.mkdir()
-            drop_dirty()
+            settle()
             cmd = f"tar -xf '{tarball}' -C '{dst}'" + (f" && sync -f '{dst}'" if sync else "")
             t["tar -x + sync" if sync else "tar -x"].append(timed(["sh", "-c", cmd])[0])
             rm(dst)
@@ -601,10 +477,10 @@ def bench_stat(c: Ctx) -> None:
     def one(kind: str) -> Callable[[], None]:
         def go() -> None:
             nonlocal tool
-            c0, w0, s0 = proc_cpu_seconds(c.srv.pid), time.perf_counter(), ctx_switches(c.srv.pid)
+            c0, w0, s0 = proc_cpu(c.srv.pid), time.perf_counter(), ctx_switches(c.srv.pid)
             rps, tool = load(urls[kind], c.srv.key, secs)
             wall = time.perf_counter() - w0
-            cpu[kind].append((proc_cpu_seconds(c.srv.pid) - c0) / wall)
+            cpu[kind].append((proc_cpu(c.srv.pid) - c0) / wall)
             cs[kind].append((ctx_switches(c.srv.pid) - s0) / (rps * secs))
             t[kind].append(rps)
         return go
@@ -650,7 +526,7 @@ def bench_sdk_transfer(c: Ctx) -> None:
         rss[size], srv_hwm[size] = [], []
 
         def sdk() -> None:
-            drop_dirty()
+            settle()
             reset_hwm(c.srv.pid)
             r = sdk_job(c, "write", "sdk", vid, "/big-sdk", str(src))
             t["sdk write"].append(r["seconds"]); rss[size].append(int(r["maxrss_kb"]))
@@ -664,7 +540,7 @@ def bench_sdk_transfer(c: Ctx) -> None:
             c.srv.cli("volume", "rm", "sdk", "/big-sdk")
 
         def cli() -> None:
-            drop_dirty()
+            settle()
             t["cli write"].append(timed([c.bin(), "volume", "write", "sdk", "/big-cli", "--from", str(src)], env=c.srv.env)[0])
             rm(out)
             with open(out, "wb") as f:
@@ -713,7 +589,7 @@ def bench_sdk_small(c: Ctx) -> None:
     for i in range(3):
         def job(m: str) -> Callable[[], None]:
             def go() -> None:
-                drop_dirty()
+                settle()
                 r = sdk_job(c, "small", "small", vid, m, str(n), str(size), f"/{m}-{i}")
                 t[m].append(n / r["seconds"])
                 c.srv.cli("volume", "rm", "small", f"/{m}-{i}", "-r")
@@ -758,18 +634,18 @@ def bench_diag(c: Ctx) -> None:
     def curl_put(chunked: bool) -> Callable[[], None]:
         def go() -> None:
             k = "curl PUT, chunked" if chunked else "curl PUT, Content-Length"
-            drop_dirty()
-            c0 = proc_cpu_seconds(c.srv.pid)
+            settle()
+            c0 = proc_cpu(c.srv.pid)
             cmd = ["curl", "-sSf", "-o", "/dev/null", "-H", auth, "-T", str(src), url]
             if chunked:
                 cmd[1:1] = ["-H", "Transfer-Encoding: chunked"]
             t.setdefault(k, []).append(timed(cmd)[0])
-            cpu.setdefault(k, []).append(proc_cpu_seconds(c.srv.pid) - c0)
+            cpu.setdefault(k, []).append(proc_cpu(c.srv.pid) - c0)
         return go
 
     def httpx_put(mode: str) -> Callable[[], None]:
         def go() -> None:
-            drop_dirty()
+            settle()
             r = sdk_job(c, "httpx-put", "diag", "-", "/d", str(src), mode)
             t.setdefault(f"httpx PUT, {mode}", []).append(r["seconds"])
         return go
@@ -836,40 +712,8 @@ BENCHES = {
 LOAD_NOTE: Dict[str, str] = {}
 
 
-def load_now() -> str:
-    la = open("/proc/loadavg").read().split()[:3]
-    try:
-        psi = open("/proc/pressure/cpu").readline().split()[2].split("=")[1]
-    except (OSError, IndexError):
-        psi = "?"
-    return f"loadavg {' '.join(la)}, CPU pressure avg60 {psi}%"
-
-
 def machine(work: Path) -> Dict[str, str]:
-    fs = run_ok(["findmnt", "-no", "FSTYPE,SOURCE,OPTIONS", "-T", str(work)]).split()
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": cpu,
-        "memory": f"{mem / 1024 / 1024:.0f} GiB",
-        "kernel": platform.release(),
-        "disk": f"{fs[1]} ({fs[0]}, {fs[2] if len(fs) > 2 else ''})",
-        "python": platform.python_version(),
-        "other work on the machine": LOAD_NOTE.get("text", "?"),
-    }
-
-
-def source_state(binary: Path) -> str:
-    try:
-        head = run_ok(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]).strip()
-        dirty = run_ok(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", "crates", "sdk"]).strip()
-    except (RuntimeError, OSError):
-        head, dirty = "?", ""
-    h = hashlib.sha256(binary.read_bytes()).hexdigest()[:12]
-    built = dt.datetime.fromtimestamp(binary.stat().st_mtime, dt.timezone.utc).strftime("%H:%M UTC")
-    return (f"tree at commit {head}{' + uncommitted changes in crates/ or sdk/' if dirty else ''} when the run "
-            f"started; binary built {built}, sha256 {h}")
+    return dict(benchlib.machine(work), **{"other work on the machine": LOAD_NOTE.get("text", "?")})
 
 
 def table(rows: List[Row], issue: int) -> str:

@@ -33,15 +33,10 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
-import hashlib
 import json
 import os
-import platform
-import secrets
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,18 +46,16 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+import benchlib
+from benchlib import (GiB, HERE, KiB, MiB, ROOT, Ran, free_port, interleave, load_now, machine,
+                      median, proc_cpu, proc_status, reset_hwm, rm, run_ok, settle, source_state,
+                      timed)
+
 ALL = ["file", "dir", "archive"]
 VOL = "xfer5"
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def median(xs: Sequence[float]) -> float:
-    return statistics.median(xs)
 
 
 def spread(xs: Sequence[float]) -> str:
@@ -77,94 +70,11 @@ def mib(kb: float) -> str:
     return f"{kb / 1024:.1f} MiB"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Ran:
-    """One timed command: wall seconds, peak RSS (KiB) and CPU seconds of the child."""
-
-    def __init__(self, wall: float, rss_kb: int, cpu: float) -> None:
-        self.wall, self.rss_kb, self.cpu = wall, rss_kb, cpu
-
-
-def timed(cmd, *, stdout=subprocess.DEVNULL, env=None, shell=False) -> Ran:
-    """Runs a command (fails on a non-zero exit); wall time, ru_maxrss and CPU of that child.
-    For a shell pipeline ru_maxrss is the largest process of the pipeline."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env, shell=shell)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    code = os.waitstatus_to_exitcode(status)
-    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
-    if code != 0:
-        raise RuntimeError(f"{cmd!r} exited {code}: {err.strip()[-800:]}")
-    return Ran(wall, ru.ru_maxrss, ru.ru_utime + ru.ru_stime)
-
-
-def run_ok(cmd: Sequence[str], env=None) -> str:
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        raise RuntimeError(f"{cmd!r} exited {r.returncode}: {r.stderr.strip()[-800:]}")
-    return r.stdout
-
-
-def proc_status(pid: int) -> Dict[str, int]:
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
-                out[k] = int(v.split()[0])
-    return out
-
-
-def reset_hwm(pid: int) -> None:
-    """VmHWM back to the current RSS (proc(5), clear_refs: 5)."""
-    with open(f"/proc/{pid}/clear_refs", "w") as f:
-        f.write("5")
-
-
-def proc_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def listening(port: int) -> bool:
     """Whether something listens on 127.0.0.1:port (from /proc/net/tcp, without connecting)."""
     want = f"0100007F:{port:04X}"
     with open("/proc/net/tcp") as f:
         return any(l.split()[1] == want and l.split()[3] == "0A" for l in list(f)[1:])
-
-
-def rm(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def settle() -> None:
-    """Untimed: write back dirty pages so no measurement pays for the previous one."""
-    os.sync()
-
-
-def interleave(i: int, fns: List[Callable[[], None]]) -> None:
-    k = i % len(fns)
-    for fn in fns[k:] + fns[:k]:
-        fn()
-
-
-def load_now() -> str:
-    la = " ".join(open("/proc/loadavg").read().split()[:3])
-    try:
-        psi = open("/proc/pressure/cpu").readline().split()[2].split("=")[1]
-    except (OSError, IndexError):
-        psi = "?"
-    return f"loadavg {la}, CPU pressure avg60 {psi}%"
 
 
 def ensure_tools() -> None:
@@ -189,54 +99,10 @@ def nginx_bin() -> str:
 # ------------------------------------------------------------------------------------ servers
 
 
-class Ours:
+class Ours(benchlib.Server):
     def __init__(self, binary: Path, work: Path) -> None:
-        self.binary, self.data = binary, work / "data"
-        self.key = "nsk_" + secrets.token_hex(24)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(work / "server.log", "wb")
-        self.proc: Optional[subprocess.Popen] = None
-        self.env = dict(os.environ, NULLSPACE_API_URL=self.url, NULLSPACE_API_KEY=self.key,
-                        XDG_CONFIG_HOME=str(work / "config"), HOME=str(work / "home"))
-        for k in ("NULLSPACE_DATA_DIR", "NULLSPACE_LISTEN", "http_proxy", "HTTP_PROXY"):
-            self.env.pop(k, None)
+        super().__init__(binary, work)
         self.auth = f"Authorization: Bearer {self.key}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [str(self.binary), "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
-             str(self.data), "--bootstrap-key", self.key],
-            stdout=self.log, stderr=self.log, env=dict(self.env, RUST_LOG="warn"))
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/v1/health", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}; see {self.log.name}")
-            time.sleep(0.05)
-        raise RuntimeError("server did not answer /v1/health within 60 s")
-
-    @property
-    def pid(self) -> int:
-        assert self.proc
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def cli(self, *args: str) -> str:
-        return run_ok([str(self.binary), *args], env=self.env)
 
     def has_verb(self, verb: str) -> bool:
         r = subprocess.run([str(self.binary), "volume", verb, "--help"], capture_output=True, env=self.env)
@@ -256,7 +122,7 @@ class Ours:
         self.api("DELETE", f"/v1/volumes/{VOL}/files?path={path}&recursive=true")
 
     def volume_dir(self, vol_id: str) -> Path:
-        return self.data / "volumes" / vol_id / "data"
+        return self.volume_data_dir(vol_id)
 
 
 class Nginx:
@@ -717,25 +583,6 @@ def bench_archive(c: Ctx) -> None:
 
 
 # ------------------------------------------------------------------------------------ report
-
-
-def machine(work: Path) -> Dict[str, str]:
-    fs = run_ok(["findmnt", "-no", "FSTYPE,SOURCE", "-T", str(work)]).split()
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "memory": f"{mem / 1024 / 1024:.0f} GiB",
-            "kernel": platform.release(), "disk": f"{fs[1]} ({fs[0]})"}
-
-
-def source_state(binary: Path) -> str:
-    try:
-        head = run_ok(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]).strip()
-        dirty = run_ok(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--",
-                        "crates"]).strip()
-    except (RuntimeError, OSError):
-        head, dirty = "?", ""
-    h = hashlib.sha256(binary.read_bytes()).hexdigest()[:12]
-    return f"commit {head}{' + uncommitted changes in crates/' if dirty else ''}; binary sha256 {h}"
 
 
 def write_md(path: Path, c: Ctx, mach: Dict[str, str], src: str, started: str, loads: List[str],
