@@ -27,6 +27,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::output::{self, stdout_error};
+use crate::volume::parse_path;
 use crate::{config, Global};
 
 /// `nullspace volume upload`.
@@ -101,10 +102,6 @@ pub struct UrlArgs {
     /// GET (download) or PUT (upload)
     #[arg(long, value_name = "METHOD", default_value = "GET")]
     method: String,
-}
-
-fn parse_path(what: &str, p: &str) -> Result<VolumePath, Error> {
-    VolumePath::parse(p).map_err(|e| Error::invalid_argument(format!("{what}: {}", e.message)))
 }
 
 /// Parses `90`, `30s`, `15m`, `1h`, `7d` or sums like `1h30m`.
@@ -490,26 +487,7 @@ async fn upload_dir(
         .await;
     bar.finish_and_clear();
     let up = up?;
-    for s in &up.skipped {
-        output::eprint_line(&format!(
-            "warning: skipped {} (only regular files and directories are uploaded)",
-            s.display()
-        ));
-    }
-    if g.json {
-        output::json(&up.result)?;
-    } else {
-        let files = if up.result.files == 1 {
-            "file"
-        } else {
-            "files"
-        };
-        output::line(format_args!(
-            "uploaded {} {files} ({}) to {name}:{remote}",
-            up.result.files,
-            format_size(up.result.bytes)
-        ))?;
-    }
+    crate::volume::print_batch(g, "uploaded", &up, name, remote)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use futures::StreamExt;
 use nullspace_client::{
-    EditCount, EditOptions, Fields, ListOptions, ReplaceOptions, SearchOptions, WatchOptions,
-    WriteOptions,
+    BatchUpload, EditCount, EditOptions, Fields, ListOptions, ReplaceOptions, SearchOptions,
+    WatchOptions, WriteOptions,
 };
 use nullspace_core::{
     format_size, parse_size, Error, FileStat, FileType, LabelSelector, Labels, VolumeField,
@@ -194,15 +194,8 @@ pub enum VolumeCommand {
         /// Directory (or file) to search
         #[arg(default_value = "/")]
         path: String,
-        /// Only files matching this shell glob (without `/`: the name; with: the relative path)
-        #[arg(long, value_name = "GLOB")]
-        glob: Option<String>,
-        /// Treat PATTERN as a literal string
-        #[arg(short = 'F', long)]
-        fixed: bool,
-        /// Match case-insensitively
-        #[arg(short = 'i', long)]
-        ignore_case: bool,
+        #[command(flatten)]
+        matching: Matching,
         /// Stop after N matching lines
         #[arg(long, value_name = "N")]
         max: Option<u64>,
@@ -220,15 +213,8 @@ pub enum VolumeCommand {
         /// Directory (or file) to change
         #[arg(default_value = "/")]
         path: String,
-        /// Only files matching this shell glob (without `/`: the name; with: the relative path)
-        #[arg(long, value_name = "GLOB")]
-        glob: Option<String>,
-        /// Treat PATTERN as a literal string (and REPLACEMENT too)
-        #[arg(short = 'F', long)]
-        fixed: bool,
-        /// Match case-insensitively
-        #[arg(short = 'i', long)]
-        ignore_case: bool,
+        #[command(flatten)]
+        matching: Matching,
         /// Report what would be replaced, change nothing
         #[arg(long)]
         dry_run: bool,
@@ -334,7 +320,51 @@ fn parse_selectors(labels: &[String]) -> Result<Vec<LabelSelector>, Error> {
     labels.iter().map(|l| LabelSelector::parse(l)).collect()
 }
 
-fn parse_path(what: &str, p: &str) -> Result<VolumePath, Error> {
+/// Which files and how PATTERN matches, for `search` and `replace`.
+#[derive(Debug, clap::Args)]
+pub struct Matching {
+    /// Only files matching this shell glob (without `/`: the name; with: the relative path)
+    #[arg(long, value_name = "GLOB")]
+    glob: Option<String>,
+    /// Treat PATTERN as a literal string (for replace, REPLACEMENT too)
+    #[arg(short = 'F', long)]
+    fixed: bool,
+    /// Match case-insensitively
+    #[arg(short = 'i', long)]
+    ignore_case: bool,
+}
+
+/// Reports a directory upload: a warning per skipped entry, then the result (`VERB N files (SIZE)
+/// to VOLUME:DIR`, or JSON).
+pub(crate) fn print_batch(
+    g: &Global,
+    verb: &str,
+    up: &BatchUpload,
+    name: &VolumeName,
+    remote: &VolumePath,
+) -> anyhow::Result<()> {
+    for s in &up.skipped {
+        output::eprint_line(&format!(
+            "warning: skipped {} (only regular files and directories are uploaded)",
+            s.display()
+        ));
+    }
+    if g.json {
+        return output::json(&up.result);
+    }
+    let files = if up.result.files == 1 {
+        "file"
+    } else {
+        "files"
+    };
+    output::line(format_args!(
+        "{verb} {} {files} ({}) to {name}:{remote}",
+        up.result.files,
+        format_size(up.result.bytes)
+    ))
+}
+
+pub(crate) fn parse_path(what: &str, p: &str) -> Result<VolumePath, Error> {
     VolumePath::parse(p).map_err(|e| Error::invalid_argument(format!("{what}: {}", e.message)))
 }
 
@@ -510,26 +540,7 @@ pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
             let up = config::client(g)?
                 .write_batch_dir(&name, &local_dir, &remote)
                 .await?;
-            for s in &up.skipped {
-                output::eprint_line(&format!(
-                    "warning: skipped {} (only regular files and directories are uploaded)",
-                    s.display()
-                ));
-            }
-            if g.json {
-                output::json(&up.result)?;
-            } else {
-                let files = if up.result.files == 1 {
-                    "file"
-                } else {
-                    "files"
-                };
-                output::line(format_args!(
-                    "wrote {} {files} ({}) to {name}:{remote}",
-                    up.result.files,
-                    format_size(up.result.bytes)
-                ))?;
-            }
+            print_batch(g, "wrote", &up, &name, &remote)?;
         }
         VolumeCommand::Upload(a) => return transfer::upload(a, g).await,
         VolumeCommand::Download(a) => return transfer::download(a, g).await,
@@ -662,18 +673,16 @@ pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
             name,
             pattern,
             path,
-            glob,
-            fixed,
-            ignore_case,
+            matching,
             max,
         } => {
             let name = VolumeName::parse(&name)?;
             let path = parse_path("path", &path)?;
             let opts = SearchOptions {
                 pattern,
-                regex: !fixed,
-                ignore_case,
-                glob,
+                regex: !matching.fixed,
+                ignore_case: matching.ignore_case,
+                glob: matching.glob,
                 max_results: max,
             };
             return content::search(g, &name, &path, &opts).await;
@@ -683,9 +692,7 @@ pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
             pattern,
             replacement,
             path,
-            glob,
-            fixed,
-            ignore_case,
+            matching,
             dry_run,
         } => {
             let name = VolumeName::parse(&name)?;
@@ -693,9 +700,9 @@ pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
             let opts = ReplaceOptions {
                 pattern,
                 replacement,
-                regex: !fixed,
-                ignore_case,
-                glob,
+                regex: !matching.fixed,
+                ignore_case: matching.ignore_case,
+                glob: matching.glob,
                 dry_run,
             };
             content::replace(g, &name, &path, &opts).await?;
