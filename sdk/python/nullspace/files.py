@@ -365,15 +365,7 @@ class VolumeFiles:
 
         A range past the end of the file is cut short (an offset past the end gives ``b""``).
         """
-        p = check_path(path)
-        check_int("offset", offset)
-        if length is not None:
-            check_int("length", length)
-        params: Dict[str, Any] = {"path": p}
-        if offset:
-            params["offset"] = offset
-        if length is not None:
-            params["length"] = length
+        params = _range_params(path, offset, length)
         return self._client.request("GET", self._url("/content"), params=params).content
 
     def read_stream(
@@ -390,16 +382,8 @@ class VolumeFiles:
         The request is made at once, so a missing file raises here. Use the result in a
         ``with`` block, or exhaust it, so the connection is released.
         """
-        p = check_path(path)
+        params = _range_params(path, offset, length)
         check_int("chunk_size", chunk_size, minimum=1)
-        check_int("offset", offset)
-        if length is not None:
-            check_int("length", length)
-        params: Dict[str, Any] = {"path": p}
-        if offset:
-            params["offset"] = offset
-        if length is not None:
-            params["length"] = length
         response = self._client.request("GET", self._url("/content"), params=params, stream=True)
         return ReadStream(response, chunk_size, self._client.url)
 
@@ -1007,3 +991,15 @@ class VolumeFiles:
                 raise ValueError(f"reconnect_timeout must be >= 0, not {reconnect_timeout}")
         url = f"/v1/volumes/{self._volume.name}/watch"
         return Watch(self._client, url, p, recursive, last_event_id, reconnect_timeout)
+
+
+def _range_params(path: str, offset: int, length: Optional[int]) -> Dict[str, Any]:
+    """Checked query parameters of a read of ``length`` bytes (or the rest) from ``offset``."""
+    params: Dict[str, Any] = {"path": check_path(path)}
+    check_int("offset", offset)
+    if offset:
+        params["offset"] = offset
+    if length is not None:
+        check_int("length", length)
+        params["length"] = length
+    return params
