@@ -65,10 +65,22 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let volumes = Arc::new(VolumeStore::new(Box::new(placement)));
     let signer = crate::Signer::load_or_create(&data_dir.join("signing.key"))
         .context("cannot load the URL signing key")?;
-    let sandbox_dir = data_dir.join("sandboxes");
+    // Each server's runtime has a directory of its own: servers may share a data dir, and a
+    // runtime adopts (and reconciles) every sandbox in its directory.
+    let server_id = match config.server_id.clone() {
+        Some(id) if crate::config::valid_server_id(&id) => id,
+        Some(id) => anyhow::bail!(
+            "invalid --server-id {id:?}: use 1-63 of A-Z a-z 0-9 . _ - starting with a letter or digit"
+        ),
+        None => crate::config::default_server_id(addr.port()),
+    };
+    tracing::info!(server_id = %server_id, "sandboxes run here are recorded under this server id");
+    let sandbox_dir = data_dir.join("sandboxes").join(&server_id);
     let sandboxes =
-        match tokio::task::spawn_blocking(move || crate::SandboxRuntimeState::open(sandbox_dir))
-            .await
+        match tokio::task::spawn_blocking(move || {
+            crate::SandboxRuntimeState::open(sandbox_dir, server_id)
+        })
+        .await
         {
             Ok(Ok(s)) => Some(Arc::new(s)),
             Ok(Err(why)) => {
@@ -90,6 +102,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         sandboxes,
     };
     reconcile(&app).await?;
+    crate::sandboxes::reconcile(&app)
+        .await
+        .context("cannot reconcile this server's sandboxes")?;
     // Expired resumable uploads are removed every ten minutes.
     let vols = app.volumes.clone();
     tokio::spawn(async move {
