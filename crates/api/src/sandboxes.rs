@@ -779,7 +779,9 @@ pub async fn attach(
     rt(&s, move |r| r.attach(&sid, spec)).await?;
     let att_id = att.id.clone();
     let rec = s
-        .update(&app, &caller.0.tenant_id, &id, |rec| rec.attachments.push(att))
+        .update(&app, &caller.0.tenant_id, &id, |rec| {
+            rec.attachments.push(att)
+        })
         .await?;
     let att = rec
         .attachments
@@ -839,11 +841,7 @@ pub async fn list_attachments(
 ) -> ApiResult<axum::Json<AttachmentList>> {
     let rec = current(&app, &caller, &id).await?;
     Ok(axum::Json(AttachmentList {
-        attachments: rec
-            .attachments
-            .iter()
-            .map(|a| attachment(&id, a))
-            .collect(),
+        attachments: rec.attachments.iter().map(|a| attachment(&id, a)).collect(),
     }))
 }
 

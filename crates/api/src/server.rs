@@ -76,25 +76,24 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     };
     tracing::info!(server_id = %server_id, "sandboxes run here are recorded under this server id");
     let sandbox_dir = data_dir.join("sandboxes").join(&server_id);
-    let sandboxes =
-        match tokio::task::spawn_blocking(move || {
-            crate::SandboxRuntimeState::open(sandbox_dir, server_id)
-        })
-        .await
-        {
-            Ok(Ok(s)) => Some(Arc::new(s)),
-            Ok(Err(why)) => {
-                tracing::warn!(reason = %why, "sandboxes are unavailable");
-                crate::sandboxes::set_unavailable_reason(why);
-                None
-            }
-            Err(e) => {
-                let why = format!("the sandbox runtime failed to start: {e}");
-                tracing::warn!(reason = %why, "sandboxes are unavailable");
-                crate::sandboxes::set_unavailable_reason(why);
-                None
-            }
-        };
+    let sandboxes = match tokio::task::spawn_blocking(move || {
+        crate::SandboxRuntimeState::open(sandbox_dir, server_id)
+    })
+    .await
+    {
+        Ok(Ok(s)) => Some(Arc::new(s)),
+        Ok(Err(why)) => {
+            tracing::warn!(reason = %why, "sandboxes are unavailable");
+            crate::sandboxes::set_unavailable_reason(why);
+            None
+        }
+        Err(e) => {
+            let why = format!("the sandbox runtime failed to start: {e}");
+            tracing::warn!(reason = %why, "sandboxes are unavailable");
+            crate::sandboxes::set_unavailable_reason(why);
+            None
+        }
+    };
     let app = AppState {
         store,
         volumes,
