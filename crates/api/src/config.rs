@@ -18,7 +18,7 @@ pub struct ServerConfig {
     pub bootstrap_key: Option<String>,
     /// This server's id among the servers sharing one database (`--server-id`,
     /// `NULLSPACE_SERVER_ID`): the sandboxes it runs are recorded under it, and its runtime
-    /// keeps them in `<data_dir>/sandboxes/<server_id>`. It must stay the same across restarts
+    /// keeps them in `<data_dir>/sandboxes/servers/<server_id>`. It must stay the same across restarts
     /// and differ between servers. `None`: `<hostname>-<port>` of the bound listen address.
     pub server_id: Option<String>,
 }

@@ -1,7 +1,7 @@
 //! Sandbox routes: the tenant-facing face of the local sandbox runtime (`nullspace-sandbox`).
 //!
 //! The runtime knows sandboxes and mounts (by host path) and keeps its own host state
-//! (processes, cgroups, writable layers) under `<data>/sandboxes/<server-id>/`. What the product
+//! (processes, cgroups, writable layers) under `<data>/sandboxes/servers/<server-id>/`. What the product
 //! needs on top — owning tenant, the server that runs it, volume names, attachment ids, states
 //! and timestamps, the timeout's deadline — is a `SandboxRecord` in the control-plane store, so
 //! every server sharing the database lists and shows every sandbox. Only the server named in a
@@ -68,6 +68,33 @@ impl SandboxRuntimeState {
             deadlines: tokio::sync::Notify::new(),
         })
     }
+}
+
+/// Before sandbox records moved into the control-plane store, one runtime used
+/// `<data>/sandboxes` itself and the records were `<data>/sandboxes/records.json`. Those
+/// sandboxes have no record any server would read, so they are destroyed (their volumes are
+/// untouched) and the old files removed, once, with a warning.
+pub(crate) fn retire_legacy_layout(root: &std::path::Path) {
+    if !root.join("sandboxes").is_dir() {
+        return;
+    }
+    tracing::warn!(dir = %root.display(), "destroying the sandboxes of the old single-server layout (their records were not in the database)");
+    match Runtime::new(root) {
+        Ok(rt) => {
+            if let Err(e) = rt.destroy_all() {
+                tracing::warn!(error = %e, "could not destroy every old sandbox");
+                return;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not open the old sandbox layout");
+            return;
+        }
+    }
+    for old in ["sandboxes", "templates"] {
+        let _ = std::fs::remove_dir_all(root.join(old));
+    }
+    let _ = std::fs::remove_file(root.join("records.json"));
 }
 
 /// A runtime error in the API's taxonomy.

@@ -75,9 +75,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         None => crate::config::default_server_id(addr.port()),
     };
     tracing::info!(server_id = %server_id, "sandboxes run here are recorded under this server id");
-    let sandbox_dir = data_dir.join("sandboxes").join(&server_id);
+    let sandbox_root = data_dir.join("sandboxes");
     let sandboxes = match tokio::task::spawn_blocking(move || {
-        crate::SandboxRuntimeState::open(sandbox_dir, server_id)
+        crate::sandboxes::retire_legacy_layout(&sandbox_root);
+        let dir = sandbox_root.join("servers").join(&server_id);
+        crate::SandboxRuntimeState::open(dir, server_id)
     })
     .await
     {

@@ -354,6 +354,7 @@ fn files_read_write_list_inside_the_sandbox() {
 fn runtime_dir(s: &TestServer, server_id: &str, id: &str) -> std::path::PathBuf {
     s.data_dir()
         .join("sandboxes")
+        .join("servers")
         .join(server_id)
         .join("sandboxes")
         .join(id)
@@ -430,4 +431,23 @@ fn sandbox_timeout_destroys_it_also_across_a_restart() {
         s.ok(&["sandbox", "exec", &lasting, "--", "echo", "alive"]),
         "alive\n"
     );
+}
+
+#[test]
+fn the_old_single_server_layout_is_retired_at_start() {
+    let mut s = Server(TestServer::start(), Vec::new());
+    let id = s.ok(&["sandbox", "create"]).trim().to_owned();
+    s.1.push(id.clone());
+    s.stop();
+    // What a server before the records moved into the database left: a runtime directly in
+    // `<data>/sandboxes` (here a half-made sandbox dir) and `records.json`.
+    let root = s.data_dir().join("sandboxes");
+    std::fs::create_dir_all(root.join("sandboxes/sb-old")).unwrap();
+    std::fs::write(root.join("records.json"), b"{}").unwrap();
+    s.restart();
+    assert!(!root.join("sandboxes").exists());
+    assert!(!root.join("records.json").exists());
+    assert!(!root.join("templates").exists());
+    // The current layout is untouched: the sandbox made before runs on.
+    assert_eq!(s.ok(&["sandbox", "exec", &id, "--", "echo", "ok"]), "ok\n");
 }
