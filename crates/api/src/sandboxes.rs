@@ -805,11 +805,20 @@ pub async fn attach(
     let sid = id.clone();
     rt(&s, move |r| r.attach(&sid, spec)).await?;
     let att_id = att.id.clone();
-    let rec = s
+    let rec = match s
         .update(&app, &caller.0.tenant_id, &id, |rec| {
             rec.attachments.push(att)
         })
-        .await?;
+        .await
+    {
+        Ok(rec) => rec,
+        Err(e) => {
+            // No mount without a record (e.g. the volume was deleted meanwhile).
+            let (sid, path) = (id.clone(), m.mount_path.clone());
+            let _ = rt(&s, move |r| r.detach(&sid, &path)).await;
+            return Err(e);
+        }
+    };
     let att = rec
         .attachments
         .iter()
