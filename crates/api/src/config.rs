@@ -16,6 +16,46 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     /// Key to use as the default tenant's first admin key on first start (`--bootstrap-key`).
     pub bootstrap_key: Option<String>,
+    /// This server's id among the servers sharing one database (`--server-id`,
+    /// `NULLSPACE_SERVER_ID`): the sandboxes it runs are recorded under it, and its runtime
+    /// keeps them in `<data_dir>/sandboxes/servers/<server_id>`. It must stay the same across restarts
+    /// and differ between servers. `None`: `<hostname>-<port>` of the bound listen address.
+    pub server_id: Option<String>,
+}
+
+/// Whether `id` can be a server id: 1–63 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit
+/// (it names a directory and appears in messages).
+pub fn valid_server_id(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The default server id: `<hostname>-<port>` (a host name reduced to the allowed characters).
+/// Two servers on one host listen on different ports, so they get different ids; a server
+/// listening on port 0 gets a new id at each start and should be given `--server-id`.
+pub fn default_server_id(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(56)
+        .collect();
+    let host = host.trim_start_matches(['.', '_', '-']);
+    if host.is_empty() {
+        format!("localhost-{port}")
+    } else {
+        format!("{host}-{port}")
+    }
 }
 
 impl ServerConfig {
@@ -44,6 +84,24 @@ impl fmt::Debug for ServerConfig {
                 "bootstrap_key",
                 &self.bootstrap_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("server_id", &self.server_id)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_ids() {
+        assert!(valid_server_id("host-a.example_1"));
+        assert!(!valid_server_id(""));
+        assert!(!valid_server_id("-x"));
+        assert!(!valid_server_id("a/b"));
+        assert!(!valid_server_id("a:1"));
+        assert!(!valid_server_id(&"a".repeat(64)));
+        let id = default_server_id(7420);
+        assert!(id.ends_with("-7420") && valid_server_id(&id), "{id}");
     }
 }

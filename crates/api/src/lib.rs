@@ -66,9 +66,6 @@ impl AppState {
             v.used_bytes = u.used_bytes;
             v.file_count = u.file_count;
         }
-        if let Some(s) = &self.sandboxes {
-            v.attachments = s.attachment_count(&v.id);
-        }
         v
     }
 

@@ -1,14 +1,18 @@
 //! Sandbox routes: the tenant-facing face of the local sandbox runtime (`nullspace-sandbox`).
 //!
-//! The runtime knows sandboxes and mounts (by host path); this module adds what the product
-//! needs on top: the owning tenant, volume names, attachment ids and timestamps. Those live in
-//! one JSON file next to the runtime's state (`<data_dir>/sandboxes/records.json`), rewritten
-//! atomically on each change, so a restart keeps them; the control-plane database does not know
-//! sandboxes yet. Every runtime call blocks and runs on the blocking pool.
+//! The runtime knows sandboxes and mounts (by host path) and keeps its own host state
+//! (processes, cgroups, writable layers) under `<data>/sandboxes/servers/<server-id>/`. What the product
+//! needs on top — owning tenant, the server that runs it, volume names, attachment ids, states
+//! and timestamps, the timeout's deadline — is a `SandboxRecord` in the control-plane store, so
+//! every server sharing the database lists and shows every sandbox. Only the server named in a
+//! record runs it: an operation that needs the runtime, sent to another server, is
+//! `unavailable` naming the server that runs it (see ARCHITECTURE.md for why not forwarding).
+//! After each operation the owning server writes what its runtime now says (state, attachment
+//! states) to the record. Every runtime call blocks and runs on the blocking pool.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -21,6 +25,7 @@ use nullspace_sandbox::{
     ExecRequest, MountSpec, MountState, Runtime, SandboxError, SandboxInfo, SandboxSpec,
     SandboxState,
 };
+use nullspace_state::{AttachmentRecord, SandboxRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
@@ -35,117 +40,61 @@ pub(crate) fn set_unavailable_reason(reason: String) {
     let _ = UNAVAILABLE.set(reason);
 }
 
-/// The sandbox runtime plus the product's records of its sandboxes.
+/// How long the expiry task sleeps at most between looks at the deadlines (a new deadline
+/// wakes it at once; this only bounds the effect of a missed wake-up or a database outage).
+const EXPIRY_RECHECK: Duration = Duration::from_secs(60);
+
+/// The sandbox runtime of this server and its identity.
 pub struct SandboxRuntimeState {
     runtime: Runtime,
-    records_path: PathBuf,
-    records: Mutex<HashMap<String, SandboxMeta>>,
-}
-
-/// What the API remembers of one sandbox beyond the runtime's own state.
-#[derive(Clone, Serialize, Deserialize)]
-struct SandboxMeta {
-    tenant_id: String,
-    name: Option<String>,
-    created_at: DateTime<Utc>,
-    #[serde(default)]
-    timeout: Option<u64>,
-    attachments: Vec<AttachMeta>,
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-struct AttachMeta {
-    id: String,
-    volume: String,
-    volume_id: String,
-    mount_path: String,
-    read_only: bool,
-    subpath: Option<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    /// This server's id: the `server_id` of the records of the sandboxes it runs.
+    server_id: String,
+    /// Serialises read-modify-write of this server's sandbox records (only the owning server
+    /// changes a record, so a per-process lock is enough).
+    records: tokio::sync::Mutex<()>,
+    /// Wakes the expiry task when a sandbox with a deadline is created.
+    deadlines: tokio::sync::Notify,
 }
 
 impl SandboxRuntimeState {
-    /// Starts the runtime over `state_dir` (blocking: reconciles) and loads the records; records
-    /// of sandboxes the runtime no longer has are dropped.
-    pub fn open(state_dir: PathBuf) -> Result<SandboxRuntimeState, String> {
+    /// Starts the runtime over `state_dir` (blocking: the runtime adopts the sandboxes an
+    /// earlier run of this server left). Records are reconciled by [`reconcile`] afterwards.
+    pub fn open(state_dir: PathBuf, server_id: String) -> Result<SandboxRuntimeState, String> {
         let runtime = Runtime::new(&state_dir).map_err(|e| e.to_string())?;
-        let records_path = state_dir.join("records.json");
-        let mut records: HashMap<String, SandboxMeta> = match std::fs::read(&records_path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| format!("cannot parse {}: {e}", records_path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-            Err(e) => return Err(format!("cannot read {}: {e}", records_path.display())),
-        };
-        let live: std::collections::HashSet<String> =
-            runtime.list().into_iter().map(|i| i.id).collect();
-        records.retain(|id, _| live.contains(id));
-        let st = SandboxRuntimeState {
+        Ok(SandboxRuntimeState {
             runtime,
-            records_path,
-            records: Mutex::new(records),
-        };
-        st.save(&st.lock()).map_err(|e| e.message)?;
-        Ok(st)
+            server_id,
+            records: tokio::sync::Mutex::new(()),
+            deadlines: tokio::sync::Notify::new(),
+        })
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, SandboxMeta>> {
-        self.records.lock().unwrap_or_else(|p| p.into_inner())
+/// Before sandbox records moved into the control-plane store, one runtime used
+/// `<data>/sandboxes` itself and the records were `<data>/sandboxes/records.json`. Those
+/// sandboxes have no record any server would read, so they are destroyed (their volumes are
+/// untouched) and the old files removed, once, with a warning.
+pub(crate) fn retire_legacy_layout(root: &std::path::Path) {
+    if !root.join("sandboxes").is_dir() {
+        return;
     }
-
-    fn save(&self, records: &HashMap<String, SandboxMeta>) -> Result<(), Error> {
-        let tmp = self.records_path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(records)
-            .map_err(|e| Error::internal(format!("cannot encode sandbox records: {e}")))?;
-        let io = |e: std::io::Error| Error::internal(format!("cannot save sandbox records: {e}"));
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&bytes).map_err(io)?;
-            f.sync_all().map_err(io)?;
+    tracing::warn!(dir = %root.display(), "destroying the sandboxes of the old single-server layout (their records were not in the database)");
+    match Runtime::new(root) {
+        Ok(rt) => {
+            if let Err(e) = rt.destroy_all() {
+                tracing::warn!(error = %e, "could not destroy every old sandbox");
+                return;
+            }
         }
-        std::fs::rename(&tmp, &self.records_path).map_err(io)
-    }
-
-    /// The caller's sandbox meta, or `not_found` (also for other tenants' sandboxes).
-    fn meta(&self, tenant: &str, id: &str) -> Result<SandboxMeta, Error> {
-        match self.lock().get(id) {
-            Some(m) if m.tenant_id == tenant => Ok(m.clone()),
-            _ => Err(Error::not_found(format!("sandbox {id:?} not found"))),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not open the old sandbox layout");
+            return;
         }
     }
-
-    fn update(&self, id: &str, f: impl FnOnce(&mut SandboxMeta)) -> Result<(), Error> {
-        let mut recs = self.lock();
-        if let Some(m) = recs.get_mut(id) {
-            f(m);
-        }
-        self.save(&recs)
+    for old in ["sandboxes", "templates"] {
+        let _ = std::fs::remove_dir_all(root.join(old));
     }
-
-    /// How many sandbox attachments of `volume_id` exist (the volume's `attachments` field).
-    pub(crate) fn attachment_count(&self, volume_id: &str) -> u64 {
-        self.users_of(volume_id)
-            .iter()
-            .map(|(_, paths)| paths.len() as u64)
-            .sum()
-    }
-
-    /// Live sandboxes (id, attachment mount paths) that have `volume_id` attached.
-    fn users_of(&self, volume_id: &str) -> Vec<(String, Vec<String>)> {
-        self.lock()
-            .iter()
-            .filter_map(|(id, m)| {
-                let paths: Vec<String> = m
-                    .attachments
-                    .iter()
-                    .filter(|a| a.volume_id == volume_id)
-                    .map(|a| a.mount_path.clone())
-                    .collect();
-                (!paths.is_empty()).then(|| (id.clone(), paths))
-            })
-            .collect()
-    }
+    let _ = std::fs::remove_file(root.join("records.json"));
 }
 
 /// A runtime error in the API's taxonomy.
@@ -154,16 +103,244 @@ fn sb_err(e: SandboxError) -> Error {
     Error::new(code, e.to_string())
 }
 
+fn why_unavailable() -> &'static str {
+    UNAVAILABLE
+        .get()
+        .map(String::as_str)
+        .unwrap_or("the sandbox runtime is not running on this server")
+}
+
 impl AppState {
     fn sandboxes(&self) -> ApiResult<Arc<SandboxRuntimeState>> {
         self.sandboxes.clone().ok_or_else(|| {
-            let why = UNAVAILABLE
-                .get()
-                .map(String::as_str)
-                .unwrap_or("the sandbox runtime is not running on this server");
-            Error::unavailable(format!("sandboxes are unavailable: {why}")).into()
+            Error::unavailable(format!("sandboxes are unavailable: {}", why_unavailable())).into()
         })
     }
+
+    /// The caller's sandbox record (whichever server runs it), or `not_found`.
+    async fn sandbox_record(&self, caller: &Caller, id: &str) -> ApiResult<SandboxRecord> {
+        Ok(self.store.get_sandbox(&caller.0.tenant_id, id).await?)
+    }
+
+    /// This server's runtime when it runs `rec`; otherwise `unavailable` naming the server
+    /// that does.
+    fn owner(&self, rec: &SandboxRecord) -> ApiResult<Arc<SandboxRuntimeState>> {
+        match &self.sandboxes {
+            Some(s) if s.server_id == rec.server_id => Ok(s.clone()),
+            Some(_) => Err(Error::unavailable(format!(
+                "sandbox {:?} runs on server {:?}; send this request to that server",
+                rec.id, rec.server_id
+            ))
+            .into()),
+            None => Err(Error::unavailable(format!(
+                "sandbox {:?} runs on server {:?}, and sandboxes are unavailable on this one: {}",
+                rec.id,
+                rec.server_id,
+                why_unavailable()
+            ))
+            .into()),
+        }
+    }
+
+    /// The caller's sandbox, if this server runs it: its record and the runtime.
+    async fn owned(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> ApiResult<(SandboxRecord, Arc<SandboxRuntimeState>)> {
+        let rec = self.sandbox_record(caller, id).await?;
+        let s = self.owner(&rec)?;
+        Ok((rec, s))
+    }
+}
+
+fn state_str(s: SandboxState) -> &'static str {
+    match s {
+        SandboxState::Running => "running",
+        SandboxState::Paused => "paused",
+        SandboxState::Hibernated => "hibernated",
+    }
+}
+
+/// Brings a record in line with what the runtime says (sandbox state, each attachment's state
+/// and error); timestamps move only where something changed. Returns whether it changed.
+fn apply(rec: &mut SandboxRecord, info: &SandboxInfo, now: DateTime<Utc>) -> bool {
+    let mut changed = false;
+    let state = state_str(info.state);
+    if rec.state != state {
+        rec.state = state.to_owned();
+        changed = true;
+    }
+    for a in &mut rec.attachments {
+        let (state, error) = match info.mounts.iter().find(|m| m.spec.target == a.mount_path) {
+            Some(m) => (
+                match m.state {
+                    MountState::Mounted => "mounted",
+                    MountState::Released => "released",
+                    MountState::Failed => "failed",
+                },
+                m.error.clone(),
+            ),
+            None => ("released", None),
+        };
+        if a.state != state || a.error != error {
+            a.state = state.to_owned();
+            a.error = error;
+            a.updated_at = now;
+            changed = true;
+        }
+    }
+    if changed {
+        rec.updated_at = now;
+    }
+    changed
+}
+
+/// The current time at the precision the store keeps (microseconds), so records read back
+/// equal what was written.
+fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
+impl SandboxRuntimeState {
+    /// Changes this server's record of sandbox `id` under the records lock: `f` gets the
+    /// stored record and the runtime's view of the sandbox (`None` when the runtime no longer
+    /// has it), and the result is stored when it differs. Returns the stored record.
+    async fn update(
+        self: &Arc<Self>,
+        app: &AppState,
+        tenant_id: &str,
+        id: &str,
+        f: impl FnOnce(&mut SandboxRecord),
+    ) -> ApiResult<SandboxRecord> {
+        let _guard = self.records.lock().await;
+        let mut rec = app.store.get_sandbox(tenant_id, id).await?;
+        let before = rec.clone();
+        f(&mut rec);
+        let sid = id.to_owned();
+        if let Ok(info) = rt(self, move |r| r.info(&sid)).await {
+            apply(&mut rec, &info, now());
+        }
+        if rec != before {
+            app.store.update_sandbox(&rec).await?;
+        }
+        Ok(rec)
+    }
+
+    /// Re-reads the runtime's view of sandbox `id` into its record.
+    async fn refresh(
+        self: &Arc<Self>,
+        app: &AppState,
+        tenant_id: &str,
+        id: &str,
+    ) -> ApiResult<SandboxRecord> {
+        self.update(app, tenant_id, id, |_| {}).await
+    }
+
+    /// Destroys sandbox `id` in the runtime (already gone is fine) and removes its record.
+    async fn remove(self: &Arc<Self>, app: &AppState, id: &str) -> ApiResult<()> {
+        let sid = id.to_owned();
+        match rt(self, move |r| r.destroy(&sid)).await {
+            Ok(()) => {}
+            Err(e) if e.0.code == ErrorCode::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let _guard = self.records.lock().await;
+        match app.store.delete_sandbox(id).await {
+            Ok(()) | Err(nullspace_state::StateError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Start-up reconciliation of this server's sandbox records with its runtime: a record whose
+/// sandbox the runtime no longer has is removed; a runtime sandbox without a record (a crash
+/// between the two steps of create or fork) is destroyed; a sandbox past its deadline is
+/// destroyed; every other record gets the runtime's current states. Other servers' records
+/// are left alone. Then starts the expiry task.
+pub(crate) async fn reconcile(app: &AppState) -> anyhow::Result<()> {
+    let Some(s) = app.sandboxes.clone() else {
+        return Ok(());
+    };
+    let records = app.store.server_sandboxes(&s.server_id).await?;
+    let live: HashSet<String> = rt(&s, |r| Ok(r.list()))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.0.message))?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    let known: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    for id in live.iter().filter(|id| !known.contains(id.as_str())) {
+        tracing::info!(sandbox = %id, "destroying a sandbox that has no record");
+        let sid = id.clone();
+        rt(&s, move |r| r.destroy(&sid))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.0.message))?;
+    }
+    let now = now();
+    for rec in records {
+        if !live.contains(&rec.id) {
+            tracing::info!(sandbox = %rec.id, "removing the record of a sandbox the runtime no longer has");
+            app.store.delete_sandbox(&rec.id).await?;
+        } else if rec.expires_at.is_some_and(|t| t <= now) {
+            tracing::info!(sandbox = %rec.id, "destroying a sandbox past its timeout");
+            s.remove(app, &rec.id)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.0.message))?;
+        } else {
+            s.refresh(app, &rec.tenant_id, &rec.id)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.0.message))?;
+        }
+    }
+    tokio::spawn(expire_forever(app.clone(), s));
+    Ok(())
+}
+
+/// The expiry task: destroys this server's sandboxes whose deadline has passed, sleeping until
+/// the next deadline (or a new one, or [`EXPIRY_RECHECK`]). Deadlines are in the records, so
+/// they hold across restarts (start-up reconciliation destroys what expired meanwhile).
+async fn expire_forever(app: AppState, s: Arc<SandboxRuntimeState>) {
+    let shutdown = crate::shutdown_token().clone();
+    loop {
+        let wait = match expire_due(&app, &s).await {
+            Ok(Some(next)) => (next - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(EXPIRY_RECHECK),
+            Ok(None) => EXPIRY_RECHECK,
+            Err(e) => {
+                tracing::warn!(error = %e.0.message, "cannot expire sandboxes; retrying");
+                Duration::from_secs(5)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = s.deadlines.notified() => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Destroys the sandboxes past their deadline; returns the next deadline, if any.
+async fn expire_due(
+    app: &AppState,
+    s: &Arc<SandboxRuntimeState>,
+) -> ApiResult<Option<DateTime<Utc>>> {
+    let now = Utc::now();
+    let mut next: Option<DateTime<Utc>> = None;
+    for rec in app.store.server_sandboxes(&s.server_id).await? {
+        match rec.expires_at {
+            Some(t) if t <= now => {
+                tracing::info!(sandbox = %rec.id, timeout = ?rec.timeout_secs, "sandbox timed out; destroying it");
+                s.remove(app, &rec.id).await?;
+            }
+            Some(t) => next = Some(next.map_or(t, |n| n.min(t))),
+            None => {}
+        }
+    }
+    Ok(next)
 }
 
 /// A volume to mount: `{volume, mount_path, read_only, subpath}`.
@@ -193,7 +370,8 @@ pub struct CreateSandbox {
     pub name: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Seconds (recorded; not enforced yet).
+    /// Lifetime in seconds: the sandbox is destroyed this long after it was created (its
+    /// attachments released, its volumes kept), whatever its state, across server restarts.
     #[serde(default)]
     pub timeout: Option<u64>,
 }
@@ -201,6 +379,9 @@ pub struct CreateSandbox {
 fn base() -> String {
     "base".into()
 }
+
+/// The longest sandbox timeout accepted: one year.
+const MAX_TIMEOUT_SECS: u64 = 366 * 86_400;
 
 /// One attachment of a volume to a sandbox.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -226,6 +407,13 @@ pub struct Sandbox {
     pub template: String,
     /// `running`, `paused` or `hibernated`.
     pub state: String,
+    /// The server that runs the sandbox; operations on it through any other server sharing
+    /// the database are `unavailable`, naming this server.
+    pub server_id: String,
+    /// Lifetime in seconds given at create, if any.
+    pub timeout: Option<u64>,
+    /// When the sandbox will be destroyed (`created_at + timeout`).
+    pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub attachments: Vec<Attachment>,
 }
@@ -242,49 +430,36 @@ pub struct AttachmentList {
     pub attachments: Vec<Attachment>,
 }
 
-fn state_str(s: SandboxState) -> &'static str {
-    match s {
-        SandboxState::Running => "running",
-        SandboxState::Paused => "paused",
-        SandboxState::Hibernated => "hibernated",
-    }
-}
-
-fn attachment(info: &SandboxInfo, a: &AttachMeta) -> Attachment {
-    let status = info.mounts.iter().find(|m| m.spec.target == a.mount_path);
-    let (state, error) = match status {
-        Some(m) => (
-            match m.state {
-                MountState::Mounted => "mounted",
-                MountState::Released => "released",
-                MountState::Failed => "failed",
-            },
-            m.error.clone(),
-        ),
-        None => ("released", None),
-    };
+fn attachment(sandbox_id: &str, a: &AttachmentRecord) -> Attachment {
     Attachment {
         id: a.id.clone(),
-        sandbox_id: info.id.clone(),
-        volume: a.volume.clone(),
+        sandbox_id: sandbox_id.to_owned(),
+        volume: a.volume_name.clone(),
         mount_path: a.mount_path.clone(),
         read_only: a.read_only,
         subpath: a.subpath.clone(),
-        state: state.into(),
-        error,
+        state: a.state.clone(),
+        error: a.error.clone(),
         created_at: a.created_at,
         updated_at: a.updated_at,
     }
 }
 
-fn record(info: &SandboxInfo, m: &SandboxMeta) -> Sandbox {
+fn record(rec: &SandboxRecord) -> Sandbox {
     Sandbox {
-        id: info.id.clone(),
-        name: m.name.clone(),
-        template: info.template.clone(),
-        state: state_str(info.state).into(),
-        created_at: m.created_at,
-        attachments: m.attachments.iter().map(|a| attachment(info, a)).collect(),
+        id: rec.id.clone(),
+        name: rec.name.clone(),
+        template: rec.template.clone(),
+        state: rec.state.clone(),
+        server_id: rec.server_id.clone(),
+        timeout: rec.timeout_secs,
+        expires_at: rec.expires_at,
+        created_at: rec.created_at,
+        attachments: rec
+            .attachments
+            .iter()
+            .map(|a| attachment(&rec.id, a))
+            .collect(),
     }
 }
 
@@ -302,25 +477,63 @@ async fn resolve_mount(
     app: &AppState,
     caller: &Caller,
     m: &VolumeMount,
-) -> ApiResult<(MountSpec, AttachMeta)> {
+) -> ApiResult<(MountSpec, AttachmentRecord)> {
     let v = app.volume(&caller.0, &m.volume).await?;
     let (vols, id, name) = (app.volumes.clone(), v.id.clone(), v.name.clone());
     let dir = blocking(move || vols.data_dir(&id).map_err(|e| e.in_volume(&name))).await?;
     let mut spec = MountSpec::new(dir, m.mount_path.clone());
     spec.read_only = m.read_only;
     spec.subpath = m.subpath.clone();
-    let now = Utc::now();
-    let meta = AttachMeta {
+    let now = now();
+    let att = AttachmentRecord {
         id: format!("att-{}", uuid::Uuid::new_v4().simple()),
-        volume: v.name.clone(),
         volume_id: v.id.clone(),
+        volume_name: v.name.clone(),
         mount_path: m.mount_path.clone(),
         read_only: m.read_only,
         subpath: m.subpath.clone(),
+        state: "mounted".into(),
+        error: None,
         created_at: now,
         updated_at: now,
     };
-    Ok((spec, meta))
+    Ok((spec, att))
+}
+
+/// Stores the record of a sandbox the runtime just made; if that fails, the sandbox is
+/// destroyed again (no sandbox without a record).
+async fn store_new(
+    app: &AppState,
+    s: &Arc<SandboxRuntimeState>,
+    rec: &SandboxRecord,
+) -> ApiResult<()> {
+    let stored = {
+        let _guard = s.records.lock().await;
+        app.store.create_sandbox(rec).await
+    };
+    if let Err(e) = stored {
+        let id = rec.id.clone();
+        let _ = rt(s, move |r| r.destroy(&id)).await;
+        return Err(e.into());
+    }
+    if rec.expires_at.is_some() {
+        s.deadlines.notify_one();
+    }
+    Ok(())
+}
+
+/// `created_at + timeout`, or `invalid_argument` for a timeout of zero or beyond a year.
+fn deadline(created_at: DateTime<Utc>, timeout: Option<u64>) -> ApiResult<Option<DateTime<Utc>>> {
+    let Some(t) = timeout else {
+        return Ok(None);
+    };
+    if t == 0 || t > MAX_TIMEOUT_SECS {
+        return Err(Error::invalid_argument(format!(
+            "timeout must be between 1 and {MAX_TIMEOUT_SECS} seconds, not {t}"
+        ))
+        .into());
+    }
+    Ok(Some(created_at + chrono::Duration::seconds(t as i64)))
 }
 
 #[utoipa::path(post, path = "/v1/sandboxes", tag = "sandboxes", request_body = CreateSandbox,
@@ -332,34 +545,35 @@ pub async fn create_sandbox(
     Json(req): Json<CreateSandbox>,
 ) -> ApiResult<Response> {
     let s = app.sandboxes()?;
+    deadline(Utc::now(), req.timeout)?;
     let id = format!("sb-{}", uuid::Uuid::new_v4().simple());
     let mut spec = SandboxSpec::new(id.clone());
     spec.template = req.template;
     spec.env = req.env;
     let mut atts = Vec::new();
     for m in &req.volumes {
-        let (mount, meta) = resolve_mount(&app, &caller, m).await?;
+        let (mount, att) = resolve_mount(&app, &caller, m).await?;
         spec.mounts.push(mount);
-        atts.push(meta);
+        atts.push(att);
     }
     let info = rt(&s, move |r| r.create(spec)).await?;
-    let meta = SandboxMeta {
+    let created_at = now();
+    let mut rec = SandboxRecord {
+        id,
         tenant_id: caller.0.tenant_id.clone(),
+        server_id: s.server_id.clone(),
         name: req.name,
-        created_at: Utc::now(),
-        timeout: req.timeout,
+        template: info.template.clone(),
+        state: state_str(info.state).into(),
+        timeout_secs: req.timeout,
+        expires_at: deadline(created_at, req.timeout)?,
+        created_at,
+        updated_at: created_at,
         attachments: atts,
     };
-    let saved = {
-        let mut recs = s.lock();
-        recs.insert(id.clone(), meta.clone());
-        s.save(&recs)
-    };
-    if let Err(e) = saved {
-        let _ = rt(&s, move |r| r.destroy(&id)).await;
-        return Err(e.into());
-    }
-    Ok((StatusCode::CREATED, axum::Json(record(&info, &meta))).into_response())
+    apply(&mut rec, &info, created_at);
+    store_new(&app, &s, &rec).await?;
+    Ok((StatusCode::CREATED, axum::Json(record(&rec))).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/sandboxes", tag = "sandboxes",
@@ -368,32 +582,29 @@ pub async fn list_sandboxes(
     State(app): State<AppState>,
     caller: Caller,
 ) -> ApiResult<axum::Json<SandboxList>> {
-    let s = app.sandboxes()?;
-    let infos = rt(&s, |r| Ok(r.list())).await?;
-    let recs = s.lock().clone();
-    let mut out: Vec<(DateTime<Utc>, Sandbox)> = infos
-        .iter()
-        .filter_map(|i| {
-            let m = recs.get(&i.id)?;
-            (m.tenant_id == caller.0.tenant_id).then(|| (m.created_at, record(i, m)))
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
+    let mut recs = app.store.list_sandboxes(&caller.0.tenant_id).await?;
+    // The ones this server runs are shown as its runtime sees them now.
+    if let Some(s) = &app.sandboxes {
+        let infos = rt(s, |r| Ok(r.list())).await?;
+        let now = now();
+        for rec in recs.iter_mut().filter(|r| r.server_id == s.server_id) {
+            if let Some(info) = infos.iter().find(|i| i.id == rec.id) {
+                apply(rec, info, now);
+            }
+        }
+    }
     Ok(axum::Json(SandboxList {
-        sandboxes: out.into_iter().map(|x| x.1).collect(),
+        sandboxes: recs.iter().map(record).collect(),
     }))
 }
 
-/// The caller's sandbox: its runtime info and record.
-async fn current(
-    s: &Arc<SandboxRuntimeState>,
-    caller: &Caller,
-    id: &str,
-) -> ApiResult<(SandboxInfo, SandboxMeta)> {
-    let meta = s.meta(&caller.0.tenant_id, id)?;
-    let sid = id.to_owned();
-    let info = rt(s, move |r| r.info(&sid)).await?;
-    Ok((info, meta))
+/// The caller's sandbox record, brought up to date first when this server runs it.
+async fn current(app: &AppState, caller: &Caller, id: &str) -> ApiResult<SandboxRecord> {
+    let rec = app.sandbox_record(caller, id).await?;
+    match app.owner(&rec) {
+        Ok(s) => s.refresh(app, &caller.0.tenant_id, id).await,
+        Err(_) => Ok(rec),
+    }
 }
 
 #[utoipa::path(get, path = "/v1/sandboxes/{id}", tag = "sandboxes", params(("id" = String, Path)),
@@ -403,25 +614,18 @@ pub async fn get_sandbox(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Sandbox>> {
-    let s = app.sandboxes()?;
-    let (info, meta) = current(&s, &caller, &id).await?;
-    Ok(axum::Json(record(&info, &meta)))
+    Ok(axum::Json(record(&current(&app, &caller, &id).await?)))
 }
 
 #[utoipa::path(delete, path = "/v1/sandboxes/{id}", tag = "sandboxes", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn destroy_sandbox(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let s = app.sandboxes()?;
-    s.meta(&caller.0.tenant_id, &id)?;
-    let sid = id.clone();
-    rt(&s, move |r| r.destroy(&sid)).await?;
-    let mut recs = s.lock();
-    recs.remove(&id);
-    s.save(&recs)?;
+    let (_, s) = app.owned(&caller, &id).await?;
+    s.remove(&app, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -462,15 +666,15 @@ pub struct ExecOutput {
 
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/exec", tag = "sandboxes", params(("id" = String, Path)),
     request_body = ExecBody,
-    responses((status = 200, body = ExecOutput), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ExecOutput), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub async fn exec(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Json(body): Json<ExecBody>,
 ) -> ApiResult<axum::Json<ExecOutput>> {
-    let s = app.sandboxes()?;
-    s.meta(&caller.0.tenant_id, &id)?;
+    let (rec, s) = app.owned(&caller, &id).await?;
     let mut req = match body.cmd {
         Command::Argv(a) if a.is_empty() => {
             return Err(Error::invalid_argument("cmd must not be empty").into())
@@ -487,7 +691,9 @@ pub async fn exec(
         }
         req.timeout = Some(Duration::from_secs_f64(t.min(86_400.0)));
     }
-    let out = rt(&s, move |r| r.exec(&id, req)).await?;
+    let sid = id.clone();
+    let out = rt(&s, move |r| r.exec(&sid, req)).await?;
+    woken(&app, &s, &rec).await?;
     Ok(axum::Json(ExecOutput {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -495,6 +701,14 @@ pub async fn exec(
         timed_out: out.timed_out,
         truncated: out.truncated,
     }))
+}
+
+/// After exec or files, which wake a hibernated sandbox: records its new state.
+async fn woken(app: &AppState, s: &Arc<SandboxRuntimeState>, rec: &SandboxRecord) -> ApiResult<()> {
+    if rec.state != "running" {
+        s.refresh(app, &rec.tenant_id, &rec.id).await?;
+    }
+    Ok(())
 }
 
 /// `?path=`
@@ -513,9 +727,9 @@ pub async fn read_file(
     Path(id): Path<String>,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<Response> {
-    let s = app.sandboxes()?;
-    s.meta(&caller.0.tenant_id, &id)?;
+    let (rec, s) = app.owned(&caller, &id).await?;
     let data = rt(&s, move |r| r.read_file(&id, &q.path)).await?;
+    woken(&app, &s, &rec).await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
         data,
@@ -533,9 +747,9 @@ pub async fn write_file(
     Query(q): Query<PathQuery>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    let s = app.sandboxes()?;
-    s.meta(&caller.0.tenant_id, &id)?;
+    let (rec, s) = app.owned(&caller, &id).await?;
     rt(&s, move |r| r.write_file(&id, &q.path, &body)).await?;
+    woken(&app, &s, &rec).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -562,9 +776,9 @@ pub async fn list_files(
     Path(id): Path<String>,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<axum::Json<SandboxDirList>> {
-    let s = app.sandboxes()?;
-    s.meta(&caller.0.tenant_id, &id)?;
+    let (rec, s) = app.owned(&caller, &id).await?;
     let entries = rt(&s, move |r| r.list_dir(&id, &q.path)).await?;
+    woken(&app, &s, &rec).await?;
     Ok(axum::Json(SandboxDirList {
         entries: entries
             .into_iter()
@@ -586,15 +800,31 @@ pub async fn attach(
     Path(id): Path<String>,
     Json(m): Json<VolumeMount>,
 ) -> ApiResult<Response> {
-    let s = app.sandboxes()?;
-    s.meta(&caller.0.tenant_id, &id)?;
-    let (spec, meta) = resolve_mount(&app, &caller, &m).await?;
+    let (_, s) = app.owned(&caller, &id).await?;
+    let (spec, att) = resolve_mount(&app, &caller, &m).await?;
     let sid = id.clone();
     rt(&s, move |r| r.attach(&sid, spec)).await?;
-    s.update(&id, |rec| rec.attachments.push(meta.clone()))?;
-    let sid = id.clone();
-    let info = rt(&s, move |r| r.info(&sid)).await?;
-    Ok((StatusCode::CREATED, axum::Json(attachment(&info, &meta))).into_response())
+    let att_id = att.id.clone();
+    let rec = match s
+        .update(&app, &caller.0.tenant_id, &id, |rec| {
+            rec.attachments.push(att)
+        })
+        .await
+    {
+        Ok(rec) => rec,
+        Err(e) => {
+            // No mount without a record (e.g. the volume was deleted meanwhile).
+            let (sid, path) = (id.clone(), m.mount_path.clone());
+            let _ = rt(&s, move |r| r.detach(&sid, &path)).await;
+            return Err(e);
+        }
+    };
+    let att = rec
+        .attachments
+        .iter()
+        .find(|a| a.id == att_id)
+        .ok_or_else(|| Error::internal(format!("attachment {att_id} vanished from {id}")))?;
+    Ok((StatusCode::CREATED, axum::Json(attachment(&id, att))).into_response())
 }
 
 /// `?mount_path=`
@@ -613,9 +843,8 @@ pub async fn detach(
     Path(id): Path<String>,
     Query(q): Query<DetachQuery>,
 ) -> ApiResult<axum::Json<Attachment>> {
-    let s = app.sandboxes()?;
-    let meta = s.meta(&caller.0.tenant_id, &id)?;
-    let Some(mut att) = meta
+    let (rec, s) = app.owned(&caller, &id).await?;
+    let Some(mut att) = rec
         .attachments
         .iter()
         .find(|a| a.mount_path == q.mount_path)
@@ -629,15 +858,14 @@ pub async fn detach(
     };
     let (sid, path) = (id.clone(), q.mount_path.clone());
     rt(&s, move |r| r.detach(&sid, &path)).await?;
-    s.update(&id, |rec| {
+    s.update(&app, &caller.0.tenant_id, &id, |rec| {
         rec.attachments.retain(|a| a.mount_path != q.mount_path)
-    })?;
-    att.updated_at = Utc::now();
-    let sid = id.clone();
-    let info = rt(&s, move |r| r.info(&sid)).await?;
-    let mut out = attachment(&info, &att);
-    out.state = "released".into();
-    Ok(axum::Json(out))
+    })
+    .await?;
+    att.state = "released".into();
+    att.error = None;
+    att.updated_at = now();
+    Ok(axum::Json(attachment(&id, &att)))
 }
 
 #[utoipa::path(get, path = "/v1/sandboxes/{id}/attachments", tag = "sandboxes", params(("id" = String, Path)),
@@ -647,14 +875,9 @@ pub async fn list_attachments(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<AttachmentList>> {
-    let s = app.sandboxes()?;
-    let (info, meta) = current(&s, &caller, &id).await?;
+    let rec = current(&app, &caller, &id).await?;
     Ok(axum::Json(AttachmentList {
-        attachments: meta
-            .attachments
-            .iter()
-            .map(|a| attachment(&info, a))
-            .collect(),
+        attachments: rec.attachments.iter().map(|a| attachment(&id, a)).collect(),
     }))
 }
 
@@ -665,18 +888,11 @@ async fn lifecycle(
     id: String,
     op: fn(&Runtime, &str) -> Result<SandboxInfo, SandboxError>,
 ) -> ApiResult<axum::Json<Sandbox>> {
-    let s = app.sandboxes()?;
-    s.meta(&caller.0.tenant_id, &id)?;
+    let (_, s) = app.owned(&caller, &id).await?;
     let sid = id.clone();
-    let info = rt(&s, move |r| op(r, &sid)).await?;
-    let now = Utc::now();
-    s.update(&id, |m| {
-        for a in &mut m.attachments {
-            a.updated_at = now;
-        }
-    })?;
-    let meta = s.meta(&caller.0.tenant_id, &id)?;
-    Ok(axum::Json(record(&info, &meta)))
+    rt(&s, move |r| op(r, &sid)).await?;
+    let rec = s.refresh(&app, &caller.0.tenant_id, &id).await?;
+    Ok(axum::Json(record(&rec)))
 }
 
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", tag = "sandboxes", params(("id" = String, Path)),
@@ -716,69 +932,86 @@ pub async fn fork(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let s = app.sandboxes()?;
-    let src = s.meta(&caller.0.tenant_id, &id)?;
+    let (src, s) = app.owned(&caller, &id).await?;
     let new_id = format!("sb-{}", uuid::Uuid::new_v4().simple());
     let nid = new_id.clone();
     let info = rt(&s, move |r| r.fork(&id, &nid)).await?;
-    let now = Utc::now();
-    let meta = SandboxMeta {
-        tenant_id: src.tenant_id.clone(),
+    let created_at = now();
+    let mut rec = SandboxRecord {
+        id: new_id,
         name: None,
-        created_at: now,
-        timeout: src.timeout,
+        state: state_str(info.state).into(),
+        expires_at: deadline(created_at, src.timeout_secs)?,
+        created_at,
+        updated_at: created_at,
         attachments: src
             .attachments
             .iter()
-            .map(|a| AttachMeta {
+            .map(|a| AttachmentRecord {
                 id: format!("att-{}", uuid::Uuid::new_v4().simple()),
-                created_at: now,
-                updated_at: now,
+                created_at,
+                updated_at: created_at,
                 ..a.clone()
             })
             .collect(),
+        ..src
     };
-    {
-        let mut recs = s.lock();
-        recs.insert(new_id.clone(), meta.clone());
-        s.save(&recs)?;
-    }
-    Ok((StatusCode::CREATED, axum::Json(record(&info, &meta))).into_response())
+    apply(&mut rec, &info, created_at);
+    store_new(&app, &s, &rec).await?;
+    Ok((StatusCode::CREATED, axum::Json(record(&rec))).into_response())
 }
 
-/// For `DELETE /v1/volumes/{name}`: fails with `volume_in_use` when a sandbox has the volume
-/// attached, unless `force`, which detaches it from every such sandbox first.
+/// For `DELETE /v1/volumes/{name}`: fails with `volume_in_use` when a sandbox (on any server)
+/// has the volume attached, unless `force`, which detaches it from every such sandbox first —
+/// possible only when this server runs them all (else `unavailable` naming the server).
 pub(crate) async fn release_volume(
     app: &AppState,
     volume_id: &str,
     volume_name: &str,
     force: bool,
 ) -> ApiResult<()> {
-    let Some(s) = app.sandboxes.clone() else {
-        return Ok(());
-    };
-    let users = s.users_of(volume_id);
+    let users = app.store.volume_sandboxes(volume_id).await?;
     if users.is_empty() {
         return Ok(());
     }
     if !force {
-        let ids: Vec<&str> = users.iter().map(|u| u.0.as_str()).collect();
+        let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
         return Err(Error::volume_in_use(format!(
             "volume {volume_name:?} is attached to sandbox(es) {}; detach it or delete with force",
             ids.join(", ")
         ))
         .into());
     }
-    for (id, paths) in users {
-        for path in paths {
-            let (sid, p) = (id.clone(), path.clone());
+    let mut owned = Vec::new();
+    for rec in &users {
+        let s = app.owner(rec).map_err(|_| {
+            Error::unavailable(format!(
+                "volume {volume_name:?} is attached to sandbox {:?}, which runs on server {:?}; \
+                 delete the volume through that server",
+                rec.id, rec.server_id
+            ))
+        })?;
+        owned.push((rec, s));
+    }
+    for (rec, s) in owned {
+        let paths: Vec<String> = rec
+            .attachments
+            .iter()
+            .filter(|a| a.volume_id == volume_id)
+            .map(|a| a.mount_path.clone())
+            .collect();
+        for path in &paths {
+            let (sid, p) = (rec.id.clone(), path.clone());
             match rt(&s, move |r| r.detach(&sid, &p)).await {
                 Ok(()) => {}
                 Err(e) if e.0.code == ErrorCode::NotFound => {}
                 Err(e) => return Err(e),
             }
-            s.update(&id, |m| m.attachments.retain(|a| a.mount_path != path))?;
         }
+        s.update(app, &rec.tenant_id, &rec.id, |r| {
+            r.attachments.retain(|a| a.volume_id != volume_id)
+        })
+        .await?;
     }
     Ok(())
 }

@@ -65,24 +65,37 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let volumes = Arc::new(VolumeStore::new(Box::new(placement)));
     let signer = crate::Signer::load_or_create(&data_dir.join("signing.key"))
         .context("cannot load the URL signing key")?;
-    let sandbox_dir = data_dir.join("sandboxes");
-    let sandboxes =
-        match tokio::task::spawn_blocking(move || crate::SandboxRuntimeState::open(sandbox_dir))
-            .await
-        {
-            Ok(Ok(s)) => Some(Arc::new(s)),
-            Ok(Err(why)) => {
-                tracing::warn!(reason = %why, "sandboxes are unavailable");
-                crate::sandboxes::set_unavailable_reason(why);
-                None
-            }
-            Err(e) => {
-                let why = format!("the sandbox runtime failed to start: {e}");
-                tracing::warn!(reason = %why, "sandboxes are unavailable");
-                crate::sandboxes::set_unavailable_reason(why);
-                None
-            }
-        };
+    // Each server's runtime has a directory of its own: servers may share a data dir, and a
+    // runtime adopts (and reconciles) every sandbox in its directory.
+    let server_id = match config.server_id.clone() {
+        Some(id) if crate::config::valid_server_id(&id) => id,
+        Some(id) => anyhow::bail!(
+            "invalid --server-id {id:?}: use 1-63 of A-Z a-z 0-9 . _ - starting with a letter or digit"
+        ),
+        None => crate::config::default_server_id(addr.port()),
+    };
+    tracing::info!(server_id = %server_id, "sandboxes run here are recorded under this server id");
+    let sandbox_root = data_dir.join("sandboxes");
+    let sandboxes = match tokio::task::spawn_blocking(move || {
+        crate::sandboxes::retire_legacy_layout(&sandbox_root);
+        let dir = sandbox_root.join("servers").join(&server_id);
+        crate::SandboxRuntimeState::open(dir, server_id)
+    })
+    .await
+    {
+        Ok(Ok(s)) => Some(Arc::new(s)),
+        Ok(Err(why)) => {
+            tracing::warn!(reason = %why, "sandboxes are unavailable");
+            crate::sandboxes::set_unavailable_reason(why);
+            None
+        }
+        Err(e) => {
+            let why = format!("the sandbox runtime failed to start: {e}");
+            tracing::warn!(reason = %why, "sandboxes are unavailable");
+            crate::sandboxes::set_unavailable_reason(why);
+            None
+        }
+    };
     let app = AppState {
         store,
         volumes,
@@ -90,6 +103,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         sandboxes,
     };
     reconcile(&app).await?;
+    crate::sandboxes::reconcile(&app)
+        .await
+        .context("cannot reconcile this server's sandboxes")?;
     // Expired resumable uploads are removed every ten minutes.
     let vols = app.volumes.clone();
     tokio::spawn(async move {

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use nullspace_client::SandboxMount;
+use anyhow::Context;
+use nullspace_client::{ExecOptions, SandboxMount};
 use nullspace_core::Error;
 use serde_json::Value;
 
@@ -26,18 +27,36 @@ pub enum SandboxCommand {
         /// A name for the sandbox
         #[arg(long)]
         name: Option<String>,
+        /// Destroy the sandbox this long after creating it (seconds, or 30s, 15m, 1h, 1d)
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
     },
     /// List sandboxes
     List,
     /// Show one sandbox
     Get { id: String },
-    /// Run a command in a sandbox; exits with its exit code
+    /// Run a command in a sandbox; exits with its exit code (124 if it timed out)
     Exec {
         id: String,
+        /// Environment variable for the command (repeatable)
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Working directory inside the sandbox
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<String>,
+        /// Pass this command's standard input to the command (UTF-8 text)
+        #[arg(short = 'i', long)]
+        stdin: bool,
+        /// Kill the command after this long (seconds, or 30s, 15m, 1h)
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
         /// Program and arguments
         #[arg(last = true, required = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
+    /// Files as the sandbox sees them (its own filesystem and its mounted volumes)
+    #[command(subcommand)]
+    Files(FilesCommand),
     /// Attach a volume to a running sandbox
     Attach {
         id: String,
@@ -59,6 +78,62 @@ pub enum SandboxCommand {
     Fork { id: String },
     /// Destroy a sandbox (its volumes and their data stay)
     Destroy { id: String },
+}
+
+#[derive(clap::Subcommand)]
+pub enum FilesCommand {
+    /// Print a file to stdout
+    Read {
+        id: String,
+        /// Absolute path inside the sandbox
+        path: String,
+    },
+    /// Write a file from stdin (or --from FILE), replacing it; prints nothing unless --json
+    Write {
+        id: String,
+        /// Absolute path inside the sandbox
+        path: String,
+        /// Local file to send instead of stdin (`-` is stdin)
+        #[arg(long, value_name = "FILE")]
+        from: Option<std::path::PathBuf>,
+    },
+    /// List a directory
+    #[command(visible_alias = "ls")]
+    List {
+        id: String,
+        /// Absolute path inside the sandbox
+        #[arg(default_value = "/")]
+        path: String,
+    },
+}
+
+/// Parses `KEY=VALUE` flags into a map (`flag` names the flag in errors).
+fn parse_env(flag: &str, pairs: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    let mut envs = BTreeMap::new();
+    for kv in pairs {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            Error::invalid_argument(format!("invalid {flag} {kv:?}: expected KEY=VALUE"))
+        })?;
+        if k.is_empty() {
+            return Err(Error::invalid_argument(format!(
+                "invalid {flag} {kv:?}: the name is empty"
+            )));
+        }
+        envs.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(envs)
+}
+
+/// A `--timeout` value: seconds or a duration such as `30s`, `15m`, `1h`; never zero.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, Error> {
+    let d = crate::transfer::parse_duration(s)
+        .map_err(|e| Error::invalid_argument(format!("--timeout: {}", e.message)))?;
+    if d.is_zero() {
+        return Err(Error::invalid_argument(format!(
+            "--timeout: {s:?} is zero; give a positive duration"
+        )));
+    }
+    Ok(d)
 }
 
 /// Parses `ref=VOLUME,mount=/abs/path[,readonly][,subpath=dir]`.
@@ -128,20 +203,16 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
             volumes,
             env,
             name,
+            timeout,
         } => {
             let mounts = volumes
                 .iter()
                 .map(|s| parse_mount(s))
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut envs = BTreeMap::new();
-            for kv in &env {
-                let (k, v) = kv.split_once('=').ok_or_else(|| {
-                    Error::invalid_argument(format!("invalid --env {kv:?}: expected KEY=VALUE"))
-                })?;
-                envs.insert(k.to_owned(), v.to_owned());
-            }
+            let envs = parse_env("--env", &env)?;
+            let timeout = timeout.as_deref().map(parse_timeout).transpose()?;
             let sb = client
-                .create_sandbox(&template, &mounts, name.as_deref(), &envs)
+                .create_sandbox(&template, &mounts, name.as_deref(), &envs, timeout)
                 .await?;
             print_record(&sb, sb["id"].as_str().unwrap_or_default().to_owned())?;
         }
@@ -173,18 +244,48 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
             let sb = client.get_sandbox(&id).await?;
             output::json(&sb)?;
         }
-        SandboxCommand::Exec { id, cmd } => {
-            let out = client.exec(&id, &cmd).await?;
+        SandboxCommand::Exec {
+            id,
+            env,
+            cwd,
+            stdin,
+            timeout,
+            cmd,
+        } => {
+            let timeout = timeout.as_deref().map(parse_timeout).transpose()?;
+            let opts = ExecOptions {
+                env: parse_env("--env", &env)?,
+                cwd,
+                stdin: if stdin {
+                    Some(read_stdin_text().await?)
+                } else {
+                    None
+                },
+                timeout,
+            };
+            let out = client.exec_with(&id, &cmd, &opts).await?;
             if g.json {
                 output::json(&serde_json::json!({
                     "stdout": out.stdout, "stderr": out.stderr, "exit_code": out.exit_code,
+                    "timed_out": out.timed_out, "truncated": out.truncated,
                 }))?;
             } else {
                 output::write_stdout(out.stdout.as_bytes())?;
                 eprint!("{}", out.stderr);
+                if out.timed_out {
+                    let t = timeout.map_or(0.0, |t| t.as_secs_f64());
+                    output::eprint_line(&format!(
+                        "error: the command timed out after {t}s and was killed"
+                    ));
+                }
+            }
+            // As coreutils' `timeout` does: 124 when the command ran out of time.
+            if out.timed_out {
+                return Ok(ExitCode::from(124));
             }
             return Ok(ExitCode::from((out.exit_code & 0xff) as u8));
         }
+        SandboxCommand::Files(cmd) => files(&client, g, cmd).await?,
         SandboxCommand::Attach { id, volume } => {
             let a = client.attach(&id, &parse_mount(&volume)?).await?;
             let msg = format!(
@@ -224,6 +325,77 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// All of this process's standard input, which must be UTF-8 text (the API's `stdin`).
+async fn read_stdin_text() -> anyhow::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    tokio::io::stdin()
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("cannot read stdin"))?;
+    String::from_utf8(buf)
+        .map_err(|_| Error::invalid_argument("--stdin: standard input is not UTF-8 text").into())
+}
+
+async fn files(
+    client: &nullspace_client::Client,
+    g: &Global,
+    cmd: FilesCommand,
+) -> anyhow::Result<()> {
+    match cmd {
+        FilesCommand::Read { id, path } => {
+            let data = client.sandbox_read(&id, &path).await?;
+            output::write_stdout(&data)
+        }
+        FilesCommand::Write { id, path, from } => {
+            let data = match from.filter(|f| f.as_os_str() != "-") {
+                None => {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = Vec::new();
+                    tokio::io::stdin()
+                        .read_to_end(&mut buf)
+                        .await
+                        .map_err(|e| anyhow::Error::new(e).context("cannot read stdin"))?;
+                    buf
+                }
+                Some(file) => tokio::fs::read(&file)
+                    .await
+                    .with_context(|| format!("cannot read {}", file.display()))?,
+            };
+            let size = data.len();
+            client.sandbox_write(&id, &path, data).await?;
+            // Silent on success so that pipelines stay clean.
+            if g.json {
+                output::json(&serde_json::json!({ "path": path, "size": size }))?;
+            }
+            Ok(())
+        }
+        FilesCommand::List { id, path } => {
+            let entries = client.sandbox_list(&id, &path).await?;
+            if g.json {
+                return output::json(&serde_json::json!({ "entries": entries }));
+            }
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|e| {
+                    let kind = e["kind"].as_str().unwrap_or_default();
+                    let name = e["name"].as_str().unwrap_or_default();
+                    vec![
+                        kind.to_owned(),
+                        e["size"].as_u64().unwrap_or(0).to_string(),
+                        if kind == "dir" {
+                            format!("{name}/")
+                        } else {
+                            name.to_owned()
+                        },
+                    ]
+                })
+                .collect();
+            output::table(None, &rows)
+        }
+    }
 }
 
 async fn lifecycle(

@@ -32,6 +32,9 @@ pub struct ServerArgs {
         value_name = "KEY"
     )]
     bootstrap_key: Option<String>,
+    /// This server's id among servers sharing one database; must stay the same across restarts [default: HOSTNAME-PORT]
+    #[arg(long, env = "NULLSPACE_SERVER_ID", value_name = "ID")]
+    server_id: Option<String>,
 }
 
 /// Accepts `IP:PORT` and `HOST:PORT` (resolved once, first address).
@@ -61,6 +64,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(ServerConfig::default_data_dir),
         database_url: args.database_url.filter(|u| !u.is_empty()),
         bootstrap_key: args.bootstrap_key.filter(|k| !k.is_empty()),
+        server_id: args.server_id.filter(|i| !i.is_empty()),
     };
     nullspace_api::run(config).await?;
     Ok(ExitCode::SUCCESS)

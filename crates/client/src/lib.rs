@@ -37,7 +37,7 @@ pub use content::{
     EditCount, EditOptions, ReplaceOptions, ReplaceSummary, ReplacedFile, SearchItem, SearchMatch,
     SearchOptions, SearchStream, SearchSummary,
 };
-pub use sandbox::{ExecOutput, SandboxMount};
+pub use sandbox::{ExecOptions, ExecOutput, SandboxMount};
 pub use transfer::{
     ArchiveFormat, OnCreated, Progress, ResumableOptions, ResumableUpload, SignedMethod, SignedUrl,
     TusUpload, DEFAULT_TUS_CHUNK, MAX_SIGNED_URL_LIFETIME, TUS_VERSION,

@@ -1,4 +1,4 @@
-//! Control-plane state: tenants, API keys and volume records, behind one trait.
+//! Control-plane state: tenants, API keys, volume and sandbox records, behind one trait.
 //!
 //! Architecture invariant: only this crate knows SQL. Callers hold an `Arc<dyn StateStore>` and
 //! never learn which engine is behind it. Two engines implement it, each with its own
@@ -9,6 +9,7 @@ mod error;
 pub mod keys;
 mod postgres;
 mod record;
+mod sandbox;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use nullspace_core::{LabelSelector, Labels, Tenant, TenantName, Volume, VolumeNa
 pub use error::StateError;
 pub use keys::ApiKey;
 pub use postgres::PostgresStore;
+pub use sandbox::{AttachmentRecord, SandboxRecord};
 pub use sqlite::SqliteStore;
 
 /// Who is calling: resolved from an API key.
@@ -90,4 +92,28 @@ pub trait StateStore: Send + Sync + 'static {
         used_bytes: u64,
         file_count: u64,
     ) -> Result<(), StateError>;
+
+    /// Records a new sandbox with its attachments. `AlreadyExists` for a taken id (or two
+    /// attachments on one mount path), `NotFound` for an unknown tenant or volume.
+    async fn create_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StateError>;
+
+    /// One of a tenant's sandboxes; `NotFound` otherwise (also for other tenants' sandboxes).
+    async fn get_sandbox(&self, tenant_id: &str, id: &str) -> Result<SandboxRecord, StateError>;
+
+    /// A tenant's sandboxes, whichever server runs them, oldest first.
+    async fn list_sandboxes(&self, tenant_id: &str) -> Result<Vec<SandboxRecord>, StateError>;
+
+    /// Every sandbox run by one server (for its reconciliation and expiry), oldest first.
+    async fn server_sandboxes(&self, server_id: &str) -> Result<Vec<SandboxRecord>, StateError>;
+
+    /// Every sandbox that has the volume attached, oldest first.
+    async fn volume_sandboxes(&self, volume_id: &str) -> Result<Vec<SandboxRecord>, StateError>;
+
+    /// Replaces a sandbox's state, `updated_at` and attachments (matched by id; the given list
+    /// becomes the whole list, in order). Tenant, server, template, timeout and creation time
+    /// never change. `NotFound` if the sandbox is gone.
+    async fn update_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StateError>;
+
+    /// Removes a sandbox record and its attachments; `NotFound` if absent.
+    async fn delete_sandbox(&self, id: &str) -> Result<(), StateError>;
 }

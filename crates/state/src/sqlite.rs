@@ -23,7 +23,10 @@ use crate::record::{
     key_exists, new_id, now, tenant_exists, tenant_id_not_found, tenant_not_found, to_i64, to_u64,
     volume_exists, volume_id_not_found, volume_not_found,
 };
-use crate::{ApiKey, Principal, StateError, StateStore, DEFAULT_TENANT};
+use crate::sandbox::{self, mount_path_taken, sandbox_exists, sandbox_not_found, Filter};
+use crate::{
+    ApiKey, AttachmentRecord, Principal, SandboxRecord, StateError, StateStore, DEFAULT_TENANT,
+};
 
 /// How long a statement waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,6 +38,19 @@ const MAX_CONNECTIONS: u32 = 8;
 macro_rules! volume_columns {
     () => {
         "id, name, created_at, updated_at, cap_bytes, used_bytes, file_count, labels, state"
+    };
+}
+
+/// `SELECT` of the volume columns plus `attachments`, the number of sandbox attachments of the
+/// volume (whichever server runs the sandbox), from `volumes`.
+macro_rules! volume_select {
+    () => {
+        concat!(
+            "SELECT ",
+            volume_columns!(),
+            ", (SELECT COUNT(*) FROM sandbox_attachments a WHERE a.volume_id = volumes.id)
+             AS attachments FROM volumes"
+        )
     };
 }
 
@@ -208,9 +224,8 @@ impl StateStore for SqliteStore {
 
     async fn get_volume(&self, tenant_id: &str, name: &VolumeName) -> Result<Volume, StateError> {
         let row = sqlx::query(concat!(
-            "SELECT ",
-            volume_columns!(),
-            " FROM volumes WHERE tenant_id = ? AND name = ?"
+            volume_select!(),
+            " WHERE tenant_id = ? AND name = ?"
         ))
         .bind(tenant_id)
         .bind(name.as_str())
@@ -227,9 +242,8 @@ impl StateStore for SqliteStore {
         selectors: &[LabelSelector],
     ) -> Result<Vec<Volume>, StateError> {
         let rows = sqlx::query(concat!(
-            "SELECT ",
-            volume_columns!(),
-            " FROM volumes WHERE tenant_id = ? ORDER BY name"
+            volume_select!(),
+            " WHERE tenant_id = ? ORDER BY name"
         ))
         .bind(tenant_id)
         .fetch_all(&self.pool)
@@ -246,14 +260,10 @@ impl StateStore for SqliteStore {
     }
 
     async fn all_volumes(&self) -> Result<Vec<Volume>, StateError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            volume_columns!(),
-            " FROM volumes ORDER BY tenant_id, name"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let rows = sqlx::query(concat!(volume_select!(), " ORDER BY tenant_id, name"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
         rows.iter().map(volume_from_row).collect()
     }
 
@@ -296,6 +306,185 @@ impl StateStore for SqliteStore {
         }
         Ok(())
     }
+
+    async fn create_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StateError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO sandboxes (id, tenant_id, server_id, name, template, state,
+                                    timeout_secs, expires_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&sandbox.id)
+        .bind(&sandbox.tenant_id)
+        .bind(&sandbox.server_id)
+        .bind(&sandbox.name)
+        .bind(&sandbox.template)
+        .bind(&sandbox.state)
+        .bind(
+            sandbox
+                .timeout_secs
+                .map(|t| to_i64("timeout_secs", t))
+                .transpose()?,
+        )
+        .bind(sandbox.expires_at.map(timestamp))
+        .bind(timestamp(sandbox.created_at))
+        .bind(timestamp(sandbox.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                tenant_id_not_found(&sandbox.tenant_id)
+            }
+            _ => unique_or(e, || sandbox_exists(&sandbox.id)),
+        })?;
+        insert_attachments(&mut tx, &sandbox.id, &sandbox.attachments).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_sandbox(&self, tenant_id: &str, id: &str) -> Result<SandboxRecord, StateError> {
+        self.sandboxes(Filter::One { tenant_id, id })
+            .await?
+            .pop()
+            .ok_or_else(|| sandbox_not_found(id))
+    }
+
+    async fn list_sandboxes(&self, tenant_id: &str) -> Result<Vec<SandboxRecord>, StateError> {
+        self.sandboxes(Filter::Tenant(tenant_id)).await
+    }
+
+    async fn server_sandboxes(&self, server_id: &str) -> Result<Vec<SandboxRecord>, StateError> {
+        self.sandboxes(Filter::Server(server_id)).await
+    }
+
+    async fn volume_sandboxes(&self, volume_id: &str) -> Result<Vec<SandboxRecord>, StateError> {
+        self.sandboxes(Filter::Volume(volume_id)).await
+    }
+
+    async fn update_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StateError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("UPDATE sandboxes SET state = ?, updated_at = ? WHERE id = ?")
+            .bind(&sandbox.state)
+            .bind(timestamp(sandbox.updated_at))
+            .bind(&sandbox.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Err(sandbox_not_found(&sandbox.id));
+        }
+        sqlx::query("DELETE FROM sandbox_attachments WHERE sandbox_id = ?")
+            .bind(&sandbox.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        insert_attachments(&mut tx, &sandbox.id, &sandbox.attachments).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn delete_sandbox(&self, id: &str) -> Result<(), StateError> {
+        let done = sqlx::query("DELETE FROM sandboxes WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Err(sandbox_not_found(id));
+        }
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// The sandboxes a filter selects, with their attachments (one statement, so one snapshot).
+    async fn sandboxes(&self, filter: Filter<'_>) -> Result<Vec<SandboxRecord>, StateError> {
+        let sql = sandbox::select(filter);
+        let mut q = sqlx::query(&sql);
+        for b in filter.binds() {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(db_error)?;
+        let parsed = rows
+            .iter()
+            .map(sandbox_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(sandbox::group(parsed))
+    }
+}
+
+/// Inserts a sandbox's attachments in order; a volume that is gone is `NotFound`.
+async fn insert_attachments(
+    conn: &mut SqliteConnection,
+    sandbox_id: &str,
+    attachments: &[AttachmentRecord],
+) -> Result<(), StateError> {
+    for (position, a) in attachments.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO sandbox_attachments (id, sandbox_id, position, volume_id, volume_name,
+                 mount_path, read_only, subpath, state, error, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&a.id)
+        .bind(sandbox_id)
+        .bind(to_i64("position", position as u64)?)
+        .bind(&a.volume_id)
+        .bind(&a.volume_name)
+        .bind(&a.mount_path)
+        .bind(a.read_only)
+        .bind(&a.subpath)
+        .bind(&a.state)
+        .bind(&a.error)
+        .bind(timestamp(a.created_at))
+        .bind(timestamp(a.updated_at))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                StateError::NotFound(format!("volume {:?}", a.volume_name))
+            }
+            _ => unique_or(e, mount_path_taken),
+        })?;
+    }
+    Ok(())
+}
+
+/// A joined row: the sandbox, and the attachment if the row has one.
+fn sandbox_from_row(
+    row: &SqliteRow,
+) -> Result<(SandboxRecord, Option<AttachmentRecord>), StateError> {
+    let timeout: Option<i64> = row.try_get("timeout_secs").map_err(db_error)?;
+    let expires: Option<String> = row.try_get("expires_at").map_err(db_error)?;
+    let sandbox = SandboxRecord {
+        id: row.try_get("id").map_err(db_error)?,
+        tenant_id: row.try_get("tenant_id").map_err(db_error)?,
+        server_id: row.try_get("server_id").map_err(db_error)?,
+        name: row.try_get("name").map_err(db_error)?,
+        template: row.try_get("template").map_err(db_error)?,
+        state: row.try_get("state").map_err(db_error)?,
+        timeout_secs: timeout.map(|t| to_u64("timeout_secs", t)).transpose()?,
+        expires_at: expires
+            .map(|s| parse_timestamp_text("expires_at", &s))
+            .transpose()?,
+        created_at: parse_timestamp(row, "created_at")?,
+        updated_at: parse_timestamp(row, "updated_at")?,
+        attachments: Vec::new(),
+    };
+    let id: Option<String> = row.try_get("a_id").map_err(db_error)?;
+    let attachment = match id {
+        None => None,
+        Some(id) => Some(AttachmentRecord {
+            id,
+            volume_id: row.try_get("a_volume_id").map_err(db_error)?,
+            volume_name: row.try_get("a_volume_name").map_err(db_error)?,
+            mount_path: row.try_get("a_mount_path").map_err(db_error)?,
+            read_only: row.try_get("a_read_only").map_err(db_error)?,
+            subpath: row.try_get("a_subpath").map_err(db_error)?,
+            state: row.try_get("a_state").map_err(db_error)?,
+            error: row.try_get("a_error").map_err(db_error)?,
+            created_at: parse_timestamp(row, "a_created_at")?,
+            updated_at: parse_timestamp(row, "a_updated_at")?,
+        }),
+    };
+    Ok((sandbox, attachment))
 }
 
 /// Inserts a tenant with no cap of its own; `AlreadyExists` if the name is taken.
@@ -367,8 +556,13 @@ fn volume_from_row(row: &SqliteRow) -> Result<Volume, StateError> {
         labels: serde_json::from_str(&labels)
             .map_err(|e| StateError::Internal(format!("stored labels are not valid: {e}")))?,
         state: row.try_get("state").map_err(db_error)?,
-        // No sandbox runtime records attachments yet.
-        attachments: 0,
+        // Rows from INSERT/DELETE … RETURNING have no count: a new volume has no attachments,
+        // and a deleted one has none left.
+        attachments: match row.try_get::<i64, _>("attachments") {
+            Ok(n) => to_u64("attachments", n)?,
+            Err(sqlx::Error::ColumnNotFound(_)) => 0,
+            Err(e) => return Err(db_error(e)),
+        },
     })
 }
 
@@ -379,7 +573,11 @@ fn timestamp(t: DateTime<Utc>) -> String {
 
 fn parse_timestamp(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StateError> {
     let s: String = row.try_get(column).map_err(db_error)?;
-    DateTime::parse_from_rfc3339(&s)
+    parse_timestamp_text(column, &s)
+}
+
+fn parse_timestamp_text(column: &str, s: &str) -> Result<DateTime<Utc>, StateError> {
+    DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StateError::Internal(format!("stored {column} {s:?} is not a timestamp: {e}")))
 }

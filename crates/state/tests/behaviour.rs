@@ -182,13 +182,22 @@ behaviour! {
     concurrent_creates_through_two_stores_admit_exactly_one(db),
     concurrent_bootstraps_through_two_stores_create_one_key(db),
     caps_set_through_one_store_apply_through_another(db),
+    sandbox_records_round_trip(store),
+    sandbox_lists_select_by_tenant_server_and_volume(store),
+    sandbox_create_is_all_or_nothing(store),
+    sandbox_update_replaces_state_and_attachments(store),
+    sandbox_delete_releases_its_attachments(store),
+    volume_delete_removes_its_attachment_records(store),
+    sandbox_records_are_shared_by_two_stores(db),
 }
 
 mod claims {
     use std::sync::Arc;
 
     use nullspace_core::{LabelSelector, Labels, TenantName, VolumeName, DEFAULT_VOLUME_CAP};
-    use nullspace_state::{ApiKey, StateError, StateStore, DEFAULT_TENANT};
+    use nullspace_state::{
+        ApiKey, AttachmentRecord, SandboxRecord, StateError, StateStore, DEFAULT_TENANT,
+    };
     use tokio::sync::Barrier;
 
     use super::TestDb;
@@ -742,5 +751,274 @@ mod claims {
             .await
             .unwrap();
         assert_eq!(v.cap_bytes, 7 << 20);
+    }
+
+    fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(1_750_000_000 + secs, 123_456_000).unwrap()
+    }
+
+    fn attachment(id: &str, volume: &nullspace_core::Volume, path: &str) -> AttachmentRecord {
+        AttachmentRecord {
+            id: id.to_owned(),
+            volume_id: volume.id.clone(),
+            volume_name: volume.name.clone(),
+            mount_path: path.to_owned(),
+            read_only: false,
+            subpath: None,
+            state: "mounted".to_owned(),
+            error: None,
+            created_at: at(0),
+            updated_at: at(0),
+        }
+    }
+
+    fn sandbox(id: &str, tenant_id: &str, server: &str, created: i64) -> SandboxRecord {
+        SandboxRecord {
+            id: id.to_owned(),
+            tenant_id: tenant_id.to_owned(),
+            server_id: server.to_owned(),
+            name: None,
+            template: "base".to_owned(),
+            state: "running".to_owned(),
+            timeout_secs: None,
+            expires_at: None,
+            created_at: at(created),
+            updated_at: at(created),
+            attachments: Vec::new(),
+        }
+    }
+
+    fn ids(list: &[SandboxRecord]) -> Vec<&str> {
+        list.iter().map(|s| s.id.as_str()).collect()
+    }
+
+    pub async fn sandbox_records_round_trip(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let data = s
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        let extra = s
+            .create_volume(&acme, &vol("extra"), &Labels::new())
+            .await
+            .unwrap();
+        let mut sb = sandbox("sb-1", &acme, "host-a-7420", 5);
+        sb.name = Some("grüße".to_owned());
+        sb.timeout_secs = Some(30);
+        sb.expires_at = Some(at(35));
+        // Order is kept as given, not sorted by id or path.
+        sb.attachments = vec![
+            attachment("att-z", &extra, "/z"),
+            AttachmentRecord {
+                read_only: true,
+                subpath: Some("a/b".to_owned()),
+                state: "failed".to_owned(),
+                error: Some("volume is gone".to_owned()),
+                ..attachment("att-a", &data, "/a")
+            },
+        ];
+        s.create_sandbox(&sb).await.unwrap();
+        assert_eq!(s.get_sandbox(&acme, "sb-1").await.unwrap(), sb);
+        assert_eq!(s.list_sandboxes(&acme).await.unwrap(), vec![sb.clone()]);
+        // The volume's `attachments` count comes from the records, in get, list and all.
+        assert_eq!(
+            s.get_volume(&acme, &vol("data")).await.unwrap().attachments,
+            1
+        );
+        let counts: Vec<u64> = s
+            .list_volumes(&acme, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.attachments)
+            .collect();
+        assert_eq!(counts, [1, 1]);
+        assert!(s
+            .all_volumes()
+            .await
+            .unwrap()
+            .iter()
+            .all(|v| v.attachments == 1));
+
+        let e = s.create_sandbox(&sb).await.unwrap_err();
+        assert_already_exists(e, r#"sandbox "sb-1" already exists"#);
+        let other = new_tenant(s, "other").await;
+        let e = s.get_sandbox(&other, "sb-1").await.unwrap_err();
+        assert_not_found(e, r#"sandbox "sb-1" not found"#);
+        assert_eq!(s.list_sandboxes(&other).await.unwrap(), vec![]);
+        let e = s.get_sandbox(&acme, "sb-none").await.unwrap_err();
+        assert_not_found(e, r#"sandbox "sb-none" not found"#);
+    }
+
+    pub async fn sandbox_lists_select_by_tenant_server_and_volume(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let beta = new_tenant(s, "beta").await;
+        let data = s
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        let mut one = sandbox("sb-1", &acme, "a", 3);
+        one.attachments = vec![attachment("att-1", &data, "/d")];
+        let two = sandbox("sb-2", &acme, "b", 1);
+        let three = sandbox("sb-3", &beta, "a", 2);
+        for sb in [&one, &two, &three] {
+            s.create_sandbox(sb).await.unwrap();
+        }
+        // Oldest first.
+        assert_eq!(
+            ids(&s.list_sandboxes(&acme).await.unwrap()),
+            ["sb-2", "sb-1"]
+        );
+        assert_eq!(
+            ids(&s.server_sandboxes("a").await.unwrap()),
+            ["sb-3", "sb-1"]
+        );
+        assert_eq!(ids(&s.server_sandboxes("b").await.unwrap()), ["sb-2"]);
+        assert_eq!(s.server_sandboxes("c").await.unwrap(), vec![]);
+        assert_eq!(s.volume_sandboxes(&data.id).await.unwrap(), vec![one]);
+    }
+
+    pub async fn sandbox_create_is_all_or_nothing(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let data = s
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        let mut sb = sandbox("sb-1", &acme, "a", 0);
+        // Two attachments on one path: refused, and no sandbox record is left.
+        sb.attachments = vec![
+            attachment("att-1", &data, "/d"),
+            attachment("att-2", &data, "/d"),
+        ];
+        let e = s.create_sandbox(&sb).await.unwrap_err();
+        assert!(matches!(e, StateError::AlreadyExists(_)), "{e:?}");
+        // An attachment of a volume that does not exist: `NotFound` naming it.
+        let mut ghost = attachment("att-3", &data, "/g");
+        ghost.volume_id = "vol_gone".to_owned();
+        ghost.volume_name = "gone".to_owned();
+        sb.attachments = vec![attachment("att-1", &data, "/d"), ghost];
+        let e = s.create_sandbox(&sb).await.unwrap_err();
+        assert_not_found(e, r#"volume "gone" not found"#);
+        assert_eq!(s.list_sandboxes(&acme).await.unwrap(), vec![]);
+        assert_eq!(
+            s.get_volume(&acme, &vol("data")).await.unwrap().attachments,
+            0
+        );
+        // An unknown tenant.
+        let e = s
+            .create_sandbox(&sandbox("sb-2", "ten_none", "a", 0))
+            .await
+            .unwrap_err();
+        assert_not_found(e, r#"tenant "ten_none" not found"#);
+    }
+
+    pub async fn sandbox_update_replaces_state_and_attachments(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let data = s
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        let extra = s
+            .create_volume(&acme, &vol("extra"), &Labels::new())
+            .await
+            .unwrap();
+        let mut sb = sandbox("sb-1", &acme, "a", 0);
+        sb.attachments = vec![attachment("att-1", &data, "/d")];
+        s.create_sandbox(&sb).await.unwrap();
+
+        sb.state = "paused".to_owned();
+        sb.updated_at = at(9);
+        sb.attachments[0].state = "released".to_owned();
+        sb.attachments[0].updated_at = at(9);
+        sb.attachments.push(attachment("att-2", &extra, "/e"));
+        s.update_sandbox(&sb).await.unwrap();
+        assert_eq!(s.get_sandbox(&acme, "sb-1").await.unwrap(), sb);
+
+        sb.attachments.remove(0);
+        s.update_sandbox(&sb).await.unwrap();
+        assert_eq!(s.get_sandbox(&acme, "sb-1").await.unwrap(), sb);
+        assert_eq!(
+            s.get_volume(&acme, &vol("data")).await.unwrap().attachments,
+            0
+        );
+        assert_eq!(
+            s.get_volume(&acme, &vol("extra"))
+                .await
+                .unwrap()
+                .attachments,
+            1
+        );
+
+        let e = s
+            .update_sandbox(&sandbox("sb-none", &acme, "a", 0))
+            .await
+            .unwrap_err();
+        assert_not_found(e, r#"sandbox "sb-none" not found"#);
+    }
+
+    pub async fn sandbox_delete_releases_its_attachments(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let data = s
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        let mut sb = sandbox("sb-1", &acme, "a", 0);
+        sb.attachments = vec![attachment("att-1", &data, "/d")];
+        s.create_sandbox(&sb).await.unwrap();
+        s.delete_sandbox("sb-1").await.unwrap();
+        assert_eq!(
+            s.get_volume(&acme, &vol("data")).await.unwrap().attachments,
+            0
+        );
+        assert_eq!(s.volume_sandboxes(&data.id).await.unwrap(), vec![]);
+        let e = s.delete_sandbox("sb-1").await.unwrap_err();
+        assert_not_found(e, r#"sandbox "sb-1" not found"#);
+        // The id may be used again (a record is gone for good).
+        s.create_sandbox(&sb).await.unwrap();
+    }
+
+    pub async fn volume_delete_removes_its_attachment_records(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let data = s
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        let extra = s
+            .create_volume(&acme, &vol("extra"), &Labels::new())
+            .await
+            .unwrap();
+        let mut sb = sandbox("sb-1", &acme, "a", 0);
+        sb.attachments = vec![
+            attachment("att-1", &data, "/d"),
+            attachment("att-2", &extra, "/e"),
+        ];
+        s.create_sandbox(&sb).await.unwrap();
+        s.delete_volume(&acme, &vol("data")).await.unwrap();
+        let left = s.get_sandbox(&acme, "sb-1").await.unwrap();
+        assert_eq!(left.attachments, vec![sb.attachments[1].clone()]);
+    }
+
+    pub async fn sandbox_records_are_shared_by_two_stores(db: &dyn TestDb) {
+        let (a, b) = (db.open().await, db.open().await);
+        let acme = new_tenant(&*a, "acme").await;
+        let data = a
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        let mut sb = sandbox("sb-1", &acme, "server-a", 0);
+        sb.attachments = vec![attachment("att-1", &data, "/d")];
+        a.create_sandbox(&sb).await.unwrap();
+        assert_eq!(b.get_sandbox(&acme, "sb-1").await.unwrap(), sb);
+        assert_eq!(
+            b.get_volume(&acme, &vol("data")).await.unwrap().attachments,
+            1
+        );
+        sb.state = "hibernated".to_owned();
+        a.update_sandbox(&sb).await.unwrap();
+        assert_eq!(b.list_sandboxes(&acme).await.unwrap(), vec![sb.clone()]);
+        assert_eq!(b.server_sandboxes("server-a").await.unwrap(), vec![sb]);
+        b.delete_sandbox("sb-1").await.unwrap();
+        let e = a.get_sandbox(&acme, "sb-1").await.unwrap_err();
+        assert_not_found(e, r#"sandbox "sb-1" not found"#);
     }
 }

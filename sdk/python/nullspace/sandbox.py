@@ -57,7 +57,12 @@ class Attachment:
 
 @dataclass(frozen=True)
 class SandboxInfo:
-    """A sandbox record (``state``: ``running``, ``paused`` or ``hibernated``)."""
+    """A sandbox record (``state``: ``running``, ``paused`` or ``hibernated``).
+
+    ``server_id`` names the server that runs it: operations on it through another server
+    sharing the database raise :class:`UnavailableError` naming that server. ``timeout`` is the
+    lifetime given at create (seconds) and ``expires_at`` when the sandbox will be destroyed.
+    """
 
     id: str
     name: Optional[str]
@@ -65,6 +70,9 @@ class SandboxInfo:
     state: str
     created_at: Optional[datetime]
     attachments: List[Attachment]
+    server_id: Optional[str] = None
+    timeout: Optional[int] = None
+    expires_at: Optional[datetime] = None
 
     @classmethod
     def _from_json(cls, doc: object) -> "SandboxInfo":
@@ -77,6 +85,9 @@ class SandboxInfo:
             state=field(d, "state", str, w),
             created_at=time_field(d, "created_at", w),
             attachments=[Attachment._from_json(a) for a in field(d, "attachments", list, w)],
+            server_id=opt_field(d, "server_id", str, w),
+            timeout=opt_field(d, "timeout", int, w),
+            expires_at=time_field(d, "expires_at", w),
         )
 
 
@@ -198,7 +209,11 @@ class Sandbox:
         *,
         client: Optional[Client] = None,
     ) -> "Sandbox":
-        """Creates and starts a sandbox with ``volumes`` mounted (``volume.mount(...)``)."""
+        """Creates and starts a sandbox with ``volumes`` mounted (``volume.mount(...)``).
+
+        ``timeout`` (seconds) limits its lifetime: it is destroyed that long after creation
+        (attachments released, volumes kept), even across server restarts.
+        """
         c = resolve_client(client)
         body: Dict[str, Any] = {
             "template": template,

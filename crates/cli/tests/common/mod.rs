@@ -15,6 +15,7 @@ use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The nullspace binary under test.
@@ -24,13 +25,14 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_nullspace");
 pub const BOOTSTRAP_KEY: &str = "nsk_test_bootstrap_key_0123456789";
 
 /// Environment variables that could leak configuration in from the outside.
-const SCRUBBED: [&str; 10] = [
+const SCRUBBED: [&str; 11] = [
     "NULLSPACE_API_URL",
     "NULLSPACE_API_KEY",
     "NULLSPACE_LISTEN",
     "NULLSPACE_DATA_DIR",
     "NULLSPACE_DATABASE_URL",
     "NULLSPACE_BOOTSTRAP_KEY",
+    "NULLSPACE_SERVER_ID",
     "HTTP_PROXY",
     "http_proxy",
     "ALL_PROXY",
@@ -49,8 +51,10 @@ pub struct TestServer {
     /// Configure the server through `NULLSPACE_*` env vars instead of flags.
     via_env: bool,
     /// The server's PostgreSQL database, when the suite runs on PostgreSQL; dropped after the
-    /// server has stopped (fields drop after `Drop::drop`).
-    database: Option<TestDatabase>,
+    /// server has stopped (fields drop after `Drop::drop`) — after every server sharing it.
+    database: Option<Arc<TestDatabase>>,
+    /// The data dir when it is another server's (see [`TestServer::start_beside`]).
+    shared_data: Option<PathBuf>,
 }
 
 impl TestServer {
@@ -66,6 +70,30 @@ impl TestServer {
     }
 
     fn start_with(via_env: bool) -> TestServer {
+        TestServer::start_on(
+            via_env,
+            TestDatabase::for_selected_engine().map(Arc::new),
+            None,
+        )
+    }
+
+    /// Starts a server on a fresh PostgreSQL database whatever the suite's engine (for tests
+    /// of several servers on one database).
+    pub fn start_postgres() -> TestServer {
+        TestServer::start_on(false, Some(Arc::new(TestDatabase::postgres())), None)
+    }
+
+    /// Starts a second server on this one's database and data dir — several servers over one
+    /// database and one data root — with its own port, log, home and config dirs.
+    pub fn start_beside(&self) -> TestServer {
+        TestServer::start_on(false, self.database.clone(), Some(self.data_dir()))
+    }
+
+    fn start_on(
+        via_env: bool,
+        database: Option<Arc<TestDatabase>>,
+        shared_data: Option<PathBuf>,
+    ) -> TestServer {
         let root = tempfile::Builder::new()
             .prefix("nullspace-cli-test-")
             .tempdir()
@@ -80,7 +108,8 @@ impl TestServer {
             root,
             child: None,
             via_env,
-            database: TestDatabase::for_selected_engine(),
+            database,
+            shared_data,
         };
         if let Err(e) = server.spawn() {
             panic!("cannot start the server: {e}");
@@ -90,7 +119,10 @@ impl TestServer {
 
     /// The server's data dir (holds `client.json`).
     pub fn data_dir(&self) -> PathBuf {
-        self.root.path().join("data")
+        match &self.shared_data {
+            Some(d) => d.clone(),
+            None => self.root.path().join("data"),
+        }
     }
 
     /// `HOME` of the CLI runs.
@@ -373,6 +405,11 @@ impl TestDatabase {
         if engine.trim() != "postgres" {
             return None;
         }
+        Some(TestDatabase::postgres())
+    }
+
+    /// A fresh PostgreSQL database, whatever the suite's engine.
+    pub fn postgres() -> TestDatabase {
         let admin_url = std::env::var("NULLSPACE_TEST_PG_URL")
             .ok()
             .filter(|u| !u.trim().is_empty())
@@ -390,11 +427,11 @@ impl TestDatabase {
         psql(&admin_url, &format!("CREATE DATABASE {name}"));
         let (scheme, rest) = admin_url.split_once("://").expect("a postgres:// URL");
         let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-        Some(TestDatabase {
+        TestDatabase {
             url: format!("{scheme}://{authority}/{name}"),
             name,
             admin_url,
-        })
+        }
     }
 }
 
