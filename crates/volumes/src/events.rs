@@ -392,4 +392,58 @@ mod tests {
         // An id from a previous life of the server.
         assert!(log.subscribe(Some(u64::MAX - 1)).gap.is_some());
     }
+
+    #[test]
+    fn observed_changes_of_paths_the_api_just_changed_are_dropped() {
+        let log = EventLog::new();
+        // Not observing: no marks kept.
+        log.publish(ChangeKind::Created, "/a", None, false);
+        assert!(log.publish_observed(ChangeKind::Created, "/a", None, false));
+        log.set_observing(true);
+        let horizon = log.mark_horizon();
+        {
+            let _change = log.begin_change();
+            log.publish(ChangeKind::Moved, "/b", Some("/c"), false);
+        }
+        log.settle();
+        assert!(!log.publish_observed(ChangeKind::Created, "/b", None, false));
+        assert!(!log.publish_observed(ChangeKind::Deleted, "/c", None, false));
+        assert!(!log.publish_observed(ChangeKind::Moved, "/d", Some("/b"), false));
+        assert!(log.publish_observed(ChangeKind::Created, "/e", None, false));
+        // Marks made after a read began are kept for the next one.
+        log.forget_marks(horizon);
+        assert!(!log.publish_observed(ChangeKind::Created, "/b", None, false));
+        log.forget_marks(log.mark_horizon());
+        assert!(log.publish_observed(ChangeKind::Created, "/b", None, false));
+    }
+
+    #[test]
+    fn unobserved_time_and_losses_are_gaps() {
+        let log = EventLog::new();
+        log.publish(ChangeKind::Created, "/before", None, false);
+        let before = log.next_id() - 1;
+        // The file-system source starts: sandbox changes before it were not observed.
+        log.set_observing(true);
+        log.publish(ChangeKind::Created, "/x", None, false);
+        let x = log.next_id() - 1;
+        let s = log.subscribe(Some(before));
+        assert_eq!(
+            s.gap,
+            Some(Gap {
+                last_event_id: before,
+                oldest_available: x
+            })
+        );
+        assert_eq!(s.backlog.len(), 1);
+        assert!(log.subscribe(Some(x)).gap.is_none());
+        // A loss while a subscriber listens: it gets a gap live, and so does a resume.
+        let mut live = log.subscribe(None).live;
+        log.publish_loss();
+        log.publish(ChangeKind::Created, "/y", None, false);
+        assert!(matches!(live.try_recv(), Ok(Live::Gap(g)) if g.last_event_id == x));
+        assert!(matches!(live.try_recv(), Ok(Live::Change(e)) if e.path == "/y"));
+        let s = log.subscribe(Some(x));
+        assert_eq!(s.gap.unwrap().oldest_available, x + 1);
+        assert_eq!(s.backlog[0].path, "/y");
+    }
 }
