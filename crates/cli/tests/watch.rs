@@ -732,3 +732,43 @@ async fn the_fs_source_runs_only_while_watched_and_its_fds_are_close_on_exec() {
     assert!(eventually(|| !anon_fds(pid).iter().any(|(t, _)| t.contains("inotify"))).await);
     drop(watch);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_made_in_a_new_directory_are_each_reported_once() {
+    let s = TestServer::start();
+    let c = Client::new(&s.url, &s.key).unwrap();
+    let v = vol("w");
+    c.create_volume(&v, &Labels::new(), false).await.unwrap();
+    let mut events = c
+        .watch(&v, &p("/"), &WatchOptions::default())
+        .await
+        .unwrap();
+    let sb = SandboxGuard::start(&s, &c, "w").await;
+    // Files made right after their directory: some before its watch exists (found by listing
+    // it), some after (seen by the watch); either way each is one `created`.
+    sb.sh(
+        &c,
+        "mkdir -p /mnt/v/n/m; i=0; while [ $i -lt 200 ]; do echo x > /mnt/v/n/m/f$i; i=$((i+1)); done",
+    )
+    .await;
+    let got = next_changes(&mut events, 202).await;
+    assert_eq!(
+        changes_of(&got[..2]),
+        [
+            ch(ChangeKind::Created, "/n", None, true),
+            ch(ChangeKind::Created, "/n/m", None, true)
+        ]
+    );
+    let mut files: Vec<String> = got[2..]
+        .iter()
+        .map(|e| {
+            assert_eq!((e.kind, e.is_dir), (ChangeKind::Created, false), "{e:?}");
+            e.path.clone()
+        })
+        .collect();
+    files.sort();
+    let mut want: Vec<String> = (0..200).map(|i| format!("/n/m/f{i}")).collect();
+    want.sort();
+    assert_eq!(files, want);
+    nothing_more(&mut events).await;
+}

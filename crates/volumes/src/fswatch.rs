@@ -14,13 +14,13 @@
 //! - **Coalescing.** A file's `created` (or `modified`) is held until the writer closes it
 //!   (`IN_CLOSE_WRITE`), so `echo hi > f` is one `created` and `echo hi >> f` one `modified`,
 //!   each sent after the content is there. A file still open after [`HOLD`], or when another
-//!   path changes, is reported then, and once more when it is closed if it changed since.
+//!   path changes, is reported then; writes after that are a new `modified`, held the same way.
 //! - **Moves.** `IN_MOVED_FROM`/`IN_MOVED_TO` with the same cookie are one `moved`; a move out
 //!   of the tree is `deleted`, into it `created`.
 //! - **Losses.** An inotify queue overflow (or more directories than [`MAX_WATCHES`]) is sent
 //!   to watchers as a `gap`, and every watch is set up again from the tree on disk.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -341,15 +341,58 @@ struct Raw {
     name: Option<String>,
 }
 
-/// A file being written: its change is reported when the writer closes it.
-struct Pending {
-    path: String,
-    kind: ChangeKind,
-    since: Instant,
-    /// When its change was reported while still open.
-    reported: Option<Instant>,
-    /// Written again since it was reported.
-    dirty: bool,
+/// Changes of files being written, held until the writer closes them, oldest first.
+#[derive(Default)]
+struct Held {
+    next: u64,
+    order: BTreeMap<u64, (String, ChangeKind, Instant)>,
+    by_path: HashMap<String, u64>,
+}
+
+impl Held {
+    fn contains(&self, path: &str) -> bool {
+        self.by_path.contains_key(path)
+    }
+
+    /// Holds a change of `path` unless one is held already (later writes fold into it).
+    fn hold(&mut self, path: String, kind: ChangeKind) {
+        if self.contains(&path) {
+            return;
+        }
+        let n = self.next;
+        self.next += 1;
+        self.by_path.insert(path.clone(), n);
+        self.order.insert(n, (path, kind, Instant::now()));
+    }
+
+    fn take(&mut self, path: &str) -> Option<ChangeKind> {
+        let n = self.by_path.remove(path)?;
+        self.order.remove(&n).map(|(_, kind, _)| kind)
+    }
+
+    fn drain(&mut self) -> Vec<(String, ChangeKind)> {
+        self.by_path.clear();
+        std::mem::take(&mut self.order)
+            .into_values()
+            .map(|(p, k, _)| (p, k))
+            .collect()
+    }
+
+    fn oldest(&self) -> Option<Instant> {
+        self.order.values().next().map(|(_, _, t)| *t)
+    }
+
+    fn rename_under(&mut self, from: &str, to: &str) {
+        for (path, _, _) in self.order.values_mut() {
+            if is_under(path, from) {
+                self.by_path.remove(path.as_str());
+                *path = format!("{to}{}", &path[from.len()..]);
+            }
+        }
+        for (&n, (path, _, _)) in &self.order {
+            self.by_path.insert(path.clone(), n);
+        }
+    }
 }
 
 struct MovedFrom {
@@ -363,7 +406,7 @@ struct MovedFrom {
 struct Watcher {
     tree: Tree,
     log: Arc<EventLog>,
-    pending: Vec<Pending>,
+    held: Held,
     scanned: HashMap<String, Instant>,
     moved_from: Option<MovedFrom>,
     full_reported: bool,
@@ -375,7 +418,7 @@ impl Watcher {
         Watcher {
             tree,
             log,
-            pending: Vec::new(),
+            held: Held::default(),
             scanned: HashMap::new(),
             moved_from: None,
             full_reported: false,
@@ -480,13 +523,9 @@ impl Watcher {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let pending = self.pending.iter().filter_map(|p| match p.reported {
-            None => Some(p.since + HOLD),
-            Some(t) if p.dirty => Some(t + HOLD),
-            Some(_) => None,
-        });
+        let held = self.held.oldest().map(|t| t + HOLD);
         let moved = self.moved_from.as_ref().map(|m| m.at + PAIR_WAIT);
-        pending.chain(moved).min()
+        held.into_iter().chain(moved).min()
     }
 
     /// Reports what has waited long enough.
@@ -498,36 +537,18 @@ impl Watcher {
         {
             self.resolve_moved_from();
         }
-        if self
-            .pending
-            .iter()
-            .any(|p| p.reported.is_none() && p.since + HOLD <= now)
-        {
+        if self.held.oldest().is_some_and(|t| t + HOLD <= now) {
+            // A writer keeps a file open: report it now (its later writes are a new change).
             self.flush_unreported();
-        }
-        let due: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|p| p.dirty && p.reported.is_some_and(|t| t + HOLD <= now))
-            .map(|p| p.path.clone())
-            .collect();
-        for path in due {
-            self.emit(ChangeKind::Modified, &path, None, false);
-            if let Some(p) = self.pending.iter_mut().find(|p| p.path == path) {
-                p.reported = Some(now);
-                p.dirty = false;
-            }
         }
         self.scanned
             .retain(|_, t| now.duration_since(*t) < SCAN_MEMORY);
     }
 
-    /// Reports the held changes not reported yet, oldest first.
+    /// Reports the held changes, oldest first.
     fn flush_unreported(&mut self) {
-        let now = Instant::now();
-        for p in self.pending.iter_mut().filter(|p| p.reported.is_none()) {
-            self.log.publish_observed(p.kind, &p.path, None, false);
-            p.reported = Some(now);
+        for (path, kind) in self.held.drain() {
+            self.log.publish_observed(kind, &path, None, false);
         }
     }
 
@@ -536,11 +557,6 @@ impl Watcher {
     fn emit(&mut self, kind: ChangeKind, path: &str, old: Option<&str>, is_dir: bool) -> bool {
         self.flush_unreported();
         self.log.publish_observed(kind, path, old, is_dir)
-    }
-
-    fn take_pending(&mut self, path: &str) -> Option<Pending> {
-        let i = self.pending.iter().position(|p| p.path == path)?;
-        Some(self.pending.remove(i))
     }
 
     fn handle(&mut self, ev: Raw) {
@@ -587,23 +603,10 @@ impl Watcher {
         } else if ev.mask.contains(ReadFlags::MOVED_TO) {
             self.created(path, is_dir, true);
         } else if ev.mask.contains(ReadFlags::MODIFY) {
-            match self.pending.iter_mut().find(|p| p.path == path) {
-                Some(p) => p.dirty |= p.reported.is_some(),
-                None => self.pending.push(Pending {
-                    path,
-                    kind: ChangeKind::Modified,
-                    since: Instant::now(),
-                    reported: None,
-                    dirty: false,
-                }),
-            }
+            self.held.hold(path, ChangeKind::Modified);
         } else if ev.mask.contains(ReadFlags::CLOSE_WRITE) {
-            if let Some(p) = self.take_pending(&path) {
-                if p.reported.is_none() {
-                    self.emit(p.kind, &path, None, false);
-                } else if p.dirty {
-                    self.emit(ChangeKind::Modified, &path, None, false);
-                }
+            if let Some(kind) = self.held.take(&path) {
+                self.emit(kind, &path, None, false);
             }
         } else if ev.mask.contains(ReadFlags::DELETE) {
             self.deleted(path, is_dir);
@@ -618,7 +621,6 @@ impl Watcher {
         );
         self.resolve_moved_from();
         self.flush_unreported();
-        self.pending.clear();
         self.scanned.clear();
         self.log.publish_loss();
         let wds: Vec<i32> = self.tree.dirs.keys().copied().collect();
@@ -641,24 +643,17 @@ impl Watcher {
             self.add_subtree(path, true, true);
         } else if moved_in {
             // Complete on arrival (a rename), nothing more will come: report it now.
-            self.take_pending(&path);
+            self.held.take(&path);
             self.emit(ChangeKind::Created, &path, None, false);
-        } else if !self.pending.iter().any(|p| p.path == path) {
-            self.pending.push(Pending {
-                path,
-                kind: ChangeKind::Created,
-                since: Instant::now(),
-                reported: None,
-                dirty: false,
-            });
+        } else {
+            self.held.hold(path, ChangeKind::Created);
         }
     }
 
     fn deleted(&mut self, path: String, is_dir: bool) {
         self.scanned.remove(&path);
-        let unreported = self
-            .take_pending(&path)
-            .is_some_and(|p| p.reported.is_none() && p.kind == ChangeKind::Created);
+        // Made and removed before it was reported: nothing to report.
+        let unreported = self.held.take(&path) == Some(ChangeKind::Created);
         if is_dir {
             self.tree.drop_under(&path);
         }
@@ -691,25 +686,13 @@ impl Watcher {
     fn moved(&mut self, from: MovedFrom, to: String, is_dir: bool) {
         self.scanned.remove(&from.path);
         self.scanned.remove(&to);
-        let held = self.take_pending(&from.path);
-        if let Some(p) = &held {
-            if p.reported.is_none() {
-                self.emit(p.kind, &from.path, None, false);
-            }
+        if let Some(kind) = self.held.take(&from.path) {
+            // Still open for writing: what happened before the move comes first.
+            self.emit(kind, &from.path, None, false);
         }
         if !is_dir {
-            self.take_pending(&to);
+            self.held.take(&to);
             self.emit(ChangeKind::Moved, &to, Some(&from.path), false);
-            if held.is_some() {
-                // Still open for writing under its new name.
-                self.pending.push(Pending {
-                    path: to,
-                    kind: ChangeKind::Modified,
-                    since: Instant::now(),
-                    reported: Some(Instant::now()),
-                    dirty: false,
-                });
-            }
             return;
         }
         // Which directory moved is not in the event. Usually it is the one watched under the
@@ -727,11 +710,7 @@ impl Watcher {
             Some(_) if at_from == known => false,
             Some(_) if at_to == known || at_to.is_none() => {
                 self.tree.rename_under(&from.path, &to);
-                for p in &mut self.pending {
-                    if is_under(&p.path, &from.path) {
-                        p.path = format!("{to}{}", &p.path[from.path.len()..]);
-                    }
-                }
+                self.held.rename_under(&from.path, &to);
                 true
             }
             Some(_) => {
@@ -790,14 +769,8 @@ impl Watcher {
                 }
                 if e.file_type() == FileType::Directory {
                     subdirs.push((child, report_below));
-                } else if report_below && !self.pending.iter().any(|p| p.path == child) {
-                    self.pending.push(Pending {
-                        path: child,
-                        kind: ChangeKind::Created,
-                        since: now,
-                        reported: None,
-                        dirty: false,
-                    });
+                } else if report_below {
+                    self.held.hold(child, ChangeKind::Created);
                 }
             }
             stack.extend(subdirs.into_iter().rev());
