@@ -322,8 +322,9 @@ impl EventLog {
         // Ids between `last` and the oldest retained one are lost (or, after a restart, the
         // client's id belongs to a previous server life).
         let mut lost = last.saturating_add(1) < oldest || last >= inner.next_id;
-        // Changes went unobserved after `last`: what came before the last such loss is stale.
-        if let Some(&at) = inner.losses.back().filter(|&&at| at > last) {
+        // Changes went unobserved after `last`: the log is complete from the last such loss
+        // on. (When retention alone made a gap, it stays as it was: any gap means re-list.)
+        if let Some(&at) = inner.losses.back().filter(|&&at| at > last && !lost) {
             lost = true;
             oldest = oldest.max(at);
         }
