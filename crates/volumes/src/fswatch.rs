@@ -791,4 +791,92 @@ mod tests {
         assert_eq!(join("/", "a"), "/a");
         assert_eq!(join("/a", "b"), "/a/b");
     }
+
+    /// A watcher over a fresh data tree (with `/sub`), handling events on this thread.
+    fn watcher() -> (tempfile::TempDir, PathBuf, Watcher, Arc<EventLog>) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("sub")).unwrap();
+        let log = Arc::new(EventLog::new());
+        log.set_observing(true);
+        let mut w = Watcher::new(Tree::start(&data).unwrap(), log.clone());
+        w.add_subtree("/".into(), false, false);
+        (dir, data, w, log)
+    }
+
+    fn handle_all(w: &mut Watcher) {
+        let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
+        loop {
+            let events = w.read(&mut buf);
+            if events.is_empty() {
+                return;
+            }
+            for ev in events {
+                w.handle(ev);
+            }
+        }
+    }
+
+    fn changes(live: &mut tokio::sync::broadcast::Receiver<crate::events::Live>) -> Vec<String> {
+        use tokio::sync::broadcast::error::TryRecvError;
+        let mut out = Vec::new();
+        loop {
+            match live.try_recv() {
+                Ok(crate::events::Live::Change(e)) => out.push(format!("{:?} {}", e.kind, e.path)),
+                Ok(crate::events::Live::Gap(_)) => out.push("gap".into()),
+                Err(TryRecvError::Lagged(_)) => continue,
+                Err(_) => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_kept_open_is_reported_after_the_hold_and_again_when_written_and_closed() {
+        use std::io::Write;
+        let (_dir, data, mut w, log) = watcher();
+        let mut live = log.subscribe(None).live;
+        let mut f = std::fs::File::create(data.join("log.txt")).unwrap();
+        f.write_all(b"one").unwrap();
+        handle_all(&mut w);
+        assert!(changes(&mut live).is_empty(), "held while open");
+        w.tick(Instant::now() + HOLD);
+        assert_eq!(changes(&mut live), ["Created /log.txt"]);
+        f.write_all(b"two").unwrap();
+        f.write_all(b"three").unwrap();
+        drop(f);
+        handle_all(&mut w);
+        assert_eq!(changes(&mut live), ["Modified /log.txt"]);
+        // Another path's change reports a held one first, keeping the order.
+        let mut g = std::fs::File::create(data.join("sub/g")).unwrap();
+        g.write_all(b"x").unwrap();
+        std::fs::create_dir(data.join("sub/h")).unwrap();
+        handle_all(&mut w);
+        assert_eq!(changes(&mut live), ["Created /sub/g", "Created /sub/h"]);
+        drop(g);
+        handle_all(&mut w);
+        assert!(
+            changes(&mut live).is_empty(),
+            "closing after it was reported adds nothing"
+        );
+    }
+
+    #[test]
+    fn a_queue_overflow_is_a_gap_and_the_watches_are_set_up_again() {
+        let (_dir, data, mut w, log) = watcher();
+        let mut live = log.subscribe(None).live;
+        let max: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .map_or(16_384, |s| s.trim().parse().unwrap());
+        // Each file is two events (create, close); nothing is read meanwhile.
+        for i in 0..max / 2 + 10 {
+            std::fs::File::create(data.join(format!("sub/f{i}"))).unwrap();
+        }
+        handle_all(&mut w);
+        assert!(changes(&mut live).contains(&"gap".to_owned()));
+        assert_eq!(w.tree.dirs.len(), 2, "/ and /sub watched again");
+        std::fs::create_dir(data.join("sub/after")).unwrap();
+        handle_all(&mut w);
+        assert_eq!(changes(&mut live), ["Created /sub/after"]);
+        // A resuming client from before the loss gets a gap too.
+        assert!(log.subscribe(Some(log.next_id() - 2)).gap.is_some());
+    }
 }
