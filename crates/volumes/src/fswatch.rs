@@ -265,7 +265,16 @@ impl Tree {
             )));
         }
         let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        let wd = inotify::add_watch(&self.inotify, proc_path.as_str(), MASK).map_err(io)?;
+        let wd = match inotify::add_watch(&self.inotify, proc_path.as_str(), MASK) {
+            Ok(wd) => wd,
+            // The host's inotify watches (fs.inotify.max_user_watches) are used up.
+            Err(Errno::NOSPC) => {
+                return Err(FsError::Invalid(
+                    "the host's inotify watches are used up (fs.inotify.max_user_watches)".into(),
+                ))
+            }
+            Err(e) => return Err(io(e)),
+        };
         if let Some(old) = self.dirs.remove(&wd) {
             // The same directory, known under an older name.
             self.by_path.remove(&old.path);
@@ -736,6 +745,7 @@ impl Watcher {
             let fd = match self.tree.watch_dir(&dir) {
                 Ok(Added::New(fd)) => fd,
                 Ok(Added::Already) => continue,
+                // Not watchable (too many directories): watchers must know they miss changes.
                 Err(FsError::Invalid(msg)) => {
                     if !self.full_reported {
                         self.full_reported = true;
