@@ -13,7 +13,8 @@
   copy of the same files (and ``sed -i`` followed by ``sync`` of those files, since every file
   we rewrite is fsynced before the answer).
 - watch: from a write's HTTP response to the arrival of its event at a Python SDK watcher,
-  over 500 writes.
+  over 500 writes; and, in the same run, from a write made by a shell inside a sandbox (the
+  volume mounted read-write; the event comes from the file-system source) to its arrival.
 
 The server is a copy of target/release/nullspace (``--bin``), started on a free port with its
 data dir in a fresh directory under /work/benchtmp (``--workdir-base``), where the baselines'
@@ -192,7 +193,7 @@ import nullspace
 url, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 client = nullspace.Client(url, key)
 vol = nullspace.Volume.from_name("watched", client=client)
-with vol.files.watch("/w") as events:
+with vol.files.watch(sys.argv[5]) as events:
     print("ready", flush=True)
     seen = 0
     for ev in events:
@@ -210,7 +211,7 @@ def bench_watch(srv: Server, work: Path, writes: int, out: Dict[str, object]) ->
     vol = nullspace.Volume.create("watched", client=client)
     vol.files.mkdir("/w")
     watcher = subprocess.Popen(
-        [sys.executable, "-c", WATCHER, srv.url, srv.key, str(writes), str(ROOT / "sdk" / "python")],
+        [sys.executable, "-c", WATCHER, srv.url, srv.key, str(writes), str(ROOT / "sdk" / "python"), "/w"],
         stdout=subprocess.PIPE, text=True)
     assert watcher.stdout is not None
     if watcher.stdout.readline().strip() != "ready":
@@ -248,6 +249,56 @@ def bench_watch(srv: Server, work: Path, writes: int, out: Dict[str, object]) ->
           f"p99 {res['after_request_start_ms']['p99']:.2f} ms; write p50 {res['write_ms']['p50']:.2f} ms",
           flush=True)
     out["watch"] = res
+    bench_watch_sandbox(srv, writes, out)
+
+
+SANDBOX_WRITER = r"""
+i=0
+while [ $i -lt {n} ]; do
+  t0=$(date +%s%N); echo 0123456789 > /mnt/v/s/f$i; t1=$(date +%s%N)
+  echo "/s/f$i $t0 $t1"; sleep 0.002; i=$((i+1))
+done
+"""
+
+
+def bench_watch_sandbox(srv: Server, writes: int, out: Dict[str, object]) -> None:
+    """A shell in a sandbox writes files into the mounted volume, stamping each write before
+    and after (`date +%s%N`, the same wall clock); a watcher process stamps each arrival."""
+    client = nullspace.Client(srv.url, srv.key)
+    vol = nullspace.Volume.from_name("watched", client=client)
+    vol.files.mkdir("/s")
+    with nullspace.Sandbox.create(volumes=[vol.mount("/mnt/v")], client=client) as sb:
+        watcher = subprocess.Popen(
+            [sys.executable, "-c", WATCHER, srv.url, srv.key, str(writes), str(ROOT / "sdk" / "python"), "/s"],
+            stdout=subprocess.PIPE, text=True)
+        assert watcher.stdout is not None
+        if watcher.stdout.readline().strip() != "ready":
+            raise RuntimeError("the watcher did not start")
+        r = sb.exec(SANDBOX_WRITER.format(n=writes), timeout=600)
+        if r.exit_code != 0:
+            raise RuntimeError(f"sandbox writer: exit {r.exit_code}: {r.stderr}")
+        try:
+            lines, _ = watcher.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            watcher.kill()
+            raise RuntimeError("not every sandbox event arrived within 60 s") from None
+    client.close()
+    sent = {path: (int(t0), int(t1)) for path, t0, t1 in (ln.split() for ln in r.stdout.splitlines())}
+    arrived = {path: int(ns) for path, ns in (line.split() for line in lines.splitlines())}
+    if len(arrived) != writes or set(arrived) != set(sent):
+        raise RuntimeError(f"{len(arrived)} of {writes} sandbox events arrived")
+    after_write = [max(0.0, (arrived[p] - t1) / 1e6) for p, (_, t1) in sent.items()]
+    after_start = [(arrived[p] - t0) / 1e6 for p, (t0, _) in sent.items()]
+    res = {
+        "writes": writes,
+        "after_write_ms": {"p50": pct(after_write, 0.5), "p99": pct(after_write, 0.99), "max": max(after_write)},
+        "after_write_start_ms": {"p50": pct(after_start, 0.5), "p99": pct(after_start, 0.99)},
+    }
+    print(f"   sandbox write → event: after the write: p50 {res['after_write_ms']['p50']:.2f} ms, "
+          f"p99 {res['after_write_ms']['p99']:.2f} ms; after it started: "
+          f"p50 {res['after_write_start_ms']['p50']:.2f} ms, p99 {res['after_write_start_ms']['p99']:.2f} ms",
+          flush=True)
+    out["watch_sandbox"] = res
 
 
 def main() -> int:

@@ -123,6 +123,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         }
     });
 
+    let app_volumes = app.volumes.clone();
     tracing::info!(%addr, data_dir = %data_dir.display(), "nullspace server listening");
     let shutdown = crate::shutdown_token().clone();
     let serve = axum::serve(listener, crate::router(app)).with_graceful_shutdown(async move {
@@ -137,6 +138,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             shutdown.cancelled().await;
             tokio::time::sleep(std::time::Duration::from_secs(SHUTDOWN_GRACE_SECS)).await;
         } => tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE_SECS} s; stopping anyway"),
+    }
+    // File-system sources of watched volumes end with the server.
+    for h in app_volumes.open_handles() {
+        h.stop_watching();
     }
     tracing::info!("nullspace server stopped");
     Ok(())

@@ -10,7 +10,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 use nullspace_core::{Error, VolumePath};
-use nullspace_volumes::events::ChangeEvent;
+use nullspace_volumes::events::{ChangeEvent, Gap, Live};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -48,6 +48,13 @@ fn in_scope(ev: &ChangeEvent, scope: &VolumePath, recursive: bool) -> bool {
     hit(&ev.path) || ev.old_path.as_deref().is_some_and(hit)
 }
 
+fn gap_event(g: Gap) -> Event {
+    Event::default()
+        .event("gap")
+        .json_data(g)
+        .unwrap_or_default()
+}
+
 fn change(ev: &ChangeEvent) -> Event {
     Event::default()
         .id(ev.id.to_string())
@@ -79,16 +86,14 @@ pub async fn watch(
     };
     let s = scope.clone();
     vol.run(move |h| h.stat(&s)).await?;
+    // Starts the volume's file-system source (sandbox writes) if it is not running; its
+    // watches are in place before the response starts.
+    let mut sub = vol.run(move |h| h.watch(last)).await?;
     let h = vol.handle;
-    let sub = h.events().subscribe(last);
+    let source = sub.source.take();
     let recursive = q.recursive;
 
-    let gap = sub.gap.map(|g| {
-        Event::default()
-            .event("gap")
-            .json_data(g)
-            .unwrap_or_default()
-    });
+    let gap = sub.gap.map(gap_event);
     let backlog: Vec<Event> = sub
         .backlog
         .iter()
@@ -107,10 +112,13 @@ pub async fn watch(
                 _ = shutdown.cancelled() => return None,
             };
             match got {
-                Ok(ev) if in_scope(&ev, &scope, recursive) => {
+                Ok(Live::Change(ev)) if in_scope(&ev, &scope, recursive) => {
                     return Some((Ok(change(&ev)), Some((rx, scope, (closed, shutdown)))))
                 }
-                Ok(_) => continue,
+                Ok(Live::Change(_)) => continue,
+                Ok(Live::Gap(g)) => {
+                    return Some((Ok(gap_event(g)), Some((rx, scope, (closed, shutdown)))))
+                }
                 Err(RecvError::Lagged(n)) => {
                     let data = serde_json::json!({"missed": n, "message": "the client fell behind; reconnect with the last event id"});
                     let ev = Event::default()
@@ -123,8 +131,9 @@ pub async fn watch(
             }
         }
     });
-    // Keep the handle (and so the event sender) alive as long as the client listens.
-    let keep: Arc<_> = h;
+    // Keep the handle (and so the event sender) and the file-system source alive as long as
+    // the client listens.
+    let keep: (Arc<_>, _) = (h, source);
     let live = live.map(move |e| {
         let _ = &keep;
         e

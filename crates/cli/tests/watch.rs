@@ -1,8 +1,7 @@
 //! Watch through the Rust client against the real server: every change yields exactly one
 //! event, in order; a reconnection with the last id loses nothing; an id the server no longer
-//! has yields a gap; a reader that stops reading is told it fell behind and dropped.
-//!
-//! Not covered yet: "a write from inside a sandbox mount yields an event" waits for sandboxes.
+//! has yields a gap; a reader that stops reading is told it fell behind and dropped; writes
+//! made by sandbox code in a mounted volume yield the same events (real sandboxes: needs root).
 
 mod common;
 
@@ -449,4 +448,327 @@ async fn the_server_stops_on_sigterm_with_a_watcher_connected() {
         "the server did not finish its graceful shutdown; log tail:\n{}",
         s.log().lines().rev().take(3).collect::<Vec<_>>().join("\n")
     );
+}
+
+/// A sandbox with `volume` mounted read-write at /mnt/v, destroyed when dropped (sandboxes
+/// outlive the server process).
+struct SandboxGuard<'a>(&'a TestServer, String);
+
+impl SandboxGuard<'_> {
+    async fn start<'a>(s: &'a TestServer, c: &Client, volume: &str) -> SandboxGuard<'a> {
+        let mount = nullspace_client::SandboxMount {
+            volume: volume.into(),
+            mount_path: "/mnt/v".into(),
+            read_only: false,
+            subpath: None,
+        };
+        let sb = c
+            .create_sandbox("base", &[mount], None, &Default::default())
+            .await
+            .unwrap();
+        SandboxGuard(s, sb["id"].as_str().unwrap().to_owned())
+    }
+
+    async fn sh(&self, c: &Client, script: &str) {
+        let argv = ["sh", "-c", script].map(String::from);
+        let out = c.exec(&self.1, &argv).await.unwrap();
+        assert_eq!(out.exit_code, 0, "{script}: {}", out.stderr);
+    }
+}
+
+impl Drop for SandboxGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.cli(&["sandbox", "destroy", &self.1]);
+    }
+}
+
+fn changes_of(got: &[nullspace_client::ChangeEvent]) -> Vec<Expected> {
+    got.iter()
+        .map(|e| (e.kind, e.path.clone(), e.old_path.clone(), e.is_dir))
+        .collect()
+}
+
+async fn next_changes(
+    s: &mut (impl futures::Stream<Item = nullspace_core::Result<WatchEvent>> + Unpin),
+    n: usize,
+) -> Vec<nullspace_client::ChangeEvent> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(next_change(s).await);
+    }
+    out
+}
+
+fn ch(k: ChangeKind, path: &str, old: Option<&str>, dir: bool) -> Expected {
+    (k, path.to_owned(), old.map(str::to_owned), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_by_sandbox_code_yield_the_same_events_once_each() {
+    let s = TestServer::start();
+    let c = Client::new(&s.url, &s.key).unwrap();
+    let v = vol("w");
+    c.create_volume(&v, &Labels::new(), false).await.unwrap();
+    let mut events = c
+        .watch(&v, &p("/"), &WatchOptions::default())
+        .await
+        .unwrap();
+    let sb = SandboxGuard::start(&s, &c, "w").await;
+    use ChangeKind::*;
+
+    // A file written by a shell (create, write, close: one event) and new directories.
+    sb.sh(&c, "echo hi > /mnt/v/a.txt; mkdir -p /mnt/v/d/e")
+        .await;
+    let got = next_changes(&mut events, 3).await;
+    assert_eq!(
+        changes_of(&got),
+        [
+            ch(Created, "/a.txt", None, false),
+            ch(Created, "/d", None, true),
+            ch(Created, "/d/e", None, true),
+        ]
+    );
+    // In the new directories (watched as soon as they appeared), a move and a deletion.
+    sb.sh(
+        &c,
+        "echo x > /mnt/v/d/e/f; mv /mnt/v/a.txt /mnt/v/b.txt; rm /mnt/v/d/e/f",
+    )
+    .await;
+    let more = next_changes(&mut events, 3).await;
+    assert_eq!(
+        changes_of(&more),
+        [
+            ch(Created, "/d/e/f", None, false),
+            ch(Moved, "/b.txt", Some("/a.txt"), false),
+            ch(Deleted, "/d/e/f", None, false),
+        ]
+    );
+    // An append to an existing file is one `modified`; a directory moved within the tree keeps
+    // being watched under its new name.
+    sb.sh(
+        &c,
+        "echo more >> /mnt/v/b.txt; mv /mnt/v/d /mnt/v/d2; echo y > /mnt/v/d2/e/g; rm -r /mnt/v/d2",
+    )
+    .await;
+    let last = next_changes(&mut events, 6).await;
+    assert_eq!(
+        changes_of(&last),
+        [
+            ch(Modified, "/b.txt", None, false),
+            ch(Moved, "/d2", Some("/d"), true),
+            ch(Created, "/d2/e/g", None, false),
+            ch(Deleted, "/d2/e/g", None, false),
+            ch(Deleted, "/d2/e", None, true),
+            ch(Deleted, "/d2", None, true),
+        ]
+    );
+    let ids: Vec<u64> = got.iter().chain(&more).chain(&last).map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    nothing_more(&mut events).await;
+
+    // With the file-system source running, every API change is still exactly one event
+    // (inotify sees each of them too).
+    let w = WriteOptions::default();
+    c.write_bytes(&v, &p("/api.txt"), "1", &w).await.unwrap();
+    c.write_bytes(&v, &p("/api.txt"), "2", &w).await.unwrap();
+    c.mkdir(&v, &p("/x/y"), true).await.unwrap();
+    c.write_bytes(&v, &p("/x/y/z/deep.txt"), "3", &w)
+        .await
+        .unwrap();
+    c.copy(&v, &p("/x"), &p("/x2"), false, true).await.unwrap();
+    c.rename(&v, &p("/x2"), &p("/x3"), false).await.unwrap();
+    c.rename(&v, &p("/api.txt"), &p("/b.txt"), true)
+        .await
+        .unwrap();
+    c.remove(&v, &p("/x"), true).await.unwrap();
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(tar_of(3))]);
+    c.write_batch(&v, &p("/batch"), body).await.unwrap();
+    let api = next_changes(&mut events, 13).await;
+    assert_eq!(
+        changes_of(&api),
+        [
+            ch(Created, "/api.txt", None, false),
+            ch(Modified, "/api.txt", None, false),
+            ch(Created, "/x", None, true),
+            ch(Created, "/x/y", None, true),
+            ch(Created, "/x/y/z", None, true),
+            ch(Created, "/x/y/z/deep.txt", None, false),
+            ch(Created, "/x2", None, true),
+            ch(Moved, "/x3", Some("/x2"), true),
+            ch(Moved, "/b.txt", Some("/api.txt"), false),
+            ch(Deleted, "/x", None, true),
+            ch(Created, "/batch", None, true),
+            ch(Created, "/batch/f00000", None, false),
+            ch(Created, "/batch/f00001", None, false),
+        ]
+    );
+    assert_eq!(next_change(&mut events).await.path, "/batch/f00002");
+    // And sandbox code writing into what the API made is seen there.
+    sb.sh(&c, "echo z >> /mnt/v/x3/y/z/deep.txt").await;
+    assert_eq!(
+        changes_of(&[next_change(&mut events).await]),
+        [ch(Modified, "/x3/y/z/deep.txt", None, false)]
+    );
+    nothing_more(&mut events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_with_the_last_id_loses_no_sandbox_write() {
+    let s = TestServer::start();
+    let c = Client::new(&s.url, &s.key).unwrap();
+    let v = vol("w");
+    c.create_volume(&v, &Labels::new(), false).await.unwrap();
+    let sb = SandboxGuard::start(&s, &c, "w").await;
+    let all = WatchOptions::default();
+    let mut first = c.watch_once(&v, &p("/"), &all).await.unwrap();
+    sb.sh(&c, "echo 1 > /mnt/v/one").await;
+    let seen = next_change(&mut first).await;
+    assert_eq!(seen.path, "/one");
+    drop(first);
+
+    // Nobody watches now; sandbox code and the API go on writing.
+    sb.sh(&c, "echo 2 > /mnt/v/two; mkdir /mnt/v/dir").await;
+    c.write_bytes(&v, &p("/three"), "3", &WriteOptions::default())
+        .await
+        .unwrap();
+    let opts = WatchOptions {
+        recursive: true,
+        last_event_id: Some(seen.id),
+    };
+    let mut again = c.watch_once(&v, &p("/"), &opts).await.unwrap();
+    let got = next_changes(&mut again, 3).await;
+    use ChangeKind::*;
+    assert_eq!(
+        changes_of(&got),
+        [
+            ch(Created, "/two", None, false),
+            ch(Created, "/dir", None, true),
+            ch(Created, "/three", None, false),
+        ],
+        "no gap, nothing lost, nothing twice"
+    );
+    assert_eq!(got[0].id, seen.id + 1);
+    sb.sh(&c, "echo 4 > /mnt/v/dir/four").await;
+    assert_eq!(next_change(&mut again).await.path, "/dir/four");
+    nothing_more(&mut again).await;
+}
+
+/// The server's threads named like the file-system source's, and its inotify and eventfd fds
+/// with their open flags (from /proc).
+fn fs_source_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "nullspace-fswat")
+        })
+        .count()
+}
+
+fn anon_fds(pid: u32) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        let target = target.display().to_string();
+        if target.contains("inotify") || target.contains("eventfd") {
+            let info = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .unwrap_or_default();
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                .unwrap_or(0);
+            out.push((target, flags));
+        }
+    }
+    out
+}
+
+/// Waits (up to 30 s) until `cond` holds.
+async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..300 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cond()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fs_source_runs_only_while_watched_and_its_fds_are_close_on_exec() {
+    let s = TestServer::start();
+    let c = setup(&s, "w", "/w").await;
+    let pid = s.pid().unwrap();
+    assert_eq!(fs_source_threads(pid), 0, "no watcher, no source");
+    let watch = c
+        .watch_once(&vol("w"), &p("/w"), &WatchOptions::default())
+        .await
+        .unwrap();
+    // (A new thread names itself once it runs.)
+    assert!(eventually(|| fs_source_threads(pid) == 1).await);
+    let fds = anon_fds(pid);
+    assert!(fds.iter().any(|(t, _)| t.contains("inotify")), "{fds:?}");
+    for (target, flags) in &fds {
+        assert_ne!(flags & 0o2000000, 0, "{target} is not close-on-exec");
+    }
+    // A second watcher shares it; deleting the volume ends both watches and the source.
+    let _second = c
+        .watch_once(&vol("w"), &p("/"), &WatchOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(fs_source_threads(pid), 1);
+    c.delete_volume(&vol("w"), false, false).await.unwrap();
+    assert!(eventually(|| fs_source_threads(pid) == 0).await);
+    assert!(eventually(|| !anon_fds(pid).iter().any(|(t, _)| t.contains("inotify"))).await);
+    drop(watch);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_made_in_a_new_directory_are_each_reported_once() {
+    let s = TestServer::start();
+    let c = Client::new(&s.url, &s.key).unwrap();
+    let v = vol("w");
+    c.create_volume(&v, &Labels::new(), false).await.unwrap();
+    let mut events = c
+        .watch(&v, &p("/"), &WatchOptions::default())
+        .await
+        .unwrap();
+    let sb = SandboxGuard::start(&s, &c, "w").await;
+    // Files made right after their directory: some before its watch exists (found by listing
+    // it), some after (seen by the watch); either way each is one `created`.
+    sb.sh(
+        &c,
+        "mkdir -p /mnt/v/n/m; i=0; while [ $i -lt 200 ]; do echo x > /mnt/v/n/m/f$i; i=$((i+1)); done",
+    )
+    .await;
+    let got = next_changes(&mut events, 202).await;
+    assert_eq!(
+        changes_of(&got[..2]),
+        [
+            ch(ChangeKind::Created, "/n", None, true),
+            ch(ChangeKind::Created, "/n/m", None, true)
+        ]
+    );
+    let mut files: Vec<String> = got[2..]
+        .iter()
+        .map(|e| {
+            assert_eq!((e.kind, e.is_dir), (ChangeKind::Created, false), "{e:?}");
+            e.path.clone()
+        })
+        .collect();
+    files.sort();
+    let mut want: Vec<String> = (0..200).map(|i| format!("/n/m/f{i}")).collect();
+    want.sort();
+    assert_eq!(files, want);
+    nothing_more(&mut events).await;
 }

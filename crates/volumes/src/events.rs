@@ -1,11 +1,20 @@
 //! Change events of one volume: a bounded log with ids, and live subscribers.
 //!
-//! Every mutation made through a [`crate::VolumeHandle`] publishes here; a file-system watcher
-//! (for writes made by sandbox code into a mount) feeds the same log, so a client sees one
-//! ordered stream whatever made the change.
+//! Two sources feed one log, so a client sees one ordered stream whatever made the change:
+//! every mutation made through a [`crate::VolumeHandle`] calls [`EventLog::publish`], and the
+//! file-system source (`fswatch`, inotify on the data tree, for writes made by sandbox code in
+//! a mount) calls [`EventLog::publish_observed`].
+//!
+//! De-duplication: an API change is seen by inotify too (its rename from staging into the
+//! tree). Mutations run inside [`EventLog::begin_change`]; while the file-system source runs,
+//! `publish` remembers the paths it reported ("marks"). Before deciding on what it read, the
+//! source waits for the changes that were in flight when it read (so their marks exist), then
+//! drops every observed event that touches a marked path. A mark is forgotten once the source
+//! has handled a read that began after the mark was made: by then every inotify event the
+//! change caused has been seen. So an API change yields exactly one event, with the API's kind.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -38,32 +47,94 @@ pub const RETAINED_EVENTS: usize = 10_000;
 /// Events a live subscriber may fall behind before it is told so and dropped.
 pub const SUBSCRIBER_BUFFER: usize = 4_096;
 
-/// A reconnecting client asked for events that are no longer retained.
+/// Changes after `last_event_id` may be missing: events before `oldest_available` are no longer
+/// retained, or changes went unobserved (the file-system source was not running, or its queue
+/// overflowed). The watcher must re-list what it watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Gap {
     pub last_event_id: u64,
     pub oldest_available: u64,
 }
 
+/// What a live subscriber receives.
+#[derive(Debug, Clone)]
+pub enum Live {
+    Change(Arc<ChangeEvent>),
+    /// Changes were lost just now (the file-system source overflowed).
+    Gap(Gap),
+}
+
 /// What a new subscriber gets: missed events (and a gap marker if some are gone), then live ones.
 pub struct Subscription {
     pub gap: Option<Gap>,
     pub backlog: Vec<Arc<ChangeEvent>>,
-    pub live: broadcast::Receiver<Arc<ChangeEvent>>,
+    pub live: broadcast::Receiver<Live>,
     /// Turns `true` when the volume is deleted: the subscriber should end.
     pub closed: tokio::sync::watch::Receiver<bool>,
+    /// Keeps the volume's file-system source running while the subscriber lives (set by
+    /// [`crate::VolumeHandle::watch`]).
+    pub source: Option<crate::fswatch::Attached>,
 }
 
 struct Inner {
     next_id: u64,
     ring: VecDeque<Arc<ChangeEvent>>,
+    /// First ids after each loss (changes before them may be missing), ascending; only those
+    /// newer than the oldest retained event matter.
+    losses: VecDeque<u64>,
+    /// Whether a file-system source runs (only then are marks kept).
+    observing: bool,
+    /// Paths of recent API changes: (mark number, path), oldest first, and how many marks
+    /// each path has.
+    marks: VecDeque<(u64, String)>,
+    marked: HashMap<String, usize>,
+    next_mark: u64,
 }
+
+impl Inner {
+    fn pop_mark(&mut self) {
+        if let Some((_, p)) = self.marks.pop_front() {
+            if let Some(n) = self.marked.get_mut(&p) {
+                *n -= 1;
+                if *n == 0 {
+                    self.marked.remove(&p);
+                }
+            }
+        }
+    }
+}
+
+/// Changes in flight (between [`EventLog::begin_change`] and the end of its guard).
+#[derive(Default)]
+struct InFlight {
+    next: u64,
+    running: BTreeSet<u64>,
+}
+
+/// Marks beyond this many are dropped oldest first (a bound, should the source stall).
+const MAX_MARKS: usize = 100_000;
 
 /// The event log of one volume.
 pub struct EventLog {
     inner: Mutex<Inner>,
-    tx: broadcast::Sender<Arc<ChangeEvent>>,
+    tx: broadcast::Sender<Live>,
     closed: tokio::sync::watch::Sender<bool>,
+    in_flight: Mutex<InFlight>,
+    done: Condvar,
+}
+
+/// A change in progress (see [`EventLog::begin_change`]); ends when dropped.
+pub struct ChangeGuard<'a> {
+    log: &'a EventLog,
+    id: u64,
+}
+
+impl Drop for ChangeGuard<'_> {
+    fn drop(&mut self) {
+        let mut f = self.log.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        f.running.remove(&self.id);
+        self.log.done.notify_all();
+    }
 }
 
 impl std::fmt::Debug for EventLog {
@@ -89,8 +160,15 @@ impl EventLog {
             inner: Mutex::new(Inner {
                 next_id: start,
                 ring: VecDeque::new(),
+                losses: VecDeque::new(),
+                observing: false,
+                marks: VecDeque::new(),
+                marked: HashMap::new(),
+                next_mark: 0,
             }),
             tx,
+            in_flight: Mutex::new(InFlight::default()),
+            done: Condvar::new(),
         }
     }
 
@@ -98,9 +176,49 @@ impl EventLog {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records and broadcasts one change.
+    /// Records and broadcasts one change made through the API (or reported by another server).
     pub fn publish(&self, kind: ChangeKind, path: &str, old_path: Option<&str>, is_dir: bool) {
         let mut inner = self.lock();
+        if inner.observing {
+            for p in std::iter::once(path).chain(old_path) {
+                if inner.marks.len() == MAX_MARKS {
+                    inner.pop_mark();
+                }
+                let n = inner.next_mark;
+                inner.next_mark += 1;
+                inner.marks.push_back((n, p.to_owned()));
+                *inner.marked.entry(p.to_owned()).or_default() += 1;
+            }
+        }
+        Self::append(&self.tx, &mut inner, kind, path, old_path, is_dir);
+    }
+
+    /// Records a change the file-system source observed, unless it touches a path the API just
+    /// changed (then the API's event already reports it). Returns whether it was recorded.
+    pub fn publish_observed(
+        &self,
+        kind: ChangeKind,
+        path: &str,
+        old_path: Option<&str>,
+        is_dir: bool,
+    ) -> bool {
+        let mut inner = self.lock();
+        let marked = |p: &str| inner.marked.contains_key(p);
+        if marked(path) || old_path.is_some_and(marked) {
+            return false;
+        }
+        Self::append(&self.tx, &mut inner, kind, path, old_path, is_dir);
+        true
+    }
+
+    fn append(
+        tx: &broadcast::Sender<Live>,
+        inner: &mut Inner,
+        kind: ChangeKind,
+        path: &str,
+        old_path: Option<&str>,
+        is_dir: bool,
+    ) {
         let event = Arc::new(ChangeEvent {
             id: inner.next_id,
             kind,
@@ -115,7 +233,75 @@ impl EventLog {
         }
         inner.ring.push_back(event.clone());
         // Sent under the lock so that subscribe() sees each event exactly once.
-        let _ = self.tx.send(event);
+        let _ = tx.send(Live::Change(event));
+    }
+
+    /// Says that changes may have gone unobserved just now: live subscribers get a gap, and
+    /// so does anyone resuming from an earlier id.
+    pub fn publish_loss(&self) {
+        let mut inner = self.lock();
+        let at = inner.next_id;
+        Self::note_loss(&mut inner, at);
+        let _ = self.tx.send(Live::Gap(Gap {
+            last_event_id: at - 1,
+            oldest_available: at,
+        }));
+    }
+
+    fn note_loss(inner: &mut Inner, at: u64) {
+        if inner.losses.back() != Some(&at) {
+            inner.losses.push_back(at);
+        }
+        let oldest = inner.ring.front().map_or(inner.next_id, |e| e.id);
+        while inner.losses.len() > 1 && inner.losses[1] <= oldest {
+            inner.losses.pop_front();
+        }
+    }
+
+    /// The file-system source starts (`true`) or stops. Changes made before a start were not
+    /// observed: resuming from an id before it yields a gap.
+    pub(crate) fn set_observing(&self, on: bool) {
+        let mut inner = self.lock();
+        inner.observing = on;
+        if on {
+            let at = inner.next_id;
+            Self::note_loss(&mut inner, at);
+        } else {
+            inner.marks.clear();
+            inner.marked.clear();
+        }
+    }
+
+    /// Marks the start of a mutation of the tree; it ends when the guard is dropped.
+    pub fn begin_change(&self) -> ChangeGuard<'_> {
+        let mut f = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let id = f.next;
+        f.next += 1;
+        f.running.insert(id);
+        ChangeGuard { log: self, id }
+    }
+
+    /// The number the next mark will get: marks below it were made before this call.
+    pub(crate) fn mark_horizon(&self) -> u64 {
+        self.lock().next_mark
+    }
+
+    /// Waits until every change that had begun before this call has ended (so that the marks
+    /// of whatever caused the events just read exist).
+    pub(crate) fn settle(&self) {
+        let mut f = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let before = f.next;
+        while f.running.first().is_some_and(|&id| id < before) {
+            f = self.done.wait(f).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Forgets marks made before `horizon` (see [`EventLog::mark_horizon`]).
+    pub(crate) fn forget_marks(&self, horizon: u64) {
+        let mut inner = self.lock();
+        while inner.marks.front().is_some_and(|(n, _)| *n < horizon) {
+            inner.pop_mark();
+        }
     }
 
     /// Subscribes; with `last_event_id`, retained events after it come first.
@@ -129,27 +315,47 @@ impl EventLog {
                 backlog: Vec::new(),
                 live,
                 closed,
+                source: None,
             };
         };
-        let oldest = inner.ring.front().map_or(inner.next_id, |e| e.id);
+        let mut oldest = inner.ring.front().map_or(inner.next_id, |e| e.id);
         // Ids between `last` and the oldest retained one are lost (or, after a restart, the
         // client's id belongs to a previous server life).
-        let gap = (last + 1 < oldest || last >= inner.next_id).then_some(Gap {
+        let mut lost = last.saturating_add(1) < oldest || last >= inner.next_id;
+        // Changes went unobserved after `last`: the log is complete from the last such loss
+        // on. (When retention alone made a gap, it stays as it was: any gap means re-list.)
+        if let Some(&at) = inner.losses.back().filter(|&&at| at > last && !lost) {
+            lost = true;
+            oldest = oldest.max(at);
+        }
+        let gap = lost.then_some(Gap {
             last_event_id: last,
             oldest_available: oldest,
         });
-        let backlog = inner.ring.iter().filter(|e| e.id > last).cloned().collect();
+        let from = oldest.max(last.saturating_add(1));
+        let backlog = inner
+            .ring
+            .iter()
+            .filter(|e| e.id >= from)
+            .cloned()
+            .collect();
         Subscription {
             gap,
             backlog,
             live,
             closed,
+            source: None,
         }
     }
 
     /// Ends every subscription (the volume is being deleted).
     pub fn close(&self) {
         self.closed.send_replace(true);
+    }
+
+    /// Whether [`EventLog::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
     }
 
     /// The id the next event will get.
@@ -186,5 +392,59 @@ mod tests {
         assert_eq!(s.backlog.len(), RETAINED_EVENTS);
         // An id from a previous life of the server.
         assert!(log.subscribe(Some(u64::MAX - 1)).gap.is_some());
+    }
+
+    #[test]
+    fn observed_changes_of_paths_the_api_just_changed_are_dropped() {
+        let log = EventLog::new();
+        // Not observing: no marks kept.
+        log.publish(ChangeKind::Created, "/a", None, false);
+        assert!(log.publish_observed(ChangeKind::Created, "/a", None, false));
+        log.set_observing(true);
+        let horizon = log.mark_horizon();
+        {
+            let _change = log.begin_change();
+            log.publish(ChangeKind::Moved, "/b", Some("/c"), false);
+        }
+        log.settle();
+        assert!(!log.publish_observed(ChangeKind::Created, "/b", None, false));
+        assert!(!log.publish_observed(ChangeKind::Deleted, "/c", None, false));
+        assert!(!log.publish_observed(ChangeKind::Moved, "/d", Some("/b"), false));
+        assert!(log.publish_observed(ChangeKind::Created, "/e", None, false));
+        // Marks made after a read began are kept for the next one.
+        log.forget_marks(horizon);
+        assert!(!log.publish_observed(ChangeKind::Created, "/b", None, false));
+        log.forget_marks(log.mark_horizon());
+        assert!(log.publish_observed(ChangeKind::Created, "/b", None, false));
+    }
+
+    #[test]
+    fn unobserved_time_and_losses_are_gaps() {
+        let log = EventLog::new();
+        log.publish(ChangeKind::Created, "/before", None, false);
+        let before = log.next_id() - 1;
+        // The file-system source starts: sandbox changes before it were not observed.
+        log.set_observing(true);
+        log.publish(ChangeKind::Created, "/x", None, false);
+        let x = log.next_id() - 1;
+        let s = log.subscribe(Some(before));
+        assert_eq!(
+            s.gap,
+            Some(Gap {
+                last_event_id: before,
+                oldest_available: x
+            })
+        );
+        assert_eq!(s.backlog.len(), 1);
+        assert!(log.subscribe(Some(x)).gap.is_none());
+        // A loss while a subscriber listens: it gets a gap live, and so does a resume.
+        let mut live = log.subscribe(None).live;
+        log.publish_loss();
+        log.publish(ChangeKind::Created, "/y", None, false);
+        assert!(matches!(live.try_recv(), Ok(Live::Gap(g)) if g.last_event_id == x));
+        assert!(matches!(live.try_recv(), Ok(Live::Change(e)) if e.path == "/y"));
+        let s = log.subscribe(Some(x));
+        assert_eq!(s.gap.unwrap().oldest_available, x + 1);
+        assert_eq!(s.backlog[0].path, "/y");
     }
 }

@@ -77,7 +77,9 @@ pub struct VolumeHandle {
     cap: u64,
     /// Current usage; holding this lock is what serialises commits to the volume.
     usage: Mutex<Usage>,
-    events: EventLog,
+    events: Arc<EventLog>,
+    /// Feeds `events` with changes made by sandbox code (inotify), while the volume is watched.
+    fs_source: crate::fswatch::FsSource,
 }
 
 /// A shell glob over names (no `/` in it) or over paths relative to a listed directory.
@@ -206,7 +208,8 @@ impl VolumeHandle {
             staging_path,
             cap,
             usage: Mutex::new(usage),
-            events: EventLog::new(),
+            events: Arc::new(EventLog::new()),
+            fs_source: crate::fswatch::FsSource::new(root.join("data")),
         })
     }
 
@@ -223,6 +226,25 @@ impl VolumeHandle {
     /// The volume's change events.
     pub fn events(&self) -> &EventLog {
         &self.events
+    }
+
+    /// Subscribes to the volume's changes, made through the API or by sandbox code in a mount
+    /// (the file-system source runs while the subscription lives, and a while after).
+    pub fn watch(&self, last_event_id: Option<u64>) -> FsResult<crate::events::Subscription> {
+        let attached = self.fs_source.attach(&self.events)?;
+        let mut sub = self.events.subscribe(last_event_id);
+        sub.source = Some(attached);
+        Ok(sub)
+    }
+
+    /// Stops the file-system source (the server stops or the volume is deleted).
+    pub fn stop_watching(&self) {
+        self.fs_source.stop();
+    }
+
+    /// Whether the file-system source runs.
+    pub fn fs_source_running(&self) -> bool {
+        self.fs_source.running()
     }
 
     pub(crate) fn staging_path(&self) -> &Path {
@@ -347,6 +369,7 @@ impl VolumeHandle {
         staged_dir: bool,
         opts: &WriteOptions,
     ) -> FsResult<FileStat> {
+        let _change = self.events.begin_change();
         let mut created = Vec::new();
         let (dir, name) = match self.beneath.parent(path, None) {
             Ok(found) => found,
@@ -480,6 +503,7 @@ impl VolumeHandle {
 
     /// Makes a directory (`parents`: also its parents, and an existing directory is fine).
     pub fn mkdir(&self, path: &VolumePath, parents: bool) -> FsResult<FileStat> {
+        let _change = self.events.begin_change();
         if parents {
             if let Ok(st) = self.stat(path) {
                 if st.file_type != StatType::Dir {
@@ -527,6 +551,7 @@ impl VolumeHandle {
         if src == dst {
             return Ok(file_stat(dst.to_string(), &sst));
         }
+        let _change = self.events.begin_change();
         let mut created = Vec::new();
         let (ddir, dname) = self.beneath.parent(dst, Some(&mut created))?;
         let mut usage = self.lock();
@@ -655,6 +680,7 @@ impl VolumeHandle {
         recursive: bool,
     ) -> FsResult<()> {
         let err = io_at(shown);
+        let _change = self.events.begin_change();
         let mut usage = self.lock();
         let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(&err)?;
         if !is_dir(&st) {
@@ -837,6 +863,7 @@ impl VolumeHandle {
             }
         }
         self.check_cap(&usage, freed.used_bytes, adding.used_bytes)?;
+        let _change = self.events.begin_change();
         let mut created = Vec::new();
         for d in &dirs {
             self.beneath.ensure_dir(d, &mut created)?;

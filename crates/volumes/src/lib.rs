@@ -14,6 +14,7 @@
 pub mod archive;
 mod error;
 pub mod events;
+pub mod fswatch;
 mod handle;
 mod placement;
 pub mod resolve;
@@ -85,6 +86,7 @@ impl VolumeStore {
             .unwrap_or_else(|e| e.into_inner())
             .remove(volume_id);
         if let Some(h) = handle {
+            h.stop_watching();
             h.events().close();
         }
         self.placement.destroy(volume_id)

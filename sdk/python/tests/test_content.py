@@ -302,6 +302,34 @@ def test_watch_gap_marker_for_an_id_the_server_no_longer_has(volume: Volume) -> 
     assert ev.type == "created" and ev.id >= gap.oldest_available
 
 
+def test_watch_sees_writes_by_sandbox_code_once_each(client: nullspace.Client, volume: Volume) -> None:
+    f = volume.files
+    f.mkdir("/w")
+    with nullspace.Sandbox.create(volumes=[volume.mount("/mnt/v")], client=client) as sb:
+        with f.watch("/w") as events:
+            assert sb.exec("echo hi > /mnt/v/w/a.txt; mkdir /mnt/v/w/d").exit_code == 0
+            got = take(events, 2)
+            # An API write while sandbox writes are observed: still one event.
+            f.write("/w/api.txt", "x")
+            got += take(events, 1)
+            assert sb.exec("mv /mnt/v/w/a.txt /mnt/v/w/d/b.txt; echo more >> /mnt/v/w/d/b.txt").exit_code == 0
+            got += take(events, 2)
+            # The connection drops; a sandbox write meanwhile comes after the reconnection.
+            events._drop()
+            assert sb.exec("rm /mnt/v/w/d/b.txt").exit_code == 0
+            got += take(events, 1)
+    assert [(e.type, e.path, e.old_path, e.is_dir) for e in got] == [
+        ("created", "/w/a.txt", None, False),
+        ("created", "/w/d", None, True),
+        ("created", "/w/api.txt", None, False),
+        ("moved", "/w/d/b.txt", "/w/a.txt", False),
+        ("modified", "/w/d/b.txt", None, False),
+        ("deleted", "/w/d/b.txt", None, False),
+    ]
+    ids = [e.id for e in got]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
 def test_watch_close_stops_a_blocked_iteration(volume: Volume) -> None:
     volume.files.mkdir("/w")
     events = volume.files.watch("/w")

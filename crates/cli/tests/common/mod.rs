@@ -117,6 +117,11 @@ impl TestServer {
         server
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The server's data dir (holds `client.json`).
     pub fn data_dir(&self) -> PathBuf {
         match &self.shared_data {

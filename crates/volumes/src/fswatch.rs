@@ -1,0 +1,892 @@
+//! The file-system event source of a volume: inotify on its data tree, so that changes made by
+//! sandbox code in a mount reach the volume's [`EventLog`] like the API's own.
+//!
+//! - **When it runs.** From the first watcher of a volume until [`LINGER`] after the last one
+//!   left (so a client that reconnects soon loses nothing), until the volume is deleted, or
+//!   until the server stops. Changes made while it did not run were not observed: resuming
+//!   from an id before its start yields a `gap` (see [`EventLog::subscribe`]).
+//! - **Which directories.** Every directory of the tree has a watch (inotify is not recursive).
+//!   Each is opened by fd through the one resolver, beneath the data directory and without
+//!   following a final symlink, and the watch is added on `/proc/self/fd/N`, so a sandbox
+//!   swapping a directory for a symlink cannot make us watch anything outside the volume. A new
+//!   directory is watched as soon as its event is read, then listed: what was made in it
+//!   before the watch existed is reported from that listing (and not again from its events).
+//! - **Coalescing.** A file's `created` (or `modified`) is held until the writer closes it
+//!   (`IN_CLOSE_WRITE`), so `echo hi > f` is one `created` and `echo hi >> f` one `modified`,
+//!   each sent after the content is there. A file still open after [`HOLD`], or when another
+//!   path changes, is reported then; writes after that are a new `modified`, held the same way.
+//! - **Moves.** `IN_MOVED_FROM`/`IN_MOVED_TO` with the same cookie are one `moved`; a move out
+//!   of the tree is `deleted`, into it `created`.
+//! - **Losses.** An inotify queue overflow (or more directories than [`MAX_WATCHES`]) is sent
+//!   to watchers as a `gap`, and every watch is set up again from the tree on disk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nullspace_core::VolumePath;
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::error::{FsError, FsResult};
+use crate::events::{ChangeKind, EventLog};
+use crate::resolve::Beneath;
+use crate::walk::read_entries;
+
+/// How long the source keeps running after the last watcher left.
+pub const LINGER: Duration = Duration::from_secs(60);
+/// How long a file open for writing is held before its change is reported anyway.
+pub const HOLD: Duration = Duration::from_millis(500);
+/// How long a trailing `IN_MOVED_FROM` waits for its `IN_MOVED_TO` before it counts as a
+/// move out of the tree (the kernel queues the two together, so this is only a safety margin).
+const PAIR_WAIT: Duration = Duration::from_millis(20);
+/// How long an entry found by listing a new directory is remembered, so that its own
+/// creation event (if the watch came before it) is not reported a second time.
+const SCAN_MEMORY: Duration = Duration::from_secs(5);
+/// Watched directories per volume at most (inotify watches are a host-wide resource).
+pub const MAX_WATCHES: usize = 65_536;
+/// Events read before they are handled (the rest waits in the kernel queue).
+const BATCH: usize = 4_096;
+
+const MASK: WatchFlags = WatchFlags::CREATE
+    .union(WatchFlags::DELETE)
+    .union(WatchFlags::MODIFY)
+    .union(WatchFlags::CLOSE_WRITE)
+    .union(WatchFlags::MOVED_FROM)
+    .union(WatchFlags::MOVED_TO)
+    .union(WatchFlags::ONLYDIR);
+
+/// Starts, shares and stops the file-system source of one volume.
+pub(crate) struct FsSource {
+    data: PathBuf,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    slot: Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    watchers: usize,
+    left_at: Option<Instant>,
+    /// The running source's wake-up eventfd (`None`: not running).
+    wake: Option<Arc<OwnedFd>>,
+    stop: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn wake(fd: &OwnedFd) {
+    let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+}
+
+/// Keeps the source running while held (one per watcher).
+pub struct Attached(Arc<Shared>);
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Attached")
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let mut slot = self.0.lock();
+        slot.watchers = slot.watchers.saturating_sub(1);
+        if slot.watchers == 0 {
+            slot.left_at = Some(Instant::now());
+            if let Some(w) = &slot.wake {
+                wake(w);
+            }
+        }
+    }
+}
+
+fn io(e: impl Into<std::io::Error>) -> FsError {
+    FsError::Io {
+        path: "/".into(),
+        source: e.into(),
+    }
+}
+
+impl std::fmt::Debug for FsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsSource")
+            .field("running", &self.running())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FsSource {
+    /// The source of the data tree at `data` (not started).
+    pub(crate) fn new(data: PathBuf) -> FsSource {
+        FsSource {
+            data,
+            shared: Arc::default(),
+        }
+    }
+
+    /// Registers a watcher, starting the source if it is not running. The watches are in
+    /// place when this returns: any later change is observed.
+    pub(crate) fn attach(&self, log: &Arc<EventLog>) -> FsResult<Attached> {
+        let mut slot = self.shared.lock();
+        if slot.wake.is_none() {
+            let wake_fd =
+                Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(io)?);
+            // Observing first: API changes from now on leave marks, so none is reported twice.
+            log.set_observing(true);
+            let started = Tree::start(&self.data).and_then(|tree| {
+                let mut w = Watcher::new(tree, log.clone());
+                w.add_subtree("/".into(), false, false);
+                let (shared, wake) = (self.shared.clone(), wake_fd.clone());
+                std::thread::Builder::new()
+                    .name("nullspace-fswatch".into())
+                    .spawn(move || w.run(&shared, &wake))
+                    .map_err(io)
+            });
+            if let Err(e) = started {
+                log.set_observing(false);
+                return Err(e);
+            }
+            slot.wake = Some(wake_fd);
+            slot.stop = false;
+        }
+        slot.watchers += 1;
+        slot.left_at = None;
+        Ok(Attached(self.shared.clone()))
+    }
+
+    /// Stops the source now (the volume is deleted or the server stops).
+    pub(crate) fn stop(&self) {
+        let mut slot = self.shared.lock();
+        slot.stop = true;
+        if let Some(w) = &slot.wake {
+            wake(w);
+        }
+    }
+
+    /// Whether the source runs.
+    pub(crate) fn running(&self) -> bool {
+        self.shared.lock().wake.is_some()
+    }
+}
+
+/// Whether `path` is `dir` or below it (paths are normalised volume paths).
+fn is_under(path: &str, dir: &str) -> bool {
+    dir == "/"
+        || path == dir
+        || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+struct WatchedDir {
+    path: String,
+    ino: u64,
+}
+
+enum Added {
+    /// A new watch, and the directory's fd to list it.
+    New(OwnedFd),
+    /// The directory already had a watch.
+    Already,
+}
+
+/// The watches of one inotify instance over a data tree.
+struct Tree {
+    inotify: OwnedFd,
+    beneath: Beneath,
+    root_wd: Option<i32>,
+    dirs: HashMap<i32, WatchedDir>,
+    by_path: HashMap<String, i32>,
+}
+
+impl Tree {
+    fn start(data: &Path) -> FsResult<Tree> {
+        let inotify = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).map_err(io)?;
+        let root = rustix::fs::open(
+            data,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io)?;
+        Ok(Tree {
+            inotify,
+            beneath: Beneath::new(root),
+            root_wd: None,
+            dirs: HashMap::new(),
+            by_path: HashMap::new(),
+        })
+    }
+
+    fn ino_at(&self, path: &str) -> Option<u64> {
+        let vp = VolumePath::parse(path).ok()?;
+        let fd = self
+            .beneath
+            .open(&vp, OFlags::PATH | OFlags::DIRECTORY, false)
+            .ok()?;
+        rustix::fs::fstat(&fd).ok().map(|st| st.st_ino)
+    }
+
+    /// Watches the directory at `path`, opened beneath the data directory.
+    fn watch_dir(&mut self, path: &str) -> FsResult<Added> {
+        let vp = VolumePath::parse(path).map_err(|e| FsError::Invalid(e.to_string()))?;
+        let fd = self
+            .beneath
+            .open(&vp, OFlags::RDONLY | OFlags::DIRECTORY, false)?;
+        let ino = rustix::fs::fstat(&fd).map_err(io)?.st_ino;
+        if let Some(&wd) = self.by_path.get(path) {
+            if self.dirs.get(&wd).is_some_and(|d| d.ino == ino) {
+                return Ok(Added::Already);
+            }
+            // Another directory than the one watched under this name: that one has gone.
+            self.drop_under(path);
+        }
+        if self.dirs.len() >= MAX_WATCHES {
+            return Err(FsError::Invalid(format!(
+                "more than {MAX_WATCHES} directories to watch"
+            )));
+        }
+        let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let wd = match inotify::add_watch(&self.inotify, proc_path.as_str(), MASK) {
+            Ok(wd) => wd,
+            // The host's inotify watches (fs.inotify.max_user_watches) are used up.
+            Err(Errno::NOSPC) => {
+                return Err(FsError::Invalid(
+                    "the host's inotify watches are used up (fs.inotify.max_user_watches)".into(),
+                ))
+            }
+            Err(e) => return Err(io(e)),
+        };
+        if let Some(old) = self.dirs.remove(&wd) {
+            // The same directory, known under an older name.
+            self.by_path.remove(&old.path);
+        }
+        if path == "/" {
+            self.root_wd = Some(wd);
+        }
+        self.dirs.insert(
+            wd,
+            WatchedDir {
+                path: path.to_owned(),
+                ino,
+            },
+        );
+        self.by_path.insert(path.to_owned(), wd);
+        Ok(Added::New(fd))
+    }
+
+    /// Removes the watches of `dir` and everything below it.
+    fn drop_under(&mut self, dir: &str) {
+        let gone: Vec<i32> = self
+            .dirs
+            .iter()
+            .filter(|(_, d)| is_under(&d.path, dir))
+            .map(|(&wd, _)| wd)
+            .collect();
+        for wd in gone {
+            if let Some(d) = self.dirs.remove(&wd) {
+                self.by_path.remove(&d.path);
+            }
+            let _ = inotify::remove_watch(&self.inotify, wd);
+        }
+    }
+
+    /// The watched directory tree at `from` is now at `to`.
+    fn rename_under(&mut self, from: &str, to: &str) {
+        let moving: Vec<i32> = self
+            .dirs
+            .iter()
+            .filter(|(_, d)| is_under(&d.path, from))
+            .map(|(&wd, _)| wd)
+            .collect();
+        for &wd in &moving {
+            if let Some(d) = self.dirs.get(&wd) {
+                self.by_path.remove(&d.path);
+            }
+        }
+        // Whatever was watched at the destination was replaced.
+        self.drop_under(to);
+        for wd in moving {
+            if let Some(d) = self.dirs.get_mut(&wd) {
+                d.path = format!("{to}{}", &d.path[from.len()..]);
+                self.by_path.insert(d.path.clone(), wd);
+            }
+        }
+    }
+
+    /// The kernel removed a watch (its directory was deleted).
+    fn forget(&mut self, wd: i32) {
+        if let Some(d) = self.dirs.remove(&wd) {
+            if self.by_path.get(&d.path) == Some(&wd) {
+                self.by_path.remove(&d.path);
+            }
+        }
+    }
+}
+
+/// One raw event, copied out of the read buffer.
+struct Raw {
+    wd: i32,
+    mask: ReadFlags,
+    cookie: u32,
+    name: Option<String>,
+}
+
+/// Changes of files being written, held until the writer closes them, oldest first.
+#[derive(Default)]
+struct Held {
+    next: u64,
+    order: BTreeMap<u64, (String, ChangeKind, Instant)>,
+    by_path: HashMap<String, u64>,
+}
+
+impl Held {
+    fn contains(&self, path: &str) -> bool {
+        self.by_path.contains_key(path)
+    }
+
+    /// Holds a change of `path` unless one is held already (later writes fold into it).
+    fn hold(&mut self, path: String, kind: ChangeKind) {
+        if self.contains(&path) {
+            return;
+        }
+        let n = self.next;
+        self.next += 1;
+        self.by_path.insert(path.clone(), n);
+        self.order.insert(n, (path, kind, Instant::now()));
+    }
+
+    fn take(&mut self, path: &str) -> Option<ChangeKind> {
+        let n = self.by_path.remove(path)?;
+        self.order.remove(&n).map(|(_, kind, _)| kind)
+    }
+
+    fn drain(&mut self) -> Vec<(String, ChangeKind)> {
+        self.by_path.clear();
+        std::mem::take(&mut self.order)
+            .into_values()
+            .map(|(p, k, _)| (p, k))
+            .collect()
+    }
+
+    fn oldest(&self) -> Option<Instant> {
+        self.order.values().next().map(|(_, _, t)| *t)
+    }
+
+    fn rename_under(&mut self, from: &str, to: &str) {
+        for (path, _, _) in self.order.values_mut() {
+            if is_under(path, from) {
+                self.by_path.remove(path.as_str());
+                *path = format!("{to}{}", &path[from.len()..]);
+            }
+        }
+        for (&n, (path, _, _)) in &self.order {
+            self.by_path.insert(path.clone(), n);
+        }
+    }
+}
+
+struct MovedFrom {
+    cookie: u32,
+    path: String,
+    is_dir: bool,
+    at: Instant,
+}
+
+/// The source's thread state: the watches, and what is held for coalescing.
+struct Watcher {
+    tree: Tree,
+    log: Arc<EventLog>,
+    held: Held,
+    scanned: HashMap<String, Instant>,
+    moved_from: Option<MovedFrom>,
+    full_reported: bool,
+    gone: bool,
+}
+
+impl Watcher {
+    fn new(tree: Tree, log: Arc<EventLog>) -> Watcher {
+        Watcher {
+            tree,
+            log,
+            held: Held::default(),
+            scanned: HashMap::new(),
+            moved_from: None,
+            full_reported: false,
+            gone: false,
+        }
+    }
+
+    fn run(mut self, shared: &Shared, wake_fd: &OwnedFd) {
+        let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
+        let mut forget_upto = None;
+        loop {
+            let linger_end = {
+                // Decided under the lock: a watcher arriving meanwhile either keeps this
+                // source or, once `wake` is cleared, starts a new one.
+                let mut slot = shared.lock();
+                let linger_over =
+                    slot.watchers == 0 && slot.left_at.is_some_and(|t| t.elapsed() >= LINGER);
+                if slot.stop || linger_over || self.gone || self.log.is_closed() {
+                    self.flush_unreported();
+                    slot.wake = None;
+                    self.log.set_observing(false);
+                    return;
+                }
+                slot.left_at
+                    .filter(|_| slot.watchers == 0)
+                    .map(|t| t + LINGER)
+            };
+            let deadline = [self.next_deadline(), linger_end]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = deadline.map(|d| {
+                let left = d.saturating_duration_since(Instant::now());
+                Timespec {
+                    tv_sec: left.as_secs() as _,
+                    tv_nsec: left.subsec_nanos() as _,
+                }
+            });
+            let (readable, woken) = {
+                let mut fds = [
+                    PollFd::new(&self.tree.inotify, PollFlags::IN),
+                    PollFd::new(wake_fd, PollFlags::IN),
+                ];
+                match poll(&mut fds, timeout.as_ref()) {
+                    Ok(_) => (!fds[0].revents().is_empty(), !fds[1].revents().is_empty()),
+                    Err(Errno::INTR) => (false, false),
+                    Err(e) => {
+                        tracing::error!(error = %e, "file-system watch: poll failed");
+                        self.gone = true;
+                        continue;
+                    }
+                }
+            };
+            if woken {
+                let mut b = [0u8; 8];
+                let _ = rustix::io::read(wake_fd, &mut b);
+            }
+            if readable {
+                let horizon = self.log.mark_horizon();
+                let events = self.read(&mut buf);
+                // The API changes that caused some of these events have made their marks.
+                self.log.settle();
+                for ev in events {
+                    self.handle(ev);
+                }
+                forget_upto = Some(horizon);
+            }
+            self.tick(Instant::now());
+            if self.moved_from.is_none() {
+                if let Some(h) = forget_upto.take() {
+                    self.log.forget_marks(h);
+                }
+            }
+        }
+    }
+
+    fn read(&mut self, buf: &mut [MaybeUninit<u8>]) -> Vec<Raw> {
+        let mut out = Vec::new();
+        let mut reader = inotify::Reader::new(&self.tree.inotify, buf);
+        while out.len() < BATCH {
+            match reader.next() {
+                Ok(ev) => out.push(Raw {
+                    wd: ev.wd(),
+                    mask: ev.events(),
+                    cookie: ev.cookie(),
+                    name: ev
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .filter(|n| !n.is_empty()),
+                }),
+                Err(Errno::AGAIN | Errno::INTR) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "file-system watch: read failed");
+                    break;
+                }
+            }
+            if reader.is_buffer_empty() && out.len() >= BATCH / 2 {
+                break;
+            }
+        }
+        out
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let held = self.held.oldest().map(|t| t + HOLD);
+        let moved = self.moved_from.as_ref().map(|m| m.at + PAIR_WAIT);
+        held.into_iter().chain(moved).min()
+    }
+
+    /// Reports what has waited long enough.
+    fn tick(&mut self, now: Instant) {
+        if self
+            .moved_from
+            .as_ref()
+            .is_some_and(|m| m.at + PAIR_WAIT <= now)
+        {
+            self.resolve_moved_from();
+        }
+        if self.held.oldest().is_some_and(|t| t + HOLD <= now) {
+            // A writer keeps a file open: report it now (its later writes are a new change).
+            self.flush_unreported();
+        }
+        self.scanned
+            .retain(|_, t| now.duration_since(*t) < SCAN_MEMORY);
+    }
+
+    /// Reports the held changes, oldest first.
+    fn flush_unreported(&mut self) {
+        for (path, kind) in self.held.drain() {
+            self.log.publish_observed(kind, &path, None, false);
+        }
+    }
+
+    /// Reports one change (after the held ones, which happened before it). Returns whether
+    /// it was recorded (not an API change seen a second time).
+    fn emit(&mut self, kind: ChangeKind, path: &str, old: Option<&str>, is_dir: bool) -> bool {
+        self.flush_unreported();
+        self.log.publish_observed(kind, path, old, is_dir)
+    }
+
+    fn handle(&mut self, ev: Raw) {
+        if ev.mask.contains(ReadFlags::QUEUE_OVERFLOW) {
+            self.lost("the inotify queue overflowed");
+            return;
+        }
+        if ev.mask.contains(ReadFlags::IGNORED) {
+            if Some(ev.wd) == self.tree.root_wd {
+                self.gone = true;
+            }
+            self.tree.forget(ev.wd);
+            return;
+        }
+        let pairs = ev.mask.contains(ReadFlags::MOVED_TO)
+            && self
+                .moved_from
+                .as_ref()
+                .is_some_and(|m| m.cookie == ev.cookie);
+        if !pairs {
+            // Resolved first: a directory moved out loses its watches before their events
+            // (its deletion in staging, say) could be taken for changes in the tree.
+            self.resolve_moved_from();
+        }
+        let (Some(dir), Some(name)) = (self.tree.dirs.get(&ev.wd), ev.name) else {
+            return;
+        };
+        let path = join(&dir.path, &name);
+        let is_dir = ev.mask.contains(ReadFlags::ISDIR);
+        if pairs {
+            let from = self.moved_from.take().expect("checked above");
+            self.moved(from, path, is_dir);
+            return;
+        }
+        if ev.mask.contains(ReadFlags::MOVED_FROM) {
+            self.moved_from = Some(MovedFrom {
+                cookie: ev.cookie,
+                path,
+                is_dir,
+                at: Instant::now(),
+            });
+        } else if ev.mask.contains(ReadFlags::CREATE) {
+            self.created(path, is_dir, false);
+        } else if ev.mask.contains(ReadFlags::MOVED_TO) {
+            self.created(path, is_dir, true);
+        } else if ev.mask.contains(ReadFlags::MODIFY) {
+            self.held.hold(path, ChangeKind::Modified);
+        } else if ev.mask.contains(ReadFlags::CLOSE_WRITE) {
+            if let Some(kind) = self.held.take(&path) {
+                self.emit(kind, &path, None, false);
+            }
+        } else if ev.mask.contains(ReadFlags::DELETE) {
+            self.deleted(path, is_dir);
+        }
+    }
+
+    /// Changes may have been missed: watchers get a gap, and the watches are set up afresh.
+    fn lost(&mut self, why: &str) {
+        tracing::warn!(
+            reason = why,
+            "file-system watch lost events; watchers get a gap"
+        );
+        self.resolve_moved_from();
+        self.flush_unreported();
+        self.scanned.clear();
+        self.log.publish_loss();
+        let wds: Vec<i32> = self.tree.dirs.keys().copied().collect();
+        for wd in wds {
+            let _ = inotify::remove_watch(&self.tree.inotify, wd);
+        }
+        self.tree.dirs.clear();
+        self.tree.by_path.clear();
+        self.tree.root_wd = None;
+        self.full_reported = false;
+        self.add_subtree("/".into(), false, false);
+    }
+
+    fn created(&mut self, path: String, is_dir: bool, moved_in: bool) {
+        if self.scanned.remove(&path).is_some() {
+            // Reported from the listing of its new parent already.
+            return;
+        }
+        if is_dir {
+            self.add_subtree(path, true, true);
+        } else if moved_in {
+            // Complete on arrival (a rename), nothing more will come: report it now.
+            self.held.take(&path);
+            self.emit(ChangeKind::Created, &path, None, false);
+        } else {
+            self.held.hold(path, ChangeKind::Created);
+        }
+    }
+
+    fn deleted(&mut self, path: String, is_dir: bool) {
+        self.scanned.remove(&path);
+        // Made and removed before it was reported: nothing to report.
+        let unreported = self.held.take(&path) == Some(ChangeKind::Created);
+        if is_dir {
+            self.tree.drop_under(&path);
+        }
+        if !unreported {
+            self.emit(ChangeKind::Deleted, &path, None, is_dir);
+        }
+    }
+
+    /// A trailing `IN_MOVED_FROM` without its pair: the entry left the tree.
+    fn resolve_moved_from(&mut self) {
+        let Some(m) = self.moved_from.take() else {
+            return;
+        };
+        if m.is_dir {
+            // A directory swapped in at the same name (RENAME_EXCHANGE) keeps its watches.
+            let watched = self.tree.by_path.get(&m.path).copied();
+            let same = watched
+                .and_then(|wd| self.tree.dirs.get(&wd))
+                .map(|d| d.ino);
+            if same.is_none() || same != self.tree.ino_at(&m.path) {
+                self.tree.drop_under(&m.path);
+            }
+            self.scanned.remove(&m.path);
+            self.emit(ChangeKind::Deleted, &m.path, None, true);
+        } else {
+            self.deleted(m.path, false);
+        }
+    }
+
+    fn moved(&mut self, from: MovedFrom, to: String, is_dir: bool) {
+        self.scanned.remove(&from.path);
+        self.scanned.remove(&to);
+        if let Some(kind) = self.held.take(&from.path) {
+            // Still open for writing: what happened before the move comes first.
+            self.emit(kind, &from.path, None, false);
+        }
+        if !is_dir {
+            self.held.take(&to);
+            self.emit(ChangeKind::Moved, &to, Some(&from.path), false);
+            return;
+        }
+        // Which directory moved is not in the event. Usually it is the one watched under the
+        // old name; the tree on disk (which may be ahead of the events) settles the other
+        // cases: a directory swapped with another (RENAME_EXCHANGE) is still at its old
+        // name, and one never watched must be watched now.
+        let known = self
+            .tree
+            .by_path
+            .get(&from.path)
+            .and_then(|wd| self.tree.dirs.get(wd))
+            .map(|d| d.ino);
+        let (at_from, at_to) = (self.tree.ino_at(&from.path), self.tree.ino_at(&to));
+        let followed = match known {
+            Some(_) if at_from == known => false,
+            Some(_) if at_to == known || at_to.is_none() => {
+                self.tree.rename_under(&from.path, &to);
+                self.held.rename_under(&from.path, &to);
+                true
+            }
+            Some(_) => {
+                self.tree.drop_under(&from.path);
+                false
+            }
+            None => false,
+        };
+        let reported = self.emit(ChangeKind::Moved, &to, Some(&from.path), true);
+        if !followed {
+            // What is below a directory never watched is new to watchers.
+            self.add_subtree(to, false, reported && known.is_none());
+        }
+    }
+
+    /// Watches `top` and every directory below it. `report_top`: report `top` as created;
+    /// `report_below`: report what the listings find as created (it is new to watchers).
+    fn add_subtree(&mut self, top: String, report_top: bool, mut report_below: bool) {
+        let mut stack = vec![(top, report_top)];
+        let mut is_top = true;
+        while let Some((dir, report)) = stack.pop() {
+            let first = std::mem::replace(&mut is_top, false);
+            let fd = match self.tree.watch_dir(&dir) {
+                Ok(Added::New(fd)) => fd,
+                Ok(Added::Already) => continue,
+                // Not watchable (too many directories): watchers must know they miss changes.
+                Err(FsError::Invalid(msg)) => {
+                    if !self.full_reported {
+                        self.full_reported = true;
+                        tracing::warn!(%msg, "file-system watch incomplete");
+                        self.log.publish_loss();
+                    }
+                    continue;
+                }
+                // Gone again (or no longer a directory): its own events say so.
+                Err(_) => continue,
+            };
+            if report {
+                // Watched first, then reported: a change below it after this is seen.
+                let recorded = self.emit(ChangeKind::Created, &dir, None, true);
+                if first && !recorded {
+                    // An API change (a copy or a batch): the API reported it, contents included.
+                    report_below = false;
+                }
+            }
+            let Ok(entries) = read_entries(fd.as_fd()) else {
+                continue;
+            };
+            drop(fd);
+            let now = Instant::now();
+            let mut subdirs = Vec::new();
+            // Sorted by name: a directory's files are reported before its subdirectories.
+            for e in &entries {
+                let child = join(&dir, &e.name_lossy());
+                if report_below {
+                    self.scanned.insert(child.clone(), now);
+                }
+                if e.file_type() == FileType::Directory {
+                    subdirs.push((child, report_below));
+                } else if report_below {
+                    self.held.hold(child, ChangeKind::Created);
+                }
+            }
+            stack.extend(subdirs.into_iter().rev());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_under_a_directory() {
+        assert!(is_under("/a/b", "/a"));
+        assert!(is_under("/a", "/a"));
+        assert!(!is_under("/ab", "/a"));
+        assert!(is_under("/x", "/"));
+        assert_eq!(join("/", "a"), "/a");
+        assert_eq!(join("/a", "b"), "/a/b");
+    }
+
+    /// A watcher over a fresh data tree (with `/sub`), handling events on this thread.
+    fn watcher() -> (tempfile::TempDir, PathBuf, Watcher, Arc<EventLog>) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("sub")).unwrap();
+        let log = Arc::new(EventLog::new());
+        log.set_observing(true);
+        let mut w = Watcher::new(Tree::start(&data).unwrap(), log.clone());
+        w.add_subtree("/".into(), false, false);
+        (dir, data, w, log)
+    }
+
+    fn handle_all(w: &mut Watcher) {
+        let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
+        loop {
+            let events = w.read(&mut buf);
+            if events.is_empty() {
+                return;
+            }
+            for ev in events {
+                w.handle(ev);
+            }
+        }
+    }
+
+    fn changes(live: &mut tokio::sync::broadcast::Receiver<crate::events::Live>) -> Vec<String> {
+        use tokio::sync::broadcast::error::TryRecvError;
+        let mut out = Vec::new();
+        loop {
+            match live.try_recv() {
+                Ok(crate::events::Live::Change(e)) => out.push(format!("{:?} {}", e.kind, e.path)),
+                Ok(crate::events::Live::Gap(_)) => out.push("gap".into()),
+                Err(TryRecvError::Lagged(_)) => continue,
+                Err(_) => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_kept_open_is_reported_after_the_hold_and_again_when_written_and_closed() {
+        use std::io::Write;
+        let (_dir, data, mut w, log) = watcher();
+        let mut live = log.subscribe(None).live;
+        let mut f = std::fs::File::create(data.join("log.txt")).unwrap();
+        f.write_all(b"one").unwrap();
+        handle_all(&mut w);
+        assert!(changes(&mut live).is_empty(), "held while open");
+        w.tick(Instant::now() + HOLD);
+        assert_eq!(changes(&mut live), ["Created /log.txt"]);
+        f.write_all(b"two").unwrap();
+        f.write_all(b"three").unwrap();
+        drop(f);
+        handle_all(&mut w);
+        assert_eq!(changes(&mut live), ["Modified /log.txt"]);
+        // Another path's change reports a held one first, keeping the order.
+        let mut g = std::fs::File::create(data.join("sub/g")).unwrap();
+        g.write_all(b"x").unwrap();
+        std::fs::create_dir(data.join("sub/h")).unwrap();
+        handle_all(&mut w);
+        assert_eq!(changes(&mut live), ["Created /sub/g", "Created /sub/h"]);
+        drop(g);
+        handle_all(&mut w);
+        assert!(
+            changes(&mut live).is_empty(),
+            "closing after it was reported adds nothing"
+        );
+    }
+
+    #[test]
+    fn a_queue_overflow_is_a_gap_and_the_watches_are_set_up_again() {
+        let (_dir, data, mut w, log) = watcher();
+        let mut live = log.subscribe(None).live;
+        let max: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .map_or(16_384, |s| s.trim().parse().unwrap());
+        // Each file is two events (create, close); nothing is read meanwhile.
+        for i in 0..max / 2 + 10 {
+            std::fs::File::create(data.join(format!("sub/f{i}"))).unwrap();
+        }
+        handle_all(&mut w);
+        assert!(changes(&mut live).contains(&"gap".to_owned()));
+        assert_eq!(w.tree.dirs.len(), 2, "/ and /sub watched again");
+        std::fs::create_dir(data.join("sub/after")).unwrap();
+        handle_all(&mut w);
+        assert_eq!(changes(&mut live), ["Created /sub/after"]);
+        // A resuming client from before the loss gets a gap too.
+        assert!(log.subscribe(Some(log.next_id() - 2)).gap.is_some());
+    }
+}
