@@ -463,7 +463,7 @@ impl SandboxGuard<'_> {
             subpath: None,
         };
         let sb = c
-            .create_sandbox("base", &[mount], None, &Default::default())
+            .create_sandbox("base", &[mount], None, &Default::default(), None)
             .await
             .unwrap();
         SandboxGuard(s, sb["id"].as_str().unwrap().to_owned())
