@@ -16,6 +16,44 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     /// Key to use as the default tenant's first admin key on first start (`--bootstrap-key`).
     pub bootstrap_key: Option<String>,
+    /// Where volumes' files live (`--volume-backend`, `NULLSPACE_VOLUME_BACKEND`); `None`
+    /// picks one (see [`VolumeBackend`]).
+    pub volume_backend: Option<VolumeBackend>,
+}
+
+/// Where each volume's files live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeBackend {
+    /// Its own ext4 file system on a loop device, sized to the cap: sandbox writes are capped
+    /// by the kernel. Needs root, `/dev/loop-control` and mkfs.ext4. The default when they
+    /// are there.
+    Loop,
+    /// A plain directory: the cap holds for API writes only. For a data root on a distributed
+    /// file system that enforces its own directory quotas.
+    Directory,
+}
+
+impl VolumeBackend {
+    /// The name used by the flag and in the data dir's `volume-backend` file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeBackend::Loop => "loop",
+            VolumeBackend::Directory => "directory",
+        }
+    }
+}
+
+impl std::str::FromStr for VolumeBackend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<VolumeBackend, String> {
+        match s.trim() {
+            "loop" => Ok(VolumeBackend::Loop),
+            "directory" => Ok(VolumeBackend::Directory),
+            other => Err(format!(
+                "unknown volume backend {other:?}: use loop or directory"
+            )),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -44,6 +82,7 @@ impl fmt::Debug for ServerConfig {
                 "bootstrap_key",
                 &self.bootstrap_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("volume_backend", &self.volume_backend)
             .finish()
     }
 }

@@ -131,6 +131,33 @@ impl SandboxRuntimeState {
             .sum()
     }
 
+    /// Whether a live sandbox has `volume_id` attached read-write.
+    pub(crate) fn written_by_sandboxes(&self, volume_id: &str) -> bool {
+        self.lock().values().any(|m| {
+            m.attachments
+                .iter()
+                .any(|a| a.volume_id == volume_id && !a.read_only)
+        })
+    }
+
+    /// Ids of the volumes sandbox `id` has attached read-write.
+    fn written_volumes(&self, id: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .lock()
+            .get(id)
+            .map(|m| {
+                m.attachments
+                    .iter()
+                    .filter(|a| !a.read_only)
+                    .map(|a| a.volume_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// Live sandboxes (id, attachment mount paths) that have `volume_id` attached.
     fn users_of(&self, volume_id: &str) -> Vec<(String, Vec<String>)> {
         self.lock()
@@ -304,6 +331,8 @@ async fn resolve_mount(
     m: &VolumeMount,
 ) -> ApiResult<(MountSpec, AttachMeta)> {
     let v = app.volume(&caller.0, &m.volume).await?;
+    // Open (and measure) it now, so that what the sandbox writes is re-measured later on.
+    app.handle(&v).await?;
     let (vols, id, name) = (app.volumes.clone(), v.id.clone(), v.name.clone());
     let dir = blocking(move || vols.data_dir(&id).map_err(|e| e.in_volume(&name))).await?;
     let mut spec = MountSpec::new(dir, m.mount_path.clone());
@@ -417,11 +446,15 @@ pub async fn destroy_sandbox(
 ) -> ApiResult<StatusCode> {
     let s = app.sandboxes()?;
     s.meta(&caller.0.tenant_id, &id)?;
+    let written = s.written_volumes(&id);
     let sid = id.clone();
     rt(&s, move |r| r.destroy(&sid)).await?;
-    let mut recs = s.lock();
-    recs.remove(&id);
-    s.save(&recs)?;
+    {
+        let mut recs = s.lock();
+        recs.remove(&id);
+        s.save(&recs)?;
+    }
+    app.remeasure(written, Duration::ZERO).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -487,7 +520,11 @@ pub async fn exec(
         }
         req.timeout = Some(Duration::from_secs_f64(t.min(86_400.0)));
     }
-    let out = rt(&s, move |r| r.exec(&id, req)).await?;
+    let written = s.written_volumes(&id);
+    let out = rt(&s, move |r| r.exec(&id, req)).await;
+    // What the command wrote to its volumes counts now (also when it failed or timed out).
+    app.remeasure(written, Duration::ZERO).await;
+    let out = out?;
     Ok(axum::Json(ExecOutput {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -535,7 +572,10 @@ pub async fn write_file(
 ) -> ApiResult<StatusCode> {
     let s = app.sandboxes()?;
     s.meta(&caller.0.tenant_id, &id)?;
-    rt(&s, move |r| r.write_file(&id, &q.path, &body)).await?;
+    let written = s.written_volumes(&id);
+    let out = rt(&s, move |r| r.write_file(&id, &q.path, &body)).await;
+    app.remeasure(written, Duration::ZERO).await;
+    out?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -633,6 +673,10 @@ pub async fn detach(
         rec.attachments.retain(|a| a.mount_path != q.mount_path)
     })?;
     att.updated_at = Utc::now();
+    if !att.read_only {
+        app.remeasure(vec![att.volume_id.clone()], Duration::ZERO)
+            .await;
+    }
     let sid = id.clone();
     let info = rt(&s, move |r| r.info(&sid)).await?;
     let mut out = attachment(&info, &att);
@@ -669,6 +713,8 @@ async fn lifecycle(
     s.meta(&caller.0.tenant_id, &id)?;
     let sid = id.clone();
     let info = rt(&s, move |r| op(r, &sid)).await?;
+    // Paused or hibernated processes write no more: take stock of what they wrote.
+    app.remeasure(s.written_volumes(&id), Duration::ZERO).await;
     let now = Utc::now();
     s.update(&id, |m| {
         for a in &mut m.attachments {

@@ -32,6 +32,11 @@ pub struct ServerArgs {
         value_name = "KEY"
     )]
     bootstrap_key: Option<String>,
+    /// Where volumes' files live: `loop` (an ext4 file system per volume on a loop device,
+    /// capping sandbox writes; needs root) or `directory` (a plain directory; only API writes
+    /// are capped) [default: loop when running as root with /dev/loop-control, else directory]
+    #[arg(long, env = "NULLSPACE_VOLUME_BACKEND", value_name = "BACKEND")]
+    volume_backend: Option<String>,
 }
 
 /// Accepts `IP:PORT` and `HOST:PORT` (resolved once, first address).
@@ -61,6 +66,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(ServerConfig::default_data_dir),
         database_url: args.database_url.filter(|u| !u.is_empty()),
         bootstrap_key: args.bootstrap_key.filter(|k| !k.is_empty()),
+        volume_backend: match args.volume_backend.filter(|b| !b.trim().is_empty()) {
+            Some(b) => Some(b.parse().map_err(anyhow::Error::msg)?),
+            None => None,
+        },
     };
     nullspace_api::run(config).await?;
     Ok(ExitCode::SUCCESS)
