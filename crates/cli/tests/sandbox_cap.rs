@@ -251,9 +251,7 @@ fn a_deleted_volume_leaves_no_mount_no_loop_device_and_no_image() {
     s.ok(&["volume", "delete", "gone", "--force"]);
     let point = point.display().to_string();
     assert!(
-        !launch::mounts_below(&s.data_dir())
-            .iter()
-            .any(|m| *m == point),
+        !launch::mounts_below(&s.data_dir()).contains(&point),
         "no mount is left at {point}"
     );
     assert!(!image.exists(), "the image is removed");

@@ -42,8 +42,8 @@ pub const SLACK_BYTES: u64 = MIB;
 /// The metadata of ext4 as we format it: inode tables (one 256-byte inode per 16 KiB, so
 /// 1/64 of the size), block and inode bitmaps and group descriptors (under 1/8192), the
 /// journal, and the free blocks ext4 holds back for delayed allocation (2 % of the blocks, at
-/// most 4,096 of them, which `statfs` does not count as available). `tests` check the
-/// result against a real file system for caps from 1 KiB to 100 GiB.
+/// most 4,096 of them, which `statfs` does not count as available). tests/loop_placement.rs
+/// checks the result against a real file system for caps from 1 KiB to 100 GiB.
 pub fn image_size(cap: u64) -> u64 {
     let cap = cap.max(MIN_FS_BYTES);
     let mut size = cap;
