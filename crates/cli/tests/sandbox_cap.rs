@@ -293,3 +293,29 @@ fn the_backend_a_data_dir_was_made_with_is_kept() {
     s.restart();
     s.ok(&["volume", "get", "v"]);
 }
+
+#[test]
+fn writes_of_a_process_that_outlives_its_exec_are_counted_by_detach() {
+    let mut s = Server::start();
+    s.ok(&["volume", "create", "bg"]);
+    let sb = s.sandbox("bg");
+    // The writer runs on after the exec returns; `done` appears once its file is complete.
+    let (code, _, err) = s.sh(
+        &sb,
+        "(head -c 300000 /dev/zero > /mnt/v/bg.bin; echo ok > /mnt/v/done) </dev/null >/dev/null 2>&1 &",
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut seen = false;
+    for _ in 0..600 {
+        if s.cli(&["volume", "exists", "bg", "/done"]).code() == 0 {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(seen, "the background writer finished");
+    s.ok(&["sandbox", "detach", &sb, "/mnt/v"]);
+    let v = s.volume("bg");
+    assert_eq!(v["used_bytes"].as_u64(), Some(300_000 + 3), "{v}");
+    assert_eq!(v["file_count"].as_u64(), Some(2), "{v}");
+}
