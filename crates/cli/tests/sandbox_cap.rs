@@ -319,3 +319,80 @@ fn writes_of_a_process_that_outlives_its_exec_are_counted_by_detach() {
     assert_eq!(v["used_bytes"].as_u64(), Some(300_000 + 3), "{v}");
     assert_eq!(v["file_count"].as_u64(), Some(2), "{v}");
 }
+
+#[test]
+fn storage_without_a_record_is_unmounted_detached_and_removed_at_start() {
+    // What an interrupted delete leaves: the record is gone, the image is still mounted.
+    let mut s = Server::start();
+    s.ok(&["volume", "create", "real"]);
+    s.stop();
+    let id = "vol_00000000000000000000000000000000";
+    let (point, image) = (s.mount_point(id), s.image(id));
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {}", out.stderr_str());
+    };
+    run(std::process::Command::new("truncate")
+        .args(["-s", "16M"])
+        .arg(&image));
+    run(std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-b", "4096"])
+        .arg(&image));
+    std::fs::create_dir(&point).unwrap();
+    run(std::process::Command::new("mount")
+        .args(["-o", "loop"])
+        .arg(&image)
+        .arg(&point));
+    assert_eq!(loop_devices_of(&image).len(), 1);
+
+    s.restart();
+    assert!(!image.exists(), "the orphan image is removed");
+    assert!(!point.exists(), "its mount point is removed");
+    assert_eq!(loop_devices_of(&image), Vec::<String>::new());
+    let real = s.volume("real")["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        launch::mounts_below(&s.data_dir()),
+        [s.mount_point(&real)
+            .canonicalize()
+            .unwrap()
+            .display()
+            .to_string()],
+        "only the real volume is mounted"
+    );
+    assert!(s.log().contains("removing storage of a deleted volume"));
+}
+
+#[test]
+fn a_record_whose_image_is_gone_gets_a_fresh_one_and_an_unmounted_image_is_mounted_at_start() {
+    let mut s = Server::start();
+    s.ok(&["volume", "create", "lost"]);
+    s.ok(&["volume", "create", "unmounted"]);
+    s.write("unmounted", "/keep.txt", b"kept\n")
+        .assert_ok(&["volume", "write"]);
+    let lost = s.volume("lost")["id"].as_str().unwrap().to_owned();
+    let unmounted = s.volume("unmounted")["id"].as_str().unwrap().to_owned();
+    s.stop();
+    for id in [&lost, &unmounted] {
+        rustix::mount::unmount(&s.mount_point(id), rustix::mount::UnmountFlags::DETACH).unwrap();
+    }
+    std::fs::remove_file(s.image(&lost)).unwrap();
+    std::fs::remove_dir(s.mount_point(&lost)).unwrap();
+
+    s.restart();
+    let mut mounts = launch::mounts_below(&s.data_dir());
+    mounts.sort();
+    let mut want: Vec<String> = [&lost, &unmounted]
+        .iter()
+        .map(|id| s.mount_point(id).display().to_string())
+        .collect();
+    want.sort();
+    assert_eq!(mounts, want);
+    assert_eq!(
+        s.ok(&["volume", "read", "unmounted", "/keep.txt"]),
+        "kept\n"
+    );
+    assert_eq!(s.ok(&["volume", "ls", "lost", "/"]), "");
+    s.write("lost", "/new.txt", b"new\n")
+        .assert_ok(&["volume", "write"]);
+    assert_eq!(loop_devices_of(&s.image(&lost)).len(), 1);
+}
