@@ -373,7 +373,7 @@ fn a_record_whose_image_is_gone_gets_a_fresh_one_and_an_unmounted_image_is_mount
     let unmounted = s.volume("unmounted")["id"].as_str().unwrap().to_owned();
     s.stop();
     for id in [&lost, &unmounted] {
-        rustix::mount::unmount(&s.mount_point(id), rustix::mount::UnmountFlags::DETACH).unwrap();
+        rustix::mount::unmount(s.mount_point(id), rustix::mount::UnmountFlags::DETACH).unwrap();
     }
     std::fs::remove_file(s.image(&lost)).unwrap();
     std::fs::remove_dir(s.mount_point(&lost)).unwrap();
