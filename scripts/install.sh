@@ -8,6 +8,18 @@ PREFIX="${PREFIX:-/usr/local}"
 [ -w "$PREFIX/bin" ] || PREFIX="$HOME/.local"
 mkdir -p "$PREFIX/bin"
 
+# The loop volume backend (the default as root) formats each volume with mkfs.ext4.
+if ! command -v mkfs.ext4 >/dev/null 2>&1 && ! [ -x /usr/sbin/mkfs.ext4 ] && ! [ -x /sbin/mkfs.ext4 ]; then
+  echo "== installing e2fsprogs (mkfs.ext4, for the loop volume backend)"
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -q e2fsprogs || echo "warning: could not install e2fsprogs; volumes will be plain directories" >&2
+  elif command -v dnf >/dev/null 2>&1; then
+    dnf install -y -q e2fsprogs || echo "warning: could not install e2fsprogs; volumes will be plain directories" >&2
+  else
+    echo "warning: install e2fsprogs (mkfs.ext4), or volumes will be plain directories" >&2
+  fi
+fi
+
 echo "== building nullspace (release)"
 cargo build --release --locked -p nullspace-cli
 TARGET="${CARGO_TARGET_DIR:-target}"

@@ -21,6 +21,9 @@ pub struct ServerConfig {
     /// keeps them in `<data_dir>/sandboxes/servers/<server_id>`. It must stay the same across restarts
     /// and differ between servers. `None`: `<hostname>-<port>` of the bound listen address.
     pub server_id: Option<String>,
+    /// Where volumes' files live (`--volume-backend`, `NULLSPACE_VOLUME_BACKEND`); `None`
+    /// picks one (see [`VolumeBackend`]).
+    pub volume_backend: Option<VolumeBackend>,
 }
 
 /// Whether `id` can be a server id: 1–63 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit
@@ -58,6 +61,41 @@ pub fn default_server_id(port: u16) -> String {
     }
 }
 
+/// Where each volume's files live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeBackend {
+    /// Its own ext4 file system on a loop device, sized to the cap: sandbox writes are capped
+    /// by the kernel. Needs root, `/dev/loop-control` and mkfs.ext4. The default when they
+    /// are there.
+    Loop,
+    /// A plain directory: the cap holds for API writes only. For a data root on a distributed
+    /// file system that enforces its own directory quotas.
+    Directory,
+}
+
+impl VolumeBackend {
+    /// The name used by the flag and in the data dir's `volume-backend` file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeBackend::Loop => "loop",
+            VolumeBackend::Directory => "directory",
+        }
+    }
+}
+
+impl std::str::FromStr for VolumeBackend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<VolumeBackend, String> {
+        match s.trim() {
+            "loop" => Ok(VolumeBackend::Loop),
+            "directory" => Ok(VolumeBackend::Directory),
+            other => Err(format!(
+                "unknown volume backend {other:?}: use loop or directory"
+            )),
+        }
+    }
+}
+
 impl ServerConfig {
     /// The default data dir: `$XDG_DATA_HOME/nullspace` or `~/.local/share/nullspace`.
     pub fn default_data_dir() -> PathBuf {
@@ -85,6 +123,7 @@ impl fmt::Debug for ServerConfig {
                 &self.bootstrap_key.as_ref().map(|_| "<redacted>"),
             )
             .field("server_id", &self.server_id)
+            .field("volume_backend", &self.volume_backend)
             .finish()
     }
 }

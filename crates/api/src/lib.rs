@@ -24,7 +24,7 @@ use nullspace_core::{Error, Volume, VolumeName};
 use nullspace_state::{Principal, StateStore};
 use nullspace_volumes::{VolumeHandle, VolumeStore};
 
-pub use config::ServerConfig;
+pub use config::{ServerConfig, VolumeBackend};
 pub use error::status_of;
 pub use openapi::{openapi_document, router};
 pub use sandboxes::SandboxRuntimeState;
@@ -49,7 +49,41 @@ impl AppState {
     async fn volume(&self, caller: &Principal, name: &str) -> ApiResult<Volume> {
         let name = VolumeName::parse(name)?;
         let v = self.store.get_volume(&caller.tenant_id, &name).await?;
+        self.catch_up(&v).await;
         Ok(self.live(v))
+    }
+
+    /// Re-measures a volume that a live sandbox has attached read-write, at most once per
+    /// [`SANDBOX_USAGE_MAX_AGE`]: sandbox code changes it behind the data plane's back.
+    async fn catch_up(&self, v: &Volume) {
+        // The record counts every server's attachments (read-only ones too): re-measuring at
+        // most once a second while any exists is cheaper than asking which are read-write.
+        if v.attachments > 0 {
+            self.remeasure(vec![v.id.clone()], SANDBOX_USAGE_MAX_AGE)
+                .await;
+        }
+    }
+
+    /// Measures the usage of the open ones of `volume_ids` from disk again (unless measured
+    /// less than `max_age` ago) and records it. Failures are logged: the figure stays as it
+    /// was, and the file system still stops writes at the cap.
+    async fn remeasure(&self, volume_ids: Vec<String>, max_age: std::time::Duration) {
+        for id in volume_ids {
+            let Some(h) = self.volumes.peek(&id) else {
+                // Not open: its usage is measured from disk when it is opened.
+                continue;
+            };
+            let before = h.usage();
+            let h2 = h.clone();
+            match tokio::task::spawn_blocking(move || h2.remeasure_if_older(max_age)).await {
+                Ok(Ok(now)) if now != before => self.persist_usage(&h).await,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(volume = %id, error = %e, "cannot measure volume usage")
+                }
+                Err(e) => tracing::warn!(volume = %id, error = %e, "cannot measure volume usage"),
+            }
+        }
     }
 
     /// The caller's volume by name, with its data-plane handle open.
@@ -93,6 +127,10 @@ impl AppState {
         }
     }
 }
+
+/// How stale the usage of a volume that a live sandbox may be writing can be when an API
+/// answer shows it or a write checks the cap against it.
+const SANDBOX_USAGE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Cancelled when the server starts shutting down: long-lived streams (watch) end on it.
 pub(crate) fn shutdown_token() -> &'static tokio_util::sync::CancellationToken {

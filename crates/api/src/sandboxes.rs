@@ -97,6 +97,19 @@ pub(crate) fn retire_legacy_layout(root: &std::path::Path) {
     let _ = std::fs::remove_file(root.join("records.json"));
 }
 
+/// Ids of the volumes a sandbox has attached read-write: what its code may have changed.
+fn written_volumes(rec: &SandboxRecord) -> Vec<String> {
+    let mut ids: Vec<String> = rec
+        .attachments
+        .iter()
+        .filter(|a| !a.read_only)
+        .map(|a| a.volume_id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// A runtime error in the API's taxonomy.
 fn sb_err(e: SandboxError) -> Error {
     let code = ErrorCode::parse(e.code()).unwrap_or(ErrorCode::Internal);
@@ -479,6 +492,8 @@ async fn resolve_mount(
     m: &VolumeMount,
 ) -> ApiResult<(MountSpec, AttachmentRecord)> {
     let v = app.volume(&caller.0, &m.volume).await?;
+    // Open (and measure) it now, so that what the sandbox writes is re-measured later on.
+    app.handle(&v).await?;
     let (vols, id, name) = (app.volumes.clone(), v.id.clone(), v.name.clone());
     let dir = blocking(move || vols.data_dir(&id).map_err(|e| e.in_volume(&name))).await?;
     let mut spec = MountSpec::new(dir, m.mount_path.clone());
@@ -624,8 +639,9 @@ pub async fn destroy_sandbox(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let (_, s) = app.owned(&caller, &id).await?;
+    let (rec, s) = app.owned(&caller, &id).await?;
     s.remove(&app, &id).await?;
+    app.remeasure(written_volumes(&rec), Duration::ZERO).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -691,8 +707,12 @@ pub async fn exec(
         }
         req.timeout = Some(Duration::from_secs_f64(t.min(86_400.0)));
     }
+    let written = written_volumes(&rec);
     let sid = id.clone();
-    let out = rt(&s, move |r| r.exec(&sid, req)).await?;
+    let out = rt(&s, move |r| r.exec(&sid, req)).await;
+    // What the command wrote to its volumes counts now (also when it failed or timed out).
+    app.remeasure(written, Duration::ZERO).await;
+    let out = out?;
     woken(&app, &s, &rec).await?;
     Ok(axum::Json(ExecOutput {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -748,7 +768,9 @@ pub async fn write_file(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let (rec, s) = app.owned(&caller, &id).await?;
-    rt(&s, move |r| r.write_file(&id, &q.path, &body)).await?;
+    let out = rt(&s, move |r| r.write_file(&id, &q.path, &body)).await;
+    app.remeasure(written_volumes(&rec), Duration::ZERO).await;
+    out?;
     woken(&app, &s, &rec).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -862,6 +884,10 @@ pub async fn detach(
         rec.attachments.retain(|a| a.mount_path != q.mount_path)
     })
     .await?;
+    if !att.read_only {
+        app.remeasure(vec![att.volume_id.clone()], Duration::ZERO)
+            .await;
+    }
     att.state = "released".into();
     att.error = None;
     att.updated_at = now();
@@ -888,9 +914,12 @@ async fn lifecycle(
     id: String,
     op: fn(&Runtime, &str) -> Result<SandboxInfo, SandboxError>,
 ) -> ApiResult<axum::Json<Sandbox>> {
-    let (_, s) = app.owned(&caller, &id).await?;
+    let (before, s) = app.owned(&caller, &id).await?;
     let sid = id.clone();
     rt(&s, move |r| op(r, &sid)).await?;
+    // Paused or hibernated processes write no more: take stock of what they wrote.
+    app.remeasure(written_volumes(&before), Duration::ZERO)
+        .await;
     let rec = s.refresh(&app, &caller.0.tenant_id, &id).await?;
     Ok(axum::Json(record(&rec)))
 }

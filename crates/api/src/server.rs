@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use nullspace_state::{ApiKey, PostgresStore, SqliteStore, StateStore};
-use nullspace_volumes::{DirectoryPlacement, VolumeStore};
+use nullspace_volumes::{DirectoryPlacement, LoopPlacement, VolumePlacement, VolumeStore};
 
-use crate::{AppState, ServerConfig};
+use crate::{AppState, ServerConfig, VolumeBackend};
 
 /// How long in-flight requests may run after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE_SECS: u64 = 10;
@@ -60,9 +60,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         tracing::info!(path = %data_dir.join("client.json").display(), "bootstrapped tenant \"default\"; its admin key is in client.json (mode 0600)");
     }
 
-    let placement = DirectoryPlacement::open(&data_dir.join("volumes"))
-        .context("cannot open the volume data root")?;
-    let volumes = Arc::new(VolumeStore::new(Box::new(placement)));
+    let placement = open_placement(data_dir, config.volume_backend)?;
+    let volumes = Arc::new(VolumeStore::new(placement));
     let signer = crate::Signer::load_or_create(&data_dir.join("signing.key"))
         .context("cannot load the URL signing key")?;
     // Each server's runtime has a directory of its own: servers may share a data dir, and a
@@ -147,6 +146,74 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Picks and opens the volume backend. A data root keeps the backend it was made with (the
+/// `volume-backend` file in the data dir; a data root with volumes and no such file predates
+/// the loop backend, so it is `directory`): opening loop images over directories, or the other
+/// way round, would hide every volume's files.
+fn open_placement(
+    data_dir: &Path,
+    asked: Option<VolumeBackend>,
+) -> anyhow::Result<Box<dyn VolumePlacement>> {
+    let marker = data_dir.join("volume-backend");
+    let recorded: Option<VolumeBackend> = match std::fs::read_to_string(&marker) {
+        Ok(s) => Some(
+            s.parse()
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("cannot read {}", marker.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let has_volumes = std::fs::read_dir(data_dir.join("volumes"))
+                .map(|rd| {
+                    rd.flatten()
+                        .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                })
+                .unwrap_or(false);
+            has_volumes.then_some(VolumeBackend::Directory)
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", marker.display())),
+    };
+    let backend = match (asked, recorded) {
+        (Some(a), Some(r)) if a != r => anyhow::bail!(
+            "--volume-backend {} was asked for, but the volumes in {} were made with the {} backend; start with --volume-backend {}",
+            a.as_str(),
+            data_dir.display(),
+            r.as_str(),
+            r.as_str()
+        ),
+        (Some(a), _) => a,
+        (None, Some(r)) => r,
+        (None, None) => match nullspace_volumes::loop_unavailable() {
+            None => VolumeBackend::Loop,
+            Some(why) => {
+                tracing::warn!(reason = %why, "volumes are plain directories: sandbox writes are not capped (the loop backend needs root, /dev/loop-control and mkfs.ext4)");
+                VolumeBackend::Directory
+            }
+        },
+    };
+    if backend == VolumeBackend::Directory && asked.is_none() && recorded.is_some() {
+        tracing::warn!("volumes are plain directories: sandbox writes are not capped");
+    }
+    if recorded.is_none() {
+        std::fs::write(&marker, format!("{}\n", backend.as_str()))
+            .and_then(|()| std::fs::File::open(data_dir)?.sync_all())
+            .with_context(|| format!("cannot write {}", marker.display()))?;
+    }
+    tracing::info!(backend = backend.as_str(), "volume backend");
+    Ok(match backend {
+        VolumeBackend::Loop => Box::new(
+            LoopPlacement::open(data_dir, LOOP_DIRECT_IO)
+                .context("cannot open the loop volume backend")?,
+        ),
+        VolumeBackend::Directory => Box::new(
+            DirectoryPlacement::open(&data_dir.join("volumes"))
+                .context("cannot open the volume data root")?,
+        ),
+    })
+}
+
+/// Loop devices use direct I/O on their image (see bench/issue6.md).
+const LOOP_DIRECT_IO: bool = true;
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -223,8 +290,13 @@ async fn reconcile(app: &AppState) -> anyhow::Result<()> {
         let vols = app.volumes.clone();
         let (id, cap) = (v.id.clone(), v.cap_bytes);
         let handle = tokio::task::spawn_blocking(move || {
-            if vols.handle(&id, cap).is_err() {
-                vols.create(&id)?;
+            if let Err(e) = vols.handle(&id, cap) {
+                if !matches!(e, nullspace_volumes::FsError::NotFound(_)) {
+                    // Storage is there but cannot be opened (say, a mount failed): creating
+                    // it anew would destroy it.
+                    return Err(e);
+                }
+                vols.create(&id, cap)?;
             }
             vols.handle(&id, cap)
         })

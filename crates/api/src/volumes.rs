@@ -90,8 +90,12 @@ pub async fn create_volume(
             );
         }
     };
-    let (vols, id) = (app.volumes.clone(), v.id.clone());
-    let made = blocking(move || vols.create(&id).map_err(|e| e.in_volume(name.as_str()))).await;
+    let (vols, id, cap) = (app.volumes.clone(), v.id.clone(), v.cap_bytes);
+    let made = blocking(move || {
+        vols.create(&id, cap)
+            .map_err(|e| e.in_volume(name.as_str()))
+    })
+    .await;
     if let Err(e) = made {
         let _ = app
             .store
@@ -128,10 +132,11 @@ pub async fn list_volumes(
         .store
         .list_volumes(&caller.0.tenant_id, &selectors)
         .await?;
-    let list: Vec<Value> = vols
-        .into_iter()
-        .map(|v| select(&app.live(v), &fields))
-        .collect();
+    let mut list = Vec::with_capacity(vols.len());
+    for v in vols {
+        app.catch_up(&v).await;
+        list.push(select(&app.live(v), &fields));
+    }
     Ok(axum::Json(serde_json::json!({ "volumes": list })))
 }
 

@@ -35,6 +35,11 @@ pub struct ServerArgs {
     /// This server's id among servers sharing one database; must stay the same across restarts [default: HOSTNAME-PORT]
     #[arg(long, env = "NULLSPACE_SERVER_ID", value_name = "ID")]
     server_id: Option<String>,
+    /// Where volumes' files live: `loop` (an ext4 file system per volume on a loop device,
+    /// capping sandbox writes; needs root) or `directory` (a plain directory; only API writes
+    /// are capped) [default: loop when running as root with /dev/loop-control, else directory]
+    #[arg(long, env = "NULLSPACE_VOLUME_BACKEND", value_name = "BACKEND")]
+    volume_backend: Option<String>,
 }
 
 /// Accepts `IP:PORT` and `HOST:PORT` (resolved once, first address).
@@ -65,6 +70,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         database_url: args.database_url.filter(|u| !u.is_empty()),
         bootstrap_key: args.bootstrap_key.filter(|k| !k.is_empty()),
         server_id: args.server_id.filter(|i| !i.is_empty()),
+        volume_backend: match args.volume_backend.filter(|b| !b.trim().is_empty()) {
+            Some(b) => Some(b.parse().map_err(anyhow::Error::msg)?),
+            None => None,
+        },
     };
     nullspace_api::run(config).await?;
     Ok(ExitCode::SUCCESS)

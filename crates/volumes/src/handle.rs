@@ -7,6 +7,7 @@ use std::io::{BufWriter, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use nullspace_core::{FileStat, FileType as StatType, VolumePath};
@@ -77,6 +78,8 @@ pub struct VolumeHandle {
     cap: u64,
     /// Current usage; holding this lock is what serialises commits to the volume.
     usage: Mutex<Usage>,
+    /// When usage was last measured from disk (see [`VolumeHandle::remeasure`]).
+    measured_at: Mutex<Instant>,
     events: Arc<EventLog>,
     /// Feeds `events` with changes made by sandbox code (inotify), while the volume is watched.
     fs_source: crate::fswatch::FsSource,
@@ -208,6 +211,7 @@ impl VolumeHandle {
             staging_path,
             cap,
             usage: Mutex::new(usage),
+            measured_at: Mutex::new(Instant::now()),
             events: Arc::new(EventLog::new()),
             fs_source: crate::fswatch::FsSource::new(root.join("data")),
         })
@@ -265,6 +269,26 @@ impl VolumeHandle {
     /// Current usage.
     pub fn usage(&self) -> Usage {
         *self.lock()
+    }
+
+    /// Measures usage from disk again, under the commit lock, and keeps it: sandbox code
+    /// writes to a mounted volume behind the data plane's back. Afterwards the cap check of
+    /// the next write uses the new figure.
+    pub fn remeasure(&self) -> FsResult<Usage> {
+        let mut usage = self.lock();
+        let fresh = tree_usage(self.beneath.root()).map_err(io_at("/"))?;
+        *usage = fresh;
+        *self.measured_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        Ok(fresh)
+    }
+
+    /// [`VolumeHandle::remeasure`] unless usage was measured less than `max_age` ago.
+    pub fn remeasure_if_older(&self, max_age: Duration) -> FsResult<Usage> {
+        let at = *self.measured_at.lock().unwrap_or_else(|e| e.into_inner());
+        if at.elapsed() < max_age {
+            return Ok(self.usage());
+        }
+        self.remeasure()
     }
 
     fn lock(&self) -> MutexGuard<'_, Usage> {

@@ -16,6 +16,7 @@ mod error;
 pub mod events;
 pub mod fswatch;
 mod handle;
+mod loop_image;
 mod placement;
 pub mod resolve;
 mod search;
@@ -30,6 +31,7 @@ pub use error::{FsError, FsResult};
 pub use handle::{
     BatchResult, ListEntry, ListOptions, ListPage, PendingWrite, VolumeHandle, WriteOptions,
 };
+pub use loop_image::{image_size, loop_unavailable, LoopPlacement, MIN_FS_BYTES, SLACK_BYTES};
 pub use placement::{DirectoryPlacement, VolumePlacement};
 pub use search::{
     ReplaceOptions, ReplaceSummary, ReplacedFile, SearchMatch, SearchOptions, SearchSummary,
@@ -73,9 +75,14 @@ impl VolumeStore {
         }
     }
 
-    /// Makes the storage of a new, empty volume.
-    pub fn create(&self, volume_id: &str) -> FsResult<()> {
-        self.placement.create(volume_id).map(|_| ())
+    /// Makes the storage of a new, empty volume capped at `cap_bytes`.
+    pub fn create(&self, volume_id: &str, cap_bytes: u64) -> FsResult<()> {
+        self.placement.create(volume_id, cap_bytes).map(|_| ())
+    }
+
+    /// Whether the storage stops sandbox writes at the cap (see [`VolumePlacement`]).
+    pub fn caps_sandbox_writes(&self) -> bool {
+        self.placement.caps_sandbox_writes()
     }
 
     /// Removes a volume's storage and everything in it.

@@ -1,5 +1,7 @@
-//! Where a volume's files live: the seam that a capped per-volume file system (loop image,
-//! FUSE) or a distributed file system with directory quotas can later fill differently.
+//! Where a volume's files live: the seam between the data plane and the storage of each
+//! volume. Two backends: [`DirectoryPlacement`] (a plain directory per volume, for a data root
+//! on a distributed file system with its own directory quotas) and
+//! [`crate::LoopPlacement`] (a capped ext4 file system per volume on a loop device).
 
 use std::path::{Path, PathBuf};
 
@@ -8,14 +10,32 @@ use crate::error::{FsError, FsResult};
 /// Creates, finds and destroys the root directory of each volume.
 /// The root holds `data/` (the user's tree) and `staging/` (temporary files).
 pub trait VolumePlacement: Send + Sync {
-    /// Makes an empty volume root and returns it.
-    fn create(&self, volume_id: &str) -> FsResult<PathBuf>;
-    /// The root of an existing volume; `NotFound` if it has no storage.
+    /// Makes an empty volume root for a volume capped at `cap_bytes` and returns it.
+    fn create(&self, volume_id: &str, cap_bytes: u64) -> FsResult<PathBuf>;
+    /// The root of an existing volume, made ready for use (a loop image gets mounted);
+    /// `NotFound` if it has no storage.
     fn locate(&self, volume_id: &str) -> FsResult<PathBuf>;
     /// Removes a volume root and everything below it.
     fn destroy(&self, volume_id: &str) -> FsResult<()>;
-    /// Ids of every volume that has storage.
+    /// Ids of every volume that has storage (or leftovers of it).
     fn list(&self) -> FsResult<Vec<String>>;
+    /// Whether the storage itself stops writes past the cap (writes by sandbox code, which
+    /// bypass the data plane's accounting, included).
+    fn caps_sandbox_writes(&self) -> bool {
+        false
+    }
+}
+
+/// `root/<volume id>` after checking that the id is a plain name.
+pub(crate) fn checked_id(root: &Path, volume_id: &str) -> FsResult<PathBuf> {
+    let ok = !volume_id.is_empty()
+        && volume_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !ok {
+        return Err(FsError::Invalid(format!("invalid volume id {volume_id:?}")));
+    }
+    Ok(root.join(volume_id))
 }
 
 /// A plain directory per volume under one data root: `<root>/<volume id>/{data,staging}`.
@@ -47,19 +67,12 @@ impl DirectoryPlacement {
     }
 
     fn checked(&self, volume_id: &str) -> FsResult<PathBuf> {
-        let ok = !volume_id.is_empty()
-            && volume_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !ok {
-            return Err(FsError::Invalid(format!("invalid volume id {volume_id:?}")));
-        }
-        Ok(self.root.join(volume_id))
+        checked_id(&self.root, volume_id)
     }
 }
 
 impl VolumePlacement for DirectoryPlacement {
-    fn create(&self, volume_id: &str) -> FsResult<PathBuf> {
+    fn create(&self, volume_id: &str, _cap_bytes: u64) -> FsResult<PathBuf> {
         let dir = self.checked(volume_id)?;
         let io = |e| FsError::from_io(volume_id, e);
         std::fs::create_dir(&dir).map_err(io)?;

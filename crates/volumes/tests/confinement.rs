@@ -27,7 +27,7 @@ fn fixture() -> Fixture {
     let store = VolumeStore::new(Box::new(
         DirectoryPlacement::open(&tmp.path().join("volumes")).unwrap(),
     ));
-    store.create("vol1").unwrap();
+    store.create("vol1", 1 << 30).unwrap();
     let data = tmp.path().join("volumes/vol1/data");
     // Hostile links planted inside the volume (as sandbox code could).
     symlink(outside.join("secret.txt"), data.join("abs_file")).unwrap();

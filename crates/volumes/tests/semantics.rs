@@ -12,7 +12,7 @@ fn p(s: &str) -> VolumePath {
 fn volume(cap: u64) -> (tempfile::TempDir, VolumeStore, Arc<VolumeHandle>) {
     let tmp = tempfile::tempdir().unwrap();
     let store = VolumeStore::new(Box::new(DirectoryPlacement::open(tmp.path()).unwrap()));
-    store.create("v").unwrap();
+    store.create("v", cap).unwrap();
     let h = store.handle("v", cap).unwrap();
     (tmp, store, h)
 }

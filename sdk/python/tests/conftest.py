@@ -59,6 +59,28 @@ class TestDatabase:
         self._psql(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 
 
+def unmount_all_below(root: Path) -> None:
+    """Detaches (MNT_DETACH) every mount at or below `root`, deepest first. The server mounts
+    each volume's file system (loop backend) in the host's mount namespace and leaves it mounted
+    when it stops; without this the temp dir could not be removed and loop devices would leak."""
+    import ctypes
+
+    base = str(root.resolve())
+    try:
+        table = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return
+    points = {
+        line.split(" ")[4].replace("\\040", " ")
+        for line in table.splitlines()
+        if len(line.split(" ")) > 4
+    }
+    mine = [p for p in points if p == base or p.startswith(base + "/")]
+    libc = ctypes.CDLL(None, use_errno=True)
+    for p in sorted(mine, key=len, reverse=True):
+        libc.umount2(p.encode(), 2)  # MNT_DETACH
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -148,6 +170,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        unmount_all_below(data_dir)
         if database is not None:
             database.drop()
 

@@ -279,6 +279,8 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
+        // Volume file systems stay mounted after the server stops; the temp dir goes next.
+        launch::unmount_all_below(self.root.path());
     }
 }
 

@@ -222,6 +222,8 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        // Volume file systems stay mounted after the server dies; the temp dir goes next.
+        launch::unmount_all_below(self.root.path());
     }
 }
 
