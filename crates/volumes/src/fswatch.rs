@@ -354,7 +354,8 @@ struct Raw {
 #[derive(Default)]
 struct Held {
     next: u64,
-    order: BTreeMap<u64, (String, ChangeKind, Instant)>,
+    /// (path, change, since, found by listing a new directory)
+    order: BTreeMap<u64, (String, ChangeKind, Instant, bool)>,
     by_path: HashMap<String, u64>,
 }
 
@@ -365,40 +366,55 @@ impl Held {
 
     /// Holds a change of `path` unless one is held already (later writes fold into it).
     fn hold(&mut self, path: String, kind: ChangeKind) {
+        self.hold_as(path, kind, false);
+    }
+
+    /// Holds the creation of a file found by listing a new directory: its writer may still
+    /// be about to write, so only its own close (or [`HOLD`]) reports it.
+    fn hold_listed(&mut self, path: String) {
+        self.hold_as(path, ChangeKind::Created, true);
+    }
+
+    fn hold_as(&mut self, path: String, kind: ChangeKind, listed: bool) {
         if self.contains(&path) {
             return;
         }
         let n = self.next;
         self.next += 1;
         self.by_path.insert(path.clone(), n);
-        self.order.insert(n, (path, kind, Instant::now()));
+        self.order.insert(n, (path, kind, Instant::now(), listed));
     }
 
     fn take(&mut self, path: &str) -> Option<ChangeKind> {
         let n = self.by_path.remove(path)?;
-        self.order.remove(&n).map(|(_, kind, _)| kind)
+        self.order.remove(&n).map(|(_, kind, _, _)| kind)
     }
 
-    fn drain(&mut self) -> Vec<(String, ChangeKind)> {
-        self.by_path.clear();
-        std::mem::take(&mut self.order)
-            .into_values()
-            .map(|(p, k, _)| (p, k))
-            .collect()
+    /// Takes the held changes, oldest first; with `keep_listed_for`, listed creations held
+    /// for less than that stay.
+    fn drain(&mut self, keep_listed_for: Option<Duration>) -> Vec<(String, ChangeKind)> {
+        let keep = |&(_, _, t, listed): &(String, ChangeKind, Instant, bool)| {
+            listed && keep_listed_for.is_some_and(|d| t.elapsed() < d)
+        };
+        let (kept, out): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            std::mem::take(&mut self.order).into_iter().partition(|(_, e)| keep(e));
+        self.order = kept;
+        self.by_path = self.order.iter().map(|(&n, e)| (e.0.clone(), n)).collect();
+        out.into_values().map(|(p, k, _, _)| (p, k)).collect()
     }
 
     fn oldest(&self) -> Option<Instant> {
-        self.order.values().next().map(|(_, _, t)| *t)
+        self.order.values().next().map(|(_, _, t, _)| *t)
     }
 
     fn rename_under(&mut self, from: &str, to: &str) {
-        for (path, _, _) in self.order.values_mut() {
+        for (path, _, _, _) in self.order.values_mut() {
             if is_under(path, from) {
                 self.by_path.remove(path.as_str());
                 *path = format!("{to}{}", &path[from.len()..]);
             }
         }
-        for (&n, (path, _, _)) in &self.order {
+        for (&n, (path, _, _, _)) in &self.order {
             self.by_path.insert(path.clone(), n);
         }
     }
@@ -446,7 +462,7 @@ impl Watcher {
                 let linger_over =
                     slot.watchers == 0 && slot.left_at.is_some_and(|t| t.elapsed() >= LINGER);
                 if slot.stop || linger_over || self.gone || self.log.is_closed() {
-                    self.flush_unreported();
+                    self.flush_all();
                     slot.wake = None;
                     self.log.set_observing(false);
                     return;
@@ -548,15 +564,27 @@ impl Watcher {
         }
         if self.held.oldest().is_some_and(|t| t + HOLD <= now) {
             // A writer keeps a file open: report it now (its later writes are a new change).
-            self.flush_unreported();
+            self.flush_all();
         }
         self.scanned
             .retain(|_, t| now.duration_since(*t) < SCAN_MEMORY);
     }
 
-    /// Reports the held changes, oldest first.
+    /// Reports the held changes, oldest first, before another path's change: all but the
+    /// creations found by listing a new directory in the last [`HOLD`] (a file found there may
+    /// be empty still, its writer about to write; reporting it now would make its content a
+    /// second, `modified` event).
     fn flush_unreported(&mut self) {
-        for (path, kind) in self.held.drain() {
+        self.publish_held(Some(HOLD));
+    }
+
+    /// Reports every held change, oldest first.
+    fn flush_all(&mut self) {
+        self.publish_held(None);
+    }
+
+    fn publish_held(&mut self, keep_listed_for: Option<Duration>) {
+        for (path, kind) in self.held.drain(keep_listed_for) {
             self.log.publish_observed(kind, &path, None, false);
         }
     }
@@ -629,7 +657,7 @@ impl Watcher {
             "file-system watch lost events; watchers get a gap"
         );
         self.resolve_moved_from();
-        self.flush_unreported();
+        self.flush_all();
         self.scanned.clear();
         self.log.publish_loss();
         let wds: Vec<i32> = self.tree.dirs.keys().copied().collect();
@@ -780,7 +808,7 @@ impl Watcher {
                 if e.file_type() == FileType::Directory {
                     subdirs.push((child, report_below));
                 } else if report_below {
-                    self.held.hold(child, ChangeKind::Created);
+                    self.held.hold_listed(child);
                 }
             }
             stack.extend(subdirs.into_iter().rev());
