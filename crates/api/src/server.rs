@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use nullspace_state::{ApiKey, PostgresStore, SqliteStore, StateStore};
-use nullspace_volumes::{DirectoryPlacement, VolumeStore};
+use nullspace_volumes::{DirectoryPlacement, ServerInstance, VolumeStore};
 
 use crate::{AppState, ServerConfig};
 
@@ -62,7 +62,19 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let placement = DirectoryPlacement::open(&data_dir.join("volumes"))
         .context("cannot open the volume data root")?;
-    let volumes = Arc::new(VolumeStore::new(Box::new(placement)));
+    // Several servers may share the data root (with a shared PostgreSQL database): each is
+    // registered there so that none takes another's temporary files for leftovers.
+    let owner = ServerInstance::register(&data_dir.join("servers"))
+        .context("cannot register the server in the data root")?;
+    let peers = store.peers();
+    let (sink, local_changes) = match peers {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    let volumes = Arc::new(VolumeStore::shared(Box::new(placement), owner, sink));
     let signer = crate::Signer::load_or_create(&data_dir.join("signing.key"))
         .context("cannot load the URL signing key")?;
     let sandbox_dir = data_dir.join("sandboxes");
@@ -89,8 +101,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         signer: Arc::new(signer),
         sandboxes,
     };
+    if let (Some(channel), Some(rx)) = (peers, local_changes) {
+        crate::peers::start(&app, channel, rx);
+    }
     reconcile(&app).await?;
-    // Expired resumable uploads are removed every ten minutes.
+    // Expired resumable uploads, and temporary files of servers that died while this one
+    // runs, are removed every ten minutes.
     let vols = app.volumes.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
@@ -100,7 +116,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             let _ = tokio::task::spawn_blocking(move || {
                 vols.open_handles()
                     .iter()
-                    .map(|h| h.upload_sweep())
+                    .map(|h| h.upload_sweep() + h.clean_staging())
                     .sum::<usize>()
             })
             .await;
@@ -183,16 +199,18 @@ fn write_client_file(
 
 /// Makes storage and records agree after a crash: every volume record has storage (an
 /// interrupted create), no storage lacks a record (an interrupted delete), staging areas are
-/// emptied and usage is measured from disk and recorded.
+/// cleaned of dead servers' leftovers and usage is measured from disk and recorded.
 async fn reconcile(app: &AppState) -> anyhow::Result<()> {
+    // Storage first, records second: a volume that another live server creates meanwhile
+    // (record, then storage) is then never taken for an orphan.
+    let vols = app.volumes.clone();
+    let on_disk = tokio::task::spawn_blocking(move || vols.volume_ids()).await??;
     let records = app
         .store
         .all_volumes()
         .await
         .context("cannot list volumes")?;
     let known: HashSet<String> = records.iter().map(|v| v.id.clone()).collect();
-    let vols = app.volumes.clone();
-    let on_disk = tokio::task::spawn_blocking(move || vols.volume_ids()).await??;
     for id in on_disk.into_iter().filter(|id| !known.contains(id)) {
         tracing::info!(volume = %id, "removing storage of a deleted volume");
         let vols = app.volumes.clone();

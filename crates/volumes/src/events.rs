@@ -3,6 +3,15 @@
 //! Every mutation made through a [`crate::VolumeHandle`] publishes here; a file-system watcher
 //! (for writes made by sandbox code into a mount) feeds the same log, so a client sees one
 //! ordered stream whatever made the change.
+//!
+//! Servers sharing a volume (several servers on one database and data root) forward the events
+//! of changes made through them to each other: a log built with [`EventLog::forwarding`] hands
+//! each local event to a [`ChangeSink`]; events that arrive from another server are recorded with
+//! [`EventLog::publish_from_peer`] (and not forwarded again). Ids are per log, that is per
+//! server: a remote event gets the receiving log's next id. When remote events may have been
+//! lost (the link to the other servers broke, or one was too large to forward), the log is
+//! [interrupted](EventLog::interrupt): live subscribers are told to reconnect and a resume from
+//! an earlier id gets a gap marker, so nothing is ever lost silently.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -12,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 /// What happened to a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Created,
@@ -52,11 +61,26 @@ pub struct Subscription {
     pub live: broadcast::Receiver<Arc<ChangeEvent>>,
     /// Turns `true` when the volume is deleted: the subscriber should end.
     pub closed: tokio::sync::watch::Receiver<bool>,
+    /// Changes when events from other servers may have been lost: the subscriber should end
+    /// and tell its client to reconnect (which then gets a gap marker).
+    pub interrupted: tokio::sync::watch::Receiver<u64>,
 }
+
+/// A change made through this server, to be forwarded to the other servers.
+#[derive(Debug, Clone)]
+pub struct LocalChange {
+    pub volume_id: Arc<str>,
+    pub event: Arc<ChangeEvent>,
+}
+
+/// Where a log sends its local events for the other servers.
+pub type ChangeSink = tokio::sync::mpsc::UnboundedSender<LocalChange>;
 
 struct Inner {
     next_id: u64,
     ring: VecDeque<Arc<ChangeEvent>>,
+    /// The id skipped by the last interruption (0: none): a resume from before it gets a gap.
+    lost: u64,
 }
 
 /// The event log of one volume.
@@ -64,6 +88,8 @@ pub struct EventLog {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<ChangeEvent>>,
     closed: tokio::sync::watch::Sender<bool>,
+    interrupted: tokio::sync::watch::Sender<u64>,
+    forward: Option<(Arc<str>, ChangeSink)>,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -86,11 +112,22 @@ impl EventLog {
         let (tx, _) = broadcast::channel(SUBSCRIBER_BUFFER);
         EventLog {
             closed: tokio::sync::watch::Sender::new(false),
+            interrupted: tokio::sync::watch::Sender::new(0),
             inner: Mutex::new(Inner {
                 next_id: start,
                 ring: VecDeque::new(),
+                lost: 0,
             }),
             tx,
+            forward: None,
+        }
+    }
+
+    /// A new log of volume `volume_id` that also hands each local event to `sink`.
+    pub fn forwarding(volume_id: &str, sink: ChangeSink) -> EventLog {
+        EventLog {
+            forward: Some((volume_id.into(), sink)),
+            ..EventLog::new()
         }
     }
 
@@ -98,8 +135,31 @@ impl EventLog {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records and broadcasts one change.
+    /// Records and broadcasts one change made through this server (and forwards it to the
+    /// other servers, if the log forwards).
     pub fn publish(&self, kind: ChangeKind, path: &str, old_path: Option<&str>, is_dir: bool) {
+        self.record(kind, path, old_path, is_dir, true);
+    }
+
+    /// Records and broadcasts one change made through another server.
+    pub fn publish_from_peer(
+        &self,
+        kind: ChangeKind,
+        path: &str,
+        old_path: Option<&str>,
+        is_dir: bool,
+    ) {
+        self.record(kind, path, old_path, is_dir, false);
+    }
+
+    fn record(
+        &self,
+        kind: ChangeKind,
+        path: &str,
+        old_path: Option<&str>,
+        is_dir: bool,
+        local: bool,
+    ) {
         let mut inner = self.lock();
         let event = Arc::new(ChangeEvent {
             id: inner.next_id,
@@ -114,8 +174,24 @@ impl EventLog {
             inner.ring.pop_front();
         }
         inner.ring.push_back(event.clone());
-        // Sent under the lock so that subscribe() sees each event exactly once.
+        // Sent under the lock so that subscribe() sees each event exactly once, and so that
+        // forwarded events keep their order.
+        if let (true, Some((volume_id, sink))) = (local, &self.forward) {
+            let _ = sink.send(LocalChange {
+                volume_id: volume_id.clone(),
+                event: event.clone(),
+            });
+        }
         let _ = self.tx.send(event);
+    }
+
+    /// Events from other servers may have been lost: skips one id (so that a resume from an
+    /// earlier id gets a gap marker) and tells live subscribers to reconnect.
+    pub fn interrupt(&self) {
+        let mut inner = self.lock();
+        inner.lost = inner.next_id;
+        inner.next_id += 1;
+        self.interrupted.send_modify(|n| *n += 1);
     }
 
     /// Subscribes; with `last_event_id`, retained events after it come first.
@@ -123,27 +199,40 @@ impl EventLog {
         let inner = self.lock();
         let live = self.tx.subscribe();
         let closed = self.closed.subscribe();
+        let interrupted = self.interrupted.subscribe();
         let Some(last) = last_event_id else {
             return Subscription {
                 gap: None,
                 backlog: Vec::new(),
                 live,
                 closed,
+                interrupted,
             };
         };
         let oldest = inner.ring.front().map_or(inner.next_id, |e| e.id);
         // Ids between `last` and the oldest retained one are lost (or, after a restart, the
-        // client's id belongs to a previous server life).
-        let gap = (last + 1 < oldest || last >= inner.next_id).then_some(Gap {
-            last_event_id: last,
-            oldest_available: oldest,
-        });
+        // client's id belongs to a previous server life, or to another server).
+        let gap = if last + 1 < oldest || last >= inner.next_id {
+            Some(Gap {
+                last_event_id: last,
+                oldest_available: oldest,
+            })
+        } else if last < inner.lost {
+            // Remote events may be missing after `last`; complete again after the skipped id.
+            Some(Gap {
+                last_event_id: last,
+                oldest_available: inner.lost + 1,
+            })
+        } else {
+            None
+        };
         let backlog = inner.ring.iter().filter(|e| e.id > last).cloned().collect();
         Subscription {
             gap,
             backlog,
             live,
             closed,
+            interrupted,
         }
     }
 
@@ -186,5 +275,38 @@ mod tests {
         assert_eq!(s.backlog.len(), RETAINED_EVENTS);
         // An id from a previous life of the server.
         assert!(log.subscribe(Some(u64::MAX - 1)).gap.is_some());
+    }
+
+    #[test]
+    fn local_events_are_forwarded_and_remote_ones_are_not() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let log = EventLog::forwarding("vol1", tx);
+        log.publish(ChangeKind::Created, "/a", None, false);
+        log.publish_from_peer(ChangeKind::Deleted, "/b", None, false);
+        let got = rx.try_recv().unwrap();
+        assert_eq!((&*got.volume_id, got.event.path.as_str()), ("vol1", "/a"));
+        assert!(rx.try_recv().is_err(), "a remote event was forwarded again");
+        let s = log.subscribe(Some(got.event.id));
+        assert_eq!(s.backlog.len(), 1, "the remote event is in the log");
+    }
+
+    #[test]
+    fn an_interruption_ends_live_subscribers_and_makes_earlier_resumes_gaps() {
+        let log = EventLog::new();
+        log.publish(ChangeKind::Created, "/a", None, false);
+        let a = log.next_id() - 1;
+        let mut sub = log.subscribe(None);
+        assert!(!sub.interrupted.has_changed().unwrap());
+        log.interrupt();
+        assert!(sub.interrupted.has_changed().unwrap());
+        log.publish(ChangeKind::Created, "/b", None, false);
+        let b = log.next_id() - 1;
+        assert_eq!(b, a + 2, "one id is skipped");
+        let s = log.subscribe(Some(a));
+        let gap = s.gap.expect("a gap: remote events may be missing after a");
+        assert_eq!((gap.last_event_id, gap.oldest_available), (a, a + 2));
+        assert_eq!(s.backlog.len(), 1);
+        assert!(log.subscribe(Some(b)).gap.is_none());
+        assert!(sub.live.try_recv().is_ok());
     }
 }

@@ -16,7 +16,14 @@ pub trait VolumePlacement: Send + Sync {
     fn destroy(&self, volume_id: &str) -> FsResult<()>;
     /// Ids of every volume that has storage.
     fn list(&self) -> FsResult<Vec<String>>;
+    /// The file holding a volume's usage figure and commit lock, shared by every server on the
+    /// data root. Outside the volume root, so that staging and the volume's tree stay as they
+    /// are; removed with the volume.
+    fn usage_file(&self, volume_id: &str) -> FsResult<PathBuf>;
 }
+
+/// Directory of the usage files, under the data root.
+const USAGE_DIR: &str = ".usage";
 
 /// A plain directory per volume under one data root: `<root>/<volume id>/{data,staging}`.
 /// The cap is enforced by the data plane's own accounting.
@@ -30,6 +37,7 @@ impl DirectoryPlacement {
     pub fn open(root: &Path) -> FsResult<DirectoryPlacement> {
         let io = |e| FsError::from_io(&root.display().to_string(), e);
         std::fs::create_dir_all(root.join(".trash")).map_err(io)?;
+        std::fs::create_dir_all(root.join(USAGE_DIR)).map_err(io)?;
         let p = DirectoryPlacement {
             root: root.to_owned(),
         };
@@ -86,6 +94,7 @@ impl VolumePlacement for DirectoryPlacement {
             .root
             .join(".trash")
             .join(format!("{volume_id}-{}", uuid::Uuid::new_v4().simple()));
+        let _ = std::fs::remove_file(self.root.join(USAGE_DIR).join(volume_id));
         match std::fs::rename(&dir, &trash) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -103,5 +112,10 @@ impl VolumePlacement for DirectoryPlacement {
             .collect();
         ids.sort();
         Ok(ids)
+    }
+
+    fn usage_file(&self, volume_id: &str) -> FsResult<PathBuf> {
+        self.checked(volume_id)?;
+        Ok(self.root.join(USAGE_DIR).join(volume_id))
     }
 }
