@@ -107,7 +107,7 @@ pub async fn watch(
                 _ = shutdown.cancelled() => return None,
                 // Changes made through another server may have been lost (see peers.rs).
                 _ = interrupted.changed() => {
-                    let data = serde_json::json!({"missed": null, "message": "changes made through another server may have been missed; reconnect with the last event id"});
+                    let data = serde_json::json!({"message": "changes made through another server may have been missed; reconnect with the last event id"});
                     let ev = Event::default()
                         .event("overflow")
                         .json_data(data)
