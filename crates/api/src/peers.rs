@@ -203,7 +203,9 @@ async fn listen(channel: Arc<dyn PeerChannel>, me: String, volumes: Arc<VolumeSt
 }
 
 fn interrupt_all(volumes: &VolumeStore) {
-    tracing::warn!("change events from other servers may have been missed; watchers are told to reconnect");
+    tracing::warn!(
+        "change events from other servers may have been missed; watchers are told to reconnect"
+    );
     for h in volumes.open_handles() {
         h.events().interrupt();
     }

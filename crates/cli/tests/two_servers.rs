@@ -140,7 +140,11 @@ fn concurrent_creates_of_one_name_leave_exactly_one_volume() {
         ids.push(id);
     }
     ids.sort();
-    assert_eq!(c.volume_dirs(), ids, "exactly one volume directory per name");
+    assert_eq!(
+        c.volume_dirs(),
+        ids,
+        "exactly one volume directory per name"
+    );
     for id in &ids {
         assert_eq!(
             dir_names(&c.volume_root(id)),
@@ -208,7 +212,10 @@ fn an_upload_started_through_one_server_resumes_through_the_other() {
     // The wrong offset through B is refused as it would be through A.
     tus_patch(&b, &upload, 0, &data[..10]).expect(409, "stale offset through B");
     tus_patch(&b, &upload, first, &data[first..]).expect(204, "the rest through B");
-    assert_eq!(tus_offset(&a, &upload), (data.len() as u64, data.len() as u64));
+    assert_eq!(
+        tus_offset(&a, &upload),
+        (data.len() as u64, data.len() as u64)
+    );
     for api in [&a, &b] {
         let got = api.read("up", "/in/big.bin").expect(200, "read");
         assert!(got.body == data, "content read through {}", api.base);
@@ -328,7 +335,10 @@ fn staging_cleanup_never_takes_a_live_servers_write_in_flight() {
     assert!(a.read("v", "/two").body == two);
     a.read("v", "/three")
         .expect_err(404, "not_found", "the interrupted write");
-    assert!(dir_names(&staging).is_empty(), "staging is empty at the end");
+    assert!(
+        dir_names(&staging).is_empty(),
+        "staging is empty at the end"
+    );
     let want = (2 * SIZE as u64, 2);
     assert_eq!(disk_usage(&c.volume_data(&id)), want);
     assert_eq!(a.usage("v"), want);
@@ -565,11 +575,24 @@ fn the_cap_holds_under_concurrent_writers_on_both_servers() {
         .collect();
     let ok = outcomes.iter().filter(|o| **o).count() as u64;
     let real = disk_usage(&c.volume_data(&id));
-    assert_eq!(real, (ok * FILE as u64, ok), "what succeeded is what is on disk");
-    assert!(real.0 <= CAP, "{} bytes on disk over the cap of {CAP}", real.0);
+    assert_eq!(
+        real,
+        (ok * FILE as u64, ok),
+        "what succeeded is what is on disk"
+    );
+    assert!(
+        real.0 <= CAP,
+        "{} bytes on disk over the cap of {CAP}",
+        real.0
+    );
     // Writes fail only when they do not fit, so the volume is exactly full.
     assert_eq!(real.0, CAP, "{ok} writes succeeded");
     for s in &c.servers {
-        assert_eq!(s.api().usage("capped"), real, "used_bytes through {}", s.url);
+        assert_eq!(
+            s.api().usage("capped"),
+            real,
+            "used_bytes through {}",
+            s.url
+        );
     }
 }

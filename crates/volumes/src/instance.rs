@@ -128,8 +128,14 @@ mod tests {
         let of_a = a.temp_name("w");
         assert!(!b.is_leftover(&of_a), "a live server's file");
         assert!(!a.is_leftover(&of_a), "its own file");
-        assert!(b.is_leftover("w-0123456789abcdef-00"), "a server never registered");
-        assert!(b.is_leftover("w-5d0c1c7a3e0b4f9e8a7b6c5d4e3f2a1b"), "the old format");
+        assert!(
+            b.is_leftover("w-0123456789abcdef-00"),
+            "a server never registered"
+        );
+        assert!(
+            b.is_leftover("w-5d0c1c7a3e0b4f9e8a7b6c5d4e3f2a1b"),
+            "the old format"
+        );
         assert!(b.is_leftover("stray"));
         drop(a);
         assert!(b.is_leftover(&of_a), "a server that stopped");
