@@ -87,13 +87,19 @@ fn main() -> std::io::Result<()> {
         out,
         "4 KiB write through the data plane: {:.1} µs (rounds: {:?})",
         w * 1e6,
-        writes.iter().map(|x| (x * 1e7).round() / 10.0).collect::<Vec<_>>()
+        writes
+            .iter()
+            .map(|x| (x * 1e7).round() / 10.0)
+            .collect::<Vec<_>>()
     )?;
     writeln!(
         out,
         "shared usage work per write: {:.2} µs (rounds: {:?})",
         l * 1e6,
-        locks.iter().map(|x| (x * 1e8).round() / 100.0).collect::<Vec<_>>()
+        locks
+            .iter()
+            .map(|x| (x * 1e8).round() / 100.0)
+            .collect::<Vec<_>>()
     )?;
     writeln!(out, "share of the write: {:.2}%", 100.0 * l / w)?;
     Ok(())
