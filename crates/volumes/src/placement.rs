@@ -52,6 +52,15 @@ impl DirectoryPlacement {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
+        // A usage file whose volume is gone (a server opened the volume while another deleted
+        // it). A volume's directory always exists before its usage file is made.
+        if let Ok(rd) = std::fs::read_dir(self.root.join(USAGE_DIR)) {
+            for e in rd.flatten() {
+                if !self.root.join(e.file_name()).exists() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
     }
 
     fn checked(&self, volume_id: &str) -> FsResult<PathBuf> {
