@@ -16,6 +16,7 @@ const SHUTDOWN_GRACE_SECS: u64 = 10;
 
 /// Runs the server until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    raise_fd_limit();
     let data_dir = &config.data_dir;
     create_private_dir(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
@@ -140,6 +141,19 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     }
     tracing::info!("nullspace server stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one: every open volume holds three fds
+/// (its `data/`, its `staging/` and its usage file), and handles stay open.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
