@@ -1,7 +1,8 @@
 //! Several servers on one PostgreSQL database and one data root (issue 7): two real server
 //! processes on different ports, a fresh database, one `--data-dir`.
 //!
-//! - every tenant, key and volume is visible from each server;
+//! - every tenant, key and volume is visible from each server (and a URL signed by one is
+//!   honoured by the other);
 //! - concurrent creates of one name through the two servers leave exactly one volume (and one
 //!   volume directory); the other gets `already_exists`;
 //! - an upload started through one server resumes through the other; a write in flight through
@@ -73,6 +74,21 @@ fn every_tenant_key_and_volume_is_visible_from_each_server() {
         .write("from-b", "/docs/x.txt", "hello")
         .expect(200, "write on A");
     assert_eq!(acme_b.read("from-b", "/docs/x.txt").body, b"hello");
+    // A URL signed by one server is honoured by the other (one signing key in the data root).
+    let signed = acme_a
+        .post_json(
+            "/v1/volumes/from-b/files/url",
+            &json!({"path": "/docs/x.txt", "method": "GET", "expires_in": 600}),
+        )
+        .expect(200, "sign through A")
+        .json();
+    let url = signed["url"].as_str().expect("url");
+    let target = &url[url.find("/v1/signed/").expect("a signed URL")..];
+    let got = b
+        .with_key(None)
+        .get(target)
+        .expect(200, "signed GET through B");
+    assert_eq!(got.body, b"hello");
 
     // A cap set through one applies to volumes created through the other.
     a.put_json(
