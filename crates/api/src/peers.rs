@@ -13,7 +13,9 @@
 //!
 //! Event ids are per server (each log numbers what it records, remote events included), so an
 //! id from one server means nothing to another: resuming through another server gives a gap
-//! marker and then what that server retained (see ARCHITECTURE.md, "Several servers").
+//! marker and then what that server retained. Each forwarded event carries its sender's id, so
+//! that a log can tell an id that both servers issued and answer it with a gap too (see
+//! ARCHITECTURE.md, "Several servers").
 //!
 //! [`EventLog`]: nullspace_volumes::events::EventLog
 
@@ -51,6 +53,8 @@ struct Message {
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct WireEvent {
+    /// The id the sending server gave the event.
+    id: u64,
     #[serde(rename = "type")]
     kind: ChangeKind,
     path: String,
@@ -104,6 +108,7 @@ fn pack(me: &str, changes: &[LocalChange], limit: usize) -> Vec<String> {
     };
     for c in changes {
         let ev = WireEvent {
+            id: c.event.id,
             kind: c.event.kind,
             path: c.event.path.clone(),
             old_path: c.event.old_path.clone(),
@@ -235,7 +240,7 @@ fn apply(me: &str, volumes: &VolumeStore, payload: &str) {
     }
     for e in &msg.events {
         h.events()
-            .publish_from_peer(e.kind, &e.path, e.old_path.as_deref(), e.is_dir);
+            .publish_from_peer(e.kind, &e.path, e.old_path.as_deref(), e.is_dir, e.id);
     }
 }
 

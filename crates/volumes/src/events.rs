@@ -81,6 +81,12 @@ struct Inner {
     ring: VecDeque<Arc<ChangeEvent>>,
     /// The id skipped by the last interruption (0: none): a resume from before it gets a gap.
     lost: u64,
+    /// The first id of this log.
+    start: u64,
+    /// The smallest and largest ids (not below `start`) other servers gave events they
+    /// forwarded here: an id in there that this log also issued could be either server's, so
+    /// a resume from it gets a gap instead of a guess.
+    foreign: Option<(u64, u64)>,
 }
 
 /// The event log of one volume.
@@ -117,6 +123,8 @@ impl EventLog {
                 next_id: start,
                 ring: VecDeque::new(),
                 lost: 0,
+                start,
+                foreign: None,
             }),
             tx,
             forward: None,
@@ -141,14 +149,25 @@ impl EventLog {
         self.record(kind, path, old_path, is_dir, true);
     }
 
-    /// Records and broadcasts one change made through another server.
+    /// Records and broadcasts one change made through another server, which gave it the id
+    /// `origin_id` in its own log.
     pub fn publish_from_peer(
         &self,
         kind: ChangeKind,
         path: &str,
         old_path: Option<&str>,
         is_dir: bool,
+        origin_id: u64,
     ) {
+        {
+            let mut inner = self.lock();
+            if origin_id >= inner.start {
+                inner.foreign = Some(match inner.foreign {
+                    Some((lo, hi)) => (lo.min(origin_id), hi.max(origin_id)),
+                    None => (origin_id, origin_id),
+                });
+            }
+        }
         self.record(kind, path, old_path, is_dir, false);
     }
 
@@ -213,6 +232,16 @@ impl EventLog {
         // Ids between `last` and the oldest retained one are lost (or, after a restart, the
         // client's id belongs to a previous server life, or to another server).
         let gap = if last + 1 < oldest || last >= inner.next_id {
+            Some(Gap {
+                last_event_id: last,
+                oldest_available: oldest,
+            })
+        } else if (inner.start..inner.next_id).contains(&last)
+            && inner
+                .foreign
+                .is_some_and(|(lo, hi)| (lo..=hi).contains(&last))
+        {
+            // The id could be another server's: do not guess where the client was.
             Some(Gap {
                 last_event_id: last,
                 oldest_available: oldest,
@@ -282,12 +311,40 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let log = EventLog::forwarding("vol1", tx);
         log.publish(ChangeKind::Created, "/a", None, false);
-        log.publish_from_peer(ChangeKind::Deleted, "/b", None, false);
+        log.publish_from_peer(ChangeKind::Deleted, "/b", None, false, 1);
         let got = rx.try_recv().unwrap();
         assert_eq!((&*got.volume_id, got.event.path.as_str()), ("vol1", "/a"));
         assert!(rx.try_recv().is_err(), "a remote event was forwarded again");
         let s = log.subscribe(Some(got.event.id));
         assert_eq!(s.backlog.len(), 1, "the remote event is in the log");
+    }
+
+    #[test]
+    fn an_id_that_could_be_another_servers_gets_a_gap() {
+        let log = EventLog::new();
+        let start = log.next_id();
+        for i in 0..3 {
+            log.publish(ChangeKind::Created, &format!("/{i}"), None, false);
+        }
+        // A peer's ids far below this log's range: no ambiguity.
+        log.publish_from_peer(ChangeKind::Created, "/p", None, false, start - 1_000_000);
+        assert!(log.subscribe(Some(start + 1)).gap.is_none());
+        // A peer whose log started later: its ids are above all of this log's.
+        log.publish_from_peer(ChangeKind::Created, "/q", None, false, start + 1_000_000);
+        assert!(
+            log.subscribe(Some(start + 1)).gap.is_none(),
+            "own ids stay unambiguous"
+        );
+        // A peer's ids inside this log's range: those ids could be either server's.
+        log.publish_from_peer(ChangeKind::Created, "/r", None, false, start + 1);
+        assert!(log.subscribe(Some(start + 1)).gap.is_some());
+        assert!(log.subscribe(Some(start + 2)).gap.is_some());
+        let s = log.subscribe(Some(start));
+        assert!(
+            s.gap.is_none(),
+            "below the peer's ids, ids are this log's alone"
+        );
+        assert_eq!(s.backlog.len(), 5);
     }
 
     #[test]
