@@ -753,9 +753,10 @@ def write_md(path: Path, res: Results, mach: Dict[str, str], src: str, args: arg
     analysis = HERE / "ANALYSIS.md"
     if analysis.exists():
         lines += [analysis.read_text().rstrip(), ""]
-    # Issues 4-6 are measured by their own scripts (bench/content.py, bench/transfers.py, the
-    # sandbox_bench example), which write bench/issue{4,5,6}.md: include them as they are.
-    for other in ("issue4.md", "issue5.md", "issue6.md"):
+    # Issues 4-7 are measured by their own scripts (bench/content.py, bench/transfers.py, the
+    # sandbox_bench and control_plane_bench examples), which write bench/issue{4,5,6,7}.md:
+    # include them as they are.
+    for other in ("issue4.md", "issue5.md", "issue6.md", "issue7.md"):
         f = HERE / other
         if f.exists():
             lines += [f.read_text().rstrip(), ""]

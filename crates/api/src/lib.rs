@@ -11,6 +11,7 @@ mod content;
 mod error;
 mod files;
 mod openapi;
+mod peers;
 mod sandboxes;
 mod server;
 mod signed;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use nullspace_state::{ApiKey, PostgresStore, SqliteStore, StateStore};
-use nullspace_volumes::{DirectoryPlacement, LoopPlacement, VolumePlacement, VolumeStore};
+use nullspace_volumes::{
+    DirectoryPlacement, LoopPlacement, ServerInstance, VolumePlacement, VolumeStore,
+};
 
 use crate::{AppState, ServerConfig, VolumeBackend};
 
@@ -16,6 +18,7 @@ const SHUTDOWN_GRACE_SECS: u64 = 10;
 
 /// Runs the server until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    raise_fd_limit();
     let data_dir = &config.data_dir;
     create_private_dir(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
@@ -61,7 +64,19 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     }
 
     let placement = open_placement(data_dir, config.volume_backend)?;
-    let volumes = Arc::new(VolumeStore::new(placement));
+    // Several servers may share the data root (with a shared PostgreSQL database): each is
+    // registered there so that none takes another's temporary files for leftovers.
+    let owner = ServerInstance::register(&data_dir.join("servers"))
+        .context("cannot register the server in the data root")?;
+    let peers = store.peers();
+    let (sink, local_changes) = match peers {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    let volumes = Arc::new(VolumeStore::shared(placement, owner, sink));
     let signer = crate::Signer::load_or_create(&data_dir.join("signing.key"))
         .context("cannot load the URL signing key")?;
     // Each server's runtime has a directory of its own: servers may share a data dir, and a
@@ -101,11 +116,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         signer: Arc::new(signer),
         sandboxes,
     };
+    if let (Some(channel), Some(rx)) = (peers, local_changes) {
+        crate::peers::start(&app, channel, rx);
+    }
     reconcile(&app).await?;
     crate::sandboxes::reconcile(&app)
         .await
         .context("cannot reconcile this server's sandboxes")?;
-    // Expired resumable uploads are removed every ten minutes.
+    // Expired resumable uploads, and temporary files of servers that died while this one
+    // runs, are removed every ten minutes.
     let vols = app.volumes.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
@@ -115,7 +134,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             let _ = tokio::task::spawn_blocking(move || {
                 vols.open_handles()
                     .iter()
-                    .map(|h| h.upload_sweep())
+                    .map(|h| h.upload_sweep() + h.clean_staging())
                     .sum::<usize>()
             })
             .await;
@@ -214,6 +233,19 @@ fn open_placement(
 /// Loop devices use direct I/O on their image (see bench/issue6.md).
 const LOOP_DIRECT_IO: bool = true;
 
+/// Raises the soft limit on open files to the hard one: every open volume holds three fds
+/// (its `data/`, its `staging/` and its usage file), and handles stay open.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -271,16 +303,18 @@ fn write_client_file(
 
 /// Makes storage and records agree after a crash: every volume record has storage (an
 /// interrupted create), no storage lacks a record (an interrupted delete), staging areas are
-/// emptied and usage is measured from disk and recorded.
+/// cleaned of dead servers' leftovers and usage is measured from disk and recorded.
 async fn reconcile(app: &AppState) -> anyhow::Result<()> {
+    // Storage first, records second: a volume that another live server creates meanwhile
+    // (record, then storage) is then never taken for an orphan.
+    let vols = app.volumes.clone();
+    let on_disk = tokio::task::spawn_blocking(move || vols.volume_ids()).await??;
     let records = app
         .store
         .all_volumes()
         .await
         .context("cannot list volumes")?;
     let known: HashSet<String> = records.iter().map(|v| v.id.clone()).collect();
-    let vols = app.volumes.clone();
-    let on_disk = tokio::task::spawn_blocking(move || vols.volume_ids()).await??;
     for id in on_disk.into_iter().filter(|id| !known.contains(id)) {
         tracing::info!(volume = %id, "removing storage of a deleted volume");
         let vols = app.volumes.clone();

@@ -188,5 +188,6 @@ pub async fn delete_volume(
     };
     let (vols, id) = (app.volumes.clone(), v.id.clone());
     blocking(move || vols.destroy(&id).map_err(|e| e.in_volume(&name))).await?;
+    crate::peers::volume_deleted(&app, &v.id).await;
     Ok(StatusCode::NO_CONTENT)
 }

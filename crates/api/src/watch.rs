@@ -102,22 +102,37 @@ pub async fn watch(
         .collect();
     let head = stream::iter(gap.into_iter().chain(backlog).map(Ok::<_, Infallible>));
     // Ends when the volume is deleted or the server shuts down, so neither waits on a watcher.
-    let stop = (sub.closed, crate::shutdown_token().clone());
+    let stop = (sub.closed, sub.interrupted, crate::shutdown_token().clone());
     let live = stream::unfold(Some((sub.live, scope, stop)), move |state| async move {
-        let (mut rx, scope, (mut closed, shutdown)) = state?;
+        let (mut rx, scope, (mut closed, mut interrupted, shutdown)) = state?;
         loop {
             let got = tokio::select! {
                 r = rx.recv() => r,
                 _ = closed.wait_for(|c| *c) => return None,
                 _ = shutdown.cancelled() => return None,
+                // Changes made through another server may have been lost (see peers.rs).
+                _ = interrupted.changed() => {
+                    let data = serde_json::json!({"message": "changes made through another server may have been missed; reconnect with the last event id"});
+                    let ev = Event::default()
+                        .event("overflow")
+                        .json_data(data)
+                        .unwrap_or_default();
+                    return Some((Ok(ev), None));
+                }
             };
             match got {
                 Ok(Live::Change(ev)) if in_scope(&ev, &scope, recursive) => {
-                    return Some((Ok(change(&ev)), Some((rx, scope, (closed, shutdown)))))
+                    return Some((
+                        Ok(change(&ev)),
+                        Some((rx, scope, (closed, interrupted, shutdown))),
+                    ))
                 }
                 Ok(Live::Change(_)) => continue,
                 Ok(Live::Gap(g)) => {
-                    return Some((Ok(gap_event(g)), Some((rx, scope, (closed, shutdown)))))
+                    return Some((
+                        Ok(gap_event(g)),
+                        Some((rx, scope, (closed, interrupted, shutdown))),
+                    ))
                 }
                 Err(RecvError::Lagged(n)) => {
                     let data = serde_json::json!({"missed": n, "message": "the client fell behind; reconnect with the last event id"});

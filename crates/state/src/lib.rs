@@ -12,12 +12,14 @@ mod record;
 mod sandbox;
 mod sqlite;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use nullspace_core::{LabelSelector, Labels, Tenant, TenantName, Volume, VolumeName};
 
 pub use error::StateError;
 pub use keys::ApiKey;
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, PEER_CHANNEL};
 pub use sandbox::{AttachmentRecord, SandboxRecord};
 pub use sqlite::SqliteStore;
 
@@ -32,6 +34,31 @@ pub struct Principal {
 
 /// Name of the tenant created on first start.
 pub const DEFAULT_TENANT: &str = "default";
+
+/// Longest message [`PeerChannel::send`] takes, in bytes (PostgreSQL's NOTIFY payload limit is
+/// 8000 bytes).
+pub const MAX_PEER_MESSAGE: usize = 7_999;
+
+/// Messages between the servers sharing one control plane (PostgreSQL `LISTEN`/`NOTIFY`):
+/// best effort and not stored, so a listener is told when it may have missed some.
+#[async_trait]
+pub trait PeerChannel: Send + Sync + 'static {
+    /// Sends one message to every listening server (the sender's own listener included).
+    /// `Internal` for a payload over [`MAX_PEER_MESSAGE`] bytes (callers split or drop).
+    async fn send(&self, payload: &str) -> Result<(), StateError>;
+
+    /// Starts listening to what every server sends.
+    async fn listen(&self) -> Result<Box<dyn PeerListener>, StateError>;
+}
+
+/// One server's subscription to the [`PeerChannel`].
+#[async_trait]
+pub trait PeerListener: Send {
+    /// The next message. `Ok(None)` when the connection was lost and messages sent meanwhile
+    /// are gone; listening goes on, reconnecting on the next call (an error while the
+    /// database is away).
+    async fn recv(&mut self) -> Result<Option<String>, StateError>;
+}
 
 /// The control plane's durable state. Every method is one transaction.
 #[async_trait]
@@ -116,4 +143,10 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Removes a sandbox record and its attachments; `NotFound` if absent.
     async fn delete_sandbox(&self, id: &str) -> Result<(), StateError>;
+
+    /// The channel to the other servers sharing this store; `None` for a store only one
+    /// server can use (SQLite).
+    fn peers(&self) -> Option<Arc<dyn PeerChannel>> {
+        None
+    }
 }

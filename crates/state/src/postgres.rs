@@ -15,6 +15,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,7 +24,7 @@ use nullspace_core::{
     LabelSelector, Labels, Tenant, TenantName, Volume, VolumeName, DEFAULT_VOLUME_CAP,
 };
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Connection, PgConnection, Postgres, Row};
 
@@ -33,7 +34,8 @@ use crate::record::{
 };
 use crate::sandbox::{self, mount_path_taken, sandbox_exists, sandbox_not_found, Filter};
 use crate::{
-    ApiKey, AttachmentRecord, Principal, SandboxRecord, StateError, StateStore, DEFAULT_TENANT,
+    ApiKey, AttachmentRecord, PeerChannel, PeerListener, Principal, SandboxRecord, StateError,
+    StateStore, DEFAULT_TENANT, MAX_PEER_MESSAGE,
 };
 
 /// How long `connect` waits for the database to answer, and a request for a pooled connection.
@@ -489,6 +491,12 @@ impl StateStore for PostgresStore {
         }
         Ok(())
     }
+
+    fn peers(&self) -> Option<Arc<dyn PeerChannel>> {
+        Some(Arc::new(PgPeers {
+            pool: self.pool.clone(),
+        }))
+    }
 }
 
 impl PostgresStore {
@@ -578,6 +586,55 @@ fn sandbox_from_row(row: &PgRow) -> Result<(SandboxRecord, Option<AttachmentReco
         }),
     };
     Ok((sandbox, attachment))
+}
+
+/// The `NOTIFY` channel the servers of one database talk on.
+pub const PEER_CHANNEL: &str = "nullspace_peers";
+
+/// [`PeerChannel`] over `LISTEN`/`NOTIFY` (any user may use both; nothing is stored).
+struct PgPeers {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl PeerChannel for PgPeers {
+    async fn send(&self, payload: &str) -> Result<(), StateError> {
+        if payload.len() > MAX_PEER_MESSAGE {
+            return Err(StateError::Internal(format!(
+                "a message to the other servers is {} bytes, over the limit of {MAX_PEER_MESSAGE}",
+                payload.len()
+            )));
+        }
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(PEER_CHANNEL)
+            .bind(payload)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn listen(&self) -> Result<Box<dyn PeerListener>, StateError> {
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        listener.listen(PEER_CHANNEL).await.map_err(db_error)?;
+        Ok(Box::new(PgPeerListener(listener)))
+    }
+}
+
+struct PgPeerListener(PgListener);
+
+#[async_trait]
+impl PeerListener for PgPeerListener {
+    async fn recv(&mut self) -> Result<Option<String>, StateError> {
+        match self.0.try_recv().await {
+            Ok(Some(n)) => Ok(Some(n.payload().to_owned())),
+            Ok(None) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
 }
 
 /// Inserts a tenant with no cap of its own; `AlreadyExists` if the name is taken.

@@ -12,16 +12,27 @@
 //! drops every observed event that touches a marked path. A mark is forgotten once the source
 //! has handled a read that began after the mark was made: by then every inotify event the
 //! change caused has been seen. So an API change yields exactly one event, with the API's kind.
+//!
+//! Servers sharing a volume (several servers on one database and data root) forward the events
+//! of API changes made through them to each other: a log built with [`EventLog::forwarding`]
+//! hands each such event to a [`ChangeSink`]; events that arrive from another server are
+//! recorded with [`EventLog::publish_from_peer`] (marked like the API's own, and not forwarded
+//! again). Changes the file-system source observes are not forwarded: on one host every
+//! server's source sees them itself. Ids are per log, that is per server: a remote event gets
+//! the receiving log's next id. When remote events may have been lost (the link to the other
+//! servers broke, or one was too large to forward), the log is
+//! [interrupted](EventLog::interrupt): live subscribers are told to reconnect and a resume from
+//! an earlier id gets a gap marker, so nothing is ever lost silently.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 /// What happened to a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Created,
@@ -74,7 +85,20 @@ pub struct Subscription {
     /// Keeps the volume's file-system source running while the subscriber lives (set by
     /// [`crate::VolumeHandle::watch`]).
     pub source: Option<crate::fswatch::Attached>,
+    /// Changes when events from other servers may have been lost: the subscriber should end
+    /// and tell its client to reconnect (which then gets a gap marker).
+    pub interrupted: tokio::sync::watch::Receiver<u64>,
 }
+
+/// A change made through this server, to be forwarded to the other servers.
+#[derive(Debug, Clone)]
+pub struct LocalChange {
+    pub volume_id: Arc<str>,
+    pub event: Arc<ChangeEvent>,
+}
+
+/// Where a log sends its local events for the other servers.
+pub type ChangeSink = tokio::sync::mpsc::UnboundedSender<LocalChange>;
 
 struct Inner {
     next_id: u64,
@@ -89,6 +113,12 @@ struct Inner {
     marks: VecDeque<(u64, String)>,
     marked: HashMap<String, usize>,
     next_mark: u64,
+    /// The first id of this log.
+    start: u64,
+    /// The smallest and largest ids (not below `start`) other servers gave events they
+    /// forwarded here: an id in there that this log also issued could be either server's, so
+    /// a resume from it gets a gap instead of a guess.
+    foreign: Option<(u64, u64)>,
 }
 
 impl Inner {
@@ -119,6 +149,8 @@ pub struct EventLog {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Live>,
     closed: tokio::sync::watch::Sender<bool>,
+    interrupted: tokio::sync::watch::Sender<u64>,
+    forward: Option<(Arc<str>, ChangeSink)>,
     in_flight: Mutex<InFlight>,
     done: Condvar,
 }
@@ -157,6 +189,7 @@ impl EventLog {
         let (tx, _) = broadcast::channel(SUBSCRIBER_BUFFER);
         EventLog {
             closed: tokio::sync::watch::Sender::new(false),
+            interrupted: tokio::sync::watch::Sender::new(0),
             inner: Mutex::new(Inner {
                 next_id: start,
                 ring: VecDeque::new(),
@@ -165,10 +198,21 @@ impl EventLog {
                 marks: VecDeque::new(),
                 marked: HashMap::new(),
                 next_mark: 0,
+                start,
+                foreign: None,
             }),
             tx,
+            forward: None,
             in_flight: Mutex::new(InFlight::default()),
             done: Condvar::new(),
+        }
+    }
+
+    /// A new log of volume `volume_id` that also hands each API change's event to `sink`.
+    pub fn forwarding(volume_id: &str, sink: ChangeSink) -> EventLog {
+        EventLog {
+            forward: Some((volume_id.into(), sink)),
+            ..EventLog::new()
         }
     }
 
@@ -176,9 +220,44 @@ impl EventLog {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records and broadcasts one change made through the API (or reported by another server).
+    /// Records and broadcasts one change made through this server's API (and forwards it to
+    /// the other servers, if the log forwards).
     pub fn publish(&self, kind: ChangeKind, path: &str, old_path: Option<&str>, is_dir: bool) {
         let mut inner = self.lock();
+        Self::mark(&mut inner, path, old_path);
+        let event = Self::append(&self.tx, &mut inner, kind, path, old_path, is_dir);
+        // Under the lock, so that forwarded events keep their order.
+        if let Some((volume_id, sink)) = &self.forward {
+            let _ = sink.send(LocalChange {
+                volume_id: volume_id.clone(),
+                event,
+            });
+        }
+    }
+
+    /// Records and broadcasts one change made through another server, which gave it the id
+    /// `origin_id` in its own log.
+    pub fn publish_from_peer(
+        &self,
+        kind: ChangeKind,
+        path: &str,
+        old_path: Option<&str>,
+        is_dir: bool,
+        origin_id: u64,
+    ) {
+        let mut inner = self.lock();
+        if origin_id >= inner.start {
+            inner.foreign = Some(match inner.foreign {
+                Some((lo, hi)) => (lo.min(origin_id), hi.max(origin_id)),
+                None => (origin_id, origin_id),
+            });
+        }
+        Self::mark(&mut inner, path, old_path);
+        Self::append(&self.tx, &mut inner, kind, path, old_path, is_dir);
+    }
+
+    /// While the file-system source runs, remembers the paths of a change it will see too.
+    fn mark(inner: &mut Inner, path: &str, old_path: Option<&str>) {
         if inner.observing {
             for p in std::iter::once(path).chain(old_path) {
                 if inner.marks.len() == MAX_MARKS {
@@ -190,7 +269,6 @@ impl EventLog {
                 *inner.marked.entry(p.to_owned()).or_default() += 1;
             }
         }
-        Self::append(&self.tx, &mut inner, kind, path, old_path, is_dir);
     }
 
     /// Records a change the file-system source observed, unless it touches a path the API just
@@ -218,7 +296,7 @@ impl EventLog {
         path: &str,
         old_path: Option<&str>,
         is_dir: bool,
-    ) {
+    ) -> Arc<ChangeEvent> {
         let event = Arc::new(ChangeEvent {
             id: inner.next_id,
             kind,
@@ -233,7 +311,18 @@ impl EventLog {
         }
         inner.ring.push_back(event.clone());
         // Sent under the lock so that subscribe() sees each event exactly once.
-        let _ = tx.send(Live::Change(event));
+        let _ = tx.send(Live::Change(event.clone()));
+        event
+    }
+
+    /// Events from other servers may have been lost: skips one id (so that a resume from an
+    /// earlier id gets a gap marker) and tells live subscribers to reconnect.
+    pub fn interrupt(&self) {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let at = inner.next_id;
+        Self::note_loss(&mut inner, at);
+        self.interrupted.send_modify(|n| *n += 1);
     }
 
     /// Says that changes may have gone unobserved just now: live subscribers get a gap, and
@@ -309,6 +398,7 @@ impl EventLog {
         let inner = self.lock();
         let live = self.tx.subscribe();
         let closed = self.closed.subscribe();
+        let interrupted = self.interrupted.subscribe();
         let Some(last) = last_event_id else {
             return Subscription {
                 gap: None,
@@ -316,12 +406,19 @@ impl EventLog {
                 live,
                 closed,
                 source: None,
+                interrupted,
             };
         };
         let mut oldest = inner.ring.front().map_or(inner.next_id, |e| e.id);
         // Ids between `last` and the oldest retained one are lost (or, after a restart, the
         // client's id belongs to a previous server life).
         let mut lost = last.saturating_add(1) < oldest || last >= inner.next_id;
+        // An id this log issued that another server may have issued too: do not guess where
+        // the client was.
+        lost |= (inner.start..inner.next_id).contains(&last)
+            && inner
+                .foreign
+                .is_some_and(|(lo, hi)| (lo..=hi).contains(&last));
         // Changes went unobserved after `last`: the log is complete from the last such loss
         // on. (When retention alone made a gap, it stays as it was: any gap means re-list.)
         if let Some(&at) = inner.losses.back().filter(|&&at| at > last && !lost) {
@@ -345,6 +442,7 @@ impl EventLog {
             live,
             closed,
             source: None,
+            interrupted,
         }
     }
 
@@ -446,5 +544,66 @@ mod tests {
         let s = log.subscribe(Some(x));
         assert_eq!(s.gap.unwrap().oldest_available, x + 1);
         assert_eq!(s.backlog[0].path, "/y");
+    }
+
+    #[test]
+    fn local_events_are_forwarded_and_remote_ones_are_not() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let log = EventLog::forwarding("vol1", tx);
+        log.publish(ChangeKind::Created, "/a", None, false);
+        log.publish_from_peer(ChangeKind::Deleted, "/b", None, false, 1);
+        let got = rx.try_recv().unwrap();
+        assert_eq!((&*got.volume_id, got.event.path.as_str()), ("vol1", "/a"));
+        assert!(rx.try_recv().is_err(), "a remote event was forwarded again");
+        let s = log.subscribe(Some(got.event.id));
+        assert_eq!(s.backlog.len(), 1, "the remote event is in the log");
+    }
+
+    #[test]
+    fn an_id_that_could_be_another_servers_gets_a_gap() {
+        let log = EventLog::new();
+        let start = log.next_id();
+        for i in 0..3 {
+            log.publish(ChangeKind::Created, &format!("/{i}"), None, false);
+        }
+        // A peer's ids far below this log's range: no ambiguity.
+        log.publish_from_peer(ChangeKind::Created, "/p", None, false, start - 1_000_000);
+        assert!(log.subscribe(Some(start + 1)).gap.is_none());
+        // A peer whose log started later: its ids are above all of this log's.
+        log.publish_from_peer(ChangeKind::Created, "/q", None, false, start + 1_000_000);
+        assert!(
+            log.subscribe(Some(start + 1)).gap.is_none(),
+            "own ids stay unambiguous"
+        );
+        // A peer's ids inside this log's range: those ids could be either server's.
+        log.publish_from_peer(ChangeKind::Created, "/r", None, false, start + 1);
+        assert!(log.subscribe(Some(start + 1)).gap.is_some());
+        assert!(log.subscribe(Some(start + 2)).gap.is_some());
+        let s = log.subscribe(Some(start));
+        assert!(
+            s.gap.is_none(),
+            "below the peer's ids, ids are this log's alone"
+        );
+        assert_eq!(s.backlog.len(), 5);
+    }
+
+    #[test]
+    fn an_interruption_ends_live_subscribers_and_makes_earlier_resumes_gaps() {
+        let log = EventLog::new();
+        log.publish(ChangeKind::Created, "/a", None, false);
+        let a = log.next_id() - 1;
+        let mut sub = log.subscribe(None);
+        assert!(!sub.interrupted.has_changed().unwrap());
+        log.interrupt();
+        assert!(sub.interrupted.has_changed().unwrap());
+        log.publish(ChangeKind::Created, "/b", None, false);
+        let b = log.next_id() - 1;
+        assert_eq!(b, a + 2, "one id is skipped");
+        let s = log.subscribe(Some(a));
+        let gap = s.gap.expect("a gap: remote events may be missing after a");
+        assert_eq!((gap.last_event_id, gap.oldest_available), (a, a + 2));
+        assert_eq!(s.backlog.len(), 1);
+        assert!(log.subscribe(Some(b)).gap.is_none());
+        assert!(sub.live.try_recv().is_ok());
     }
 }

@@ -396,8 +396,9 @@ impl Held {
         let keep = |&(_, _, t, listed): &(String, ChangeKind, Instant, bool)| {
             listed && keep_listed_for.is_some_and(|d| t.elapsed() < d)
         };
-        let (kept, out): (BTreeMap<_, _>, BTreeMap<_, _>) =
-            std::mem::take(&mut self.order).into_iter().partition(|(_, e)| keep(e));
+        let (kept, out): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.order)
+            .into_iter()
+            .partition(|(_, e)| keep(e));
         self.order = kept;
         self.by_path = self.order.iter().map(|(&n, e)| (e.0.clone(), n)).collect();
         out.into_values().map(|(p, k, _, _)| (p, k)).collect()

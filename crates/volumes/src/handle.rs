@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -16,8 +16,10 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use crate::error::{FsError, FsResult};
-use crate::events::{ChangeKind, EventLog};
+use crate::events::{ChangeKind, ChangeSink, EventLog};
+use crate::instance::ServerInstance;
 use crate::resolve::Beneath;
+use crate::shared_usage::{CommitGuard, SharedUsage};
 use crate::walk::{
     copy_entry, entry_usage, open_child_dir, read_entries, read_names, stat_usage, tree_usage,
 };
@@ -76,10 +78,13 @@ pub struct VolumeHandle {
     staging: OwnedFd,
     staging_path: PathBuf,
     cap: u64,
-    /// Current usage; holding this lock is what serialises commits to the volume.
-    usage: Mutex<Usage>,
+    /// Current usage, shared with the other servers on the data root; its lock is what
+    /// serialises commits to the volume, in this process and across processes.
+    usage: SharedUsage,
     /// When usage was last measured from disk (see [`VolumeHandle::remeasure`]).
     measured_at: Mutex<Instant>,
+    /// Whose temporary files are whose in staging.
+    owner: Arc<ServerInstance>,
     events: Arc<EventLog>,
     /// Feeds `events` with changes made by sandbox code (inotify), while the volume is watched.
     fs_source: crate::fswatch::FsSource,
@@ -114,10 +119,6 @@ impl NameGlob {
 
 fn io_at(path: &str) -> impl Fn(Errno) -> FsError + '_ {
     move |e| FsError::from_errno(path, e)
-}
-
-fn temp_name(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// The etag of an entry: a digest of identity and change times. Every API write makes a new
@@ -175,9 +176,17 @@ fn lstat_opt(dir: impl AsFd, name: &str, path: &str) -> FsResult<Option<Stat>> {
 }
 
 impl VolumeHandle {
-    /// Opens the volume rooted at `root` (with `data/` and `staging/`): empties staging of any
-    /// leftovers from a crash and measures usage.
-    pub(crate) fn open(id: &str, root: &Path, cap: u64) -> FsResult<VolumeHandle> {
+    /// Opens the volume rooted at `root` (with `data/` and `staging/`): removes leftovers of
+    /// crashed servers from staging and measures usage into the shared `usage_file`. Local
+    /// change events go to `sink` too, when given.
+    pub(crate) fn open(
+        id: &str,
+        root: &Path,
+        cap: u64,
+        usage_file: &Path,
+        owner: Arc<ServerInstance>,
+        sink: Option<ChangeSink>,
+    ) -> FsResult<VolumeHandle> {
         let open_dir = |p: &Path| -> FsResult<OwnedFd> {
             rustix::fs::open(
                 p,
@@ -188,33 +197,59 @@ impl VolumeHandle {
         };
         let data = open_dir(&root.join("data"))?;
         let staging_path = root.join("staging");
-        if let Ok(rd) = std::fs::read_dir(&staging_path) {
-            // Resumable uploads survive restarts; everything else in staging is a leftover.
-            for e in rd
-                .flatten()
-                .filter(|e| e.file_name() != crate::uploads::UPLOADS_DIR)
-            {
-                let p = e.path();
-                let _ = if p.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
-            }
-        }
         let staging = open_dir(&staging_path)?;
-        let usage = tree_usage(&data).map_err(io_at("/"))?;
-        Ok(VolumeHandle {
+        let usage = SharedUsage::open(usage_file)
+            .map_err(|e| FsError::from_io(&usage_file.display().to_string(), e))?;
+        let handle = VolumeHandle {
             id: id.to_owned(),
             beneath: Beneath::new(data),
             staging,
             staging_path,
             cap,
-            usage: Mutex::new(usage),
+            usage,
             measured_at: Mutex::new(Instant::now()),
-            events: Arc::new(EventLog::new()),
+            owner,
+            events: Arc::new(match sink {
+                Some(sink) => EventLog::forwarding(id, sink),
+                None => EventLog::new(),
+            }),
             fs_source: crate::fswatch::FsSource::new(root.join("data")),
-        })
+        };
+        handle.clean_staging();
+        // Measured under the commit lock, so that no server commits to the volume meanwhile.
+        let mut usage = handle.lock();
+        usage.set_measured(tree_usage(handle.beneath.root()).map_err(io_at("/"))?);
+        drop(usage);
+        Ok(handle)
+    }
+
+    /// Removes from staging what no running server uses: temporary files of servers that
+    /// stopped or crashed (see [`ServerInstance`]). Resumable uploads are kept (they expire on
+    /// their own). Returns how many entries went.
+    pub fn clean_staging(&self) -> usize {
+        let Ok(rd) = std::fs::read_dir(&self.staging_path) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name == crate::uploads::UPLOADS_DIR || !self.owner.is_leftover(&name) {
+                continue;
+            }
+            let p = e.path();
+            let gone = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            removed += usize::from(gone.is_ok());
+        }
+        removed
+    }
+
+    fn temp_name(&self, prefix: &str) -> String {
+        self.owner.temp_name(prefix)
     }
 
     /// The volume's id.
@@ -266,9 +301,9 @@ impl VolumeHandle {
         }
     }
 
-    /// Current usage.
+    /// Current usage (as of the last commit through any server).
     pub fn usage(&self) -> Usage {
-        *self.lock()
+        self.usage.current()
     }
 
     /// Measures usage from disk again, under the commit lock, and keeps it: sandbox code
@@ -277,7 +312,7 @@ impl VolumeHandle {
     pub fn remeasure(&self) -> FsResult<Usage> {
         let mut usage = self.lock();
         let fresh = tree_usage(self.beneath.root()).map_err(io_at("/"))?;
-        *usage = fresh;
+        usage.set_measured(fresh);
         *self.measured_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         Ok(fresh)
     }
@@ -291,8 +326,9 @@ impl VolumeHandle {
         self.remeasure()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Usage> {
-        self.usage.lock().unwrap_or_else(|e| e.into_inner())
+    /// Enters the volume's commit critical section (see `shared_usage`).
+    fn lock(&self) -> CommitGuard<'_> {
+        self.usage.lock()
     }
 
     pub(crate) fn check_cap(&self, usage: &Usage, freed: u64, adding: u64) -> FsResult<()> {
@@ -363,7 +399,7 @@ impl VolumeHandle {
             .cap
             .saturating_sub(self.usage().used_bytes)
             .saturating_add(existing);
-        let name = temp_name("w");
+        let name = self.temp_name("w");
         let fd = rustix::fs::openat(
             &self.staging,
             name.as_str(),
@@ -486,7 +522,7 @@ impl VolumeHandle {
         data: &[u8],
         opts: &WriteOptions,
     ) -> FsResult<FileStat> {
-        let staged = temp_name("w");
+        let staged = self.temp_name("w");
         let result = (|| {
             let fd = rustix::fs::openat(
                 &self.staging,
@@ -605,7 +641,7 @@ impl VolumeHandle {
                 if is_dir(o) {
                     rustix::fs::renameat_with(&sdir, sname, &ddir, dname, RenameFlags::EXCHANGE)
                         .map_err(&err)?;
-                    let trash = temp_name("t");
+                    let trash = self.temp_name("t");
                     rustix::fs::renameat(&sdir, sname, &self.staging, trash.as_str())
                         .map_err(&err)?;
                     self.discard_staged(&trash);
@@ -657,7 +693,7 @@ impl VolumeHandle {
         }
         let size = entry_usage(&sdir, &cname(sname), &sst).map_err(io_at(src.as_str()))?;
         self.check_cap(&self.usage(), 0, size.used_bytes)?;
-        let staged = temp_name("c");
+        let staged = self.temp_name("c");
         let result = (|| {
             let copied = copy_entry(&sdir, &cname(sname), &self.staging, &cname(&staged))
                 .map_err(io_at(src.as_str()))?;
@@ -721,7 +757,7 @@ impl VolumeHandle {
             return Ok(());
         }
         let freed = entry_usage(dir, name, &st).map_err(&err)?;
-        let trash = temp_name("t");
+        let trash = self.temp_name("t");
         rustix::fs::renameat(dir, name, &self.staging, trash.as_str()).map_err(&err)?;
         rustix::fs::fsync(dir).map_err(&err)?;
         *usage -= freed;
@@ -794,7 +830,7 @@ impl VolumeHandle {
     /// Writes every regular file and directory of a tar stream below `dest`, all or nothing:
     /// everything is staged and synced first, then checked against the cap, then published.
     pub fn write_batch(&self, tar_stream: impl Read, dest: &VolumePath) -> FsResult<BatchResult> {
-        let staged_root = temp_name("b");
+        let staged_root = self.temp_name("b");
         let result = self.write_batch_staged(tar_stream, dest, &staged_root);
         self.discard_staged(&staged_root);
         result

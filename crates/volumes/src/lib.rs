@@ -9,17 +9,22 @@
 //! - Writes are published by `rename` after `fsync`, then the directory is `fsync`ed: a reader
 //!   sees the old or the new content, and a write that returned is durable.
 //! - Usage (bytes of regular files, and their count) is measured from disk when a volume is
-//!   first opened and then kept exact by every operation, under the volume's commit lock.
+//!   first opened and then kept exact by every operation, under the volume's commit lock. The
+//!   lock and the figure are shared by every server on the data root (`shared_usage`), and
+//!   temporary files in staging are named after the server that owns them (`instance`), so
+//!   several servers can serve one volume at once.
 
 pub mod archive;
 mod error;
 pub mod events;
 pub mod fswatch;
 mod handle;
+mod instance;
 mod loop_image;
 mod placement;
 pub mod resolve;
 mod search;
+mod shared_usage;
 pub mod uploads;
 mod walk;
 
@@ -31,6 +36,7 @@ pub use error::{FsError, FsResult};
 pub use handle::{
     BatchResult, ListEntry, ListOptions, ListPage, PendingWrite, VolumeHandle, WriteOptions,
 };
+pub use instance::ServerInstance;
 pub use loop_image::{image_size, loop_unavailable, LoopPlacement, MIN_FS_BYTES, SLACK_BYTES};
 pub use placement::{DirectoryPlacement, VolumePlacement};
 pub use search::{
@@ -64,15 +70,34 @@ impl SubAssign for Usage {
 pub struct VolumeStore {
     placement: Box<dyn VolumePlacement>,
     handles: Mutex<HashMap<String, Arc<VolumeHandle>>>,
+    owner: Arc<ServerInstance>,
+    sink: Option<events::ChangeSink>,
 }
 
 impl VolumeStore {
-    /// A store over the given placement.
+    /// A store over the given placement, for a process alone on its data root.
     pub fn new(placement: Box<dyn VolumePlacement>) -> VolumeStore {
+        VolumeStore::shared(placement, ServerInstance::solo(), None)
+    }
+
+    /// A store over a data root that other servers may share: `owner` tells whose temporary
+    /// files are whose; local change events of every volume also go to `sink`, when given.
+    pub fn shared(
+        placement: Box<dyn VolumePlacement>,
+        owner: ServerInstance,
+        sink: Option<events::ChangeSink>,
+    ) -> VolumeStore {
         VolumeStore {
             placement,
             handles: Mutex::new(HashMap::new()),
+            owner: Arc::new(owner),
+            sink,
         }
+    }
+
+    /// This server's identity on the data root.
+    pub fn owner(&self) -> &ServerInstance {
+        &self.owner
     }
 
     /// Makes the storage of a new, empty volume capped at `cap_bytes`.
@@ -97,6 +122,18 @@ impl VolumeStore {
             h.events().close();
         }
         self.placement.destroy(volume_id)
+    }
+
+    /// Closes this process's handle of a volume another server deleted (its watchers end).
+    pub fn forget(&self, volume_id: &str) {
+        let handle = self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(volume_id);
+        if let Some(h) = handle {
+            h.events().close();
+        }
     }
 
     /// The ids of every volume with storage (to find orphans on start).
@@ -140,7 +177,15 @@ impl VolumeStore {
         }
         // Opening scans the tree: do it outside the map lock, then keep whichever handle won.
         let root = self.placement.locate(volume_id)?;
-        let fresh = Arc::new(VolumeHandle::open(volume_id, &root, cap_bytes)?);
+        let usage_file = self.placement.usage_file(volume_id)?;
+        let fresh = Arc::new(VolumeHandle::open(
+            volume_id,
+            &root,
+            cap_bytes,
+            &usage_file,
+            self.owner.clone(),
+            self.sink.clone(),
+        )?);
         // Expired uploads of earlier runs go now; the server sweeps open volumes later on.
         fresh.upload_sweep();
         let mut map = self.handles.lock().unwrap_or_else(|e| e.into_inner());

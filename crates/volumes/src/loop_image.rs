@@ -25,7 +25,7 @@ use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::error::{FsError, FsResult};
-use crate::placement::{checked_id, VolumePlacement};
+use crate::placement::{checked_id, VolumePlacement, USAGE_DIR};
 
 const MIB: u64 = 1 << 20;
 /// ext4 journal size (MiB): the smallest mke2fs accepts with 4 KiB blocks.
@@ -122,8 +122,19 @@ impl LoopPlacement {
             direct_io,
             mkfs: find_mkfs().unwrap_or_default(),
         };
-        for d in [&p.mounts, &p.images] {
+        let usage = p.mounts.join(USAGE_DIR);
+        for d in [&p.mounts, &p.images, &usage] {
             std::fs::create_dir_all(d).map_err(io(d))?;
+        }
+        // A usage file whose volume is gone (a server opened the volume while another deleted
+        // it). A volume's image always exists before its usage file is made.
+        if let Ok(rd) = std::fs::read_dir(&usage) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if !p.image(&id).exists() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
         }
         // Mount points are compared with /proc/self/mountinfo, which shows canonical paths.
         Ok(LoopPlacement {
@@ -273,8 +284,14 @@ impl VolumePlacement for LoopPlacement {
         self.ensure_mounted(volume_id)
     }
 
+    fn usage_file(&self, volume_id: &str) -> FsResult<PathBuf> {
+        checked_id(&self.mounts, volume_id)?;
+        Ok(self.mounts.join(USAGE_DIR).join(volume_id))
+    }
+
     fn destroy(&self, volume_id: &str) -> FsResult<()> {
         let root = checked_id(&self.mounts, volume_id)?;
+        let _ = std::fs::remove_file(self.mounts.join(USAGE_DIR).join(volume_id));
         let image = self.image(volume_id);
         let img = rustix::fs::open(&image, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok();
         if let Some(fd) = &img {

@@ -24,6 +24,10 @@ pub trait VolumePlacement: Send + Sync {
     fn caps_sandbox_writes(&self) -> bool {
         false
     }
+    /// The file holding a volume's usage figure and commit lock, shared by every server on the
+    /// data root. Outside the volume root, so that staging and the volume's tree stay as they
+    /// are; removed with the volume.
+    fn usage_file(&self, volume_id: &str) -> FsResult<PathBuf>;
 }
 
 /// `root/<volume id>` after checking that the id is a plain name.
@@ -38,6 +42,9 @@ pub(crate) fn checked_id(root: &Path, volume_id: &str) -> FsResult<PathBuf> {
     Ok(root.join(volume_id))
 }
 
+/// Directory of the usage files, under the data root.
+pub(crate) const USAGE_DIR: &str = ".usage";
+
 /// A plain directory per volume under one data root: `<root>/<volume id>/{data,staging}`.
 /// The cap is enforced by the data plane's own accounting.
 #[derive(Debug)]
@@ -50,6 +57,7 @@ impl DirectoryPlacement {
     pub fn open(root: &Path) -> FsResult<DirectoryPlacement> {
         let io = |e| FsError::from_io(&root.display().to_string(), e);
         std::fs::create_dir_all(root.join(".trash")).map_err(io)?;
+        std::fs::create_dir_all(root.join(USAGE_DIR)).map_err(io)?;
         let p = DirectoryPlacement {
             root: root.to_owned(),
         };
@@ -62,6 +70,15 @@ impl DirectoryPlacement {
             for e in rd.flatten() {
                 // remove_dir_all works by fd and does not follow symlinks.
                 let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        // A usage file whose volume is gone (a server opened the volume while another deleted
+        // it). A volume's directory always exists before its usage file is made.
+        if let Ok(rd) = std::fs::read_dir(self.root.join(USAGE_DIR)) {
+            for e in rd.flatten() {
+                if !self.root.join(e.file_name()).exists() {
+                    let _ = std::fs::remove_file(e.path());
+                }
             }
         }
     }
@@ -99,6 +116,7 @@ impl VolumePlacement for DirectoryPlacement {
             .root
             .join(".trash")
             .join(format!("{volume_id}-{}", uuid::Uuid::new_v4().simple()));
+        let _ = std::fs::remove_file(self.root.join(USAGE_DIR).join(volume_id));
         match std::fs::rename(&dir, &trash) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -116,5 +134,10 @@ impl VolumePlacement for DirectoryPlacement {
             .collect();
         ids.sort();
         Ok(ids)
+    }
+
+    fn usage_file(&self, volume_id: &str) -> FsResult<PathBuf> {
+        self.checked(volume_id)?;
+        Ok(self.root.join(USAGE_DIR).join(volume_id))
     }
 }

@@ -9,6 +9,11 @@
 #[path = "../common/launch.rs"]
 pub mod launch;
 
+#[path = "../common/database.rs"]
+pub mod database;
+
+pub use database::TestDatabase;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
@@ -49,11 +54,19 @@ pub struct Server {
     pub url: String,
     root: tempfile::TempDir,
     child: Option<Child>,
+    /// A data dir shared with other servers (see [`Cluster`]) instead of `root/data`.
+    shared_data: Option<PathBuf>,
+    /// `--database-url`, when not the default SQLite in the data dir.
+    database_url: Option<String>,
 }
 
 impl Server {
     /// Starts a server on a free port and waits until it answers `/v1/health`.
     pub fn start() -> Server {
+        Server::start_with(None, None)
+    }
+
+    fn start_with(shared_data: Option<PathBuf>, database_url: Option<String>) -> Server {
         let root = tempfile::Builder::new()
             .prefix("nullspace-e2e-")
             .tempdir()
@@ -66,6 +79,8 @@ impl Server {
             url: String::new(),
             root,
             child: None,
+            shared_data,
+            database_url,
         };
         if let Err(e) = server.spawn() {
             panic!("cannot start the server: {e}");
@@ -80,7 +95,10 @@ impl Server {
 
     /// The server's `--data-dir`.
     pub fn data_dir(&self) -> PathBuf {
-        self.root.path().join("data")
+        match &self.shared_data {
+            Some(d) => d.clone(),
+            None => self.root.path().join("data"),
+        }
     }
 
     /// The server's working directory.
@@ -160,6 +178,11 @@ impl Server {
         ])
         .arg("--data-dir")
         .arg(self.data_dir())
+        .args(
+            self.database_url
+                .iter()
+                .flat_map(|u| ["--database-url", u.as_str()]),
+        )
         .current_dir(self.cwd())
         .env("HOME", self.root.path().join("home"))
         .env("XDG_DATA_HOME", self.root.path().join("home"))
@@ -224,6 +247,75 @@ impl Drop for Server {
         self.kill9();
         // Volume file systems stay mounted after the server dies; the temp dir goes next.
         launch::unmount_all_below(self.root.path());
+    }
+}
+
+/// Several servers on one data dir and one fresh PostgreSQL database — the deployment of
+/// issue 7 — each with its own port, log and working directory. Servers start one after the
+/// other (each writes its URL into the shared `client.json` once it has bound, which is how the
+/// harness learns its port).
+pub struct Cluster {
+    pub servers: Vec<Server>,
+    /// Dropped after the servers have stopped (fields drop in order).
+    pub database: TestDatabase,
+    root: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` servers.
+    pub fn start(n: usize) -> Cluster {
+        let root = tempfile::Builder::new()
+            .prefix("nullspace-cluster-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir_all(root.path().join("data")).expect("mkdir");
+        let mut cluster = Cluster {
+            servers: Vec::new(),
+            database: TestDatabase::postgres(),
+            root,
+        };
+        for _ in 0..n {
+            cluster.add_server();
+        }
+        cluster
+    }
+
+    /// Starts one more server on the shared data dir and database.
+    pub fn add_server(&mut self) -> &mut Server {
+        let s = Server::start_with(Some(self.data_dir()), Some(self.database.url.clone()));
+        self.servers.push(s);
+        self.servers.last_mut().expect("just pushed")
+    }
+
+    /// The shared `--data-dir`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// `DATA/volumes/ID`.
+    pub fn volume_root(&self, id: &str) -> PathBuf {
+        self.data_dir().join("volumes").join(id)
+    }
+
+    /// `DATA/volumes/ID/data`.
+    pub fn volume_data(&self, id: &str) -> PathBuf {
+        self.volume_root(id).join("data")
+    }
+
+    /// `DATA/volumes/ID/staging`.
+    pub fn volume_staging(&self, id: &str) -> PathBuf {
+        self.volume_root(id).join("staging")
+    }
+
+    /// The ids of every volume with storage.
+    pub fn volume_dirs(&self) -> Vec<String> {
+        let mut ids: Vec<String> = dir_names(&self.data_dir().join("volumes"))
+            .into_iter()
+            .filter_map(|n| n.into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        ids.sort();
+        ids
     }
 }
 
