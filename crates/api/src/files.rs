@@ -318,6 +318,27 @@ pub async fn write_file(
     Ok(axum::Json(stat))
 }
 
+/// Reads and drops what is left of a request body that will not be used (the answer is an
+/// error), at most [`DRAIN_LIMIT`] bytes for at most [`DRAIN_TIME`]: a client still sending
+/// then gets to read the answer instead of a broken pipe (nginx's "lingering close").
+async fn drain(stream: &mut axum::body::BodyDataStream) {
+    let mut left = DRAIN_LIMIT;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(c)) = stream.next().await {
+            left = left.saturating_sub(c.len());
+            if left == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// See [`drain`].
+const DRAIN_LIMIT: usize = 64 << 20;
+/// See [`drain`].
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Streams a request body into an atomic write of `path`.
 pub(crate) async fn receive_file(
     h: std::sync::Arc<nullspace_volumes::VolumeHandle>,
@@ -326,8 +347,16 @@ pub(crate) async fn receive_file(
     opts: WriteOptions,
     body: Body,
 ) -> ApiResult<FileStat> {
+    let mut stream = body.into_data_stream();
     let (hh, p, n) = (h.clone(), path.clone(), vname.clone());
-    let mut pending = blocking(move || hh.begin_write(&p).map_err(|e| e.in_volume(&n))).await?;
+    let mut pending = match blocking(move || hh.begin_write(&p).map_err(|e| e.in_volume(&n))).await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            drain(&mut stream).await;
+            return Err(e);
+        }
+    };
 
     // The body goes through a small channel to one blocking writer: constant memory, and the
     // network and the disk work at the same time.
@@ -344,7 +373,6 @@ pub(crate) async fn receive_file(
         }
         Ok(pending)
     });
-    let mut stream = body.into_data_stream();
     let mut client_error = None;
     let mut batch = Vec::new();
     let mut batched = 0;
@@ -365,7 +393,9 @@ pub(crate) async fn receive_file(
         }
         let done = batched < BATCH;
         if !batch.is_empty() && tx.send(std::mem::take(&mut batch)).await.is_err() {
-            break; // the writer stopped: its error is the answer
+            // The writer stopped: its error is the answer.
+            drain(&mut stream).await;
+            break;
         }
         batched = 0;
         if done {

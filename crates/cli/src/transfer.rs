@@ -54,9 +54,11 @@ pub struct UploadArgs {
     /// Destination inside the volume [default: /NAME-OF-LOCAL]; for a file, a path ending
     /// in `/` or naming an existing directory puts the file inside it
     remote: Option<String>,
-    /// Bytes per resumable chunk, e.g. 8MiB (files only)
-    #[arg(long, value_name = "SIZE", default_value = "16MiB")]
-    chunk_size: String,
+    /// Send the file in checked chunks of SIZE, e.g. 16MiB, each with a sha256 the server
+    /// verifies and a durable offset after each (files only) [default: the rest of the file
+    /// in one streamed request; if it breaks, what arrived is kept and the upload resumes]
+    #[arg(long, value_name = "SIZE")]
+    chunk_size: Option<String>,
 }
 
 /// `nullspace volume download`.
@@ -293,15 +295,19 @@ fn local_name(local: &Path) -> anyhow::Result<String> {
 
 pub async fn upload(a: UploadArgs, g: &Global) -> anyhow::Result<ExitCode> {
     let name = VolumeName::parse(&a.name)?;
-    let chunk_size = parse_size(&a.chunk_size)
-        .ok()
-        .filter(|n| *n > 0 && *n <= 1 << 30)
-        .ok_or_else(|| {
-            Error::invalid_argument(format!(
-                "invalid --chunk-size {:?}: expected a size from 1 byte to 1GiB, e.g. 16MiB",
-                a.chunk_size
-            ))
-        })? as usize;
+    let chunk_size = match &a.chunk_size {
+        None => None,
+        Some(text) => Some(
+            parse_size(text)
+                .ok()
+                .filter(|n| *n > 0 && *n <= 1 << 30)
+                .ok_or_else(|| {
+                    Error::invalid_argument(format!(
+                        "invalid --chunk-size {text:?}: expected a size from 1 byte to 1GiB, e.g. 16MiB"
+                    ))
+                })? as usize,
+        ),
+    };
     let client = config::client(g)?;
 
     if a.local.as_os_str() == "-" {
@@ -379,7 +385,7 @@ async fn upload_file(
     local: &Path,
     meta: &std::fs::Metadata,
     remote: &VolumePath,
-    chunk_size: usize,
+    chunk_size: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
     let size = meta.len();
     let record = record_path(

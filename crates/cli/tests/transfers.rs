@@ -687,7 +687,7 @@ async fn client_tus_archive_and_signing() {
         .await
         .unwrap();
     let opts = ResumableOptions {
-        chunk_size: MIB as usize,
+        chunk_size: Some(MIB as usize),
         resume_url: Some(started.url.clone()),
         ..Default::default()
     };

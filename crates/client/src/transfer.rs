@@ -1,12 +1,13 @@
 //! Transfers (docs/API.md, "Transfers"): tus 1.0 resumable uploads, directory archives and
 //! signed URLs.
 //!
-//! [`Client::upload_resumable`] sends a local file through the tus endpoint in chunks, each
-//! with an `Upload-Checksum: sha256`. The next chunk is read and hashed on a blocking thread
-//! while the current one is on the wire, so memory stays at a few chunks whatever the file's
-//! size. Given the URL of an earlier, interrupted upload it asks the server for the durable
-//! offset (`HEAD`) and continues from there; a transient failure mid-way is retried the same
-//! way.
+//! [`Client::upload_resumable`] sends a local file through the tus endpoint: by default the
+//! rest of the file in one streamed `PATCH` (read as it goes; if the connection breaks the
+//! server keeps what arrived), or, with a chunk size, in chunks each with an
+//! `Upload-Checksum: sha256` (the next chunk read and hashed on a blocking thread while the
+//! current one is on the wire). Memory stays small whatever the file's size. Given the URL of
+//! an earlier, interrupted upload it asks the server for the durable offset (`HEAD`) and
+//! continues from there; a transient failure mid-way is retried the same way.
 
 use std::fmt;
 use std::io::{Read, Seek, SeekFrom};
@@ -71,8 +72,13 @@ pub type OnCreated = Arc<dyn Fn(&str) + Send + Sync>;
 /// Options of [`Client::upload_resumable`].
 #[derive(Clone)]
 pub struct ResumableOptions {
-    /// Bytes per `PATCH` (default [`DEFAULT_TUS_CHUNK`]).
-    pub chunk_size: usize,
+    /// `Some(n)`: the file goes in `PATCH`es of `n` bytes, each with an `Upload-Checksum`
+    /// (sha256) the server verifies before it keeps the chunk — hashing on both ends and a
+    /// durable offset after every chunk. `None` (the default, as tuspy and tus-js-client do):
+    /// the rest of the file goes in one streamed `PATCH` without a checksum (TCP checks the
+    /// bytes, the offset check catches lost ones); if the connection breaks, the server keeps
+    /// what arrived and the next round resumes from its offset.
+    pub chunk_size: Option<usize>,
     /// The URL of an earlier upload of the same file to continue, if the server still has it.
     pub resume_url: Option<String>,
     /// Called with the upload's URL as soon as it exists, before any data is sent, so the
@@ -90,7 +96,7 @@ pub struct ResumableOptions {
 impl Default for ResumableOptions {
     fn default() -> Self {
         ResumableOptions {
-            chunk_size: DEFAULT_TUS_CHUNK,
+            chunk_size: None,
             resume_url: None,
             on_created: None,
             progress: None,
@@ -431,6 +437,15 @@ impl Client {
             .send()
             .await
             .map_err(|e| PatchFailure::Retry(self.transport_error(e)))?;
+        self.patch_answer(url, resp).await
+    }
+
+    /// The upload's new state from a `PATCH`'s answer, or how the `PATCH` failed.
+    async fn patch_answer(
+        &self,
+        url: &str,
+        resp: reqwest::Response,
+    ) -> std::result::Result<TusUpload, PatchFailure> {
         let status = resp.status();
         if status.is_success() {
             let h = resp.headers();
@@ -458,9 +473,10 @@ impl Client {
         }
     }
 
-    /// Uploads a local file to `path` through tus, in chunks of `opts.chunk_size` bytes with
-    /// a sha256 each, resuming `opts.resume_url` when the server still has that upload of
-    /// the same length. The file appears at `path` atomically when the last byte is stored.
+    /// Uploads a local file to `path` through tus (in one streamed `PATCH`, or in checked
+    /// chunks: see [`ResumableOptions::chunk_size`]), resuming `opts.resume_url` when the
+    /// server still has that upload of the same length. The file appears at `path` atomically
+    /// when the last byte is stored.
     pub async fn upload_resumable(
         &self,
         volume: &VolumeName,
@@ -478,7 +494,6 @@ impl Client {
             )));
         }
         let length = meta.len();
-        let chunk_size = opts.chunk_size.max(1);
 
         // An earlier upload of the same file, if the server still has it.
         let mut upload = None;
@@ -506,44 +521,20 @@ impl Client {
         let mut failures = 0u32;
         let mut restarted = false;
         while upload.offset < length {
-            let (tx, mut rx) = mpsc::channel::<Result<Chunk>>(1);
-            let file = local.to_path_buf();
-            let from = upload.offset;
-            let reader = tokio::task::spawn_blocking(move || {
-                read_chunks(&file, from, length, chunk_size, tx)
-            });
-            let mut failure = None;
-            while let Some(chunk) = rx.recv().await {
-                let chunk = chunk?;
-                match self
-                    .patch_chunk(&upload.url, &chunk, opts.progress.as_ref())
-                    .await
-                {
-                    Ok(u) => {
-                        upload.offset = u.offset;
-                        upload.etag = u.etag;
-                        if let Some(p) = &opts.progress {
-                            p(upload.offset);
-                        }
-                        failures = 0;
-                        if u.offset != chunk.offset + chunk.data.len() as u64 {
-                            // The server holds another offset than we sent up to: re-read.
-                            failure = Some(PatchFailure::Retry(Error::conflict(format!(
-                                "the server stored up to {} instead of {}",
-                                u.offset,
-                                chunk.offset + chunk.data.len() as u64
-                            ))));
-                            break;
-                        }
-                    }
-                    Err(f) => {
-                        failure = Some(f);
-                        break;
-                    }
+            let before = upload.offset;
+            let failure = match opts.chunk_size {
+                None => {
+                    self.patch_rest(&mut upload, local, length, opts.progress.as_ref())
+                        .await?
                 }
+                Some(chunk_size) => {
+                    self.patch_chunks(&mut upload, local, length, chunk_size.max(1), opts)
+                        .await?
+                }
+            };
+            if upload.offset > before {
+                failures = 0;
             }
-            drop(rx);
-            let _ = reader.await;
             match failure {
                 None => {}
                 Some(PatchFailure::Fatal(e)) => return Err(e),
@@ -602,6 +593,120 @@ impl Client {
             resumed_from,
             etag: upload.etag,
         })
+    }
+
+    /// One round of a checked upload: `[upload.offset, length)` in chunks of `chunk_size`
+    /// bytes, each `PATCH`ed with its sha256, read and hashed one chunk ahead on a blocking
+    /// thread. Returns the failure that ended the round early, if any.
+    async fn patch_chunks(
+        &self,
+        upload: &mut TusUpload,
+        local: &Path,
+        length: u64,
+        chunk_size: usize,
+        opts: &ResumableOptions,
+    ) -> Result<Option<PatchFailure>> {
+        let (tx, mut rx) = mpsc::channel::<Result<Chunk>>(1);
+        let file = local.to_path_buf();
+        let from = upload.offset;
+        let reader =
+            tokio::task::spawn_blocking(move || read_chunks(&file, from, length, chunk_size, tx));
+        let mut failure = None;
+        while let Some(chunk) = rx.recv().await {
+            let chunk = chunk?;
+            match self
+                .patch_chunk(&upload.url, &chunk, opts.progress.as_ref())
+                .await
+            {
+                Ok(u) => {
+                    upload.offset = u.offset;
+                    upload.etag = u.etag;
+                    if let Some(p) = &opts.progress {
+                        p(upload.offset);
+                    }
+                    let sent_to = chunk.offset + chunk.data.len() as u64;
+                    if u.offset != sent_to {
+                        // The server holds another offset than we sent up to: re-read.
+                        failure = Some(PatchFailure::Retry(Error::conflict(format!(
+                            "the server stored up to {} instead of {sent_to}",
+                            u.offset
+                        ))));
+                        break;
+                    }
+                }
+                Err(f) => {
+                    failure = Some(f);
+                    break;
+                }
+            }
+        }
+        drop(rx);
+        let _ = reader.await;
+        Ok(failure)
+    }
+
+    /// One round of an unchecked upload: `[upload.offset, length)` in one streamed `PATCH`,
+    /// read from the file as it goes (constant memory). Returns the failure that ended the
+    /// round early, if any; the server keeps what arrived before it.
+    async fn patch_rest(
+        &self,
+        upload: &mut TusUpload,
+        local: &Path,
+        length: u64,
+        progress: Option<&Progress>,
+    ) -> Result<Option<PatchFailure>> {
+        let from = upload.offset;
+        let fail = |e: std::io::Error| {
+            Error::invalid_argument(format!("cannot read {}: {e}", local.display()))
+        };
+        let mut file = tokio::fs::File::open(local).await.map_err(fail)?;
+        tokio::io::AsyncSeekExt::seek(&mut file, SeekFrom::Start(from))
+            .await
+            .map_err(fail)?;
+        let rest = length - from;
+        let done = progress.cloned();
+        let progress = progress.cloned();
+        let mut sent = from;
+        let body = tokio_util::io::ReaderStream::with_capacity(
+            tokio::io::AsyncReadExt::take(file, rest),
+            BODY_PIECE,
+        )
+        .map(move |piece| {
+            if let (Ok(piece), Some(p)) = (&piece, &progress) {
+                p(sent);
+                sent += piece.len() as u64;
+            }
+            piece
+        });
+        let resp = self
+            .tus_request(Method::PATCH, &upload.url)
+            .header(CONTENT_TYPE, OFFSET_CONTENT_TYPE)
+            .header(CONTENT_LENGTH, rest.to_string())
+            .header("upload-offset", from.to_string())
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => return Ok(Some(PatchFailure::Retry(self.transport_error(e)))),
+        };
+        match self.patch_answer(&upload.url, resp).await {
+            Ok(u) => {
+                upload.offset = u.offset;
+                upload.etag = u.etag;
+                if let Some(p) = &done {
+                    p(upload.offset);
+                }
+                if u.offset != length {
+                    return Ok(Some(PatchFailure::Retry(Error::conflict(format!(
+                        "the server stored up to {} instead of {length}",
+                        u.offset
+                    )))));
+                }
+                Ok(None)
+            }
+            Err(f) => Ok(Some(f)),
+        }
     }
 
     /// Like [`Client::write_batch_dir`] (one all-or-nothing tar stream, layout and empty

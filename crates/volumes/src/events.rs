@@ -26,6 +26,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -119,6 +120,9 @@ struct Inner {
     /// forwarded here: an id in there that this log also issued could be either server's, so
     /// a resume from it gets a gap instead of a guess.
     foreign: Option<(u64, u64)>,
+    /// Observed changes waiting for [`PEER_HOLD`] before they are recorded (forwarding logs
+    /// only), oldest first: (since, kind, path, old path, is_dir).
+    pending: VecDeque<(Instant, ChangeKind, String, Option<String>, bool)>,
 }
 
 impl Inner {
@@ -140,6 +144,13 @@ struct InFlight {
     next: u64,
     running: BTreeSet<u64>,
 }
+
+/// How long a forwarding log holds a change the file-system source observed before recording
+/// it. Servers sharing a data root on one host all observe an API change made through any of
+/// them (inotify sees every mount of the volume), and the change's own event arrives from the
+/// server that made it a moment later; an observed change of a path such an event touches is
+/// that change, seen a second time, and is dropped.
+pub const PEER_HOLD: Duration = Duration::from_millis(500);
 
 /// Marks beyond this many are dropped oldest first (a bound, should the source stall).
 const MAX_MARKS: usize = 100_000;
@@ -200,6 +211,7 @@ impl EventLog {
                 next_mark: 0,
                 start,
                 foreign: None,
+                pending: VecDeque::new(),
             }),
             tx,
             forward: None,
@@ -225,6 +237,7 @@ impl EventLog {
     pub fn publish(&self, kind: ChangeKind, path: &str, old_path: Option<&str>, is_dir: bool) {
         let mut inner = self.lock();
         Self::mark(&mut inner, path, old_path);
+        Self::drop_pending(&mut inner, path, old_path);
         let event = Self::append(&self.tx, &mut inner, kind, path, old_path, is_dir);
         // Under the lock, so that forwarded events keep their order.
         if let Some((volume_id, sink)) = &self.forward {
@@ -253,7 +266,39 @@ impl EventLog {
             });
         }
         Self::mark(&mut inner, path, old_path);
+        Self::drop_pending(&mut inner, path, old_path);
         Self::append(&self.tx, &mut inner, kind, path, old_path, is_dir);
+    }
+
+    /// Drops held observed changes touching the paths of a change reported by the API.
+    fn drop_pending(inner: &mut Inner, path: &str, old_path: Option<&str>) {
+        if inner.pending.is_empty() {
+            return;
+        }
+        let hit = |p: &str| p == path || old_path == Some(p);
+        inner
+            .pending
+            .retain(|(_, _, p, o, _)| !hit(p) && !o.as_deref().is_some_and(hit));
+    }
+
+    /// Records the held observed changes that have waited [`PEER_HOLD`] (all with `all`).
+    pub(crate) fn flush_pending(&self, all: bool) {
+        let mut inner = self.lock();
+        while let Some((since, ..)) = inner.pending.front() {
+            if !all && since.elapsed() < PEER_HOLD {
+                break;
+            }
+            let (_, kind, path, old, is_dir) = inner.pending.pop_front().expect("checked");
+            Self::append(&self.tx, &mut inner, kind, &path, old.as_deref(), is_dir);
+        }
+    }
+
+    /// When the oldest held observed change is due.
+    pub(crate) fn pending_deadline(&self) -> Option<Instant> {
+        self.lock()
+            .pending
+            .front()
+            .map(|(since, ..)| *since + PEER_HOLD)
     }
 
     /// While the file-system source runs, remembers the paths of a change it will see too.
@@ -284,6 +329,17 @@ impl EventLog {
         let marked = |p: &str| inner.marked.contains_key(p);
         if marked(path) || old_path.is_some_and(marked) {
             return false;
+        }
+        if self.forward.is_some() {
+            // Other servers may report this change themselves in a moment: see PEER_HOLD.
+            inner.pending.push_back((
+                Instant::now(),
+                kind,
+                path.to_owned(),
+                old_path.map(str::to_owned),
+                is_dir,
+            ));
+            return true;
         }
         Self::append(&self.tx, &mut inner, kind, path, old_path, is_dir);
         true

@@ -464,6 +464,7 @@ impl Watcher {
                     slot.watchers == 0 && slot.left_at.is_some_and(|t| t.elapsed() >= LINGER);
                 if slot.stop || linger_over || self.gone || self.log.is_closed() {
                     self.flush_all();
+                    self.log.flush_pending(true);
                     slot.wake = None;
                     self.log.set_observing(false);
                     return;
@@ -513,6 +514,7 @@ impl Watcher {
                 forget_upto = Some(horizon);
             }
             self.tick(Instant::now());
+            self.log.flush_pending(false);
             if self.moved_from.is_none() {
                 if let Some(h) = forget_upto.take() {
                     self.log.forget_marks(h);
@@ -551,7 +553,8 @@ impl Watcher {
     fn next_deadline(&self) -> Option<Instant> {
         let held = self.held.oldest().map(|t| t + HOLD);
         let moved = self.moved_from.as_ref().map(|m| m.at + PAIR_WAIT);
-        held.into_iter().chain(moved).min()
+        let pending = self.log.pending_deadline();
+        held.into_iter().chain(moved).chain(pending).min()
     }
 
     /// Reports what has waited long enough.
