@@ -146,7 +146,7 @@ struct InFlight {
 }
 
 /// How long a forwarding log holds a change the file-system source observed before recording
-/// it. Servers sharing a data root on one host all observe an API change made through any of
+/// it, while another server runs on the data root. Servers sharing a data root on one host all observe an API change made through any of
 /// them (inotify sees every mount of the volume), and the change's own event arrives from the
 /// server that made it a moment later; an observed change of a path such an event touches is
 /// that change, seen a second time, and is dropped.
@@ -162,6 +162,8 @@ pub struct EventLog {
     closed: tokio::sync::watch::Sender<bool>,
     interrupted: tokio::sync::watch::Sender<u64>,
     forward: Option<(Arc<str>, ChangeSink)>,
+    /// With a forwarding log: this server on its data root (are others running beside it?).
+    owner: Option<Arc<crate::ServerInstance>>,
     in_flight: Mutex<InFlight>,
     done: Condvar,
 }
@@ -215,15 +217,22 @@ impl EventLog {
             }),
             tx,
             forward: None,
+            owner: None,
             in_flight: Mutex::new(InFlight::default()),
             done: Condvar::new(),
         }
     }
 
-    /// A new log of volume `volume_id` that also hands each API change's event to `sink`.
-    pub fn forwarding(volume_id: &str, sink: ChangeSink) -> EventLog {
+    /// A new log of volume `volume_id` that also hands each API change's event to `sink`;
+    /// `owner` is this server on the data root.
+    pub fn forwarding(
+        volume_id: &str,
+        sink: ChangeSink,
+        owner: Arc<crate::ServerInstance>,
+    ) -> EventLog {
         EventLog {
             forward: Some((volume_id.into(), sink)),
+            owner: Some(owner),
             ..EventLog::new()
         }
     }
@@ -325,12 +334,14 @@ impl EventLog {
         old_path: Option<&str>,
         is_dir: bool,
     ) -> bool {
+        // Only while another server shares the data root (looked up outside the lock).
+        let hold = self.owner.as_ref().is_some_and(|o| o.others_running());
         let mut inner = self.lock();
         let marked = |p: &str| inner.marked.contains_key(p);
         if marked(path) || old_path.is_some_and(marked) {
             return false;
         }
-        if self.forward.is_some() {
+        if hold {
             // Other servers may report this change themselves in a moment: see PEER_HOLD.
             inner.pending.push_back((
                 Instant::now(),
@@ -605,7 +616,7 @@ mod tests {
     #[test]
     fn local_events_are_forwarded_and_remote_ones_are_not() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let log = EventLog::forwarding("vol1", tx);
+        let log = EventLog::forwarding("vol1", tx, Arc::new(crate::ServerInstance::solo()));
         log.publish(ChangeKind::Created, "/a", None, false);
         log.publish_from_peer(ChangeKind::Deleted, "/b", None, false, 1);
         let got = rx.try_recv().unwrap();

@@ -208,9 +208,9 @@ impl VolumeHandle {
             cap,
             usage,
             measured_at: Mutex::new(Instant::now()),
-            owner,
+            owner: owner.clone(),
             events: Arc::new(match sink {
-                Some(sink) => EventLog::forwarding(id, sink),
+                Some(sink) => EventLog::forwarding(id, sink, owner.clone()),
                 None => EventLog::new(),
             }),
             fs_source: crate::fswatch::FsSource::new(root.join("data")),

@@ -29,6 +29,8 @@ pub struct ServerInstance {
     /// Where live servers hold their lock files; `None` for a process alone on its data root.
     registry: Option<PathBuf>,
     _lock: Option<File>,
+    /// When [`ServerInstance::others_running`] last looked, and what it found.
+    others: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
 
 fn new_id() -> String {
@@ -47,6 +49,7 @@ impl ServerInstance {
             id: new_id(),
             registry: None,
             _lock: None,
+            others: std::sync::Mutex::new(None),
         }
     }
 
@@ -66,6 +69,7 @@ impl ServerInstance {
             id,
             registry: Some(registry.to_owned()),
             _lock: Some(file),
+            others: std::sync::Mutex::new(None),
         };
         if let Ok(rd) = std::fs::read_dir(registry) {
             for e in rd.flatten() {
@@ -101,6 +105,28 @@ impl ServerInstance {
         };
         // Taking the lock (and dropping it with the file) means nobody holds it.
         rustix::fs::flock(file.as_fd(), FlockOperation::NonBlockingLockShared).is_err()
+    }
+
+    /// Whether another server runs on this data root (looked up at most once a second).
+    pub fn others_running(&self) -> bool {
+        let Some(registry) = &self.registry else {
+            return false;
+        };
+        let mut cached = self.others.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, found)) = *cached {
+            if at.elapsed() < std::time::Duration::from_secs(1) {
+                return found;
+            }
+        }
+        let found = std::fs::read_dir(registry).is_ok_and(|rd| {
+            rd.flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".lock")
+                    .is_some_and(|id| id != self.id && self.is_live(id))
+            })
+        });
+        *cached = Some((std::time::Instant::now(), found));
+        found
     }
 
     /// A fresh temporary name of this server: `<kind>-<id>-<random>`.
