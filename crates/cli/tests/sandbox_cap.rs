@@ -7,33 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{json, launch, OutputExt, TestServer};
+use common::{json, launch, OutputExt, SandboxServer as Server, TestServer};
 
 const MIB: u64 = 1 << 20;
-
-/// A server that destroys its sandboxes before it stops (also when an assertion fails).
-struct Server(TestServer, Vec<String>);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        for id in &self.1 {
-            let _ = self.0.cli(&["sandbox", "destroy", id]);
-        }
-    }
-}
-
-impl std::ops::Deref for Server {
-    type Target = TestServer;
-    fn deref(&self) -> &TestServer {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Server {
-    fn deref_mut(&mut self) -> &mut TestServer {
-        &mut self.0
-    }
-}
 
 impl Server {
     fn start() -> Server {

@@ -6,32 +6,7 @@
 
 mod common;
 
-use common::{json, OutputExt, TestServer};
-
-/// A server that destroys the sandboxes it runs before it stops (also when an assertion
-/// fails: sandboxes outlive server processes).
-struct Server(TestServer, Vec<String>);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        for id in &self.1 {
-            let _ = self.0.cli(&["sandbox", "destroy", id]);
-        }
-    }
-}
-
-impl std::ops::Deref for Server {
-    type Target = TestServer;
-    fn deref(&self) -> &TestServer {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Server {
-    fn deref_mut(&mut self) -> &mut TestServer {
-        &mut self.0
-    }
-}
+use common::{json, OutputExt, SandboxServer as Server, TestServer};
 
 fn ids(list: &serde_json::Value) -> Vec<&str> {
     list["sandboxes"]

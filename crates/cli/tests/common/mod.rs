@@ -396,3 +396,28 @@ pub fn command_without_server(dir: &Path, url: &str) -> Command {
         .stdin(Stdio::null());
     cmd
 }
+
+/// A server that destroys the listed sandboxes before it stops, also when an assertion fails:
+/// sandboxes outlive server processes.
+pub struct SandboxServer(pub TestServer, pub Vec<String>);
+
+impl Drop for SandboxServer {
+    fn drop(&mut self) {
+        for id in &self.1 {
+            let _ = self.0.cli(&["sandbox", "destroy", id]);
+        }
+    }
+}
+
+impl std::ops::Deref for SandboxServer {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SandboxServer {
+    fn deref_mut(&mut self) -> &mut TestServer {
+        &mut self.0
+    }
+}
