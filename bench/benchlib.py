@@ -154,6 +154,18 @@ def source_state(binary: Path) -> str:
             f"started; binary built {built}, sha256 {h}")
 
 
+def unmount_below(path: Path) -> None:
+    """Lazily unmounts every mount at or below `path` (deepest first)."""
+    try:
+        root = str(path.resolve())
+        table = open("/proc/self/mountinfo").read().splitlines()
+    except OSError:
+        return
+    points = {l.split()[4].replace("\\040", " ") for l in table}
+    for p in sorted((p for p in points if p == root or p.startswith(root + "/")), key=len, reverse=True):
+        subprocess.run(["umount", "-l", p], check=False, capture_output=True)
+
+
 # ------------------------------------------------------------------------------------ our server
 
 
@@ -206,6 +218,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # Loop-backed volumes stay mounted after the server stops (by design: another server
+        # may share the data dir); the run's directory is removed next.
+        unmount_below(self.data)
 
     def cli(self, *args: str) -> str:
         """Runs `nullspace ARGS`; its stdout, or RuntimeError on a non-zero exit."""

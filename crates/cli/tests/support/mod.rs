@@ -261,6 +261,17 @@ pub struct Cluster {
     root: tempfile::TempDir,
 }
 
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for s in &mut self.servers {
+            s.kill9();
+        }
+        // The shared data dir is the cluster's: its volume file systems stay mounted after
+        // the servers die, and the temp dir goes next.
+        launch::unmount_all_below(self.root.path());
+    }
+}
+
 impl Cluster {
     /// Starts `n` servers.
     pub fn start(n: usize) -> Cluster {
