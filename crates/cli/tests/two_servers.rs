@@ -163,7 +163,7 @@ fn concurrent_creates_of_one_name_leave_exactly_one_volume() {
     );
     for id in &ids {
         assert_eq!(
-            dir_names(&c.volume_root(id)),
+            dir_names(&c.servers[0].volume_root(id)),
             ["data", "staging"],
             "volume {id}"
         );
@@ -239,7 +239,7 @@ fn an_upload_started_through_one_server_resumes_through_the_other() {
     }
     let id = a.volume_id("up");
     assert_eq!(
-        disk_usage(&c.volume_data(&id)),
+        disk_usage(&c.servers[0].volume_data(&id)),
         (data.len() as u64, 1),
         "on disk"
     );
@@ -308,7 +308,7 @@ fn staging_cleanup_never_takes_a_live_servers_write_in_flight() {
     let a = c.servers[0].api();
     a.create_volume("v");
     let id = a.volume_id("v");
-    let staging = c.volume_staging(&id);
+    let staging = c.servers[0].volume_staging(&id);
 
     // A write is in flight through A when B starts (and cleans staging as it opens volumes).
     let one = pseudo_random(1, SIZE);
@@ -356,7 +356,7 @@ fn staging_cleanup_never_takes_a_live_servers_write_in_flight() {
         "staging is empty at the end"
     );
     let want = (2 * SIZE as u64, 2);
-    assert_eq!(disk_usage(&c.volume_data(&id)), want);
+    assert_eq!(disk_usage(&c.servers[0].volume_data(&id)), want);
     assert_eq!(a.usage("v"), want);
     assert_eq!(b.usage("v"), want);
 }
@@ -590,7 +590,7 @@ fn the_cap_holds_under_concurrent_writers_on_both_servers() {
         .flat_map(|t| t.join().unwrap())
         .collect();
     let ok = outcomes.iter().filter(|o| **o).count() as u64;
-    let real = disk_usage(&c.volume_data(&id));
+    let real = disk_usage(&c.servers[0].volume_data(&id));
     assert_eq!(
         real,
         (ok * FILE as u64, ok),

@@ -303,21 +303,6 @@ impl Cluster {
         self.root.path().join("data")
     }
 
-    /// `DATA/volumes/ID`.
-    pub fn volume_root(&self, id: &str) -> PathBuf {
-        self.data_dir().join("volumes").join(id)
-    }
-
-    /// `DATA/volumes/ID/data`.
-    pub fn volume_data(&self, id: &str) -> PathBuf {
-        self.volume_root(id).join("data")
-    }
-
-    /// `DATA/volumes/ID/staging`.
-    pub fn volume_staging(&self, id: &str) -> PathBuf {
-        self.volume_root(id).join("staging")
-    }
-
     /// The ids of every volume with storage.
     pub fn volume_dirs(&self) -> Vec<String> {
         let mut ids: Vec<String> = dir_names(&self.data_dir().join("volumes"))
