@@ -32,7 +32,7 @@ Exit codes:
   3  unauthenticated or permission denied
   4  not found
   5  already exists, conflict, or volume in use
-  6  quota exceeded or payload too large
+  6  quota exceeded, payload too large, or a tenant limit reached (resource exhausted)
   7  server unavailable (cannot reach it)
   8  internal server error";
 
@@ -141,7 +141,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         Some(ErrorCode::Unauthenticated | ErrorCode::PermissionDenied) => 3,
         Some(ErrorCode::NotFound) => 4,
         Some(ErrorCode::AlreadyExists | ErrorCode::Conflict | ErrorCode::VolumeInUse) => 5,
-        Some(ErrorCode::QuotaExceeded | ErrorCode::PayloadTooLarge) => 6,
+        Some(
+            ErrorCode::QuotaExceeded | ErrorCode::PayloadTooLarge | ErrorCode::ResourceExhausted,
+        ) => 6,
         Some(ErrorCode::Unavailable) => 7,
         Some(ErrorCode::Internal) => 8,
         None => 1,

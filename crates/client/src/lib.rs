@@ -719,6 +719,7 @@ fn code_of_status(status: StatusCode) -> ErrorCode {
         409 | 412 => ErrorCode::Conflict,
         413 => ErrorCode::PayloadTooLarge,
         507 => ErrorCode::QuotaExceeded,
+        429 => ErrorCode::ResourceExhausted,
         502..=504 => ErrorCode::Unavailable,
         _ => ErrorCode::Internal,
     }

@@ -14,13 +14,16 @@ pub enum ErrorCode {
     VolumeInUse,
     PayloadTooLarge,
     QuotaExceeded,
+    /// A tenant or server limit other than a volume's cap (sandboxes, volumes, memory,
+    /// connections); the message names the limit.
+    ResourceExhausted,
     Unavailable,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in SPEC order.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidArgument,
         ErrorCode::Unauthenticated,
         ErrorCode::PermissionDenied,
@@ -30,6 +33,7 @@ impl ErrorCode {
         ErrorCode::VolumeInUse,
         ErrorCode::PayloadTooLarge,
         ErrorCode::QuotaExceeded,
+        ErrorCode::ResourceExhausted,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
@@ -46,6 +50,7 @@ impl ErrorCode {
             ErrorCode::VolumeInUse => "volume_in_use",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::ResourceExhausted => "resource_exhausted",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -101,6 +106,7 @@ ctor! {
     volume_in_use => VolumeInUse,
     payload_too_large => PayloadTooLarge,
     quota_exceeded => QuotaExceeded,
+    resource_exhausted => ResourceExhausted,
     unavailable => Unavailable,
     internal => Internal,
 }

@@ -6,10 +6,12 @@ pub mod error;
 pub mod model;
 pub mod names;
 pub mod path;
+pub mod sandbox;
 pub mod size;
 
 pub use error::{Error, ErrorCode, Result};
 pub use model::{FileStat, FileType, Tenant, Volume, VolumeField};
 pub use names::{validate_label, LabelSelector, Labels, TenantName, VolumeName};
 pub use path::VolumePath;
+pub use sandbox::{AttachmentState, SandboxState};
 pub use size::{format_size, parse_size, DEFAULT_VOLUME_CAP};

@@ -24,6 +24,7 @@ __all__ = [
     "VolumeInUseError",
     "PayloadTooLargeError",
     "QuotaExceededError",
+    "ResourceExhaustedError",
     "UnavailableError",
     "InternalError",
     "APIConnectionError",
@@ -138,6 +139,14 @@ class QuotaExceededError(NullspaceError):
     default_status: Optional[int] = 507
 
 
+class ResourceExhaustedError(NullspaceError):
+    """A tenant or server limit other than a volume's cap was reached; the message names it
+    (``resource_exhausted``, HTTP 429). Nothing was changed."""
+
+    default_code = "resource_exhausted"
+    default_status: Optional[int] = 429
+
+
 class UnavailableError(NullspaceError):
     """The server is temporarily unable to answer (``unavailable``, HTTP 503). Retryable."""
 
@@ -173,6 +182,7 @@ _BY_CODE: Dict[str, Type[NullspaceError]] = {
         VolumeInUseError,
         PayloadTooLargeError,
         QuotaExceededError,
+        ResourceExhaustedError,
         UnavailableError,
         InternalError,
     )
@@ -185,6 +195,7 @@ _BY_STATUS: Dict[int, Type[NullspaceError]] = {
     404: NotFoundError,
     409: ConflictError,
     413: PayloadTooLargeError,
+    429: ResourceExhaustedError,
     500: InternalError,
     502: UnavailableError,
     503: UnavailableError,

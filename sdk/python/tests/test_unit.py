@@ -24,6 +24,7 @@ CODES = {
     "volume_in_use": (nullspace.VolumeInUseError, 409),
     "payload_too_large": (nullspace.PayloadTooLargeError, 413),
     "quota_exceeded": (nullspace.QuotaExceededError, 507),
+    "resource_exhausted": (nullspace.ResourceExhaustedError, 429),
     "unavailable": (nullspace.UnavailableError, 503),
     "internal": (nullspace.InternalError, 500),
 }
