@@ -22,7 +22,7 @@
 //!
 //! Figures are medians over the rounds of (operations / wall time). Then runs
 //! `commit_lock_bench` (bench/commit_lock.rs: the cost of the shared commit lock on the
-//! single-server write path) if it is built. Writes a Markdown table to `bench/issue7.md` (or
+//! single-server write path) if it is built. Writes a Markdown table to `bench/notes/issue7.md` (or
 //! the path given).
 
 use std::path::{Path, PathBuf};
@@ -331,7 +331,7 @@ fn main() -> Result<()> {
     let out = std::env::args()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("bench/issue7.md"));
+        .unwrap_or_else(|| PathBuf::from("bench/notes/issue7.md"));
     let bin = server_binary()?;
     std::fs::create_dir_all("/work/benchtmp")?;
     let base = tempfile::Builder::new()

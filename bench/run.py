@@ -1,12 +1,25 @@
 #!/usr/bin/env python3
-"""Benchmarks of nullspace Volumes (issues 2 and 3), each against a named baseline in the same run.
+"""Benchmarks of nullspace Volumes (issues 2 and 3), each against a named baseline in the same
+run, and the summary table of BENCHMARKS.md.
 
-    python3 bench/run.py                 # everything, full sizes; rewrites BENCHMARKS.md
+    python3 bench/run.py                 # everything, full sizes: writes the figures (below)
     python3 bench/run.py --quick         # smaller sizes and fewer runs; prints only
-    python3 bench/run.py --only batch,ls # some benchmarks; prints only (add --write-md to write)
+    python3 bench/run.py --only batch,ls # some benchmarks: writes their figures only
+    python3 bench/run.py --summary       # BENCHMARKS.md's summary from bench/results/*.json
+    python3 bench/run.py --check         # verifies that summary and that no figure is stale
 
-Benchmarks: transfer, batch, ls, stat, sdk_transfer, sdk_small (see BENCHMARKS.md for how each
-is measured). The script starts its own server (a copy of target/release/nullspace, so a rebuild
+A full-size run writes each benchmark's headline figures to bench/results/<bench>.json (with
+the commit it measured and the code paths it describes) and the whole report to
+bench/notes/issue2-3.md (add --no-md for neither), then rewrites the summary. The summary is
+built from every bench/results/*.json (the other benchmarks' files are kept by hand from their
+own scripts' output; bench/notes/README.md) and is refused while any figure is older than
+its code: a later commit touched its code paths, or it was measured on uncommitted code.
+``--allow-stale`` writes it anyway with those rows marked; ``--check --allow-stale`` (run by
+scripts/test.sh) only fails when the summary is not what the result files give. See
+bench/figures.py.
+
+Benchmarks: transfer, batch, ls, stat, sdk_transfer, sdk_small (bench/notes/issue2-3.md says how
+each is measured). The script starts its own server (a copy of target/release/nullspace, so a rebuild
 during the run changes nothing) on a free port, with its data dir in a fresh directory under
 /work/benchtmp (``--workdir-base``), where every baseline puts its data too (same filesystem,
 checked). Each measurement is repeated and ours and the baseline are interleaved; medians are
@@ -31,6 +44,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
 import benchlib
+import figures
 from benchlib import (GiB, HERE, KiB, MiB, ROOT, fmt_s, interleave, load_now, median, proc_cpu,
                       proc_status, reset_hwm, rm, run_ok, settle, source_state)
 
@@ -51,6 +65,7 @@ class Row:
     ratio: str = "—"
     goal: str = "—"
     met: str = "—"
+    bench: str = ""  # the benchmark that measured it (BENCHES key)
 
 
 @dataclass
@@ -58,9 +73,10 @@ class Results:
     rows: List[Row] = field(default_factory=list)
     notes: Dict[str, List[str]] = field(default_factory=dict)  # benchmark -> how it was measured
     raw: Dict[str, object] = field(default_factory=dict)
+    current: str = ""  # the benchmark running now
 
     def add(self, *a, **k) -> None:
-        self.rows.append(Row(*a, **k))
+        self.rows.append(Row(*a, **k, bench=self.current))
 
 
 def fmt_rate(nbytes: int, s: float) -> str:
@@ -727,11 +743,11 @@ def table(rows: List[Row], issue: int) -> str:
 def write_md(path: Path, res: Results, mach: Dict[str, str], src: str, args: argparse.Namespace, started: str) -> None:
     notes = res.notes
     lines = [
-        "# Benchmarks",
+        "# Issues 2 and 3 — volumes core and Python SDK",
         "",
         f"Measured {started} by `python3 bench/run.py{' --quick' if args.quick else ''}` "
         f"({src}). Rerun with that command; it starts its own server, runs everything and rewrites "
-        "this file. Each figure is a median of repeated runs, ours and the baseline interleaved in "
+        "this file and the figures in bench/results/. Each figure is a median of repeated runs, ours and the baseline interleaved in "
         "the same run; ratios compare them (the machine is shared and noisy: absolute numbers move "
         "between runs, ratios much less).",
         "",
@@ -750,17 +766,77 @@ def write_md(path: Path, res: Results, mach: Dict[str, str], src: str, args: arg
             for n in notes.get(k, []):
                 lines.append(f"- **{k}**: {n}")
         lines.append("")
-    analysis = HERE / "ANALYSIS.md"
+    analysis = HERE / "notes" / "issue2-3-analysis.md"
     if analysis.exists():
         lines += [analysis.read_text().rstrip(), ""]
-    # Issues 4-7 are measured by their own scripts (bench/content.py, bench/transfers.py, the
-    # sandbox_bench and control_plane_bench examples), which write bench/issue{4,5,6,7}.md:
-    # include them as they are.
-    for other in ("issue4.md", "issue5.md", "issue6.md", "issue7.md"):
-        f = HERE / other
-        if f.exists():
-            lines += [f.read_text().rstrip(), ""]
     path.write_text("\n".join(lines))
+
+
+def headline(r: Row) -> bool:
+    """Whether a row goes into the summary: it has a goal, or is a figure without one; not a
+    diagnostic and not a row without any goal column."""
+    return r.goal != "—" and "diagnostic" not in r.goal
+
+
+def write_results(res: Results, only: List[str], binary: Path, started: str) -> List[Path]:
+    """bench/results/<bench>.json for each benchmark run, from its headline rows. Written only
+    when the binary was built after the last commit to the measured code, so that HEAD is what
+    was measured."""
+    head = figures.head()
+    paths = sorted({p for n in only for p in figures.CODE_PATHS[n]})
+    changed = int(figures.git("log", "-1", "--format=%ct", head, "--", *paths) or 0)
+    if binary.stat().st_mtime < changed:
+        print(f"figures not written: {binary} was built before the last commit to the code it "
+              "runs; rebuild it (cargo build --release -p nullspace-cli) and run again", file=sys.stderr)
+        return []
+    cmd = "python3 bench/run.py" + "".join(f" {a}" for a in sys.argv[1:])
+    written = []
+    for name in only:
+        rows = [r for r in res.rows if r.bench == name and headline(r)]
+        if not rows:
+            continue
+        paths = figures.CODE_PATHS[name]
+        dirty = bool(figures.git("status", "--porcelain", "--untracked-files=no", "--", *paths))
+        doc = {
+            "bench": name,
+            "order": 10 * (ALL.index(name) + 1),
+            "command": cmd,
+            "measured": {"date": started[:10], "commit": head, "dirty": dirty, "commit_is": "built"},
+            "attribution": "written by bench/run.py from the checkout it ran in",
+            "code_paths": paths,
+            "notes": figures.RUN_NOTES,
+            "figures": [{"subsystem": figures.RUN_SUBSYSTEM[r.issue],
+                         **{k: getattr(r, k).replace("|", "\\|") for k in ("what", "ours", "baseline", "ratio", "goal", "met")}}
+                        for r in rows],
+        }
+        out = figures.RESULTS / f"{name}.json"
+        out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        written.append(out)
+    return written
+
+
+def summary(allow_stale: bool) -> int:
+    try:
+        stale = figures.write_summary(allow_stale)
+    except figures.FigureError as e:
+        print(f"summary not written: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote the summary of {figures.DOC}" + (" with stale figures marked:" if stale else ""))
+    for s in stale:
+        print(f"  {s}")
+    return 0
+
+
+def check(allow_stale: bool) -> int:
+    problems, warnings = figures.check(allow_stale)
+    for w in warnings:
+        print(f"warning: {w}")
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    if not problems:
+        print("BENCHMARKS.md: the summary is what bench/results/*.json give"
+              + ("" if allow_stale else ", and no figure is older than its code"))
+    return 1 if problems else 0
 
 
 def print_table(res: Results) -> None:
@@ -777,23 +853,35 @@ def print_table(res: Results) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs; does not write BENCHMARKS.md")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs; writes nothing")
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(ALL)}")
     ap.add_argument("--runs", type=int, help="repetitions per measurement (default 5, quick 3)")
     ap.add_argument("--bin", default=str(ROOT / "target/release/nullspace"), help="the nullspace binary")
     ap.add_argument("--workdir-base", default="/work/benchtmp", help="where the run's directory is made")
     ap.add_argument("--keep", action="store_true", help="keep the run's directory")
-    ap.add_argument("--write-md", action="store_true", help="write BENCHMARKS.md even with --quick/--only")
-    ap.add_argument("--no-md", action="store_true", help="never write BENCHMARKS.md")
+    ap.add_argument("--write-md", action="store_true", help="write bench/notes/issue2-3.md even with --quick/--only")
+    ap.add_argument("--no-md", action="store_true",
+                    help="write no report, no figures and no summary (print only)")
     ap.add_argument("--render", metavar="REPORT_JSON",
-                    help="rewrite BENCHMARKS.md from a saved report (e.g. after editing bench/ANALYSIS.md); runs nothing")
+                    help="rewrite bench/notes/issue2-3.md from a saved report (e.g. after editing "
+                         "bench/notes/issue2-3-analysis.md); runs nothing")
+    ap.add_argument("--summary", action="store_true",
+                    help="rewrite BENCHMARKS.md's summary from bench/results/*.json; runs nothing")
+    ap.add_argument("--check", action="store_true",
+                    help="verify BENCHMARKS.md's summary and the figures' freshness; runs nothing")
+    ap.add_argument("--allow-stale", action="store_true",
+                    help="with --summary: write it with stale figures marked; with --check: only warn of them")
     args = ap.parse_args()
+    if args.check:
+        return check(args.allow_stale)
+    if args.summary:
+        return summary(args.allow_stale)
     if args.render:
         rep = json.loads(Path(args.render).read_text())
         res = Results(rows=[Row(**r) for r in rep["rows"]], notes=rep["notes"])
         args.quick = rep["quick"]
-        write_md(ROOT / "BENCHMARKS.md", res, rep["machine"], rep["source"], args, rep["started"])
-        print(f"wrote {ROOT / 'BENCHMARKS.md'} from {args.render}")
+        write_md(ROOT / figures.RUN_NOTES, res, rep["machine"], rep["source"], args, rep["started"])
+        print(f"wrote {ROOT / figures.RUN_NOTES} from {args.render}")
         return 0
     only = args.only.split(",") if args.only else ALL
     for o in only:
@@ -824,6 +912,7 @@ def main() -> int:
         for name in only:
             print(f"== {name}", flush=True)
             t0 = time.time()
+            res.current = name
             BENCHES[name](ctx)
             rss_after[name] = proc_status(srv.pid)["VmRSS"]
             print(f"   {time.time() - t0:.0f} s", flush=True)
@@ -848,8 +937,12 @@ def main() -> int:
                                       "source": src, "started": started, "quick": args.quick, "raw": res.raw}, indent=1))
         print(f"\nreport saved to {report} (re-render with --render {report})")
         if not args.no_md and (args.write_md or (not args.quick and not args.only)):
-            write_md(ROOT / "BENCHMARKS.md", res, mach, src, args, started)
-            print(f"wrote {ROOT / 'BENCHMARKS.md'}")
+            write_md(ROOT / figures.RUN_NOTES, res, mach, src, args, started)
+            print(f"wrote {ROOT / figures.RUN_NOTES}")
+        if not args.no_md and not args.quick:
+            for out in write_results(res, only, src_bin, started):
+                print(f"wrote {out}")
+            summary(allow_stale=False)  # says why when it refuses; the figures are kept either way
         return 0
     finally:
         srv.stop()

@@ -8,7 +8,7 @@
 //! over 50), the same full cycle as bubblewrap runs it (create + `true` + destroy) against
 //! `bwrap` as the floor, runtime attach p50, sequential write+read of 1 GiB inside the mount
 //! against the same on the host directory, and creating 10,000 small files inside against the
-//! host. Writes a Markdown table to `bench/issue6.md` (or the path given).
+//! host. Writes a Markdown table to `bench/notes/issue6.md` (or the path given).
 
 use std::path::Path;
 use std::process::Command;
@@ -98,7 +98,7 @@ fn main() -> Result<()> {
         .unwrap_or_default();
     let out_path = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "bench/issue6.md".into());
+        .unwrap_or_else(|| "bench/notes/issue6.md".into());
     let base = std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into());
     let dir = tempfile::Builder::new()
         .prefix("nsbench")

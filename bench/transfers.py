@@ -2,7 +2,7 @@
 """Issue 5 ("Transfers") benchmarks, each against a named baseline in the same run.
 
     cargo build --release -p nullspace-cli
-    python3 bench/transfers.py                  # full sizes, 3 runs; writes bench/issue5.md
+    python3 bench/transfers.py                  # full sizes, 3 runs; writes bench/notes/issue5.md
     python3 bench/transfers.py --runs 5
     python3 bench/transfers.py --quick          # 256 MiB / 2,000 files; prints only
     python3 bench/transfers.py --only file,dir  # some of: file, dir, archive
@@ -618,7 +618,7 @@ def write_md(path: Path, c: Ctx, mach: Dict[str, str], src: str, started: str, l
     for k in ALL:
         for n in c.notes.get(k, []):
             lines.append(f"- **{k}**: {n}")
-    analysis = HERE / "issue5-analysis.md"
+    analysis = HERE / "notes" / "issue5-analysis.md"
     if analysis.exists():
         lines += ["", analysis.read_text().rstrip()]
     path.write_text("\n".join(lines) + "\n")
@@ -629,13 +629,13 @@ def write_md(path: Path, c: Ctx, mach: Dict[str, str], src: str, started: str, l
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="256 MiB / 2,000 files; does not write bench/issue5.md")
+    ap.add_argument("--quick", action="store_true", help="256 MiB / 2,000 files; does not write bench/notes/issue5.md")
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(ALL)}")
     ap.add_argument("--runs", type=int, default=3, help="repetitions per measurement (default 3)")
     ap.add_argument("--bin", default=str(ROOT / "target/release/nullspace"), help="the nullspace binary")
     ap.add_argument("--workdir-base", default="/work/benchtmp", help="where the run's directory is made")
     ap.add_argument("--keep", action="store_true", help="keep the run's directory")
-    ap.add_argument("--out", default=str(HERE / "issue5.md"), help="where the figures go")
+    ap.add_argument("--out", default=str(HERE / "notes" / "issue5.md"), help="where the figures go")
     ap.add_argument("--no-md", action="store_true", help="print only")
     args = ap.parse_args()
     if args.runs < 3:

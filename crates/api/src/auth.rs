@@ -1,9 +1,10 @@
-//! Bearer-key authentication: every route but health and the OpenAPI document needs a key.
+//! Bearer-key authentication: every route but health, the OpenAPI document and signed URLs
+//! needs a key. The header is parsed here; the node resolves the key.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use nullspace_core::Error;
-use nullspace_state::{ApiKey, Principal};
+use nullspace_node::Principal;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -11,21 +12,10 @@ use crate::AppState;
 /// The authenticated caller.
 pub struct Caller(pub Principal);
 
-impl Caller {
-    /// Refuses callers without an admin key.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.0.admin {
-            Ok(())
-        } else {
-            Err(Error::permission_denied("this needs an admin key").into())
-        }
-    }
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, node: &AppState) -> Result<Caller, ApiError> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| {
             Error::unauthenticated("missing API key: send `Authorization: Bearer <key>` (set NULLSPACE_API_KEY or run `nullspace login`)")
         })?;
@@ -41,7 +31,6 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 Error::unauthenticated("malformed Authorization header: expected `Bearer <key>`")
             })?;
-        let principal = state.store.authenticate(&ApiKey::new(key)).await?;
-        Ok(Caller(principal))
+        Ok(Caller(node.authenticate(key).await?))
     }
 }

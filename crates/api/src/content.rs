@@ -4,74 +4,17 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::Response;
-use nullspace_core::{Error, FileStat};
-use nullspace_volumes::{
-    ReplaceOptions, ReplaceSummary, SearchMatch, SearchOptions, SearchSummary,
+use nullspace_core::wire::{
+    EditRequest, ErrorDetail, ReplaceRequest, ReplaceSummary, SearchLine, SearchMatch,
+    SearchRequest, SearchSummary,
 };
-use serde::Deserialize;
+use nullspace_core::{Error, FileStat};
+use nullspace_node::data::{ReplaceOptions, SearchOptions};
 
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody, Json};
 use crate::files::parse_path;
 use crate::AppState;
-
-fn default_true() -> bool {
-    true
-}
-
-fn root() -> String {
-    "/".into()
-}
-
-/// Body of search.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SearchRequest {
-    /// Rust regex syntax, or a literal with `regex: false`.
-    pub pattern: String,
-    #[serde(default = "root")]
-    pub path: String,
-    pub glob: Option<String>,
-    #[serde(default = "default_true")]
-    pub regex: bool,
-    #[serde(default)]
-    pub ignore_case: bool,
-    pub max_results: Option<u64>,
-}
-
-/// Body of replace.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReplaceRequest {
-    pub pattern: String,
-    pub replacement: String,
-    #[serde(default = "root")]
-    pub path: String,
-    pub glob: Option<String>,
-    #[serde(default = "default_true")]
-    pub regex: bool,
-    #[serde(default)]
-    pub ignore_case: bool,
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// Body of edit.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EditRequest {
-    pub path: String,
-    pub old: String,
-    pub new: String,
-    /// Exact number of occurrences to replace; `null` replaces all (at least one).
-    #[serde(default = "one")]
-    pub count: Option<u64>,
-    pub if_match: Option<String>,
-}
-
-fn one() -> Option<u64> {
-    Some(1)
-}
 
 enum Found {
     Match(SearchMatch),
@@ -90,14 +33,13 @@ fn ndjson(value: &impl serde::Serialize) -> bytes::Bytes {
     responses((status = 200, description = "one JSON match per line, then {\"done\":true,...}", content_type = "application/x-ndjson"),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn search(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Json(req): Json<SearchRequest>,
 ) -> ApiResult<Response> {
-    let v = app.volume(&caller.0, &name).await?;
+    let vol = node.volumes().open(&caller.0, &name).await?;
     let path = parse_path("path", &req.path)?;
-    let h = app.handle(&v).await?;
     let opts = SearchOptions {
         pattern: req.pattern,
         regex: req.regex,
@@ -106,16 +48,19 @@ pub async fn search(
         max_results: req.max_results,
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Found>(256);
-    let vname = v.name.clone();
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
         let sender = tx.clone();
-        let result = h.search(&path, &opts, &mut |m| {
-            sender.blocking_send(Found::Match(m)).is_ok()
-        });
-        let _ = tx.blocking_send(match result {
-            Ok(summary) => Found::Done(summary),
-            Err(e) => Found::Failed(e.in_volume(&vname)),
-        });
+        let result = vol
+            .search(path, opts, move |m| {
+                sender.blocking_send(Found::Match(m)).is_ok()
+            })
+            .await;
+        let _ = tx
+            .send(match result {
+                Ok(summary) => Found::Done(summary),
+                Err(e) => Found::Failed(e),
+            })
+            .await;
     });
     // An error before the first result (bad pattern, missing path) is a normal error answer.
     let first = match rx.recv().await {
@@ -139,16 +84,21 @@ pub async fn search(
             let done = loop {
                 let (line, done) = match item {
                     Found::Match(m) => (ndjson(&m), false),
-                    Found::Done(s) => (
-                        ndjson(
-                            &serde_json::json!({"done": true, "matches": s.matches, "truncated": s.truncated}),
-                        ),
+                    Found::Done(summary) => (
+                        ndjson(&SearchLine::Done {
+                            done: true,
+                            summary,
+                        }),
                         true,
                     ),
                     Found::Failed(e) => (
-                        ndjson(
-                            &serde_json::json!({"error": {"code": e.code.as_str(), "message": e.message}}),
-                        ),
+                        ndjson(&SearchLine::Failed {
+                            error: ErrorDetail {
+                                code: e.code.as_str().to_owned(),
+                                retryable: e.code.retryable(),
+                                message: e.message,
+                            },
+                        }),
                         true,
                     ),
                 };
@@ -175,15 +125,15 @@ pub async fn search(
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/files/replace", tag = "files", params(("name" = String, Path)),
     request_body = ReplaceRequest,
-    responses((status = 200, description = "files and counts", body = Object), (status = 400, body = ErrorBody), (status = 507, body = ErrorBody)))]
+    responses((status = 200, description = "files and counts", body = ReplaceSummary), (status = 400, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn replace(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Json(req): Json<ReplaceRequest>,
 ) -> ApiResult<axum::Json<ReplaceSummary>> {
     let path = parse_path("path", &req.path)?;
-    let vol = app.open(&caller.0, &name).await?;
+    let vol = node.volumes().open(&caller.0, &name).await?;
     let opts = ReplaceOptions {
         pattern: req.pattern,
         replacement: req.replacement,
@@ -192,26 +142,22 @@ pub async fn replace(
         glob: req.glob,
         dry_run: req.dry_run,
     };
-    Ok(axum::Json(
-        vol.change(&app, move |h| h.replace(&path, &opts)).await?,
-    ))
+    Ok(axum::Json(vol.replace(path, opts).await?))
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/files/edit", tag = "files", params(("name" = String, Path)),
     request_body = EditRequest,
     responses((status = 200, body = FileStat), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn edit(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Json(req): Json<EditRequest>,
 ) -> ApiResult<axum::Json<FileStat>> {
     let path = parse_path("path", &req.path)?;
-    let vol = app.open(&caller.0, &name).await?;
+    let vol = node.volumes().open(&caller.0, &name).await?;
     let stat = vol
-        .change(&app, move |h| {
-            h.edit(&path, &req.old, &req.new, req.count, req.if_match)
-        })
+        .edit(path, req.old, req.new, req.count, req.if_match)
         .await?;
     Ok(axum::Json(stat))
 }

@@ -3,8 +3,8 @@
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+pub use nullspace_core::wire::{ErrorBody, ErrorDetail};
 use nullspace_core::{Error, ErrorCode};
-use serde::Serialize;
 
 /// An error on its way to the client as `{"error": {code, message, retryable}}`.
 #[derive(Debug)]
@@ -28,20 +28,6 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
-}
-
-/// The JSON body of an error.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-/// Code, message and whether a retry may succeed.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    pub code: String,
-    pub message: String,
-    pub retryable: bool,
 }
 
 impl IntoResponse for ApiError {
@@ -73,12 +59,6 @@ impl IntoResponse for ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         ApiError(e)
-    }
-}
-
-impl From<nullspace_state::StateError> for ApiError {
-    fn from(e: nullspace_state::StateError) -> ApiError {
-        ApiError(e.into())
     }
 }
 

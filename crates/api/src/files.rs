@@ -8,14 +8,18 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use nullspace_core::wire::{
+    BatchResult, CopyRequest, Exists, ListPage, MkdirRequest, MoveRequest, PathEntry,
+};
 use nullspace_core::{Error, FileStat, VolumePath};
-use nullspace_volumes::{ListOptions, WriteOptions};
-use serde::{Deserialize, Serialize};
+use nullspace_node::data::{ArchiveFormat, ListOptions, WriteOptions};
+use nullspace_node::OpenVolume;
+use serde::Deserialize;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::auth::Caller;
-use crate::error::{ApiResult, ErrorBody, Json, Query};
-use crate::{blocking, AppState};
+use crate::error::{ApiError, ApiResult, ErrorBody, Json, Query};
+use crate::AppState;
 
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -98,57 +102,6 @@ pub struct BatchQuery {
     pub path: String,
 }
 
-/// Body of mkdir.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MkdirRequest {
-    pub path: String,
-    #[serde(default = "default_true")]
-    pub parents: bool,
-}
-
-/// Body of move.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MoveRequest {
-    pub src: String,
-    pub dst: String,
-    #[serde(default)]
-    pub overwrite: bool,
-}
-
-/// Body of copy.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CopyRequest {
-    pub src: String,
-    pub dst: String,
-    #[serde(default)]
-    pub overwrite: bool,
-    #[serde(default)]
-    pub recursive: bool,
-}
-
-/// A page of a listing.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ListResponse {
-    pub entries: Vec<FileStat>,
-    pub next_cursor: Option<String>,
-}
-
-/// `{"exists": bool}`
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ExistsResponse {
-    pub exists: bool,
-}
-
-/// What a batch wrote.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct BatchResponse {
-    pub files: u64,
-    pub bytes: u64,
-}
-
 /// Parses `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` against a file size.
 fn parse_range(h: &HeaderValue, size: u64) -> Result<(u64, u64), Error> {
     let bad = || {
@@ -189,29 +142,26 @@ fn parse_range(h: &HeaderValue, size: u64) -> Result<(u64, u64), Error> {
     responses((status = 200, description = "file content", content_type = "application/octet-stream"),
               (status = 206, description = "a byte range"), (status = 404, body = ErrorBody)))]
 pub async fn read_file(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<ReadQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let v = app.volume(&caller.0, &name).await?;
+    let vol = node.volumes().open(&caller.0, &name).await?;
     let path = parse_path("path", &q.path)?;
-    let h = app.handle(&v).await?;
-    stream_file(h, v.name, path, &headers, q.offset, q.length).await
+    stream_file(&vol, path, &headers, q.offset, q.length).await
 }
 
 /// Answers with a file's content: whole, a `Range`, or `offset`/`length`; streamed.
 pub(crate) async fn stream_file(
-    h: std::sync::Arc<nullspace_volumes::VolumeHandle>,
-    vname: String,
+    vol: &OpenVolume,
     path: VolumePath,
     headers: &HeaderMap,
     offset: Option<u64>,
     length: Option<u64>,
 ) -> ApiResult<Response> {
-    let (file, stat) =
-        blocking(move || h.open_read(&path).map_err(|e| e.in_volume(&vname))).await?;
+    let (file, stat) = vol.open_read(path).await?;
     let size = stat.size;
     let (start, end, partial) = if let Some(r) = headers.get(header::RANGE) {
         let (s, e) = parse_range(r, size)?;
@@ -299,23 +249,39 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = FileStat), (status = 409, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn write_file(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<WriteQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<axum::Json<FileStat>> {
-    let v = app.volume(&caller.0, &name).await?;
-    let path = parse_path("path", &q.path)?;
-    let opts = WriteOptions {
-        overwrite: q.overwrite,
-        if_match: if_match(&headers)?,
+    let ready = async {
+        let vol = node.volumes().open(&caller.0, &name).await?;
+        let path = parse_path("path", &q.path)?;
+        let opts = WriteOptions {
+            overwrite: q.overwrite,
+            if_match: if_match(&headers)?,
+        };
+        Ok::<_, ApiError>((vol, path, opts))
     };
-    let h = app.handle(&v).await?;
-    let stat = receive_file(h.clone(), v.name, path, opts, body).await?;
-    app.persist_usage(&h).await;
-    Ok(axum::Json(stat))
+    let ((vol, path, opts), body) = refuse_after_draining(ready.await, body).await?;
+    Ok(axum::Json(receive_file(&vol, path, opts, body).await?))
+}
+
+/// Passes `ready` through; when it is an error, the unread request body is drained first
+/// (see [`drain`]), so a client still sending reads the refusal.
+pub(crate) async fn refuse_after_draining<T>(
+    ready: Result<T, ApiError>,
+    body: Body,
+) -> Result<(T, Body), ApiError> {
+    match ready {
+        Ok(t) => Ok((t, body)),
+        Err(e) => {
+            drain(&mut body.into_data_stream()).await;
+            Err(e)
+        }
+    }
 }
 
 /// Reads and drops what is left of a request body that will not be used (the answer is an
@@ -341,20 +307,18 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Streams a request body into an atomic write of `path`.
 pub(crate) async fn receive_file(
-    h: std::sync::Arc<nullspace_volumes::VolumeHandle>,
-    vname: String,
+    vol: &OpenVolume,
     path: VolumePath,
     opts: WriteOptions,
     body: Body,
 ) -> ApiResult<FileStat> {
     let mut stream = body.into_data_stream();
-    let (hh, p, n) = (h.clone(), path.clone(), vname.clone());
-    let mut pending = match blocking(move || hh.begin_write(&p).map_err(|e| e.in_volume(&n))).await
-    {
+    let vname = vol.name().to_owned();
+    let mut pending = match vol.begin_write(path).await {
         Ok(p) => p,
         Err(e) => {
             drain(&mut stream).await;
-            return Err(e);
+            return Err(e.into());
         }
     };
 
@@ -409,27 +373,29 @@ pub(crate) async fn receive_file(
         drop(pending);
         return Err(Error::invalid_argument(format!("request body ended early: {e}")).into());
     }
-    blocking(move || pending.commit(&opts).map_err(|e| e.in_volume(&vname))).await
+    Ok(vol.commit_write(pending, opts).await?)
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/files/batch", tag = "files", params(("name" = String, Path), BatchQuery),
     request_body(content = Vec<u8>, content_type = "application/x-tar"),
-    responses((status = 200, body = BatchResponse), (status = 400, body = ErrorBody), (status = 507, body = ErrorBody)))]
+    responses((status = 200, body = BatchResult), (status = 400, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn write_batch(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<BatchQuery>,
     body: Body,
-) -> ApiResult<axum::Json<BatchResponse>> {
-    let dest = parse_path("path", &q.path)?;
-    let vol = app.open(&caller.0, &name).await?;
+) -> ApiResult<axum::Json<BatchResult>> {
+    let ready = async {
+        let dest = parse_path("path", &q.path)?;
+        let vol = node.volumes().open(&caller.0, &name).await?;
+        Ok::<_, ApiError>((dest, vol))
+    };
+    let ((dest, vol), body) = refuse_after_draining(ready.await, body).await?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = SyncIoBridge::new(StreamReader::new(stream));
-    let r = vol
-        .change(&app, move |h| h.write_batch(reader, &dest))
-        .await?;
-    Ok(axum::Json(BatchResponse {
+    let r = vol.write_batch(reader, dest).await?;
+    Ok(axum::Json(BatchResult {
         files: r.files,
         bytes: r.bytes,
     }))
@@ -438,71 +404,62 @@ pub async fn write_batch(
 #[utoipa::path(post, path = "/v1/volumes/{name}/files/mkdir", tag = "files", params(("name" = String, Path)),
     request_body = MkdirRequest, responses((status = 200, body = FileStat), (status = 409, body = ErrorBody)))]
 pub async fn mkdir(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Json(req): Json<MkdirRequest>,
 ) -> ApiResult<axum::Json<FileStat>> {
     let path = parse_path("path", &req.path)?;
-    let vol = app.open(&caller.0, &name).await?;
-    Ok(axum::Json(
-        vol.run(move |h| h.mkdir(&path, req.parents)).await?,
-    ))
+    let vol = node.volumes().open(&caller.0, &name).await?;
+    Ok(axum::Json(vol.mkdir(path, req.parents).await?))
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/files/move", tag = "files", params(("name" = String, Path)),
     request_body = MoveRequest, responses((status = 200, body = FileStat), (status = 409, body = ErrorBody)))]
 pub async fn move_file(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Json(req): Json<MoveRequest>,
 ) -> ApiResult<axum::Json<FileStat>> {
     let (src, dst) = (parse_path("src", &req.src)?, parse_path("dst", &req.dst)?);
-    let vol = app.open(&caller.0, &name).await?;
-    let stat = vol
-        .change(&app, move |h| h.rename(&src, &dst, req.overwrite))
-        .await?;
-    Ok(axum::Json(stat))
+    let vol = node.volumes().open(&caller.0, &name).await?;
+    Ok(axum::Json(vol.rename(src, dst, req.overwrite).await?))
 }
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/files/copy", tag = "files", params(("name" = String, Path)),
     request_body = CopyRequest, responses((status = 200, body = FileStat), (status = 409, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn copy_file(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Json(req): Json<CopyRequest>,
 ) -> ApiResult<axum::Json<FileStat>> {
     let (src, dst) = (parse_path("src", &req.src)?, parse_path("dst", &req.dst)?);
-    let vol = app.open(&caller.0, &name).await?;
-    let stat = vol
-        .change(&app, move |h| {
-            h.copy(&src, &dst, req.overwrite, req.recursive)
-        })
-        .await?;
-    Ok(axum::Json(stat))
+    let vol = node.volumes().open(&caller.0, &name).await?;
+    Ok(axum::Json(
+        vol.copy(src, dst, req.overwrite, req.recursive).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/volumes/{name}/files", tag = "files", params(("name" = String, Path), RemoveQuery),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn remove(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<RemoveQuery>,
 ) -> ApiResult<StatusCode> {
     let path = parse_path("path", &q.path)?;
-    let vol = app.open(&caller.0, &name).await?;
-    vol.change(&app, move |h| h.remove(&path, q.recursive))
-        .await?;
+    let vol = node.volumes().open(&caller.0, &name).await?;
+    vol.remove(path, q.recursive).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}/files/list", tag = "files", params(("name" = String, Path), ListQuery),
-    responses((status = 200, body = ListResponse), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ListPage), (status = 404, body = ErrorBody)))]
 pub async fn list(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<ListQuery>,
@@ -538,14 +495,14 @@ pub async fn list(
         cursor: q.cursor,
         details,
     };
-    let vol = app.open(&caller.0, &name).await?;
-    let page = vol.run(move |h| h.list(&path, &opts)).await?;
+    let vol = node.volumes().open(&caller.0, &name).await?;
+    let page = vol.list(path, opts).await?;
     let next_cursor = page.next_cursor;
     // Typed serialisation for the two common shapes (every field; paths and types only);
     // a JSON map per entry only for other selections.
     if fields.len() == ENTRY_FIELDS.len() {
         let entries: Vec<FileStat> = page.entries.into_iter().filter_map(|e| e.stat).collect();
-        return Ok(axum::Json(ListResponse {
+        return Ok(axum::Json(ListPage {
             entries,
             next_cursor,
         })
@@ -560,7 +517,7 @@ pub async fn list(
                 file_type: e.file_type,
             })
             .collect();
-        return Ok(axum::Json(ListOf {
+        return Ok(axum::Json(ListPage {
             entries,
             next_cursor,
         })
@@ -583,53 +540,38 @@ pub async fn list(
             serde_json::Value::Object(out)
         })
         .collect();
-    Ok(axum::Json(ListOf {
+    Ok(axum::Json(ListPage {
         entries,
         next_cursor,
     })
     .into_response())
 }
 
-/// A listing page with entries of any shape.
-#[derive(Serialize)]
-struct ListOf<T> {
-    entries: Vec<T>,
-    next_cursor: Option<String>,
-}
-
-/// An entry when only `path` and `type` were asked for.
-#[derive(Serialize)]
-struct PathEntry {
-    path: String,
-    #[serde(rename = "type")]
-    file_type: nullspace_core::FileType,
-}
-
 #[utoipa::path(get, path = "/v1/volumes/{name}/files/stat", tag = "files", params(("name" = String, Path), PathQuery),
     responses((status = 200, body = FileStat), (status = 404, body = ErrorBody)))]
 pub async fn stat(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<PathQuery>,
 ) -> ApiResult<axum::Json<FileStat>> {
     let path = parse_path("path", &q.path)?;
-    let vol = app.open(&caller.0, &name).await?;
-    Ok(axum::Json(vol.run(move |h| h.stat(&path)).await?))
+    let vol = node.volumes().open(&caller.0, &name).await?;
+    Ok(axum::Json(vol.stat(path).await?))
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}/files/exists", tag = "files", params(("name" = String, Path), PathQuery),
-    responses((status = 200, body = ExistsResponse), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Exists), (status = 404, body = ErrorBody)))]
 pub async fn exists(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<PathQuery>,
-) -> ApiResult<axum::Json<ExistsResponse>> {
+) -> ApiResult<axum::Json<Exists>> {
     let path = parse_path("path", &q.path)?;
-    let vol = app.open(&caller.0, &name).await?;
-    let exists = vol.run(move |h| h.exists(&path)).await?;
-    Ok(axum::Json(ExistsResponse { exists }))
+    let vol = node.volumes().open(&caller.0, &name).await?;
+    let exists = vol.exists(path).await?;
+    Ok(axum::Json(Exists { exists }))
 }
 
 /// `?path=&format=`
@@ -686,45 +628,37 @@ impl std::io::Write for ChannelWriter {
 #[utoipa::path(get, path = "/v1/volumes/{name}/files/archive", tag = "files", params(("name" = String, Path), ArchiveQuery),
     responses((status = 200, description = "the directory as a tar, tar.gz or zip stream"), (status = 404, body = ErrorBody)))]
 pub async fn archive(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<ArchiveQuery>,
 ) -> ApiResult<Response> {
     let path = parse_path("path", &q.path)?;
-    let vol = app.open(&caller.0, &name).await?;
-    let v = &vol.volume;
-    let format = nullspace_volumes::archive::ArchiveFormat::parse(&q.format)
-        .map_err(|e| e.in_volume(&v.name))?;
-    let h = vol.handle.clone();
+    let vol = node.volumes().open(&caller.0, &name).await?;
+    let vname = vol.name().to_owned();
+    let format = ArchiveFormat::parse(&q.format).map_err(|e| e.in_volume(&vname))?;
     // Refuse a missing path or a file before the 200 goes out.
-    let p = path.clone();
-    let top = vol.run(move |h| h.stat(&p)).await?;
+    let top = vol.stat(path.clone()).await?;
     if top.file_type != nullspace_core::FileType::Dir {
         return Err(Error::invalid_argument(format!(
-            "{path} is not a directory in volume {:?}: download it as a file",
-            v.name
+            "{path} is not a directory in volume {vname:?}: download it as a file"
         ))
         .into());
     }
     let file_name = format!(
         "{}.{}",
-        path.file_name().unwrap_or(&v.name),
+        path.file_name().unwrap_or(&vname),
         format.extension()
     );
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-    tokio::task::spawn_blocking(move || {
-        let mut w = ChannelWriter {
+    tokio::spawn(async move {
+        let w = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(READ_CHUNK),
         };
-        let result = h
-            .archive(&path, format, &mut w)
-            .map_err(|e| std::io::Error::other(e.to_string()));
-        let result = result.and_then(|_| std::io::Write::flush(&mut w));
-        if let Err(e) = result {
+        if let Err(e) = vol.archive(path, format, w).await {
             // Breaks the response, so the client sees a failed download, not a short archive.
-            let _ = tx.blocking_send(Err(e));
+            let _ = tx.send(Err(std::io::Error::other(e.message))).await;
         }
     });
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));

@@ -4,7 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
-use serde::Serialize;
+use nullspace_core::wire::{
+    ChangeEvent, Health, ReplaceSummary, ReplacedFile, SearchMatch, SearchSummary, WatchGap,
+    WatchOverflow, WhoAmI,
+};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,7 +21,10 @@ use crate::{admin, content, files, sandboxes, signed, tus, volumes, watch, AppSt
     info(title = "nullspace", description = "Durable shared volumes for sandboxes."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(ErrorBody))
+    components(schemas(
+        ErrorBody, ChangeEvent, WatchGap, WatchOverflow, SearchMatch, SearchSummary,
+        ReplaceSummary, ReplacedFile
+    ))
 )]
 struct ApiDoc;
 
@@ -35,27 +41,12 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Server status.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Health {
-    pub status: String,
-    pub version: String,
-}
-
 #[utoipa::path(get, path = "/v1/health", tag = "meta", security(), responses((status = 200, body = Health)))]
 async fn health() -> axum::Json<Health> {
     axum::Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
     })
-}
-
-/// The caller's identity.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct WhoAmI {
-    pub tenant: String,
-    pub tenant_id: String,
-    pub admin: bool,
 }
 
 #[utoipa::path(get, path = "/v1/whoami", tag = "meta", responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]

@@ -11,8 +11,8 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use futures::TryStreamExt;
 use nullspace_core::{Error, ErrorCode, VolumePath};
-use nullspace_volumes::uploads::{ChunkChecksum, UploadError, UploadState};
-use nullspace_volumes::VolumeHandle;
+use nullspace_node::data::{ChunkChecksum, UploadError, UploadState};
+use nullspace_node::OpenVolume;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::auth::Caller;
@@ -238,33 +238,28 @@ fn state_headers(t: Tus, s: &UploadState) -> Tus {
     }
 }
 
-async fn volume_handle(
-    app: &AppState,
-    caller: &Caller,
-    name: &str,
-) -> Result<(std::sync::Arc<VolumeHandle>, String), Tus> {
-    let v = app.volume(&caller.0, name).await?;
-    let h = app.handle(&v).await?;
-    Ok((h, v.name))
-}
-
-/// Appends the body of a PATCH (or a creation-with-upload POST) on the blocking pool.
+/// The body of a PATCH (or a creation-with-upload POST), appended on the blocking pool.
 async fn append(
-    h: std::sync::Arc<VolumeHandle>,
+    vol: &OpenVolume,
     id: String,
     offset: u64,
     body: Body,
     sum: Option<ChunkChecksum>,
-) -> Result<UploadState, UploadError> {
+) -> Result<UploadState, Tus> {
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let reader = SyncIoBridge::new(StreamReader::new(stream));
-    tokio::task::spawn_blocking(move || h.upload_append(&id, offset, reader, sum))
-        .await
-        .unwrap_or_else(|e| {
-            Err(UploadError::Fs(nullspace_volumes::FsError::Invalid(
-                format!("upload task failed: {e}"),
-            )))
-        })
+    match vol.upload_append(id, offset, reader, sum).await {
+        Ok(r) => r.map_err(|e| upload_error(e, vol.name(), Some(offset))),
+        Err(e) => Err(ApiError(e).into()),
+    }
+}
+
+/// Flattens a data-plane upload call's two layers of errors into a tus answer.
+fn settle<T>(r: Result<Result<T, UploadError>, Error>, volume: &str) -> Result<T, Tus> {
+    match r {
+        Ok(r) => r.map_err(|e| upload_error(e, volume, None)),
+        Err(e) => Err(ApiError(e).into()),
+    }
 }
 
 fn is_offset_stream(headers: &HeaderMap) -> bool {
@@ -292,20 +287,20 @@ pub async fn options() -> Response {
     responses((status = 201, description = "created; Location names the upload"), (status = 412, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn create(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    create_inner(app, caller, name, headers, body)
+    create_inner(node, caller, name, headers, body)
         .await
         .unwrap_or_else(|t| t)
         .into_response()
 }
 
 async fn create_inner(
-    app: AppState,
+    node: AppState,
     caller: Caller,
     name: String,
     headers: HeaderMap,
@@ -328,42 +323,43 @@ async fn create_inner(
         .map(str::to_owned);
     let meta = parse_metadata(raw_meta.as_deref().unwrap_or("")).map_err(fail)?;
     let dest = destination(&meta).map_err(fail)?;
-    let (h, vname) = volume_handle(&app, &caller, &name).await.map_err(fail)?;
-    if length > h.cap() {
+    let vol = node
+        .volumes()
+        .open(&caller.0, &name)
+        .await
+        .map_err(|e| fail(ApiError(e).into()))?;
+    let vname = vol.name().to_owned();
+    if length > vol.cap() {
         return Err(fail(Tus::fail(
             StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::PayloadTooLarge,
             format!(
                 "Upload-Length {length} is larger than the cap of volume {vname:?} ({} bytes)",
-                h.cap()
+                vol.cap()
             ),
         )));
     }
-    let hh = h.clone();
-    let state = tokio::task::spawn_blocking(move || {
-        hh.upload_create(&dest, length, raw_meta, Duration::hours(UPLOAD_TTL_HOURS))
-    })
-    .await
-    .map_err(|e| fail(ApiError(Error::internal(e.to_string())).into()))?
-    .map_err(|e| fail(upload_error(e, &vname, None)))?;
+    let created = vol
+        .upload_create(dest, length, raw_meta, Duration::hours(UPLOAD_TTL_HOURS))
+        .await;
+    let mut state = settle(created, &vname).map_err(fail)?;
     let location = format!("/v1/volumes/{vname}/uploads/{}", state.id);
-    let mut state = state;
     if is_offset_stream(&headers) && length > 0 {
         let sum = parse_checksum(&headers).map_err(fail)?;
-        match append(h.clone(), state.id.clone(), 0, body, sum).await {
-            Ok(s) => state = s,
+        let stream = body.into_data_stream().map_err(std::io::Error::other);
+        let reader = SyncIoBridge::new(StreamReader::new(stream));
+        match vol.upload_append(state.id.clone(), 0, reader, sum).await {
+            Ok(Ok(s)) => state = s,
             // The upload exists: report it with its (unchanged) offset; the client resumes.
-            Err(UploadError::ChecksumMismatch) => {
+            Ok(Err(UploadError::ChecksumMismatch)) => {
                 return Err(fail(
                     upload_error(UploadError::ChecksumMismatch, &vname, Some(0))
                         .header("location", location),
                 ))
             }
-            Err(e) => return Err(fail(upload_error(e, &vname, None))),
+            Ok(Err(e)) => return Err(fail(upload_error(e, &vname, None))),
+            Err(e) => return Err(fail(ApiError(e).into())),
         }
-    }
-    if state.completed.is_some() {
-        app.persist_usage(&h).await;
     }
     Ok(state_headers(Tus::ok(StatusCode::CREATED), &state)
         .header("location", location)
@@ -373,19 +369,19 @@ async fn create_inner(
 #[utoipa::path(head, path = "/v1/volumes/{name}/uploads/{id}", tag = "uploads", params(("name" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires"), (status = 404), (status = 410)))]
 pub async fn head(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
     let r: Result<Tus, Tus> = async {
         check_version(&headers)?;
-        let (h, vname) = volume_handle(&app, &caller, &name).await?;
-        let idc = id.clone();
-        let state = tokio::task::spawn_blocking(move || h.upload_state(&idc))
+        let vol = node
+            .volumes()
+            .open(&caller.0, &name)
             .await
-            .map_err(|e| Tus::from(ApiError(Error::internal(e.to_string()))))?
-            .map_err(|e| upload_error(e, &vname, None))?;
+            .map_err(ApiError)?;
+        let state = settle(vol.upload_state(id.clone()).await, vol.name())?;
         let mut t = state_headers(Tus::ok(StatusCode::OK), &state)
             .header("upload-length", state.length.to_string())
             .header("cache-control", "no-store");
@@ -409,7 +405,7 @@ pub async fn head(
               (status = 412, body = ErrorBody), (status = 415, body = ErrorBody), (status = 460, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn patch(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -432,13 +428,12 @@ pub async fn patch(
             )
         })?;
         let sum = parse_checksum(&headers)?;
-        let (h, vname) = volume_handle(&app, &caller, &name).await?;
-        let state = append(h.clone(), id, offset, body, sum)
+        let vol = node
+            .volumes()
+            .open(&caller.0, &name)
             .await
-            .map_err(|e| upload_error(e, &vname, Some(offset)))?;
-        if state.completed.is_some() {
-            app.persist_usage(&h).await;
-        }
+            .map_err(ApiError)?;
+        let state = append(&vol, id, offset, body, sum).await?;
         Ok(state_headers(Tus::ok(StatusCode::NO_CONTENT), &state))
     }
     .await;
@@ -448,18 +443,19 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/v1/volumes/{name}/uploads/{id}", tag = "uploads", params(("name" = String, Path), ("id" = String, Path)),
     responses((status = 204, description = "terminated"), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn terminate(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
     let r: Result<Tus, Tus> = async {
         check_version(&headers)?;
-        let (h, vname) = volume_handle(&app, &caller, &name).await?;
-        tokio::task::spawn_blocking(move || h.upload_delete(&id))
+        let vol = node
+            .volumes()
+            .open(&caller.0, &name)
             .await
-            .map_err(|e| Tus::from(ApiError(Error::internal(e.to_string()))))?
-            .map_err(|e| upload_error(e, &vname, None))?;
+            .map_err(ApiError)?;
+        settle(vol.upload_delete(id).await, vol.name())?;
         Ok(Tus::ok(StatusCode::NO_CONTENT))
     }
     .await;

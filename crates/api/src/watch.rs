@@ -1,7 +1,6 @@
 //! `GET /v1/volumes/{name}/watch`: change events over Server-Sent Events.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -9,8 +8,10 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
+use nullspace_core::wire::{ChangeEvent, WatchGap, WatchOverflow};
 use nullspace_core::{Error, VolumePath};
-use nullspace_volumes::events::{ChangeEvent, Gap, Live};
+use nullspace_node::data::Live;
+use nullspace_node::Watching;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -48,7 +49,7 @@ fn in_scope(ev: &ChangeEvent, scope: &VolumePath, recursive: bool) -> bool {
     hit(&ev.path) || ev.old_path.as_deref().is_some_and(hit)
 }
 
-fn gap_event(g: Gap) -> Event {
+fn gap_event(g: WatchGap) -> Event {
     Event::default()
         .event("gap")
         .json_data(g)
@@ -67,13 +68,13 @@ fn change(ev: &ChangeEvent) -> Event {
     responses((status = 200, description = "Server-Sent Events: `change`, `gap`, `overflow`", content_type = "text/event-stream"),
               (status = 404, body = ErrorBody)))]
 pub async fn watch(
-    State(app): State<AppState>,
+    State(node): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<WatchQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let vol = app.open(&caller.0, &name).await?;
+    let vol = node.volumes().open(&caller.0, &name).await?;
     let scope = parse_path("path", &q.path)?;
     let last = match headers.get("last-event-id") {
         Some(h) => Some(
@@ -84,12 +85,10 @@ pub async fn watch(
         ),
         None => q.last_event_id,
     };
-    let s = scope.clone();
-    vol.run(move |h| h.stat(&s)).await?;
+    vol.stat(scope.clone()).await?;
     // Starts the volume's file-system source (sandbox writes) if it is not running; its
     // watches are in place before the response starts.
-    let mut sub = vol.run(move |h| h.watch(last)).await?;
-    let h = vol.handle;
+    let Watching { mut sub, guard } = vol.watch(last).await?;
     let source = sub.source.take();
     let recursive = q.recursive;
 
@@ -102,7 +101,7 @@ pub async fn watch(
         .collect();
     let head = stream::iter(gap.into_iter().chain(backlog).map(Ok::<_, Infallible>));
     // Ends when the volume is deleted or the server shuts down, so neither waits on a watcher.
-    let stop = (sub.closed, sub.interrupted, crate::shutdown_token().clone());
+    let stop = (sub.closed, sub.interrupted, node.shutdown_token().clone());
     let live = stream::unfold(Some((sub.live, scope, stop)), move |state| async move {
         let (mut rx, scope, (mut closed, mut interrupted, shutdown)) = state?;
         loop {
@@ -112,7 +111,10 @@ pub async fn watch(
                 _ = shutdown.cancelled() => return None,
                 // Changes made through another server may have been lost (see peers.rs).
                 _ = interrupted.changed() => {
-                    let data = serde_json::json!({"message": "changes made through another server may have been missed; reconnect with the last event id"});
+                    let data = WatchOverflow {
+                        missed: 0,
+                        message: "changes made through another server may have been missed; reconnect with the last event id".into(),
+                    };
                     let ev = Event::default()
                         .event("overflow")
                         .json_data(data)
@@ -135,7 +137,10 @@ pub async fn watch(
                     ))
                 }
                 Err(RecvError::Lagged(n)) => {
-                    let data = serde_json::json!({"missed": n, "message": "the client fell behind; reconnect with the last event id"});
+                    let data = WatchOverflow {
+                        missed: n,
+                        message: "the client fell behind; reconnect with the last event id".into(),
+                    };
                     let ev = Event::default()
                         .event("overflow")
                         .json_data(data)
@@ -148,7 +153,7 @@ pub async fn watch(
     });
     // Keep the handle (and so the event sender) and the file-system source alive as long as
     // the client listens.
-    let keep: (Arc<_>, _) = (h, source);
+    let keep = (guard, source);
     let live = live.map(move |e| {
         let _ = &keep;
         e

@@ -1,11 +1,7 @@
 //! `/v1/openapi.json` matches the routes that exist: every documented operation is routed (it
 //! never reaches the fallback), and the routes we expect are all documented.
 
-use std::sync::Arc;
-
-use nullspace_api::{router, AppState, Signer};
-use nullspace_state::{ApiKey, SqliteStore, StateStore};
-use nullspace_volumes::{DirectoryPlacement, VolumeStore};
+use nullspace_api::{router, Node, ServerConfig, VolumeBackend};
 use serde_json::Value;
 
 const EXPECTED: &[(&str, &str)] = &[
@@ -61,22 +57,20 @@ const EXPECTED: &[(&str, &str)] = &[
 #[tokio::test]
 async fn openapi_document_matches_the_router() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&tmp.path().join("db.sqlite"))
-        .await
-        .unwrap();
-    let key = ApiKey::new("openapi-test-key-0123456789");
-    store.bootstrap(Some(&key)).await.unwrap();
-    let volumes = VolumeStore::new(Box::new(
-        DirectoryPlacement::open(&tmp.path().join("v")).unwrap(),
-    ));
-    let app = router(AppState {
-        store: Arc::new(store),
-        volumes: Arc::new(volumes),
-        signer: Arc::new(Signer::from_key(b"openapi-test-signing-key-0123456789")),
-        sandboxes: None,
-    });
+    let key = "openapi-test-key-0123456789";
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let addr = listener.local_addr().unwrap();
+    let config = ServerConfig {
+        listen: addr,
+        data_dir: tmp.path().join("data"),
+        database_url: None,
+        bootstrap_key: Some(key.into()),
+        server_id: Some("openapi-test".into()),
+        volume_backend: Some(VolumeBackend::Directory),
+    };
+    let node = Node::start(&config, addr).await.unwrap();
+    let app = router(node.clone());
+    let base = format!("http://{addr}");
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let http = reqwest::Client::new();
@@ -116,7 +110,7 @@ async fn openapi_document_matches_the_router() {
         );
         let req = http
             .request(method.to_uppercase().parse().unwrap(), &url)
-            .bearer_auth(key.expose())
+            .bearer_auth(key)
             .header("content-type", "application/json")
             .body("{}");
         let resp = req.send().await.unwrap();
@@ -134,4 +128,5 @@ async fn openapi_document_matches_the_router() {
     assert_eq!(resp.status(), 404);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
+    node.stop();
 }

@@ -10,6 +10,7 @@ mod output;
 mod sandbox;
 mod server;
 mod transfer;
+mod unpack;
 mod volume;
 
 use std::process::ExitCode;

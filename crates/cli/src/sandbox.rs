@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use nullspace_client::{ExecOptions, SandboxMount};
+use nullspace_core::wire::{Attachment, AttachmentList, SandboxDirList, SandboxList};
 use nullspace_core::Error;
-use serde_json::Value;
 
 use crate::output;
 use crate::{config, Global};
@@ -161,26 +161,18 @@ pub fn parse_mount(spec: &str) -> Result<SandboxMount, Error> {
     })
 }
 
-fn attachment_rows(atts: &[Value]) -> Vec<Vec<String>> {
-    let s = |v: &Value, k: &str| match &v[k] {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    };
+fn attachment_rows(atts: &[Attachment]) -> Vec<Vec<String>> {
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     atts.iter()
         .map(|a| {
             vec![
-                s(a, "id"),
-                s(a, "volume"),
-                s(a, "mount_path"),
-                if a["read_only"].as_bool() == Some(true) {
-                    "ro".into()
-                } else {
-                    "rw".into()
-                },
-                s(a, "subpath"),
-                s(a, "state"),
-                s(a, "error"),
+                a.id.clone(),
+                a.volume.clone(),
+                a.mount_path.clone(),
+                if a.read_only { "ro" } else { "rw" }.into(),
+                or_dash(&a.subpath),
+                a.state.to_string(),
+                or_dash(&a.error),
             ]
         })
         .collect()
@@ -190,13 +182,13 @@ const ATT_HEADER: &[&str] = &["ID", "VOLUME", "MOUNT", "MODE", "SUBPATH", "STATE
 
 pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
     let client = config::client(g)?;
-    let print_record = |v: &Value, msg: String| -> anyhow::Result<()> {
+    fn print_record(g: &Global, v: &impl serde::Serialize, msg: String) -> anyhow::Result<()> {
         if g.json {
             output::json(v)
         } else {
             output::line(msg)
         }
-    };
+    }
     match cmd {
         SandboxCommand::Create {
             template,
@@ -214,23 +206,23 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
             let sb = client
                 .create_sandbox(&template, &mounts, name.as_deref(), &envs, timeout)
                 .await?;
-            print_record(&sb, sb["id"].as_str().unwrap_or_default().to_owned())?;
+            print_record(g, &sb, sb.id.clone())?;
         }
         SandboxCommand::List => {
             let list = client.list_sandboxes().await?;
             if g.json {
-                output::json(&serde_json::json!({ "sandboxes": list }))?;
+                output::json(&SandboxList { sandboxes: list })?;
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
                     .map(|s| {
                         vec![
-                            s["id"].as_str().unwrap_or_default().to_owned(),
-                            s["name"].as_str().unwrap_or("-").to_owned(),
-                            s["template"].as_str().unwrap_or_default().to_owned(),
-                            s["state"].as_str().unwrap_or_default().to_owned(),
-                            s["attachments"].as_array().map_or(0, Vec::len).to_string(),
-                            output::time_str(s["created_at"].as_str().unwrap_or_default()),
+                            s.id.clone(),
+                            s.name.clone().unwrap_or_else(|| "-".into()),
+                            s.template.clone(),
+                            s.state.to_string(),
+                            s.attachments.len().to_string(),
+                            output::time(&s.created_at),
                         ]
                     })
                     .collect();
@@ -265,10 +257,7 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
             };
             let out = client.exec_with(&id, &cmd, &opts).await?;
             if g.json {
-                output::json(&serde_json::json!({
-                    "stdout": out.stdout, "stderr": out.stderr, "exit_code": out.exit_code,
-                    "timed_out": out.timed_out, "truncated": out.truncated,
-                }))?;
+                output::json(&out)?;
             } else {
                 output::write_stdout(out.stdout.as_bytes())?;
                 eprint!("{}", out.stderr);
@@ -288,22 +277,17 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
         SandboxCommand::Files(cmd) => files(&client, g, cmd).await?,
         SandboxCommand::Attach { id, volume } => {
             let a = client.attach(&id, &parse_mount(&volume)?).await?;
-            let msg = format!(
-                "attached {} at {} ({})",
-                a["volume"].as_str().unwrap_or_default(),
-                a["mount_path"].as_str().unwrap_or_default(),
-                a["state"].as_str().unwrap_or_default()
-            );
-            print_record(&a, msg)?;
+            let msg = format!("attached {} at {} ({})", a.volume, a.mount_path, a.state);
+            print_record(g, &a, msg)?;
         }
         SandboxCommand::Detach { id, mount } => {
             let a = client.detach(&id, &mount).await?;
-            print_record(&a, format!("detached {mount}"))?;
+            print_record(g, &a, format!("detached {mount}"))?;
         }
         SandboxCommand::Attachments { id } => {
             let list = client.attachments(&id).await?;
             if g.json {
-                output::json(&serde_json::json!({ "attachments": list }))?;
+                output::json(&AttachmentList { attachments: list })?;
             } else {
                 output::table(Some(ATT_HEADER), &attachment_rows(&list))?;
             }
@@ -313,7 +297,7 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
         SandboxCommand::Hibernate { id } => lifecycle(&client, g, &id, "hibernate").await?,
         SandboxCommand::Fork { id } => {
             let sb = client.sandbox_lifecycle(&id, "fork").await?;
-            print_record(&sb, sb["id"].as_str().unwrap_or_default().to_owned())?;
+            print_record(g, &sb, sb.id.clone())?;
         }
         SandboxCommand::Destroy { id } => {
             client.destroy_sandbox(&id).await?;
@@ -375,20 +359,18 @@ async fn files(
         FilesCommand::List { id, path } => {
             let entries = client.sandbox_list(&id, &path).await?;
             if g.json {
-                return output::json(&serde_json::json!({ "entries": entries }));
+                return output::json(&SandboxDirList { entries });
             }
             let rows: Vec<Vec<String>> = entries
                 .iter()
                 .map(|e| {
-                    let kind = e["kind"].as_str().unwrap_or_default();
-                    let name = e["name"].as_str().unwrap_or_default();
                     vec![
-                        kind.to_owned(),
-                        e["size"].as_u64().unwrap_or(0).to_string(),
-                        if kind == "dir" {
-                            format!("{name}/")
+                        e.kind.clone(),
+                        e.size.to_string(),
+                        if e.kind == "dir" {
+                            format!("{}/", e.name)
                         } else {
-                            name.to_owned()
+                            e.name.clone()
                         },
                     ]
                 })
@@ -408,10 +390,7 @@ async fn lifecycle(
     if g.json {
         output::json(&sb)
     } else {
-        output::line(format_args!(
-            "sandbox {id}: {}",
-            sb["state"].as_str().unwrap_or_default()
-        ))
+        output::line(format_args!("sandbox {id}: {}", sb.state))
     }
 }
 

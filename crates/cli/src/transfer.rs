@@ -4,10 +4,11 @@
 //! a small resume record under `$XDG_CACHE_HOME/nullspace/uploads/`, keyed by server, volume,
 //! remote path and the local file's size and mtime: running the same upload again continues
 //! from the server's durable offset. Directory downloads come as one tar stream unpacked
-//! here, refusing any entry that would land outside the target directory.
+//! here by [`crate::unpack`], which refuses any entry that would land outside the target
+//! directory.
 
-use std::io::{IsTerminal, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::output::{self, stdout_error};
+use crate::unpack::unpack_tar;
 use crate::volume::parse_path;
 use crate::{config, Global};
 
@@ -775,148 +777,6 @@ async fn download_file(
     Ok((n, start))
 }
 
-/// What [`unpack_tar`] wrote.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Unpacked {
-    pub files: u64,
-    pub dirs: u64,
-    pub symlinks: u64,
-    pub bytes: u64,
-}
-
-/// The entry's path as plain relative components; `None` for the archive's root (`./`).
-fn safe_relative(raw: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let mut out = PathBuf::new();
-    for c in raw.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::CurDir => {}
-            _ => {
-                return Err(Error::invalid_argument(format!(
-                    "refusing archive entry {}: it escapes the target directory",
-                    raw.display()
-                ))
-                .into())
-            }
-        }
-    }
-    Ok((!out.as_os_str().is_empty()).then_some(out))
-}
-
-/// Makes sure every directory between `dest` and `rel`'s parent is a real directory (made
-/// if missing, never a symlink), so nothing is written through a link.
-fn ensure_parents(dest: &Path, rel: &Path) -> anyhow::Result<PathBuf> {
-    let mut at = dest.to_path_buf();
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    for c in parent.components() {
-        at.push(c);
-        match std::fs::symlink_metadata(&at) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(Error::invalid_argument(format!(
-                    "refusing archive entry {}: {} is not a directory",
-                    rel.display(),
-                    at.display()
-                ))
-                .into())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&at)
-                .with_context(|| format!("cannot create {}", at.display()))?,
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("cannot read {}", at.display())))
-            }
-        }
-    }
-    Ok(dest.join(rel))
-}
-
-/// Removes a file or symlink that a new entry replaces; refuses to replace a directory.
-fn clear_target(target: &Path, rel: &Path) -> anyhow::Result<()> {
-    match std::fs::symlink_metadata(target) {
-        Ok(m) if m.is_dir() => Err(Error::invalid_argument(format!(
-            "refusing archive entry {}: a directory is in the way at {}",
-            rel.display(),
-            target.display()
-        ))
-        .into()),
-        Ok(_) => std::fs::remove_file(target)
-            .with_context(|| format!("cannot replace {}", target.display())),
-        Err(_) => Ok(()),
-    }
-}
-
-/// Unpacks a tar stream into `dest` (created if missing), safely: every entry must stay
-/// below `dest` (no absolute paths, no `..`, no writing through symlinks); files replace
-/// files of the same name; hard links and special files are skipped.
-pub fn unpack_tar(reader: impl Read, dest: &Path) -> anyhow::Result<Unpacked> {
-    std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
-    let mut n = Unpacked::default();
-    let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
-    let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().context("invalid tar stream")? {
-        let mut entry = entry.context("invalid tar stream")?;
-        let raw = entry.path().context("invalid tar entry name")?.into_owned();
-        let Some(rel) = safe_relative(&raw)? else {
-            continue;
-        };
-        let kind = entry.header().entry_type();
-        let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
-        let target = ensure_parents(dest, &rel)?;
-        match kind {
-            tar::EntryType::Directory => {
-                match std::fs::symlink_metadata(&target) {
-                    Ok(m) if m.is_dir() => {}
-                    Ok(_) => {
-                        clear_target(&target, &rel)?;
-                        std::fs::create_dir(&target)
-                            .with_context(|| format!("cannot create {}", target.display()))?;
-                    }
-                    Err(_) => std::fs::create_dir(&target)
-                        .with_context(|| format!("cannot create {}", target.display()))?,
-                }
-                dir_modes.push((target, mode | 0o700));
-                n.dirs += 1;
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                clear_target(&target, &rel)?;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    // O_EXCL: never follows a symlink someone put there after clear_target.
-                    .create_new(true)
-                    .mode(mode)
-                    .open(&target)
-                    .with_context(|| format!("cannot create {}", target.display()))?;
-                let copied = std::io::copy(&mut entry, &mut f)
-                    .with_context(|| format!("cannot write {}", target.display()))?;
-                if let Ok(Some(mtime)) = entry
-                    .header()
-                    .mtime()
-                    .map(|t| std::time::UNIX_EPOCH.checked_add(Duration::from_secs(t)))
-                {
-                    let _ = f.set_modified(mtime);
-                }
-                n.files += 1;
-                n.bytes += copied;
-            }
-            tar::EntryType::Symlink => {
-                let Some(link) = entry.link_name().context("invalid symlink entry")? else {
-                    continue;
-                };
-                clear_target(&target, &rel)?;
-                std::os::unix::fs::symlink(&link, &target)
-                    .with_context(|| format!("cannot create {}", target.display()))?;
-                n.symlinks += 1;
-            }
-            _ => {}
-        }
-    }
-    // Directory modes last, deepest first, so a read-only directory is filled before.
-    for (dir, mode) in dir_modes.into_iter().rev() {
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode));
-    }
-    Ok(n)
-}
-
 // ----------------------------------------------------------------------------- url
 
 pub async fn url(a: UrlArgs, g: &Global) -> anyhow::Result<ExitCode> {
@@ -953,77 +813,6 @@ mod tests {
         }
         for bad in ["", "h", "1x", "1h30", "-5s", "1.5h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
-
-    fn tar_of(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, kind, data, link) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(*kind);
-            h.set_mode(0o644);
-            h.set_size(data.len() as u64);
-            // Write the raw name, so hostile names are not cleaned up by the builder.
-            let name = h.as_old_mut().name.as_mut();
-            name[..path.len()].copy_from_slice(path.as_bytes());
-            if let Some(l) = link {
-                h.set_link_name(l).unwrap();
-            }
-            h.set_cksum();
-            b.append(&h, *data).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
-
-    #[test]
-    fn unpacks_a_tree() {
-        let t = tempfile::tempdir().unwrap();
-        let dest = t.path().join("out");
-        let tar = tar_of(&[
-            ("a/", tar::EntryType::Directory, b"", None),
-            ("a/b.txt", tar::EntryType::Regular, b"bee", None),
-            ("empty/", tar::EntryType::Directory, b"", None),
-            ("link", tar::EntryType::Symlink, b"", Some("a/b.txt")),
-        ]);
-        let n = unpack_tar(&tar[..], &dest).unwrap();
-        assert_eq!((n.files, n.dirs, n.symlinks, n.bytes), (1, 2, 1, 3));
-        assert_eq!(std::fs::read(dest.join("a/b.txt")).unwrap(), b"bee");
-        assert!(dest.join("empty").is_dir());
-        assert_eq!(
-            std::fs::read_link(dest.join("link")).unwrap(),
-            Path::new("a/b.txt")
-        );
-    }
-
-    #[test]
-    fn refuses_escaping_entries() {
-        for (entries, what) in [
-            (
-                vec![("../evil", tar::EntryType::Regular, &b"x"[..], None)],
-                "parent",
-            ),
-            (
-                vec![("/abs", tar::EntryType::Regular, &b"x"[..], None)],
-                "absolute",
-            ),
-            (
-                vec![
-                    ("l", tar::EntryType::Symlink, &b""[..], Some("..")),
-                    ("l/evil", tar::EntryType::Regular, &b"x"[..], None),
-                ],
-                "through a symlink",
-            ),
-        ] {
-            let t = tempfile::tempdir().unwrap();
-            let dest = t.path().join("out");
-            let tar = tar_of(&entries);
-            let e = unpack_tar(&tar[..], &dest).unwrap_err();
-            assert!(
-                format!("{e:#}").contains("refusing archive entry"),
-                "{what}: {e:#}"
-            );
-            assert!(!t.path().join("evil").exists(), "{what}");
-            assert!(!t.path().join("abs").exists(), "{what}");
         }
     }
 

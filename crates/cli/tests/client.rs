@@ -1,11 +1,11 @@
 //! The Rust client (`nullspace-client`) against the real server binary. It lives here because
 //! only this package can start the `nullspace` binary in its tests.
 
-mod common;
+mod harness;
 
 use bytes::Bytes;
-use common::TestServer;
 use futures::TryStreamExt;
+use harness::Server;
 use nullspace_client::{Client, ListOptions, WriteOptions};
 use nullspace_core::{
     ErrorCode, FileType, LabelSelector, Labels, TenantName, VolumeField, VolumeName, VolumePath,
@@ -21,7 +21,7 @@ fn p(s: &str) -> VolumePath {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_covers_every_route() {
-    let s = TestServer::start();
+    let s = Server::start();
     let c = Client::new(&s.url, &s.key).unwrap();
 
     assert_eq!(c.health().await.unwrap().status, "ok");
@@ -236,7 +236,7 @@ async fn client_covers_every_route() {
     assert_eq!((r.files, r.bytes), (1, 3));
     assert_eq!(c.read_bytes(&d, &p("/batch/x/y.txt")).await.unwrap(), "yyy");
     let local = s.scratch("tree");
-    common::write_local(&local.join("k/l.txt"), b"ll");
+    harness::write_local(&local.join("k/l.txt"), b"ll");
     let up = c.write_batch_dir(&d, &local, &p("/up")).await.unwrap();
     assert_eq!(
         (up.result.files, up.result.bytes, up.skipped.len()),

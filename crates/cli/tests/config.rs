@@ -1,14 +1,14 @@
 //! Client configuration (flags, env, `login` profile, the server's client.json), server flags,
 //! help output, local validation, unreachable servers and closed pipes.
 
-mod common;
+mod harness;
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use common::{
-    command_without_server, free_port, json, write_local, OutputExt, TestServer, BIN, BOOTSTRAP_KEY,
+use harness::{
+    command_without_server, free_port, json, write_local, OutputExt, Server, ADMIN_KEY, BIN,
 };
 
 fn mode(p: &std::path::Path) -> u32 {
@@ -18,13 +18,13 @@ fn mode(p: &std::path::Path) -> u32 {
 /// The server's own `client.json` is found with no configuration at all.
 #[test]
 fn bootstrap_client_json_needs_no_configuration() {
-    let s = TestServer::start();
+    let s = Server::start();
     let client_json = s.data_dir().join("client.json");
     assert_eq!(mode(&client_json), 0o600);
     let doc = json(&std::fs::read_to_string(&client_json).unwrap());
     assert_eq!(
         (doc["url"].as_str(), doc["key"].as_str()),
-        (Some(s.url.as_str()), Some(BOOTSTRAP_KEY))
+        (Some(s.url.as_str()), Some(ADMIN_KEY))
     );
 
     let bare = || {
@@ -72,7 +72,7 @@ fn bootstrap_client_json_needs_no_configuration() {
 
 #[test]
 fn login_saves_a_private_profile_used_by_later_commands() {
-    let s = TestServer::start();
+    let s = Server::start();
     let bare = || {
         let mut c = s.command();
         c.env_remove("NULLSPACE_API_URL")
@@ -95,13 +95,7 @@ fn login_saves_a_private_profile_used_by_later_commands() {
         .assert_err(2, "login needs a key");
 
     let out = bare()
-        .args([
-            "login",
-            "--url",
-            &format!("{}/", s.url),
-            "--key",
-            BOOTSTRAP_KEY,
-        ])
+        .args(["login", "--url", &format!("{}/", s.url), "--key", ADMIN_KEY])
         .output()
         .unwrap();
     assert_eq!(
@@ -115,7 +109,7 @@ fn login_saves_a_private_profile_used_by_later_commands() {
     assert_eq!(mode(&profile), 0o600);
     assert_eq!(mode(profile.parent().unwrap()), 0o700);
     let doc = json(&std::fs::read_to_string(&profile).unwrap());
-    assert_eq!(doc, serde_json::json!({"url": s.url, "key": BOOTSTRAP_KEY}));
+    assert_eq!(doc, serde_json::json!({"url": s.url, "key": ADMIN_KEY}));
 
     // Later commands need nothing else.
     bare()
@@ -145,7 +139,7 @@ fn login_saves_a_private_profile_used_by_later_commands() {
         .unwrap()
         .assert_err(3, "missing API key");
     bare()
-        .args(["--url", &other_url, "--key", BOOTSTRAP_KEY, "whoami"])
+        .args(["--url", &other_url, "--key", ADMIN_KEY, "whoami"])
         .output()
         .unwrap()
         .assert_ok(&["whoami"]);
@@ -186,7 +180,7 @@ fn login_saves_a_private_profile_used_by_later_commands() {
 
 #[test]
 fn server_is_configured_through_env_vars() {
-    let s = TestServer::start_via_env();
+    let s = Server::start_via_env();
     assert!(s.ok(&["whoami"]).starts_with("tenant default"));
     let doc = json(&std::fs::read_to_string(s.data_dir().join("client.json")).unwrap());
     assert_eq!(doc["url"].as_str(), Some(s.url.as_str()));
@@ -360,7 +354,7 @@ fn help_documents_exit_codes_and_hides_secrets() {
 /// `nullspace volume read … | head -c 100` must end quietly when `head` exits.
 #[test]
 fn closed_stdout_ends_quietly() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "v"]);
     let data = vec![b'q'; 8 << 20];
     s.cli_stdin(&["volume", "write", "v", "/big"], &data)

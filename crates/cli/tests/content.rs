@@ -1,26 +1,26 @@
 //! `nullspace volume search | replace | edit | watch` against the real server: every option,
 //! the error cases of the issue's "Bad input", and the CLI's output formats.
 
-mod common;
+mod harness;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{json, OutputExt, TestServer};
+use harness::{json, OutputExt, Server};
 use serde_json::Value;
 
-fn put(s: &TestServer, vol: &str, path: &str, content: &[u8]) {
+fn put(s: &Server, vol: &str, path: &str, content: &[u8]) {
     let args = ["volume", "write", vol, path];
     s.cli_stdin(&args, content).assert_ok(&args);
 }
 
-fn read(s: &TestServer, vol: &str, path: &str) -> String {
+fn read(s: &Server, vol: &str, path: &str) -> String {
     s.ok(&["volume", "read", vol, path])
 }
 
-fn etag(s: &TestServer, vol: &str, path: &str) -> String {
+fn etag(s: &Server, vol: &str, path: &str) -> String {
     let st = json(&s.ok(&["--json", "volume", "stat", vol, path]));
     st["etag"].as_str().unwrap().to_owned()
 }
@@ -30,7 +30,7 @@ fn lines(out: &str) -> Vec<&str> {
 }
 
 /// A tree with text in several directories, a binary file and a non-ASCII line.
-fn docs(s: &TestServer) {
+fn docs(s: &Server) {
     s.ok(&["volume", "create", "docs"]);
     put(
         s,
@@ -57,7 +57,7 @@ fn docs(s: &TestServer) {
 
 #[test]
 fn search_prints_matches_in_path_order_like_rg() {
-    let s = TestServer::start();
+    let s = Server::start();
     docs(&s);
     let out = s.ok(&["volume", "search", "docs", "hello"]);
     assert_eq!(
@@ -148,7 +148,7 @@ fn search_prints_matches_in_path_order_like_rg() {
 
 #[test]
 fn search_max_json_no_match_binary_and_long_lines() {
-    let s = TestServer::start();
+    let s = Server::start();
     docs(&s);
 
     // --max: stops there and says so on stderr (exit 0: there were matches).
@@ -218,7 +218,7 @@ fn search_max_json_no_match_binary_and_long_lines() {
 
 #[test]
 fn search_errors_are_one_line_with_the_parser_message() {
-    let s = TestServer::start();
+    let s = Server::start();
     docs(&s);
     let e = s
         .cli(&["volume", "search", "docs", "(unclosed"])
@@ -254,7 +254,7 @@ fn search_errors_are_one_line_with_the_parser_message() {
 
 #[test]
 fn replace_dry_run_changes_nothing_and_a_real_run_rewrites_each_file() {
-    let s = TestServer::start();
+    let s = Server::start();
     docs(&s);
     let before: Vec<(String, String)> = ["/src/lib.rs", "/src/deep/util.rs", "/unicode.txt"]
         .iter()
@@ -334,7 +334,7 @@ fn replace_dry_run_changes_nothing_and_a_real_run_rewrites_each_file() {
 
 #[test]
 fn replace_regex_groups_fixed_ignore_case_glob_and_path() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "r"]);
     put(&s, "r", "/a/one.py", b"x = f(1)\ny = f(22)\n");
     put(&s, "r", "/a/two.txt", b"f(3) F(4)\n");
@@ -409,7 +409,7 @@ fn replace_regex_groups_fixed_ignore_case_glob_and_path() {
 
 #[test]
 fn replace_keeps_the_cap_and_changes_nothing_when_it_would_pass_it() {
-    let s = TestServer::start();
+    let s = Server::start();
     let key = s
         .ok(&["admin", "tenant", "create", "small"])
         .trim()
@@ -467,7 +467,7 @@ fn replace_keeps_the_cap_and_changes_nothing_when_it_would_pass_it() {
 
 #[test]
 fn edit_replaces_exactly_count_occurrences_or_changes_nothing() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "e"]);
     put(&s, "e", "/f.txt", b"one two one three one\n");
     let t0 = etag(&s, "e", "/f.txt");
@@ -603,7 +603,7 @@ struct WatchCli {
 }
 
 impl WatchCli {
-    fn start(s: &TestServer, args: &[&str]) -> WatchCli {
+    fn start(s: &Server, args: &[&str]) -> WatchCli {
         let mut child = s
             .command()
             .args(["volume", "watch"])
@@ -651,7 +651,7 @@ impl WatchCli {
     }
 
     /// Writes `probe` until the watcher reports it: then it is surely subscribed.
-    fn wait_ready(&self, s: &TestServer, vol: &str, probe: &str) {
+    fn wait_ready(&self, s: &Server, vol: &str, probe: &str) {
         for _ in 0..100 {
             put(s, vol, probe, b"probe");
             if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
@@ -680,7 +680,7 @@ fn kind_path(v: &Value) -> (String, String) {
 
 #[test]
 fn watch_prints_one_json_line_per_change() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "w"]);
     s.ok(&["volume", "mkdir", "w", "/d/sub", "-p"]);
     let w = WatchCli::start(&s, &["w", "/d"]);
@@ -768,7 +768,7 @@ fn watch_prints_one_json_line_per_change() {
 
 #[test]
 fn watch_errors_and_reconnect_after_a_server_restart() {
-    let mut s = TestServer::start();
+    let mut s = Server::start();
     s.ok(&["volume", "create", "w"]);
     s.ok(&["volume", "mkdir", "w", "/d"]);
     s.cli(&["volume", "watch", "w", "/missing"])
@@ -800,7 +800,7 @@ fn watch_errors_and_reconnect_after_a_server_restart() {
 /// neither ends nor sees the changes of a volume re-created under the same name.
 #[test]
 fn watch_ends_when_its_volume_is_deleted() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "w"]);
     let mut w = WatchCli::start(&s, &["w"]);
     w.wait_ready(&s, "w", "/probe");

@@ -2,11 +2,11 @@
 //! Rust client to the real server and to a simple model (`str::replace`, `str::matches`), then
 //! compared — the answer (counts, files, conflicts) and every file's content and etag.
 
-mod common;
+mod harness;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::TestServer;
+use harness::Server;
 use nullspace_client::{
     Client, EditCount, EditOptions, ReplaceOptions, ReplacedFile, WriteOptions,
 };
@@ -297,7 +297,7 @@ async fn check(
 
 #[test]
 fn edit_and_replace_agree_with_a_simple_model() {
-    let s = TestServer::start();
+    let s = Server::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let c = Client::new(&s.url, &s.key).unwrap();
     let v = VolumeName::parse("model").unwrap();

@@ -6,13 +6,13 @@
 //! nothing or the new content), `used_bytes`/`file_count` match the regular files on disk, and
 //! staging is empty.
 
-mod support;
+mod harness;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use support::{dir_names, disk_usage, parse_response, pseudo_random, Api, Server, ADMIN_KEY};
+use harness::{dir_names, disk_usage, parse_response, pseudo_random, Api, Server, ADMIN_KEY};
 
 const VOL: &str = "crashy";
 const SIZE: usize = 64 << 20;

@@ -9,17 +9,17 @@
 //! nothing outside the volume changed (files, contents, modes, mtimes, no new entries), the
 //! volume's root holds only `data` and `staging`, staging is empty, and the server is healthy.
 
-mod support;
+mod harness;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
-use support::{
+use harness::{
     contains, dir_names, enc, raw_request, snapshot, Api, DiskNode, RawResponse, Server, ADMIN_KEY,
 };
+use serde_json::{json, Value};
 
 const SECRET: &str = "S3CRET-OUTSIDE-b2f0c7e1";
 const SECRET_DEEP: &str = "S3CRET-DEEP-91ad3e55";

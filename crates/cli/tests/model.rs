@@ -4,16 +4,16 @@
 //! error code) must agree, and the volume's recursive listing (paths, types, file sizes) and
 //! its `used_bytes`/`file_count` must equal the model's.
 
-mod support;
+mod harness;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use harness::{enc, Api, Resp, Server};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::Value;
-use support::{enc, Api, Resp, Server};
 
 const INVALID: &str = "invalid_argument";
 const NOT_FOUND: &str = "not_found";

@@ -7,7 +7,7 @@
 //! remove and mkdir under the swapped name. No answer may carry anything from outside, nothing
 //! outside may change, no answer may be a 500, and usage stays exact.
 
-mod support;
+mod harness;
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use harness::{contains, dir_names, disk_usage, enc, snapshot, Server, ADMIN_KEY};
 use rustix::fs::{Mode, OFlags, RenameFlags};
-use support::{contains, dir_names, disk_usage, enc, snapshot, Server, ADMIN_KEY};
 
 const VOL: &str = "racing";
 const OUTSIDE_SECRET: &str = "OUTSIDE-SECRET-5d1e0b7a";

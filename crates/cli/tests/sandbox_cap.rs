@@ -3,17 +3,17 @@
 //! sandboxes, driven through the CLI. Also the life of those mounts: a restart keeps them, a
 //! delete removes the mount and the loop device.
 
-mod common;
+mod harness;
 
 use std::path::{Path, PathBuf};
 
-use common::{json, launch, OutputExt, SandboxServer as Server, TestServer};
+use harness::{json, launch, OutputExt, SandboxServer, Server};
 
 const MIB: u64 = 1 << 20;
 
-impl Server {
-    fn start() -> Server {
-        let s = Server(TestServer::start(), Vec::new());
+impl SandboxServer {
+    fn start() -> SandboxServer {
+        let s = SandboxServer(Server::start(), Vec::new());
         assert_eq!(
             std::fs::read_to_string(s.data_dir().join("volume-backend")).unwrap(),
             "loop\n",
@@ -77,13 +77,13 @@ fn loop_devices_of(image: &Path) -> Vec<String> {
     out
 }
 
-fn set_cap(s: &Server, size: &str) {
+fn set_cap(s: &SandboxServer, size: &str) {
     s.ok(&["admin", "tenant", "set-volume-cap", "default", size]);
 }
 
 #[test]
 fn dd_past_the_cap_in_a_sandbox_gets_enospc_and_the_volume_stays_usable() {
-    let mut s = Server::start();
+    let mut s = SandboxServer::start();
     set_cap(&s, "16MiB");
     s.ok(&["volume", "create", "capped"]);
     let cap = s.volume("capped")["cap_bytes"].as_u64().unwrap();
@@ -156,7 +156,7 @@ fn dd_past_the_cap_in_a_sandbox_gets_enospc_and_the_volume_stays_usable() {
 fn an_api_replace_that_the_file_system_cannot_hold_is_quota_exceeded_and_keeps_the_old_file() {
     // The API's own check passes (10 MiB replacing 10 MiB under a 16 MiB cap), but an atomic
     // replace needs the new copy and the old file at once: 20 MiB on a 16 MiB file system.
-    let s = Server::start();
+    let s = SandboxServer::start();
     set_cap(&s, "16MiB");
     s.ok(&["volume", "create", "tight"]);
     let old = vec![b'o'; 10 * MIB as usize];
@@ -182,7 +182,7 @@ fn an_api_replace_that_the_file_system_cannot_hold_is_quota_exceeded_and_keeps_t
 
 #[test]
 fn a_restart_keeps_the_data_one_mount_and_one_loop_device_per_volume() {
-    let mut s = Server::start();
+    let mut s = SandboxServer::start();
     s.ok(&["volume", "create", "kept"]);
     s.write("kept", "/api.txt", b"api\n")
         .assert_ok(&["volume", "write"]);
@@ -216,7 +216,7 @@ fn a_restart_keeps_the_data_one_mount_and_one_loop_device_per_volume() {
 
 #[test]
 fn a_deleted_volume_leaves_no_mount_no_loop_device_and_no_image() {
-    let mut s = Server::start();
+    let mut s = SandboxServer::start();
     s.ok(&["volume", "create", "gone"]);
     s.ok(&["volume", "create", "stays"]);
     let id = s.volume("gone")["id"].as_str().unwrap().to_owned();
@@ -244,10 +244,10 @@ fn a_deleted_volume_leaves_no_mount_no_loop_device_and_no_image() {
 
 #[test]
 fn the_backend_a_data_dir_was_made_with_is_kept() {
-    let mut s = Server::start();
+    let mut s = SandboxServer::start();
     s.ok(&["volume", "create", "v"]);
     s.stop();
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(harness::BIN)
         .args([
             "server",
             "--listen",
@@ -272,7 +272,7 @@ fn the_backend_a_data_dir_was_made_with_is_kept() {
 
 #[test]
 fn writes_of_a_process_that_outlives_its_exec_are_counted_by_detach() {
-    let mut s = Server::start();
+    let mut s = SandboxServer::start();
     s.ok(&["volume", "create", "bg"]);
     let sb = s.sandbox("bg");
     // The writer runs on after the exec returns; `done` appears once its file is complete.
@@ -299,7 +299,7 @@ fn writes_of_a_process_that_outlives_its_exec_are_counted_by_detach() {
 #[test]
 fn storage_without_a_record_is_unmounted_detached_and_removed_at_start() {
     // What an interrupted delete leaves: the record is gone, the image is still mounted.
-    let mut s = Server::start();
+    let mut s = SandboxServer::start();
     s.ok(&["volume", "create", "real"]);
     s.stop();
     let id = "vol_00000000000000000000000000000000";
@@ -340,7 +340,7 @@ fn storage_without_a_record_is_unmounted_detached_and_removed_at_start() {
 
 #[test]
 fn a_record_whose_image_is_gone_gets_a_fresh_one_and_an_unmounted_image_is_mounted_at_start() {
-    let mut s = Server::start();
+    let mut s = SandboxServer::start();
     s.ok(&["volume", "create", "lost"]);
     s.ok(&["volume", "create", "unmounted"]);
     s.write("unmounted", "/keep.txt", b"kept\n")

@@ -2,13 +2,13 @@
 //! needs root) driven through the real CLI. Every test destroys its sandboxes, since sandboxes
 //! outlive the server process.
 
-mod common;
+mod harness;
 
-use common::{json, OutputExt, SandboxServer as Server, TestServer};
+use harness::{json, OutputExt, SandboxServer, Server};
 
 #[test]
 fn quick_example_verbatim() {
-    let mut s = Server(TestServer::start(), Vec::new());
+    let mut s = SandboxServer(Server::start(), Vec::new());
     s.ok(&["volume", "create", "team-data"]);
     s.cli_stdin(
         &["volume", "write", "team-data", "/hello.txt"],
@@ -55,7 +55,7 @@ fn quick_example_verbatim() {
 
 #[test]
 fn attachments_errors_tenants_force_delete_and_restart() {
-    let mut s = Server(TestServer::start(), Vec::new());
+    let mut s = SandboxServer(Server::start(), Vec::new());
     s.ok(&["volume", "create", "data"]);
     s.ok(&["volume", "create", "extra"]);
     s.cli(&["sandbox", "create", "--volume", "ref=nope,mount=/mnt/x"])
@@ -141,7 +141,7 @@ fn attachments_errors_tenants_force_delete_and_restart() {
 
 #[test]
 fn exec_env_cwd_stdin_and_timeout() {
-    let mut s = Server(TestServer::start(), Vec::new());
+    let mut s = SandboxServer(Server::start(), Vec::new());
     let id = s.ok(&["sandbox", "create"]).trim().to_owned();
     s.1.push(id.clone());
 
@@ -247,7 +247,7 @@ fn exec_env_cwd_stdin_and_timeout() {
 
 #[test]
 fn files_read_write_list_inside_the_sandbox() {
-    let mut s = Server(TestServer::start(), Vec::new());
+    let mut s = SandboxServer(Server::start(), Vec::new());
     s.ok(&["volume", "create", "data"]);
     let id = s
         .ok(&["sandbox", "create", "--volume", "ref=data,mount=/mnt/data"])
@@ -273,7 +273,7 @@ fn files_read_write_list_inside_the_sandbox() {
     // write --from FILE into the mounted volume: the volume has it too.
     let local = s.scratch("up").join("bin.dat");
     let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    common::write_local(&local, &bytes);
+    harness::write_local(&local, &bytes);
     let doc = json(&s.ok(&[
         "sandbox",
         "files",
@@ -327,7 +327,7 @@ fn files_read_write_list_inside_the_sandbox() {
 }
 
 /// The directory where this server's runtime keeps sandbox `id` (gone once it is destroyed).
-fn runtime_dir(s: &TestServer, server_id: &str, id: &str) -> std::path::PathBuf {
+fn runtime_dir(s: &Server, server_id: &str, id: &str) -> std::path::PathBuf {
     s.data_dir()
         .join("sandboxes")
         .join("servers")
@@ -338,7 +338,7 @@ fn runtime_dir(s: &TestServer, server_id: &str, id: &str) -> std::path::PathBuf 
 
 #[test]
 fn sandbox_timeout_destroys_it_also_across_a_restart() {
-    let mut s = Server(TestServer::start(), Vec::new());
+    let mut s = SandboxServer(Server::start(), Vec::new());
     s.ok(&["volume", "create", "data"]);
     s.cli_stdin(&["volume", "write", "data", "/keep.txt"], b"kept\n")
         .assert_ok(&["volume", "write"]);
@@ -411,7 +411,7 @@ fn sandbox_timeout_destroys_it_also_across_a_restart() {
 
 #[test]
 fn the_old_single_server_layout_is_retired_at_start() {
-    let mut s = Server(TestServer::start(), Vec::new());
+    let mut s = SandboxServer(Server::start(), Vec::new());
     let id = s.ok(&["sandbox", "create"]).trim().to_owned();
     s.1.push(id.clone());
     s.stop();

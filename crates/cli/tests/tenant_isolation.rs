@@ -3,11 +3,11 @@
 //! but health and the OpenAPI document (and the public ones the document declares, each with a
 //! reason) needs a key.
 
-mod support;
+mod harness;
 
+use harness::{enc, snapshot, Api, Resp, Server, ADMIN_KEY};
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{enc, snapshot, Api, Resp, Server, ADMIN_KEY};
 
 const VOL: &str = "team-data";
 

@@ -1,11 +1,11 @@
 //! Tenants, keys, isolation and volume caps through `nullspace admin …` and the volume verbs.
 
-mod common;
+mod harness;
 
-use common::{json, write_local, OutputExt, TestServer};
+use harness::{json, write_local, OutputExt, Server};
 
 /// Creates a tenant and returns its key (the only thing printed).
-fn new_tenant(s: &TestServer, name: &str) -> String {
+fn new_tenant(s: &Server, name: &str) -> String {
     let out = s.ok(&["admin", "tenant", "create", name]);
     assert_eq!(out.lines().count(), 1, "only the key: {out:?}");
     let key = out.trim().to_owned();
@@ -15,7 +15,7 @@ fn new_tenant(s: &TestServer, name: &str) -> String {
 
 #[test]
 fn tenant_create_and_isolation() {
-    let s = TestServer::start();
+    let s = Server::start();
     let acme = new_tenant(&s, "acme");
     s.cli(&["admin", "tenant", "create", "acme"])
         .assert_err(5, "already exists");
@@ -87,7 +87,7 @@ fn tenant_create_and_isolation() {
 
 #[test]
 fn volume_cap_is_enforced_and_failed_writes_leave_nothing() {
-    let s = TestServer::start();
+    let s = Server::start();
     let key = new_tenant(&s, "small");
     assert_eq!(
         s.ok(&["admin", "tenant", "set-volume-cap", "small", "1KiB"]),
@@ -205,7 +205,7 @@ fn volume_cap_is_enforced_and_failed_writes_leave_nothing() {
 
 #[test]
 fn wrong_or_missing_keys_are_unauthenticated() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.cli_as("nsk_not_a_real_key", &["volume", "list"])
         .assert_err(3, "API key");
     s.cli_as("nsk_not_a_real_key", &["whoami"])

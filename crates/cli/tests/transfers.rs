@@ -2,7 +2,7 @@
 //! (file, resumable; directory; stdin), `volume download` (file, directory, archive, stdout),
 //! `volume url`, and the client's tus, archive and signing calls.
 
-mod common;
+mod harness;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{json, write_local, OutputExt, TestServer};
+use harness::{json, write_local, OutputExt, Server};
 use nullspace_client::{ArchiveFormat, Client, ResumableOptions, SignedMethod};
 use nullspace_core::{ErrorCode, VolumeName, VolumePath};
 use sha2::Digest;
@@ -40,13 +40,13 @@ fn sha256_file(p: &Path) -> String {
 }
 
 /// The volume's file as the server has it.
-fn remote(s: &TestServer, vol: &str, path: &str) -> Vec<u8> {
+fn remote(s: &Server, vol: &str, path: &str) -> Vec<u8> {
     let out = s.cli(&["volume", "read", vol, path]);
     assert!(out.status.success(), "{}", out.stderr_str());
     out.stdout
 }
 
-fn usage(s: &TestServer, vol: &str) -> (u64, u64) {
+fn usage(s: &Server, vol: &str) -> (u64, u64) {
     let v = json(&s.ok(&["volume", "get", vol, "--json"]));
     (
         v["used_bytes"].as_u64().unwrap(),
@@ -54,14 +54,14 @@ fn usage(s: &TestServer, vol: &str) -> (u64, u64) {
     )
 }
 
-fn volume_id(s: &TestServer, vol: &str) -> String {
+fn volume_id(s: &Server, vol: &str) -> String {
     json(&s.ok(&["volume", "get", vol, "--json"]))["id"]
         .as_str()
         .unwrap()
         .to_owned()
 }
 
-fn uploads_dir(s: &TestServer, vol: &str) -> PathBuf {
+fn uploads_dir(s: &Server, vol: &str) -> PathBuf {
     s.data_dir()
         .join("volumes")
         .join(volume_id(s, vol))
@@ -69,7 +69,7 @@ fn uploads_dir(s: &TestServer, vol: &str) -> PathBuf {
 }
 
 /// Resume records of the CLI runs (their `HOME` is inside the test's temp dir).
-fn records(s: &TestServer) -> Vec<PathBuf> {
+fn records(s: &Server) -> Vec<PathBuf> {
     let dir = s.home().join(".cache/nullspace/uploads");
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.flatten().map(|e| e.path()).collect())
@@ -103,7 +103,7 @@ fn resumed_mib(out: &str) -> Option<f64> {
 
 #[test]
 fn upload_file_directory_and_stdin() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "v"]);
     let dir = s.scratch("up");
 
@@ -221,7 +221,7 @@ fn upload_file_directory_and_stdin() {
 
 #[test]
 fn upload_help_says_stdin_cannot_resume() {
-    let s = TestServer::start();
+    let s = Server::start();
     let help = s.ok(&["volume", "upload", "--help"]);
     assert!(help.contains("cannot resume"), "{help}");
     assert!(help.contains("progress bar"), "{help}");
@@ -229,7 +229,7 @@ fn upload_help_says_stdin_cannot_resume() {
 
 #[test]
 fn killed_upload_resumes_from_the_stored_offset() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "v"]);
     let size = 200 * MIB;
     let data = pseudo_random(size, 42);
@@ -306,7 +306,7 @@ fn killed_upload_resumes_from_the_stored_offset() {
 
 #[test]
 fn a_resume_record_of_a_gone_upload_starts_over() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "v"]);
     let local = s.scratch("f").join("f.bin");
     let data = pseudo_random(32 * MIB, 7);
@@ -402,7 +402,7 @@ fn make_tree(root: &Path) {
 
 #[test]
 fn download_file_directory_archive_and_stdout() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "v"]);
     let work = s.scratch("dl");
     let src = work.join("src");
@@ -559,7 +559,7 @@ fn download_file_directory_archive_and_stdout() {
 
 #[test]
 fn interrupted_file_download_resumes_with_a_range_request() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "v"]);
     let work = s.scratch("resume-dl");
     let data = pseudo_random(6 * MIB, 5);
@@ -592,7 +592,7 @@ fn interrupted_file_download_resumes_with_a_range_request() {
 
 #[test]
 fn signed_urls_from_the_cli() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "v"]);
     s.cli_stdin(&["volume", "write", "v", "/f.txt"], b"hello")
         .assert_ok(&["write"]);
@@ -640,7 +640,7 @@ fn signed_urls_from_the_cli() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_tus_archive_and_signing() {
-    let s = TestServer::start();
+    let s = Server::start();
     let c = Client::new(&s.url, &s.key).unwrap();
     let v = VolumeName::parse("v").unwrap();
     c.create_volume(&v, &Default::default(), false)

@@ -31,7 +31,7 @@
 //! The seed is random and printed; `TUS_CRASH_SEED=<n>` replays the same kill plan and PATCH sizes
 //! (not the timing).
 
-mod support;
+mod harness;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -41,8 +41,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::SinkExt;
+use harness::{dir_names, pseudo_random, Server, ADMIN_KEY};
 use sha2::{Digest, Sha256};
-use support::{dir_names, pseudo_random, Server, ADMIN_KEY};
 
 const VOL: &str = "tus-crash";
 const DEST: &str = "/incoming/big.bin";

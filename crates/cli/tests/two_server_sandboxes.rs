@@ -4,9 +4,9 @@
 //! server starting (or restarting) beside another leaves the other's sandboxes alone.
 //! Real server binaries, real runtime (root), a fresh PostgreSQL database.
 
-mod common;
+mod harness;
 
-use common::{json, OutputExt, SandboxServer as Server, TestServer};
+use harness::{json, OutputExt, SandboxServer, Server};
 
 fn ids(list: &serde_json::Value) -> Vec<&str> {
     list["sandboxes"]
@@ -17,33 +17,14 @@ fn ids(list: &serde_json::Value) -> Vec<&str> {
         .collect()
 }
 
-/// Whether the test PostgreSQL server answers. Required when the suite runs on PostgreSQL
-/// (`NULLSPACE_TEST_STATE=postgres`, as CI does); otherwise the test says it is skipped.
-fn postgres_available() -> bool {
-    if std::env::var("NULLSPACE_TEST_STATE").is_ok_and(|e| e.trim() == "postgres") {
-        return true;
-    }
-    let url = std::env::var("NULLSPACE_TEST_PG_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| "postgres://root@127.0.0.1:5432/postgres".to_owned());
-    let answers = std::process::Command::new("psql")
-        .args(["-X", "-q", "-d", &url, "-c", "SELECT 1"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !answers {
-        eprintln!("notice: no PostgreSQL at {url}; the two-server test is skipped (set NULLSPACE_TEST_STATE=postgres to require it)");
-    }
-    answers
-}
-
 #[test]
 fn sandboxes_are_shared_and_operated_only_by_the_server_that_runs_them() {
-    if !postgres_available() {
+    // Several servers share only a PostgreSQL database: required in CI and when the suite
+    // runs on PostgreSQL, else skipped (with a notice) when none answers.
+    if !nullspace_testkit::Selection::from_env().runs_postgres_only_test() {
         return;
     }
-    let mut a = Server(TestServer::start_postgres(), Vec::new());
+    let mut a = SandboxServer(Server::start_postgres(), Vec::new());
     a.ok(&["volume", "create", "data"]);
     a.cli_stdin(&["volume", "write", "data", "/hello.txt"], b"persistent\n")
         .assert_ok(&["volume", "write"]);
@@ -63,7 +44,7 @@ fn sandboxes_are_shared_and_operated_only_by_the_server_that_runs_them() {
     );
 
     // A second server on the same database and data root, started after the sandbox exists.
-    let mut b = Server(a.start_beside(), Vec::new());
+    let mut b = SandboxServer(a.start_beside(), Vec::new());
     assert_ne!(a.port, b.port);
 
     // Listed and shown through B, with A named as the server that runs it.

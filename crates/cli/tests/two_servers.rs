@@ -13,7 +13,7 @@
 //! - the volume cap holds under concurrent writers on both servers, and `used_bytes` from
 //!   either server is the real total.
 
-mod support;
+mod harness;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -21,12 +21,12 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use futures::StreamExt;
+use harness::{
+    dir_names, disk_usage, parse_response, pseudo_random, Api, Cluster, Resp, ADMIN_KEY,
+};
 use nullspace_client::{ChangeKind, Client, WatchEvent, WatchOptions};
 use nullspace_core::{Labels, VolumeName, VolumePath};
 use serde_json::json;
-use support::{
-    dir_names, disk_usage, parse_response, pseudo_random, Api, Cluster, Resp, ADMIN_KEY,
-};
 
 fn names_of(list: &Resp) -> Vec<String> {
     let mut names: Vec<String> = list.json()["volumes"]

@@ -1,12 +1,12 @@
 //! `nullspace volume …` end to end: the real server binary driven through the real CLI.
 
-mod common;
+mod harness;
 
-use common::{json, write_local, OutputExt, TestServer};
+use harness::{json, write_local, OutputExt, Server};
 
 #[test]
 fn volume_lifecycle_create_list_get_delete() {
-    let s = TestServer::start();
+    let s = Server::start();
 
     assert_eq!(
         s.ok(&[
@@ -177,7 +177,7 @@ fn volume_lifecycle_create_list_get_delete() {
 
 #[test]
 fn files_write_read_stat_exists() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "v"]);
 
     // write is silent on success; read streams the content back.
@@ -353,7 +353,7 @@ fn files_write_read_stat_exists() {
 
 #[test]
 fn directories_move_copy_remove_and_listing() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "v"]);
 
     // mkdir: -p creates parents and tolerates an existing directory.
@@ -487,7 +487,7 @@ fn directories_move_copy_remove_and_listing() {
 
 #[test]
 fn write_batch_uploads_a_tree_all_or_nothing() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "v"]);
     let dir = s.scratch("tree");
     write_local(&dir.join("top.txt"), b"top");
@@ -563,7 +563,7 @@ fn write_batch_uploads_a_tree_all_or_nothing() {
 
 #[test]
 fn large_files_stream_both_ways() {
-    let s = TestServer::start();
+    let s = Server::start();
     s.ok(&["volume", "create", "big"]);
     // 24 MiB of a non-repeating-ish pattern, through --from and through stdin.
     let data: Vec<u8> = (0..24u32 << 20)
@@ -602,7 +602,7 @@ fn large_files_stream_both_ways() {
 
 #[test]
 fn data_survives_a_server_restart() {
-    let mut s = TestServer::start();
+    let mut s = Server::start();
     s.ok(&["volume", "create", "keep", "--label", "a=b"]);
     s.cli_stdin(&["volume", "write", "keep", "/f.txt"], b"still here")
         .assert_ok(&["write"]);

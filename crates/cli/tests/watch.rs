@@ -3,13 +3,13 @@
 //! has yields a gap; a reader that stops reading is told it fell behind and dropped; writes
 //! made by sandbox code in a mounted volume yield the same events (real sandboxes: needs root).
 
-mod common;
+mod harness;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::TestServer;
 use futures::StreamExt;
+use harness::Server;
 use nullspace_client::{
     ChangeKind, Client, EditOptions, ReplaceOptions, WatchConnection, WatchEvent, WatchOptions,
     WriteOptions,
@@ -24,7 +24,7 @@ fn p(s: &str) -> VolumePath {
     VolumePath::parse(s).unwrap()
 }
 
-async fn setup(s: &TestServer, name: &str, dir: &str) -> Client {
+async fn setup(s: &Server, name: &str, dir: &str) -> Client {
     let c = Client::new(&s.url, &s.key).unwrap();
     c.create_volume(&vol(name), &Labels::new(), false)
         .await
@@ -100,7 +100,7 @@ type Expected = (ChangeKind, String, Option<String>, bool);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn n_changes_through_the_api_yield_exactly_n_events_in_order() {
-    let s = TestServer::start();
+    let s = Server::start();
     let c = setup(&s, "w", "/w").await;
     let v = vol("w");
     let mut events = c
@@ -186,7 +186,7 @@ async fn n_changes_through_the_api_yield_exactly_n_events_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_with_the_last_id_loses_nothing() {
-    let s = TestServer::start();
+    let s = Server::start();
     let c = setup(&s, "w", "/w").await;
     let v = vol("w");
     let w = WriteOptions::default();
@@ -244,7 +244,7 @@ async fn a_reconnect_with_the_last_id_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_older_than_the_retention_or_the_server_yields_a_gap() {
-    let mut s = TestServer::start();
+    let mut s = Server::start();
     let c = setup(&s, "w", "/w").await;
     let v = vol("w");
     let w = WriteOptions::default();
@@ -326,7 +326,7 @@ async fn drain_until(conn: &mut WatchConnection, want: u64) -> (Vec<u64>, Option
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stops_reading_is_told_it_fell_behind_and_dropped() {
-    let s = TestServer::start();
+    let s = Server::start();
     let c = setup(&s, "w", "/w").await;
     let v = vol("w");
     let all = WatchOptions::default();
@@ -435,7 +435,7 @@ async fn a_reader_that_stops_reading_is_told_it_fell_behind_and_dropped() {
 /// harness kills it 10 s later). Watch streams should end at shutdown; clients reconnect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_stops_on_sigterm_with_a_watcher_connected() {
-    let mut s = TestServer::start();
+    let mut s = Server::start();
     let c = setup(&s, "w", "/w").await;
     let watch = c
         .watch_once(&vol("w"), &p("/w"), &WatchOptions::default())
@@ -452,10 +452,10 @@ async fn the_server_stops_on_sigterm_with_a_watcher_connected() {
 
 /// A sandbox with `volume` mounted read-write at /mnt/v, destroyed when dropped (sandboxes
 /// outlive the server process).
-struct SandboxGuard<'a>(&'a TestServer, String);
+struct SandboxGuard<'a>(&'a Server, String);
 
 impl SandboxGuard<'_> {
-    async fn start<'a>(s: &'a TestServer, c: &Client, volume: &str) -> SandboxGuard<'a> {
+    async fn start<'a>(s: &'a Server, c: &Client, volume: &str) -> SandboxGuard<'a> {
         let mount = nullspace_client::SandboxMount {
             volume: volume.into(),
             mount_path: "/mnt/v".into(),
@@ -466,7 +466,7 @@ impl SandboxGuard<'_> {
             .create_sandbox("base", &[mount], None, &Default::default(), None)
             .await
             .unwrap();
-        SandboxGuard(s, sb["id"].as_str().unwrap().to_owned())
+        SandboxGuard(s, sb.id.clone())
     }
 
     async fn sh(&self, c: &Client, script: &str) {
@@ -505,7 +505,7 @@ fn ch(k: ChangeKind, path: &str, old: Option<&str>, dir: bool) -> Expected {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_by_sandbox_code_yield_the_same_events_once_each() {
-    let s = TestServer::start();
+    let s = Server::start();
     let c = Client::new(&s.url, &s.key).unwrap();
     let v = vol("w");
     c.create_volume(&v, &Labels::new(), false).await.unwrap();
@@ -614,7 +614,7 @@ async fn writes_by_sandbox_code_yield_the_same_events_once_each() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_with_the_last_id_loses_no_sandbox_write() {
-    let s = TestServer::start();
+    let s = Server::start();
     let c = Client::new(&s.url, &s.key).unwrap();
     let v = vol("w");
     c.create_volume(&v, &Labels::new(), false).await.unwrap();
@@ -706,7 +706,7 @@ async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fs_source_runs_only_while_watched_and_its_fds_are_close_on_exec() {
-    let s = TestServer::start();
+    let s = Server::start();
     let c = setup(&s, "w", "/w").await;
     let pid = s.pid().unwrap();
     assert_eq!(fs_source_threads(pid), 0, "no watcher, no source");
@@ -735,7 +735,7 @@ async fn the_fs_source_runs_only_while_watched_and_its_fds_are_close_on_exec() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_made_in_a_new_directory_are_each_reported_once() {
-    let s = TestServer::start();
+    let s = Server::start();
     let c = Client::new(&s.url, &s.key).unwrap();
     let v = vol("w");
     c.create_volume(&v, &Labels::new(), false).await.unwrap();

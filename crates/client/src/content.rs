@@ -8,11 +8,13 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use nullspace_core::{Error, ErrorCode, FileStat, Result, VolumeName, VolumePath};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::sse::LineSplitter;
-use crate::{files_url, root_cause, wire, Client};
+use crate::{files_url, root_cause, Client};
+
+use nullspace_core::wire::SearchLine;
+pub use nullspace_core::wire::{ReplaceSummary, ReplacedFile, SearchMatch, SearchSummary};
 
 /// What to search for ([`Client::search`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,47 +43,11 @@ impl SearchOptions {
     }
 }
 
-/// One matching line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SearchMatch {
-    /// Absolute path of the file.
-    pub path: String,
-    /// 1-based line number.
-    pub line: u64,
-    /// 1-based byte column of the first match on the line.
-    pub column: u64,
-    /// The line without its newline, cut at 1000 bytes (invalid UTF-8 replaced).
-    pub text: String,
-}
-
-/// The last line of a search: how many lines matched, and whether `max_results` cut it short.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SearchSummary {
-    pub matches: u64,
-    pub truncated: bool,
-}
-
 /// What a search stream yields: matches as they are found, then one summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchItem {
     Match(SearchMatch),
     Done(SearchSummary),
-}
-
-/// One NDJSON line of a search answer.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum SearchLine {
-    Failed {
-        error: wire::ErrorDetail,
-    },
-    Done {
-        #[allow(dead_code)]
-        done: bool,
-        matches: u64,
-        truncated: bool,
-    },
-    Match(SearchMatch),
 }
 
 /// The streamed answer of [`Client::search`]: [`SearchItem::Match`]es, then one
@@ -145,27 +111,6 @@ impl ReplaceOptions {
             dry_run: false,
         }
     }
-}
-
-/// One file in which the pattern was found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplacedFile {
-    pub path: String,
-    /// Matches replaced (or, with `dry_run`, that would be).
-    pub replacements: u64,
-    /// Why the file was left alone: `conflict` when it changed while being rewritten.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<String>,
-}
-
-/// What a replace did (or, with `dry_run`, would do).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplaceSummary {
-    /// Files with matches, in path order.
-    pub files: Vec<ReplacedFile>,
-    pub files_changed: u64,
-    pub replacements: u64,
-    pub dry_run: bool,
 }
 
 /// How many occurrences an edit must find ([`EditOptions::count`]).
@@ -252,11 +197,9 @@ impl Client {
                     };
                     let item = match parsed {
                         Ok(SearchLine::Match(m)) => Ok(SearchItem::Match(m)),
-                        Ok(SearchLine::Done {
-                            matches, truncated, ..
-                        }) => {
+                        Ok(SearchLine::Done { summary, .. }) => {
                             st.finished = true;
-                            Ok(SearchItem::Done(SearchSummary { matches, truncated }))
+                            Ok(SearchItem::Done(summary))
                         }
                         Ok(SearchLine::Failed { error }) => {
                             st.finished = true;

@@ -1,34 +1,14 @@
-//! Sandbox calls (`/v1/sandboxes…`). Records are returned as JSON objects, as the server sends
-//! them (`id, name, template, state, created_at, attachments`; attachment records per the SPEC).
+//! Sandbox calls (`/v1/sandboxes…`), with the wire types of `nullspace_core::wire`.
 
+use nullspace_core::wire::{
+    Attachment, AttachmentList, Command, CreateSandbox, ExecRequest, Sandbox, SandboxDirEntry,
+    SandboxDirList, SandboxList,
+};
 use reqwest::Method;
-use serde_json::{json, Value};
 
 use crate::{Client, Result};
 
-/// A volume to mount in a sandbox.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SandboxMount {
-    /// Volume name.
-    pub volume: String,
-    /// Absolute path inside the sandbox.
-    pub mount_path: String,
-    pub read_only: bool,
-    pub subpath: Option<String>,
-}
-
-/// What a command run in a sandbox did.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct ExecOutput {
-    pub stdout: String,
-    pub stderr: String,
-    pub exit_code: i32,
-    #[serde(default)]
-    pub timed_out: bool,
-    /// The output was longer than the server keeps and was cut.
-    #[serde(default)]
-    pub truncated: bool,
-}
+pub use nullspace_core::wire::{ExecOutput, VolumeMount as SandboxMount};
 
 /// How to run a command in a sandbox (beyond its arguments).
 #[derive(Debug, Clone, Default)]
@@ -67,27 +47,29 @@ impl Client {
         name: Option<&str>,
         env: &std::collections::BTreeMap<String, String>,
         timeout: Option<std::time::Duration>,
-    ) -> Result<Value> {
-        let req = self.request(Method::POST, "/v1/sandboxes").json(&json!({
-            "template": template,
-            "volumes": mounts,
-            "name": name,
-            "env": env,
-            "timeout": timeout.map(|t| t.as_secs()),
-        }));
+    ) -> Result<Sandbox> {
+        let req = self
+            .request(Method::POST, "/v1/sandboxes")
+            .json(&CreateSandbox {
+                template: template.to_owned(),
+                volumes: mounts.to_vec(),
+                name: name.map(str::to_owned),
+                env: env.clone(),
+                timeout: timeout.map(|t| t.as_secs()),
+            });
         self.json(req).await
     }
 
     /// `GET /v1/sandboxes`: the caller's sandboxes.
-    pub async fn list_sandboxes(&self) -> Result<Vec<Value>> {
-        let v: Value = self
+    pub async fn list_sandboxes(&self) -> Result<Vec<Sandbox>> {
+        let list: SandboxList = self
             .json(self.request(Method::GET, "/v1/sandboxes"))
             .await?;
-        Ok(v["sandboxes"].as_array().cloned().unwrap_or_default())
+        Ok(list.sandboxes)
     }
 
     /// `GET /v1/sandboxes/{id}`.
-    pub async fn get_sandbox(&self, id: &str) -> Result<Value> {
+    pub async fn get_sandbox(&self, id: &str) -> Result<Sandbox> {
         self.json(self.request(Method::GET, &sandbox_url(id, "")))
             .await
     }
@@ -114,13 +96,13 @@ impl Client {
     ) -> Result<ExecOutput> {
         let req = self
             .request(Method::POST, &sandbox_url(id, "/exec"))
-            .json(&json!({
-                "cmd": argv,
-                "env": opts.env,
-                "cwd": opts.cwd,
-                "stdin": opts.stdin,
-                "timeout": opts.timeout.map(|t| t.as_secs_f64()),
-            }));
+            .json(&ExecRequest {
+                cmd: Command::Argv(argv.to_vec()),
+                env: opts.env.clone(),
+                cwd: opts.cwd.clone(),
+                stdin: opts.stdin.clone(),
+                timeout: opts.timeout.map(|t| t.as_secs_f64()),
+            });
         self.json(req).await
     }
 
@@ -145,16 +127,16 @@ impl Client {
     }
 
     /// `GET /v1/sandboxes/{id}/files/list?path=`: directory entries (`name, kind, size`).
-    pub async fn sandbox_list(&self, id: &str, path: &str) -> Result<Vec<Value>> {
+    pub async fn sandbox_list(&self, id: &str, path: &str) -> Result<Vec<SandboxDirEntry>> {
         let req = self
             .request(Method::GET, &sandbox_url(id, "/files/list"))
             .query(&[("path", path)]);
-        let v: Value = self.json(req).await?;
-        Ok(v["entries"].as_array().cloned().unwrap_or_default())
+        let list: SandboxDirList = self.json(req).await?;
+        Ok(list.entries)
     }
 
     /// `POST /v1/sandboxes/{id}/attachments`: the attachment record.
-    pub async fn attach(&self, id: &str, mount: &SandboxMount) -> Result<Value> {
+    pub async fn attach(&self, id: &str, mount: &SandboxMount) -> Result<Attachment> {
         let req = self
             .request(Method::POST, &sandbox_url(id, "/attachments"))
             .json(mount);
@@ -162,7 +144,7 @@ impl Client {
     }
 
     /// `DELETE /v1/sandboxes/{id}/attachments?mount_path=`: the released attachment record.
-    pub async fn detach(&self, id: &str, mount_path: &str) -> Result<Value> {
+    pub async fn detach(&self, id: &str, mount_path: &str) -> Result<Attachment> {
         let req = self
             .request(Method::DELETE, &sandbox_url(id, "/attachments"))
             .query(&[("mount_path", mount_path)]);
@@ -170,16 +152,16 @@ impl Client {
     }
 
     /// `GET /v1/sandboxes/{id}/attachments`.
-    pub async fn attachments(&self, id: &str) -> Result<Vec<Value>> {
-        let v: Value = self
+    pub async fn attachments(&self, id: &str) -> Result<Vec<Attachment>> {
+        let list: AttachmentList = self
             .json(self.request(Method::GET, &sandbox_url(id, "/attachments")))
             .await?;
-        Ok(v["attachments"].as_array().cloned().unwrap_or_default())
+        Ok(list.attachments)
     }
 
     /// `POST /v1/sandboxes/{id}/{op}` for `pause`, `resume`, `hibernate`, `fork`: the record
     /// (of the new sandbox, for `fork`).
-    pub async fn sandbox_lifecycle(&self, id: &str, op: &str) -> Result<Value> {
+    pub async fn sandbox_lifecycle(&self, id: &str, op: &str) -> Result<Sandbox> {
         self.json(self.request(Method::POST, &sandbox_url(id, &format!("/{op}"))))
             .await
     }

@@ -8,13 +8,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use nullspace_core::{Error, ErrorCode, Result, VolumeName, VolumePath};
 use reqwest::header::ACCEPT;
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 
 use crate::sse::{SseFrame, SseParser};
 use crate::{root_cause, Client};
@@ -26,47 +24,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// What happened to a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChangeKind {
-    Created,
-    Modified,
-    Deleted,
-    Moved,
-}
-
-/// One change, as the server sends it (`event: change`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChangeEvent {
-    /// Increasing id; resume after it with [`WatchOptions::last_event_id`].
-    pub id: u64,
-    #[serde(rename = "type")]
-    pub kind: ChangeKind,
-    pub path: String,
-    /// The previous path of a `moved` entry.
-    pub old_path: Option<String>,
-    pub is_dir: bool,
-    pub time: DateTime<Utc>,
-}
-
-/// Events after the last id a client asked for are no longer retained (or belong to an earlier
-/// life of the server): changes in between were missed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WatchGap {
-    pub last_event_id: u64,
-    pub oldest_available: u64,
-}
-
-/// The client fell too far behind and the server dropped the connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WatchOverflow {
-    /// Events the server could not deliver.
-    #[serde(default)]
-    pub missed: u64,
-    #[serde(default)]
-    pub message: String,
-}
+pub use nullspace_core::wire::{ChangeEvent, ChangeKind, WatchGap, WatchOverflow};
 
 /// What a watch yields.
 #[derive(Debug, Clone, PartialEq, Eq)]

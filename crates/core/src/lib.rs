@@ -8,6 +8,7 @@ pub mod names;
 pub mod path;
 pub mod sandbox;
 pub mod size;
+pub mod wire;
 
 pub use error::{Error, ErrorCode, Result};
 pub use model::{FileStat, FileType, Tenant, Volume, VolumeField};

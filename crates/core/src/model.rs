@@ -26,7 +26,7 @@ pub struct Volume {
     pub used_bytes: u64,
     pub file_count: u64,
     pub labels: Labels,
-    /// `ready`, or `deleting` while its files are being removed.
+    /// Always `ready` (kept on the wire for clients that read it).
     pub state: String,
     /// Number of live sandbox attachments.
     pub attachments: u64,

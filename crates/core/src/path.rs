@@ -160,6 +160,21 @@ impl VolumePath {
     }
 }
 
+/// As its string: `"/a/b"`.
+impl serde::Serialize for VolumePath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Parsed with [`VolumePath::parse`]: a stored or sent path is checked like any other.
+impl<'de> serde::Deserialize<'de> for VolumePath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<VolumePath, D::Error> {
+        let s = String::deserialize(d)?;
+        VolumePath::parse(&s).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
 impl fmt::Display for VolumePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -2,6 +2,8 @@
 
 use std::io;
 
+use nullspace_core::ErrorCode;
+
 /// Errors of the sandbox runtime. `code()` gives the stable code the API maps to a status.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -30,16 +32,15 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
-    /// The stable error code (`invalid_argument`, `not_found`, `already_exists`, `conflict`,
-    /// `unavailable`, `internal`) — the same taxonomy as `nullspace_core::ErrorCode`.
-    pub fn code(&self) -> &'static str {
+    /// The stable error code of the one taxonomy.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            SandboxError::InvalidArgument { .. } => "invalid_argument",
-            SandboxError::NotFound { .. } => "not_found",
-            SandboxError::AlreadyExists { .. } => "already_exists",
-            SandboxError::Conflict { .. } => "conflict",
-            SandboxError::Unavailable(_) => "unavailable",
-            SandboxError::Sys { .. } => "internal",
+            SandboxError::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+            SandboxError::NotFound { .. } => ErrorCode::NotFound,
+            SandboxError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+            SandboxError::Conflict { .. } => ErrorCode::Conflict,
+            SandboxError::Unavailable(_) => ErrorCode::Unavailable,
+            SandboxError::Sys { .. } => ErrorCode::Internal,
         }
     }
 
@@ -75,6 +76,12 @@ impl SandboxError {
             context: context.into(),
             source: io::Error::from_raw_os_error(errno),
         }
+    }
+}
+
+impl From<SandboxError> for nullspace_core::Error {
+    fn from(e: SandboxError) -> nullspace_core::Error {
+        nullspace_core::Error::new(e.code(), e.to_string())
     }
 }
 

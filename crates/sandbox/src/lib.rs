@@ -54,12 +54,12 @@ use serde::{Deserialize, Serialize};
 pub use error::{Result, SandboxError};
 pub use mounts::{parse_mountinfo, MountInfo};
 pub use spec::{
-    DirEntry, ExecRequest, ExecResult, MountSpec, MountState, MountStatus, SandboxInfo,
+    AttachmentState, DirEntry, ExecRequest, ExecResult, MountSpec, MountStatus, SandboxInfo,
     SandboxSpec, SandboxState, TEMPLATES,
 };
 
 use cgroup::Cgroups;
-use spec::{parse_subpath, validate_id, validate_spec, validate_target};
+use spec::{validate_id, validate_spec, validate_target};
 
 /// How the runtime is set up. `RuntimeConfig::new(state_dir)` gives the defaults.
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ pub struct ReconcileReport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct MountRecord {
     spec: MountSpec,
-    state: MountState,
+    state: AttachmentState,
     error: Option<String>,
     mnt_id: Option<u64>,
 }
@@ -277,7 +277,7 @@ impl Runtime {
                     .iter()
                     .map(|m| MountRecord {
                         spec: m.clone(),
-                        state: MountState::Released,
+                        state: AttachmentState::Released,
                         error: None,
                         mnt_id: None,
                     })
@@ -306,7 +306,7 @@ impl Runtime {
             })?;
             let ids: Vec<u64> = ids;
             for (rec, id) in sb.record.mounts.iter_mut().zip(ids) {
-                rec.state = MountState::Mounted;
+                rec.state = AttachmentState::Mounted;
                 rec.mnt_id = Some(id);
             }
             self.persist(&sb)
@@ -382,8 +382,8 @@ impl Runtime {
             sb.cgroups.kill_all()?;
         }
         for m in &mut sb.record.mounts {
-            if m.state == MountState::Mounted {
-                m.state = MountState::Released;
+            if m.state == AttachmentState::Mounted {
+                m.state = AttachmentState::Released;
             }
             m.mnt_id = None;
         }
@@ -401,7 +401,7 @@ impl Runtime {
             .mounts
             .iter()
             .enumerate()
-            .filter(|(_, m)| m.state == MountState::Mounted)
+            .filter(|(_, m)| m.state == AttachmentState::Mounted)
             .filter_map(|(i, m)| {
                 let id = m.mnt_id?;
                 let mp = table
@@ -418,8 +418,8 @@ impl Runtime {
             Ok(())
         });
         for m in &mut sb.record.mounts {
-            if m.state == MountState::Mounted {
-                m.state = MountState::Released;
+            if m.state == AttachmentState::Mounted {
+                m.state = AttachmentState::Released;
                 m.mnt_id = None;
             }
         }
@@ -437,7 +437,7 @@ impl Runtime {
             match tree {
                 Ok(t) => prepared.push((i, t)),
                 Err(e) => {
-                    m.state = MountState::Failed;
+                    m.state = AttachmentState::Failed;
                     m.error = Some(e.to_string());
                     m.mnt_id = None;
                 }
@@ -460,12 +460,12 @@ impl Runtime {
                     let m = &mut sb.record.mounts[*i];
                     match r {
                         Ok(id) => {
-                            m.state = MountState::Mounted;
+                            m.state = AttachmentState::Mounted;
                             m.error = None;
                             m.mnt_id = Some(id);
                         }
                         Err(e) => {
-                            m.state = MountState::Failed;
+                            m.state = AttachmentState::Failed;
                             m.error = Some(e.to_string());
                             m.mnt_id = None;
                         }
@@ -475,7 +475,7 @@ impl Runtime {
             Err(e) => {
                 for (i, _) in &prepared {
                     let m = &mut sb.record.mounts[*i];
-                    m.state = MountState::Failed;
+                    m.state = AttachmentState::Failed;
                     m.error = Some(e.to_string());
                 }
             }
@@ -581,7 +581,6 @@ impl Runtime {
     /// intent is recorded (`released`) and mounted on resume.
     pub fn attach(&self, id: &str, mount: MountSpec) -> Result<MountStatus> {
         validate_target("target", &mount.target)?;
-        parse_subpath("subpath", mount.subpath.as_deref())?;
         let sb = self.get(id)?;
         let mut sb = lock(&sb);
         self.check_alive(&mut sb)?;
@@ -599,7 +598,7 @@ impl Runtime {
         let source = mounts::resolve_source(&mount, "")?;
         let mut rec = MountRecord {
             spec: mount,
-            state: MountState::Released,
+            state: AttachmentState::Released,
             error: None,
             mnt_id: None,
         };
@@ -610,7 +609,7 @@ impl Runtime {
             let id = mounts::in_mount_ns(live.pidfd.as_fd(), self.cfg.uid_base, |root| {
                 mounts::attach_here(root, tree.as_fd(), &target)
             })?;
-            rec.state = MountState::Mounted;
+            rec.state = AttachmentState::Mounted;
             rec.mnt_id = Some(id);
         }
         let status = status_of(&rec);
@@ -636,7 +635,7 @@ impl Runtime {
             });
         };
         let rec = sb.record.mounts[i].clone();
-        if let (MountState::Mounted, Some(live), Some(mnt_id)) =
+        if let (AttachmentState::Mounted, Some(live), Some(mnt_id)) =
             (rec.state, sb.live.as_ref(), rec.mnt_id)
         {
             let table = mounts::mountinfo_of(Some(live.pid))
@@ -779,7 +778,7 @@ impl Runtime {
                     .into_iter()
                     .map(|m| MountRecord {
                         spec: m.spec,
-                        state: MountState::Released,
+                        state: AttachmentState::Released,
                         error: None,
                         mnt_id: None,
                     })
@@ -903,10 +902,10 @@ impl Runtime {
                     };
                     let table = mounts::mountinfo_of(Some(live.pid)).unwrap_or_default();
                     for m in &mut sb.record.mounts {
-                        if m.state == MountState::Mounted
+                        if m.state == AttachmentState::Mounted
                             && !m.mnt_id.is_some_and(|id| table.iter().any(|t| t.id == id))
                         {
-                            m.state = MountState::Released;
+                            m.state = AttachmentState::Released;
                             m.mnt_id = None;
                         }
                     }

@@ -27,7 +27,7 @@ use rustix::io::Errno;
 use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 
 use crate::error::{Result, SandboxError};
-use crate::spec::{parse_subpath, MountSpec};
+use crate::spec::MountSpec;
 use crate::sys;
 
 const EAGAIN_RETRIES: usize = 64;
@@ -57,7 +57,6 @@ pub(crate) fn resolve_source(spec: &MountSpec, field: &str) -> Result<OwnedFd> {
     } else {
         format!("{field}.subpath")
     };
-    let comps = parse_subpath(&sub_field, spec.subpath.as_deref())?;
     let vol = rustix::fs::open(
         &spec.source,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -75,7 +74,7 @@ pub(crate) fn resolve_source(spec: &MountSpec, field: &str) -> Result<OwnedFd> {
         .try_clone()
         .map_err(|e| SandboxError::sys("dup", "volume", e))?;
     let mut prefix = String::new();
-    for comp in &comps {
+    for comp in spec.subpath_components() {
         if !prefix.is_empty() {
             prefix.push('/');
         }
@@ -86,7 +85,7 @@ pub(crate) fn resolve_source(spec: &MountSpec, field: &str) -> Result<OwnedFd> {
                 Ok(fd) => break fd,
                 Err(Errno::NOENT) if attempts < 3 => {
                     attempts += 1;
-                    match rustix::fs::mkdirat(&cur, comp.as_str(), Mode::from_raw_mode(0o755)) {
+                    match rustix::fs::mkdirat(&cur, comp, Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => {
                             return Err(SandboxError::sys(

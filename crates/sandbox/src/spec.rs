@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nullspace_core::VolumePath;
+pub use nullspace_core::{AttachmentState, SandboxState};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SandboxError};
@@ -26,8 +28,8 @@ pub struct MountSpec {
     #[serde(default)]
     pub read_only: bool,
     /// Mount only this directory of the volume (created if missing; never leaves the volume).
-    #[serde(default)]
-    pub subpath: Option<String>,
+    #[serde(default, deserialize_with = "legacy_subpath")]
+    pub subpath: Option<VolumePath>,
 }
 
 impl MountSpec {
@@ -48,10 +50,31 @@ impl MountSpec {
     }
 
     /// The same mount, of one directory of the volume.
-    pub fn subpath(mut self, subpath: impl Into<String>) -> MountSpec {
-        self.subpath = Some(subpath.into());
+    pub fn subpath(mut self, subpath: VolumePath) -> MountSpec {
+        self.subpath = Some(subpath);
         self
     }
+
+    /// The names from the volume's root down to the mounted directory (none: the whole
+    /// volume).
+    pub fn subpath_components(&self) -> impl Iterator<Item = &str> {
+        self.subpath.iter().flat_map(|p| p.components())
+    }
+}
+
+/// Reads a persisted subpath: `/a/b`, or `a/b` as runtimes before the one parser stored it.
+fn legacy_subpath<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<VolumePath>, D::Error> {
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let abs = if s.starts_with('/') {
+        s
+    } else {
+        format!("/{s}")
+    };
+    VolumePath::parse(&abs)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(e.message))
 }
 
 /// What to start.
@@ -88,35 +111,11 @@ impl SandboxSpec {
     }
 }
 
-/// Lifecycle state of a sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SandboxState {
-    /// Processes run; volume mounts are live.
-    Running,
-    /// Processes frozen in memory (cgroup freezer); volume mounts released.
-    Paused,
-    /// No processes; only the writable layer is kept; volume mounts released.
-    Hibernated,
-}
-
-/// State of one attachment, as the SPEC's records name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MountState {
-    /// Mounted in the sandbox now.
-    Mounted,
-    /// Intent kept, not mounted (paused, hibernated, destroyed).
-    Released,
-    /// Mounting failed; `error` says why. Nothing is mounted.
-    Failed,
-}
-
 /// One mount and its state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountStatus {
     pub spec: MountSpec,
-    pub state: MountState,
+    pub state: AttachmentState,
     pub error: Option<String>,
 }
 
@@ -234,35 +233,6 @@ pub fn validate_target(field: &str, target: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks a subpath and returns its components (`None`: the whole volume). A leading `/` is
-/// allowed (`/a/b` = `a/b`); `.`, `..` and empty components are not.
-pub fn parse_subpath(field: &str, subpath: Option<&str>) -> Result<Vec<String>> {
-    let Some(sp) = subpath else {
-        return Ok(Vec::new());
-    };
-    let bad = |reason: &str| Err(SandboxError::invalid(field, format!("{sp:?} {reason}")));
-    if sp.len() > MAX_PATH {
-        return bad("is too long");
-    }
-    if sp.contains('\0') {
-        return bad("contains NUL");
-    }
-    let rel = sp.strip_prefix('/').unwrap_or(sp);
-    if rel.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for comp in rel.split('/') {
-        match comp {
-            "" => return bad("must be normalised (no empty component or trailing /)"),
-            "." | ".." => return bad("must not contain . or .. (it may not leave the volume)"),
-            c if c.len() > 255 => return bad("has a component longer than 255 bytes"),
-            c => out.push(c.to_string()),
-        }
-    }
-    Ok(out)
-}
-
 /// Checks environment names and values.
 pub fn validate_env(field: &str, env: &BTreeMap<String, String>) -> Result<()> {
     for (k, v) in env {
@@ -282,11 +252,11 @@ pub fn validate_env(field: &str, env: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
-/// Checks a whole mount list: every target and subpath, and no two mounts on one path.
+/// Checks a whole mount list: every target, and no two mounts on one path (subpaths are
+/// `VolumePath`s, checked when they were parsed).
 pub fn validate_mounts(mounts: &[MountSpec]) -> Result<()> {
     for (i, m) in mounts.iter().enumerate() {
         validate_target(&format!("mounts[{i}].target"), &m.target)?;
-        parse_subpath(&format!("mounts[{i}].subpath"), m.subpath.as_deref())?;
         if mounts[..i].iter().any(|o| o.target == m.target) {
             return Err(SandboxError::invalid(
                 format!("mounts[{i}].target"),
@@ -388,23 +358,27 @@ mod tests {
             "/a\0b",
         ] {
             let e = validate_target("mounts[0].target", bad).unwrap_err();
-            assert_eq!(e.code(), "invalid_argument", "{bad:?}");
+            assert_eq!(e.code().as_str(), "invalid_argument", "{bad:?}");
             assert!(e.to_string().contains("mounts[0].target"), "{e}");
         }
     }
 
     #[test]
-    fn subpaths() {
-        assert!(parse_subpath("s", None).unwrap().is_empty());
-        assert!(parse_subpath("s", Some("/")).unwrap().is_empty());
-        assert_eq!(parse_subpath("s", Some("a/b")).unwrap(), vec!["a", "b"]);
-        assert_eq!(parse_subpath("s", Some("/a/b")).unwrap(), vec!["a", "b"]);
-        for bad in ["..", "a/..", "../x", "a/../b", "a//b", "a/", "./a", "a\0"] {
-            assert_eq!(
-                parse_subpath("subpath", Some(bad)).unwrap_err().code(),
-                "invalid_argument"
-            );
+    fn persisted_subpaths_read_in_both_spellings() {
+        let read = |sub: &str| {
+            let json = format!(r#"{{"source": "/v", "target": "/m", "subpath": {sub}}}"#);
+            serde_json::from_str::<MountSpec>(&json).map(|m| m.subpath)
+        };
+        let vp = |s: &str| VolumePath::parse(s).unwrap();
+        assert_eq!(read("null").unwrap(), None);
+        assert_eq!(read(r#""a/b""#).unwrap(), Some(vp("/a/b")));
+        assert_eq!(read(r#""/a/b""#).unwrap(), Some(vp("/a/b")));
+        for bad in [r#"".."#, r#""a/../b""#, r#""a\u0000""#] {
+            assert!(read(bad).is_err(), "{bad}");
         }
+        let m = MountSpec::new("/v", "/m").subpath(vp("/a/b"));
+        assert_eq!(m.subpath_components().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(MountSpec::new("/v", "/m").subpath_components().count(), 0);
     }
 
     #[test]

@@ -82,7 +82,7 @@ fn exec_results_env_cwd_stdin() {
     let mut req = ExecRequest::shell("true");
     req.cwd = Some("/no/such/dir".into());
     let e = t.rt.exec(&id, req).unwrap_err();
-    assert_eq!(e.code(), "invalid_argument");
+    assert_eq!(e.code().as_str(), "invalid_argument");
     assert!(e.to_string().contains("cwd"), "{e}");
 
     // Output past max_output is cut and flagged.

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use nullspace_sandbox::{MountSpec, MountState, Runtime, SandboxSpec, SandboxState};
+use nullspace_sandbox::{AttachmentState, MountSpec, Runtime, SandboxSpec, SandboxState};
 
 fn counter(t: &common::TestEnv, id: &str) -> u64 {
     String::from_utf8(t.rt.read_file(id, "/tmp/counter").unwrap())
@@ -29,20 +29,21 @@ fn pause_freezes_and_resume_continues() {
     assert!(before > 0);
     let info = t.rt.pause(&id).unwrap();
     assert_eq!(info.state, SandboxState::Paused);
-    assert_eq!(info.mounts[0].state, MountState::Released);
+    assert_eq!(info.mounts[0].state, AttachmentState::Released);
     let frozen = counter(&t, &id);
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(counter(&t, &id), frozen, "counter advanced while paused");
     assert_eq!(
         t.rt.exec(&id, nullspace_sandbox::ExecRequest::shell("true"))
             .unwrap_err()
-            .code(),
+            .code()
+            .as_str(),
         "conflict"
     );
     std::fs::write(vol.join("while-paused"), "p").unwrap();
     let info = t.rt.resume(&id).unwrap();
     assert_eq!(info.state, SandboxState::Running);
-    assert_eq!(info.mounts[0].state, MountState::Mounted);
+    assert_eq!(info.mounts[0].state, AttachmentState::Mounted);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         counter(&t, &id) > frozen,
@@ -72,7 +73,10 @@ fn hibernate_keeps_the_layer_and_exec_wakes_it() {
     let info = t.rt.hibernate(&id).unwrap();
     assert_eq!(info.state, SandboxState::Hibernated);
     assert_eq!(info.init_pid, None);
-    assert!(info.mounts.iter().all(|m| m.state == MountState::Released));
+    assert!(info
+        .mounts
+        .iter()
+        .all(|m| m.state == AttachmentState::Released));
     // The volume was deleted while the sandbox slept: that mount fails, the rest resumes.
     std::fs::remove_dir_all(&doomed).unwrap();
     // exec wakes it (auto-resume) with the writable layer intact and the processes gone.
@@ -80,8 +84,8 @@ fn hibernate_keeps_the_layer_and_exec_wakes_it() {
     assert!(!t.ok(&id, "cat /proc/[0-9]*/comm").contains("sleep"));
     let info = t.rt.info(&id).unwrap();
     assert_eq!(info.state, SandboxState::Running);
-    assert_eq!(info.mounts[0].state, MountState::Mounted);
-    assert_eq!(info.mounts[1].state, MountState::Failed);
+    assert_eq!(info.mounts[0].state, AttachmentState::Mounted);
+    assert_eq!(info.mounts[1].state, AttachmentState::Failed);
     assert!(
         info.mounts[1]
             .error
@@ -99,7 +103,7 @@ fn hibernate_keeps_the_layer_and_exec_wakes_it() {
         "/proc/1/status",
     ] {
         assert_eq!(
-            t.rt.read_file(&id, p).unwrap_err().code(),
+            t.rt.read_file(&id, p).unwrap_err().code().as_str(),
             "invalid_argument",
             "{p}"
         );
@@ -107,15 +111,16 @@ fn hibernate_keeps_the_layer_and_exec_wakes_it() {
     assert_eq!(
         t.rt.write_file(&id, "/proc/sys/kernel/core_pattern", b"|/x")
             .unwrap_err()
-            .code(),
+            .code()
+            .as_str(),
         "invalid_argument"
     );
     assert_eq!(
-        t.rt.list_dir(&id, "/proc").unwrap_err().code(),
+        t.rt.list_dir(&id, "/proc").unwrap_err().code().as_str(),
         "invalid_argument"
     );
     assert_eq!(
-        t.rt.list_dir(&id, "/dev/pts").unwrap_err().code(),
+        t.rt.list_dir(&id, "/dev/pts").unwrap_err().code().as_str(),
         "invalid_argument"
     );
     // Hibernated → files also wake it.
@@ -134,7 +139,7 @@ fn fork_copies_the_layer_and_mounts_the_same_volumes() {
     t.ok(&src, "echo mine > /root/a; mkdir -p /opt/x && echo deep > /opt/x/y; rm /etc/nsswitch.conf; ln -s /root/a /root/link");
     std::fs::write(vol.join("shared"), "s").unwrap();
     let info = t.rt.fork(&src, &dst).unwrap();
-    assert_eq!(info.mounts[0].state, MountState::Mounted);
+    assert_eq!(info.mounts[0].state, AttachmentState::Mounted);
     assert!(info.mounts[0].spec.read_only);
     assert_eq!(
         t.ok(&dst, "cat /root/a /opt/x/y /root/link /data/shared"),
@@ -148,7 +153,10 @@ fn fork_copies_the_layer_and_mounts_the_same_volumes() {
     t.ok(&dst, "echo theirs > /root/a");
     assert_eq!(t.ok(&src, "cat /root/a"), "mine\n");
     assert_ne!(t.sh(&dst, "touch /data/nope").exit_code, 0);
-    assert_eq!(t.rt.fork(&src, &dst).unwrap_err().code(), "already_exists");
+    assert_eq!(
+        t.rt.fork(&src, &dst).unwrap_err().code().as_str(),
+        "already_exists"
+    );
 }
 
 #[test]
@@ -180,14 +188,15 @@ fn destroy_keeps_volume_data_and_leaves_no_mount() {
     assert!(!std::path::Path::new("/sys/fs/cgroup/freezer/nullspace")
         .join(&id)
         .exists());
-    assert_eq!(t.rt.info(&id).unwrap_err().code(), "not_found");
+    assert_eq!(t.rt.info(&id).unwrap_err().code().as_str(), "not_found");
     assert_eq!(
         t.rt.exec(&id, nullspace_sandbox::ExecRequest::shell("true"))
             .unwrap_err()
-            .code(),
+            .code()
+            .as_str(),
         "not_found"
     );
-    assert_eq!(t.rt.destroy(&id).unwrap_err().code(), "not_found");
+    assert_eq!(t.rt.destroy(&id).unwrap_err().code().as_str(), "not_found");
 }
 
 #[test]
@@ -225,7 +234,7 @@ fn reconcile_adopts_live_sandboxes_and_cleans_dead_ones() {
     assert!(!state.join("sandboxes/half-made").exists());
     let info = rt2.info(&live).unwrap();
     assert_eq!(info.state, SandboxState::Running);
-    assert_eq!(info.mounts[0].state, MountState::Mounted);
+    assert_eq!(info.mounts[0].state, AttachmentState::Mounted);
     let r = rt2
         .exec(
             &live,
@@ -235,7 +244,7 @@ fn reconcile_adopts_live_sandboxes_and_cleans_dead_ones() {
     assert_eq!(String::from_utf8_lossy(&r.stdout), "nullspace-init\n");
     let info = rt2.info(&dead).unwrap();
     assert_eq!(info.state, SandboxState::Hibernated);
-    assert_eq!(info.mounts[0].state, MountState::Released);
+    assert_eq!(info.mounts[0].state, AttachmentState::Released);
     let r = rt2
         .exec(
             &dead,

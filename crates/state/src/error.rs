@@ -18,6 +18,18 @@ pub enum StateError {
     InvalidUrl(String),
 }
 
+impl StateError {
+    /// The same error with its message rewritten by `f` (for `Unavailable` and `Internal`,
+    /// whose messages are free text; the others say exactly what they are).
+    pub(crate) fn with_context(self, f: impl FnOnce(&str) -> String) -> StateError {
+        match self {
+            StateError::Unavailable(m) => StateError::Unavailable(f(&m)),
+            StateError::Internal(m) => StateError::Internal(f(&m)),
+            other => other,
+        }
+    }
+}
+
 impl From<StateError> for Error {
     fn from(e: StateError) -> Error {
         let code = match &e {

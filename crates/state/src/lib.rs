@@ -1,17 +1,22 @@
 //! Control-plane state: tenants, API keys, volume and sandbox records, behind one trait.
 //!
 //! Architecture invariant: only this crate knows SQL. Callers hold an `Arc<dyn StateStore>` and
-//! never learn which engine is behind it. Two engines implement it, each with its own
-//! migrations: SQLite (embedded, the default) and PostgreSQL (several servers sharing one
-//! control plane); both pass the same behaviour suite (`tests/behaviour.rs`).
+//! never learn which engine is behind it ([`open`] picks it from the database URL). Two engines
+//! implement it, each with its own migrations: SQLite (embedded, the default) and PostgreSQL
+//! (several servers sharing one control plane). Every statement is written once, for both
+//! (`store.rs`); what differs is behind a small engine trait (`engine.rs`). Both pass the same
+//! behaviour suite (`tests/behaviour.rs`).
 
+mod engine;
 mod error;
 pub mod keys;
 mod postgres;
 mod record;
 mod sandbox;
 mod sqlite;
+mod store;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -22,6 +27,42 @@ pub use keys::ApiKey;
 pub use postgres::{PostgresStore, PEER_CHANNEL};
 pub use sandbox::{AttachmentRecord, SandboxRecord};
 pub use sqlite::SqliteStore;
+pub use store::SqlStore;
+
+/// Opens the store `database_url` names, bringing its schema up to date: none, SQLite at
+/// `data_dir/nullspace.db`; `sqlite:PATH` or `sqlite://PATH`, SQLite at PATH;
+/// `postgres://…` or `postgresql://…`, PostgreSQL (see [`PostgresStore::connect`]). Any other
+/// scheme is `InvalidUrl`.
+pub async fn open(
+    database_url: Option<&str>,
+    data_dir: &Path,
+) -> Result<Arc<dyn StateStore>, StateError> {
+    let Some(url) = database_url else {
+        return Ok(Arc::new(
+            SqliteStore::open(&data_dir.join("nullspace.db")).await?,
+        ));
+    };
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err(StateError::InvalidUrl(format!(
+                "{url:?} names no file: use sqlite:PATH"
+            )));
+        }
+        return Ok(Arc::new(SqliteStore::open(Path::new(path)).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // The error names the server, never the password.
+        return Ok(Arc::new(PostgresStore::connect(url).await?));
+    }
+    let scheme = url.split(':').next().unwrap_or("");
+    Err(StateError::InvalidUrl(format!(
+        "unsupported --database-url scheme {scheme:?}: use sqlite:PATH or \
+         postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+    )))
+}
 
 /// Who is calling: resolved from an API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,5 +189,54 @@ pub trait StateStore: Send + Sync + 'static {
     /// server can use (SQLite).
     fn peers(&self) -> Option<Arc<dyn PeerChannel>> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nullspace_core::{Error, ErrorCode};
+
+    use super::*;
+
+    /// What `open` made of `url` (the store itself has no `Debug` behind `dyn`).
+    async fn opened(url: Option<&str>, data_dir: &Path) -> Result<(), StateError> {
+        open(url, data_dir).await.map(drop)
+    }
+
+    #[tokio::test]
+    async fn no_url_is_sqlite_in_the_data_dir_and_sqlite_urls_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        opened(None, dir.path()).await.unwrap();
+        assert!(dir.path().join("nullspace.db").is_file());
+        for (url, file) in [("sqlite:", "a.db"), ("sqlite://", "b.db")] {
+            let path = dir.path().join(file);
+            opened(Some(&format!("{url}{}", path.display())), dir.path())
+                .await
+                .unwrap();
+            assert!(path.is_file(), "{url}");
+        }
+        let e = opened(Some("sqlite:"), dir.path()).await.unwrap_err();
+        assert!(matches!(e, StateError::InvalidUrl(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn postgres_urls_connect_and_other_schemes_are_invalid_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        for url in [
+            "postgres://u:p@127.0.0.1:1/x",
+            "postgresql://u:p@127.0.0.1:1/x",
+        ] {
+            let e = opened(Some(url), dir.path()).await.unwrap_err();
+            assert!(matches!(e, StateError::Unavailable(_)), "{url}: {e:?}");
+        }
+        let e = opened(Some("mysql://h/db"), dir.path()).await.unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "unsupported --database-url scheme \"mysql\": use sqlite:PATH or \
+                 postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+            ),
+            "{e}"
+        );
+        assert_eq!(Error::from(e).code, ErrorCode::InvalidArgument);
     }
 }

@@ -3,6 +3,9 @@
 //! writable layers) stays with the runtime of the server named by `server_id`.
 
 use chrono::{DateTime, Utc};
+use nullspace_core::{AttachmentState, SandboxState};
+
+use crate::StateError;
 
 /// One sandbox as the control plane records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,8 +17,8 @@ pub struct SandboxRecord {
     pub server_id: String,
     pub name: Option<String>,
     pub template: String,
-    /// `running`, `paused` or `hibernated`, as the owning server last saw it.
-    pub state: String,
+    /// As the owning server last saw it.
+    pub state: SandboxState,
     /// The create-time lifetime limit in seconds, if any.
     pub timeout_secs: Option<u64>,
     /// When the sandbox is destroyed (`created_at + timeout_secs`).
@@ -36,8 +39,7 @@ pub struct AttachmentRecord {
     pub mount_path: String,
     pub read_only: bool,
     pub subpath: Option<String>,
-    /// `mounted`, `released` or `failed`.
-    pub state: String,
+    pub state: AttachmentState,
     /// Why it is `failed`.
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -62,65 +64,47 @@ pub(crate) fn group(
     out
 }
 
-/// Which sandboxes a query selects.
-#[derive(Clone, Copy)]
-pub(crate) enum Filter<'a> {
-    /// One sandbox of one tenant.
-    One {
-        tenant_id: &'a str,
-        id: &'a str,
-    },
-    Tenant(&'a str),
-    Server(&'a str),
-    /// Sandboxes with an attachment of this volume.
-    Volume(&'a str),
+/// A stored sandbox state; `Internal` naming it when it is none this build knows.
+pub(crate) fn sandbox_state(stored: String) -> Result<SandboxState, StateError> {
+    SandboxState::parse(&stored)
+        .ok_or_else(|| StateError::Internal(format!("stored sandbox state {stored:?} is unknown")))
 }
 
-/// The joined SELECT of sandboxes and attachments; `$1`/`$2` placeholders (SQLite accepts
-/// them too), ordered by creation time, then id, then attachment position.
-pub(crate) fn select(filter: Filter<'_>) -> String {
-    let condition = match filter {
-        Filter::One { .. } => "s.tenant_id = $1 AND s.id = $2",
-        Filter::Tenant(_) => "s.tenant_id = $1",
-        Filter::Server(_) => "s.server_id = $1",
-        Filter::Volume(_) => {
-            "s.id IN (SELECT sandbox_id FROM sandbox_attachments WHERE volume_id = $1)"
-        }
-    };
-    format!(
-        "SELECT s.id, s.tenant_id, s.server_id, s.name, s.template, s.state, s.timeout_secs,
-                s.expires_at, s.created_at, s.updated_at,
-                a.id AS a_id, a.volume_id AS a_volume_id, a.volume_name AS a_volume_name,
-                a.mount_path AS a_mount_path, a.read_only AS a_read_only,
-                a.subpath AS a_subpath, a.state AS a_state, a.error AS a_error,
-                a.created_at AS a_created_at, a.updated_at AS a_updated_at
-         FROM sandboxes s LEFT JOIN sandbox_attachments a ON a.sandbox_id = s.id
-         WHERE {condition}
-         ORDER BY s.created_at, s.id, a.position"
-    )
+/// A stored attachment state; `Internal` naming it when it is none this build knows.
+pub(crate) fn attachment_state(stored: String) -> Result<AttachmentState, StateError> {
+    AttachmentState::parse(&stored).ok_or_else(|| {
+        StateError::Internal(format!("stored attachment state {stored:?} is unknown"))
+    })
 }
 
-impl Filter<'_> {
-    /// The values bound to `$1` (and `$2`).
-    pub(crate) fn binds(&self) -> Vec<&str> {
-        match *self {
-            Filter::One { tenant_id, id } => vec![tenant_id, id],
-            Filter::Tenant(t) => vec![t],
-            Filter::Server(s) => vec![s],
-            Filter::Volume(v) => vec![v],
-        }
-    }
+pub(crate) fn sandbox_not_found(id: &str) -> StateError {
+    StateError::NotFound(format!("sandbox {id:?}"))
 }
 
-pub(crate) fn sandbox_not_found(id: &str) -> crate::StateError {
-    crate::StateError::NotFound(format!("sandbox {id:?}"))
-}
-
-pub(crate) fn sandbox_exists(id: &str) -> crate::StateError {
-    crate::StateError::AlreadyExists(format!("sandbox {id:?}"))
+pub(crate) fn sandbox_exists(id: &str) -> StateError {
+    StateError::AlreadyExists(format!("sandbox {id:?}"))
 }
 
 /// Two attachments of one sandbox on one mount path.
-pub(crate) fn mount_path_taken() -> crate::StateError {
-    crate::StateError::AlreadyExists("an attachment at that mount path".to_owned())
+pub(crate) fn mount_path_taken() -> StateError {
+    StateError::AlreadyExists("an attachment at that mount path".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_stored_states_are_internal_and_named() {
+        assert_eq!(
+            sandbox_state("paused".to_owned()).unwrap(),
+            SandboxState::Paused
+        );
+        let e = sandbox_state("deleting".to_owned()).unwrap_err();
+        assert!(matches!(e, StateError::Internal(_)), "{e:?}");
+        assert!(e.to_string().contains("\"deleting\""), "{e}");
+        let e = attachment_state("lost".to_owned()).unwrap_err();
+        assert!(matches!(e, StateError::Internal(_)), "{e:?}");
+        assert!(e.to_string().contains("\"lost\""), "{e}");
+    }
 }

@@ -1,20 +1,20 @@
 //! The behaviour suite every `StateStore` engine must pass: one function per claim of the trait's
-//! documentation, each run on a fresh database of every selected engine.
+//! documentation, and one test per claim and engine (`sqlite::volume_lifecycle`,
+//! `postgres::volume_lifecycle`), each on a fresh database, so that a failure on one engine
+//! cannot hide the run on the other.
 //!
-//! Select engines with `NULLSPACE_TEST_STATE`: `sqlite`, `postgres`, a comma-separated list, or
-//! `all`. Unset, it is `all` when a PostgreSQL server answers at the test URL
-//! (`NULLSPACE_TEST_PG_URL`, default `postgres://root@127.0.0.1:5432/postgres`), else `sqlite`.
-//! Each PostgreSQL test gets a database of its own (`nstest_<random>`), dropped afterwards.
+//! `NULLSPACE_TEST_STATE` selects the engines (see `nullspace_testkit`): unset, SQLite, and
+//! PostgreSQL when a server answers at the test URL (`NULLSPACE_TEST_PG_URL`, default
+//! `postgres://root@127.0.0.1:5432/postgres`) or in CI, where it must; `sqlite`, `postgres`, a
+//! comma-separated list or `all` require those. A test of an engine not selected says so and
+//! passes. Each PostgreSQL test gets a database of its own (`nstest_<random>`), dropped
+//! afterwards.
 
-mod fresh_pg;
-
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use fresh_pg::FreshDatabase;
 use nullspace_state::{PostgresStore, SqliteStore, StateStore};
+use nullspace_testkit::{Engine, FreshDatabase, Selection};
 
 /// A fresh, empty database of one engine. `open` may be called again to reopen the same data,
 /// or while another store is open on it (a second server).
@@ -23,70 +23,15 @@ trait TestDb: Send + Sync {
     async fn open(&self) -> Arc<dyn StateStore>;
 }
 
-/// Creates a fresh, empty database of one engine.
-type FreshDb = fn() -> Pin<Box<dyn Future<Output = Box<dyn TestDb>> + Send>>;
-
-/// One engine the suite can run on.
-struct Engine {
-    name: &'static str,
-    fresh: FreshDb,
-}
-
-/// Every engine.
-fn engines() -> Vec<Engine> {
-    vec![
-        Engine {
-            name: "sqlite",
-            fresh: || Box::pin(SqliteDb::fresh()),
-        },
-        Engine {
-            name: "postgres",
-            fresh: || Box::pin(PostgresDb::fresh()),
-        },
-    ]
-}
-
-/// The engines chosen by `NULLSPACE_TEST_STATE`.
-fn selected_engines() -> Vec<Engine> {
-    let wanted = std::env::var("NULLSPACE_TEST_STATE")
-        .ok()
-        .filter(|w| !w.trim().is_empty())
-        .unwrap_or_else(default_selection);
-    let all = engines();
-    if wanted.trim() == "all" {
-        return all;
+/// A fresh database of `engine`, or `None` (having said why) when the selection skips it.
+async fn fresh(engine: Engine) -> Option<Box<dyn TestDb>> {
+    if !Selection::from_env().runs(engine) {
+        return None;
     }
-    let names: Vec<&str> = wanted
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .collect();
-    for n in &names {
-        assert!(
-            all.iter().any(|e| e.name == *n),
-            "NULLSPACE_TEST_STATE names {n:?}, but the engines here are: {} (or \"all\")",
-            all.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
-        );
-    }
-    all.into_iter()
-        .filter(|e| names.contains(&e.name))
-        .collect()
-}
-
-/// `all` when the test PostgreSQL server answers, else `sqlite` (saying so once).
-fn default_selection() -> String {
-    if fresh_pg::server_answers() {
-        return "all".to_owned();
-    }
-    static NOTICE: Once = Once::new();
-    NOTICE.call_once(|| {
-        eprintln!(
-            "notice: no PostgreSQL server answers at {}; the behaviour suite runs on SQLite only \
-             (set NULLSPACE_TEST_STATE=postgres to require it)",
-            fresh_pg::admin_url()
-        )
-    });
-    "sqlite".to_owned()
+    Some(match engine {
+        Engine::Sqlite => SqliteDb::fresh().await,
+        Engine::Postgres => PostgresDb::fresh().await,
+    })
 }
 
 /// A SQLite file in its own temporary directory.
@@ -137,23 +82,31 @@ impl TestDb for PostgresDb {
     }
 }
 
-/// Declares one `#[tokio::test]` per claim. A claim takes what it needs: `store`
-/// (`&dyn StateStore`), `shared` (`Arc<dyn StateStore>`, to hand to tasks) or `db`
-/// (`&dyn TestDb`, to reopen).
+/// Declares one `#[tokio::test]` per claim in a module per engine. A claim takes what it
+/// needs: `store` (`&dyn StateStore`), `shared` (`Arc<dyn StateStore>`, to hand to tasks) or
+/// `db` (`&dyn TestDb`, to reopen).
 macro_rules! behaviour {
-    ($($claim:ident($kind:ident)),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $claim() {
-            for engine in selected_engines() {
-                eprintln!("{}: {}", engine.name, stringify!($claim));
-                let db = (engine.fresh)().await;
-                behaviour!(@run $kind, $claim, db);
-            }
+    (@engine $module:ident, $engine:ident, $($claim:ident($kind:ident)),*) => {
+        mod $module {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $claim() {
+                    let Some(db) = fresh(Engine::$engine).await else {
+                        return;
+                    };
+                    behaviour!(@run $kind, $claim, db);
+                }
+            )*
         }
-    )*};
+    };
     (@run store, $claim:ident, $db:ident) => { claims::$claim(&*$db.open().await).await };
     (@run shared, $claim:ident, $db:ident) => { claims::$claim($db.open().await).await };
     (@run db, $claim:ident, $db:ident) => { claims::$claim(&*$db).await };
+    ($($claim:ident($kind:ident)),* $(,)?) => {
+        behaviour!(@engine sqlite, Sqlite, $($claim($kind)),*);
+        behaviour!(@engine postgres, Postgres, $($claim($kind)),*);
+    };
 }
 
 behaviour! {
@@ -194,7 +147,10 @@ behaviour! {
 mod claims {
     use std::sync::Arc;
 
-    use nullspace_core::{LabelSelector, Labels, TenantName, VolumeName, DEFAULT_VOLUME_CAP};
+    use nullspace_core::{
+        AttachmentState, LabelSelector, Labels, SandboxState, TenantName, VolumeName,
+        DEFAULT_VOLUME_CAP,
+    };
     use nullspace_state::{
         ApiKey, AttachmentRecord, SandboxRecord, StateError, StateStore, DEFAULT_TENANT,
     };
@@ -765,7 +721,7 @@ mod claims {
             mount_path: path.to_owned(),
             read_only: false,
             subpath: None,
-            state: "mounted".to_owned(),
+            state: AttachmentState::Mounted,
             error: None,
             created_at: at(0),
             updated_at: at(0),
@@ -779,7 +735,7 @@ mod claims {
             server_id: server.to_owned(),
             name: None,
             template: "base".to_owned(),
-            state: "running".to_owned(),
+            state: SandboxState::Running,
             timeout_secs: None,
             expires_at: None,
             created_at: at(created),
@@ -812,7 +768,7 @@ mod claims {
             AttachmentRecord {
                 read_only: true,
                 subpath: Some("a/b".to_owned()),
-                state: "failed".to_owned(),
+                state: AttachmentState::Failed,
                 error: Some("volume is gone".to_owned()),
                 ..attachment("att-a", &data, "/a")
             },
@@ -926,9 +882,9 @@ mod claims {
         sb.attachments = vec![attachment("att-1", &data, "/d")];
         s.create_sandbox(&sb).await.unwrap();
 
-        sb.state = "paused".to_owned();
+        sb.state = SandboxState::Paused;
         sb.updated_at = at(9);
-        sb.attachments[0].state = "released".to_owned();
+        sb.attachments[0].state = AttachmentState::Released;
         sb.attachments[0].updated_at = at(9);
         sb.attachments.push(attachment("att-2", &extra, "/e"));
         s.update_sandbox(&sb).await.unwrap();
@@ -1013,7 +969,7 @@ mod claims {
             b.get_volume(&acme, &vol("data")).await.unwrap().attachments,
             1
         );
-        sb.state = "hibernated".to_owned();
+        sb.state = SandboxState::Hibernated;
         a.update_sandbox(&sb).await.unwrap();
         assert_eq!(b.list_sandboxes(&acme).await.unwrap(), vec![sb.clone()]);
         assert_eq!(b.server_sandboxes("server-a").await.unwrap(), vec![sb]);

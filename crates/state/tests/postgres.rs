@@ -1,37 +1,22 @@
 //! What only the PostgreSQL engine has: a database that goes away and comes back while a store
 //! is open on it, and connection errors that name the server but never the password.
 //!
-//! Runs when the behaviour suite would run PostgreSQL (see `behaviour.rs`): with
-//! `NULLSPACE_TEST_STATE` naming `postgres` or `all`, or unset while the test server answers.
-
-mod fresh_pg;
+//! Runs when the behaviour suite runs PostgreSQL (see `nullspace_testkit`): with
+//! `NULLSPACE_TEST_STATE` naming `postgres` or `all`, or unset while the test server answers
+//! or in CI.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fresh_pg::FreshDatabase;
 use nullspace_core::{Labels, TenantName, VolumeName};
 use nullspace_state::{ApiKey, PostgresStore, StateError, StateStore};
+use nullspace_testkit::{Engine, FreshDatabase, Selection};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 /// Whether these tests run, saying why not when they don't.
 fn selected() -> bool {
-    let wanted = std::env::var("NULLSPACE_TEST_STATE").unwrap_or_default();
-    let wanted = wanted.trim();
-    let named = wanted == "all" || wanted.split(',').any(|n| n.trim() == "postgres");
-    if wanted.is_empty() && fresh_pg::server_answers() || named {
-        return true;
-    }
-    if wanted.is_empty() {
-        eprintln!(
-            "notice: no PostgreSQL server answers at {}; skipped",
-            fresh_pg::admin_url()
-        );
-    } else {
-        eprintln!("notice: NULLSPACE_TEST_STATE={wanted:?} does not select postgres; skipped");
-    }
-    false
+    Selection::from_env().runs(Engine::Postgres)
 }
 
 fn vol(s: &str) -> VolumeName {
@@ -322,7 +307,7 @@ async fn connection_errors_name_the_server_but_never_the_password() {
     }
     let password = "pw-never-shown-4711";
     let missing = format!("nstest_missing_{}", uuid::Uuid::new_v4().simple());
-    let url = fresh_pg::with_database(&fresh_pg::admin_url(), &missing);
+    let url = nullspace_testkit::with_database(&nullspace_testkit::admin_url(), &missing);
     let (scheme, rest) = url.split_once("://").unwrap();
     let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
     let url = format!("{scheme}://nobody:{password}@{rest}");

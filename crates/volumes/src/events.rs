@@ -28,45 +28,15 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use tokio::sync::broadcast;
 
-/// What happened to a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChangeKind {
-    Created,
-    Modified,
-    Deleted,
-    Moved,
-}
-
-/// One change, as sent to watchers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChangeEvent {
-    pub id: u64,
-    #[serde(rename = "type")]
-    pub kind: ChangeKind,
-    pub path: String,
-    pub old_path: Option<String>,
-    pub is_dir: bool,
-    pub time: DateTime<Utc>,
-}
+pub use nullspace_core::wire::{ChangeEvent, ChangeKind, WatchGap as Gap};
 
 /// Events retained for reconnecting clients.
 pub const RETAINED_EVENTS: usize = 10_000;
 /// Events a live subscriber may fall behind before it is told so and dropped.
 pub const SUBSCRIBER_BUFFER: usize = 4_096;
-
-/// Changes after `last_event_id` may be missing: events before `oldest_available` are no longer
-/// retained, or changes went unobserved (the file-system source was not running, or its queue
-/// overflowed). The watcher must re-list what it watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Gap {
-    pub last_event_id: u64,
-    pub oldest_available: u64,
-}
 
 /// What a live subscriber receives.
 #[derive(Debug, Clone)]

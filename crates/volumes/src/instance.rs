@@ -1,7 +1,7 @@
-//! Which server process owns a temporary file in a staging area.
+//! Which server processes run on a data root, so whose temporary files in staging are in use.
 //!
 //! Several servers may share one data root. Each names its temporary files in a volume's
-//! `staging/` `<kind>-<server id>-<random>` and, while it runs, holds an exclusive `flock` on
+//! `staging/` after its id (see `staging`) and, while it runs, holds an exclusive `flock` on
 //! `<registry>/<server id>.lock`. Cleaning staging removes an entry only when its owner is not
 //! running: its lock file is gone or can be locked. So a server that starts (or opens a volume)
 //! never removes the files of a write that another live server has in flight, and the leftovers
@@ -127,56 +127,5 @@ impl ServerInstance {
         });
         *cached = Some((std::time::Instant::now(), found));
         found
-    }
-
-    /// A fresh temporary name of this server: `<kind>-<id>-<random>`.
-    pub(crate) fn temp_name(&self, kind: &str) -> String {
-        format!("{kind}-{}-{}", self.id, uuid::Uuid::new_v4().simple())
-    }
-
-    /// Whether the staging entry `name` is a leftover: not a temporary file of a live server.
-    pub(crate) fn is_leftover(&self, name: &str) -> bool {
-        let mut parts = name.splitn(3, '-');
-        let (_, owner) = (parts.next(), parts.next());
-        !owner.is_some_and(|o| self.is_live(o))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn leftovers_are_the_files_of_servers_that_are_not_running() {
-        let tmp = tempfile::tempdir().unwrap();
-        let a = ServerInstance::register(tmp.path()).unwrap();
-        let b = ServerInstance::register(tmp.path()).unwrap();
-        let of_a = a.temp_name("w");
-        assert!(!b.is_leftover(&of_a), "a live server's file");
-        assert!(!a.is_leftover(&of_a), "its own file");
-        assert!(
-            b.is_leftover("w-0123456789abcdef-00"),
-            "a server never registered"
-        );
-        assert!(
-            b.is_leftover("w-5d0c1c7a3e0b4f9e8a7b6c5d4e3f2a1b"),
-            "the old format"
-        );
-        assert!(b.is_leftover("stray"));
-        drop(a);
-        assert!(b.is_leftover(&of_a), "a server that stopped");
-        // A new server removes the lock files of stopped ones.
-        let _c = ServerInstance::register(tmp.path()).unwrap();
-        let mut names: Vec<_> = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        assert_eq!(names.len(), 2, "{names:?}");
-        assert!(names.contains(&format!("{}.lock", b.id())));
-        // Alone on a data root, every file but its own is a leftover.
-        let solo = ServerInstance::solo();
-        assert!(solo.is_leftover(&b.temp_name("w")));
-        assert!(!solo.is_leftover(&solo.temp_name("w")));
     }
 }

@@ -11,8 +11,10 @@
 //! - Usage (bytes of regular files, and their count) is measured from disk when a volume is
 //!   first opened and then kept exact by every operation, under the volume's commit lock. The
 //!   lock and the figure are shared by every server on the data root (`shared_usage`), and
-//!   temporary files in staging are named after the server that owns them (`instance`), so
-//!   several servers can serve one volume at once.
+//!   temporary files in staging are named after the server that owns them (`staging`, with
+//!   `instance` telling which servers run), so several servers can serve one volume at once.
+//! - Only `staging` knows the layout of a volume's staging directory (temporary names,
+//!   `uploads/`, what cleaning removes); `handle` and `uploads` both go through it.
 
 pub mod archive;
 mod error;
@@ -25,6 +27,7 @@ mod placement;
 pub mod resolve;
 mod search;
 mod shared_usage;
+mod staging;
 pub mod uploads;
 mod walk;
 

@@ -67,7 +67,7 @@ pub struct LoopPlacement {
     /// `<data>/images`: one image per volume.
     images: PathBuf,
     /// Configure loop devices with `LO_FLAGS_DIRECT_IO` (no double caching in the host's page
-    /// cache); see bench/issue6.md for the measurement behind the default.
+    /// cache); see bench/notes/issue6-loop.md for the measurement behind the default.
     direct_io: bool,
     mkfs: PathBuf,
 }

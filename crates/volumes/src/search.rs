@@ -21,6 +21,8 @@ const MAX_TEXT: usize = 1000;
 /// Largest file that replace and edit will rewrite (they hold it in memory).
 pub const MAX_REWRITE_BYTES: u64 = 256 << 20;
 
+pub use nullspace_core::wire::{ReplaceSummary, ReplacedFile, SearchMatch, SearchSummary};
+
 /// What to search for and where.
 #[derive(Debug, Clone, Default)]
 pub struct SearchOptions {
@@ -32,24 +34,6 @@ pub struct SearchOptions {
     pub max_results: Option<u64>,
 }
 
-/// One matching line.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SearchMatch {
-    pub path: String,
-    /// 1-based line number.
-    pub line: u64,
-    /// 1-based byte column of the first match on the line.
-    pub column: u64,
-    pub text: String,
-}
-
-/// How a search ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct SearchSummary {
-    pub matches: u64,
-    pub truncated: bool,
-}
-
 /// What to replace.
 #[derive(Debug, Clone, Default)]
 pub struct ReplaceOptions {
@@ -58,25 +42,6 @@ pub struct ReplaceOptions {
     pub regex: bool,
     pub ignore_case: bool,
     pub glob: Option<String>,
-    pub dry_run: bool,
-}
-
-/// One file that had matches.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ReplacedFile {
-    pub path: String,
-    pub replacements: u64,
-    /// Why the file was left alone (`conflict`: it changed while being rewritten).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<String>,
-}
-
-/// What a replace did (or, with `dry_run`, would do).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ReplaceSummary {
-    pub files: Vec<ReplacedFile>,
-    pub files_changed: u64,
-    pub replacements: u64,
     pub dry_run: bool,
 }
 

@@ -2,9 +2,12 @@
 //! matches the cap, attaching is idempotent across placements (servers) sharing a data root,
 //! and destroy leaves no mount, loop device or image.
 
+mod placements;
+
 use std::path::{Path, PathBuf};
 
 use nullspace_volumes::{image_size, LoopPlacement, VolumePlacement, MIN_FS_BYTES, SLACK_BYTES};
+use placements::mounts_below;
 
 const MIB: u64 = 1 << 20;
 
@@ -31,19 +34,6 @@ impl Drop for Root {
             let _ = rustix::mount::unmount(m.as_str(), rustix::mount::UnmountFlags::DETACH);
         }
     }
-}
-
-fn mounts_below(dir: &Path) -> Vec<String> {
-    let dir = dir.canonicalize().unwrap();
-    let mut v: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| Path::new(p).starts_with(&dir))
-        .map(str::to_owned)
-        .collect();
-    v.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    v
 }
 
 fn loop_devices_of(image: &Path) -> usize {

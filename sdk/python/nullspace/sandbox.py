@@ -93,12 +93,17 @@ class SandboxInfo:
 
 @dataclass(frozen=True)
 class ExecResult:
-    """What a command did: its output (UTF-8, invalid bytes replaced) and exit code."""
+    """What a command did: its output (UTF-8, invalid bytes replaced) and exit code.
+
+    ``timed_out`` says the command was killed at its timeout; ``truncated`` that its output
+    passed the server's limit and was cut there.
+    """
 
     stdout: str
     stderr: str
     exit_code: int
     timed_out: bool = False
+    truncated: bool = False
 
 
 def _mount_body(m: Mount) -> Dict[str, Any]:
@@ -285,6 +290,7 @@ class Sandbox:
             stderr=field(doc, "stderr", str, "exec result"),
             exit_code=field(doc, "exit_code", int, "exec result"),
             timed_out=bool(doc.get("timed_out", False)),
+            truncated=bool(doc.get("truncated", False)),
         )
 
     def _lifecycle(self, op: str) -> SandboxInfo:

@@ -61,3 +61,8 @@ pub fn id(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A subpath as the server passes it: `a/b` or `/a/b`, parsed into a `VolumePath`.
+pub fn sub(s: &str) -> nullspace_core::VolumePath {
+    nullspace_core::VolumePath::parse(&format!("/{}", s.trim_start_matches('/'))).unwrap()
+}

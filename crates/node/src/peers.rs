@@ -22,13 +22,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nullspace_state::{PeerChannel, MAX_PEER_MESSAGE};
+use nullspace_state::{PeerChannel, StateStore, MAX_PEER_MESSAGE};
 use nullspace_volumes::events::{ChangeKind, LocalChange};
 use nullspace_volumes::VolumeStore;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedReceiver;
-
-use crate::AppState;
 
 /// Events taken from the queue per round of sending.
 const BATCH: usize = 512;
@@ -66,22 +64,26 @@ struct WireEvent {
 
 /// Starts forwarding this server's events and listening to the others'.
 pub(crate) fn start(
-    app: &AppState,
+    volumes: &Arc<VolumeStore>,
     channel: Arc<dyn PeerChannel>,
     local: UnboundedReceiver<LocalChange>,
 ) {
-    let me = app.volumes.owner().id().to_owned();
+    let me = volumes.owner().id().to_owned();
     tokio::spawn(forward(channel.clone(), me.clone(), local));
-    tokio::spawn(listen(channel, me, app.volumes.clone()));
+    tokio::spawn(listen(channel, me, volumes.clone()));
 }
 
 /// Tells the other servers that a volume was deleted (their watchers of it end).
-pub(crate) async fn volume_deleted(app: &AppState, volume_id: &str) {
-    let Some(channel) = app.store.peers() else {
+pub(crate) async fn volume_deleted(
+    store: &Arc<dyn StateStore>,
+    volumes: &VolumeStore,
+    volume_id: &str,
+) {
+    let Some(channel) = store.peers() else {
         return;
     };
     let msg = Message {
-        server: app.volumes.owner().id().to_owned(),
+        server: volumes.owner().id().to_owned(),
         volume: volume_id.to_owned(),
         events: Vec::new(),
         lost: false,

@@ -1,9 +1,8 @@
-//! Fresh PostgreSQL databases for tests: each test creates `nstest_<random>` on the server named
-//! by `NULLSPACE_TEST_PG_URL` (default: the local server, trust auth) and drops it afterwards,
-//! also when the test fails.
+//! Fresh PostgreSQL databases: each test (or server) gets `nstest_<random>` on the server named
+//! by `NULLSPACE_TEST_PG_URL` (default: the local server, trust auth), dropped afterwards, also
+//! when the test fails.
 
-#![allow(dead_code)] // each test file uses a different part
-
+use std::future::Future;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -59,13 +58,13 @@ pub struct FreshDatabase {
 }
 
 impl FreshDatabase {
-    /// Creates an empty database.
+    /// Creates an empty database; panics when the test server does not answer.
     pub async fn create() -> FreshDatabase {
         let admin_url = admin_url();
         let name = format!("nstest_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL server: {e}"));
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("cannot connect to the test PostgreSQL server at {admin_url}: {e}")
+        });
         // A locale-aware default collation where the server has ICU (as hosted databases
         // usually have en_US), so that nothing passes only because the locale is C.
         let icu = format!(
@@ -85,11 +84,31 @@ impl FreshDatabase {
         }
     }
 
+    /// [`FreshDatabase::create`] for code that is not async (or runs inside another runtime).
+    pub fn create_blocking() -> FreshDatabase {
+        on_own_runtime(FreshDatabase::create())
+    }
+
     /// A connection to the server's admin database (not the test database).
     pub async fn admin(&self) -> PgConnection {
         PgConnection::connect(&self.admin_url)
             .await
             .expect("connect to the admin database")
+    }
+
+    /// Runs one SQL statement in the test database (as the admin user); panics when it fails.
+    /// Blocks, also inside a runtime.
+    pub fn execute(&self, sql: &str) {
+        let (url, sql) = (self.url.clone(), sql.to_owned());
+        on_own_runtime(async move {
+            let mut conn = PgConnection::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+            conn.execute(sql.as_str())
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let _ = conn.close().await;
+        })
     }
 
     /// Ends every connection to the test database, as a database restart or an operator's
@@ -107,9 +126,7 @@ impl FreshDatabase {
         let _ = admin.close().await;
         ended
     }
-}
 
-impl FreshDatabase {
     /// Lets new connections in, or refuses them (`ALTER DATABASE … ALLOW_CONNECTIONS`), as
     /// an operator does during maintenance; existing connections are not touched.
     pub async fn allow_connections(&self, allow: bool) {
@@ -125,24 +142,38 @@ impl FreshDatabase {
 impl Drop for FreshDatabase {
     fn drop(&mut self) {
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread with
-        // its own.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let mut admin = PgConnection::connect(&admin_url).await?;
-                admin
-                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await?;
-                admin.close().await
-            })
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
-            eprintln!("cannot drop test database {}: {e}", self.name);
+        // Not `on_own_runtime`: a drop may run while the test panics, and must not panic again.
+        let dropped = joined_on_own_runtime(async move {
+            let mut admin = PgConnection::connect(&admin_url).await?;
+            admin
+                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await?;
+            admin.close().await
+        });
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("cannot drop test database {}: {e}", self.name),
+            Err(_) => eprintln!("cannot drop test database {}", self.name),
         }
     }
+}
+
+/// Runs `work` to completion on a thread with a runtime of its own: a test's runtime cannot be
+/// blocked on from inside, and sync code has none.
+fn on_own_runtime<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
+    joined_on_own_runtime(work).unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// [`on_own_runtime`], handing back a panic of `work` instead of resuming it.
+fn joined_on_own_runtime<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> std::thread::Result<T> {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(work)
+    })
+    .join()
 }

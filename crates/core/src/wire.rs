@@ -1,0 +1,531 @@
+//! The JSON shapes of the HTTP API, defined once for the server (`api`, which also documents
+//! them in OpenAPI) and the Rust client. Core records that are already wire shapes
+//! (`Volume`, `FileStat`, `Tenant`) live in `model`; docs/API.md describes every route.
+//!
+//! Request bodies refuse unknown fields, so a misspelt option is an `invalid_argument`, never
+//! silently ignored.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{AttachmentState, FileStat, FileType, Labels, SandboxState, Tenant, Volume};
+
+fn yes() -> bool {
+    true
+}
+
+fn root() -> String {
+    "/".into()
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+// ---- errors and service ----
+
+/// The body of every error answer: `{"error": {code, message, retryable}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// Code, message and whether a retry may succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub retryable: bool,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
+/// `GET /v1/whoami`: who a key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    /// Tenant name.
+    pub tenant: String,
+    pub tenant_id: String,
+    /// Whether the key may run admin verbs.
+    pub admin: bool,
+}
+
+// ---- operators ----
+
+/// Body of `POST /v1/admin/tenants`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub name: String,
+}
+
+/// A new tenant and its first key, shown only once. `Debug` hides the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreatedTenant {
+    pub tenant: Tenant,
+    pub key: String,
+}
+
+impl fmt::Debug for CreatedTenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedTenant")
+            .field("tenant", &self.tenant)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Body of `PUT /v1/admin/tenants/{tenant}/volume-cap`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetVolumeCap {
+    /// Cap in bytes for the tenant's new volumes.
+    pub cap_bytes: u64,
+}
+
+// ---- volumes ----
+
+/// Body of `POST /v1/volumes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVolume {
+    /// 1-63 chars of `a-z 0-9 . _ -`, starting with a letter or digit.
+    pub name: String,
+    #[serde(default)]
+    pub labels: Labels,
+    /// Return the existing volume (200) instead of `already_exists`.
+    #[serde(default)]
+    pub if_not_exists: bool,
+}
+
+/// `{"volumes": [...]}` (each volume with the selected fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VolumeList<T = Volume> {
+    pub volumes: Vec<T>,
+}
+
+// ---- files ----
+
+/// Body of `POST …/files/mkdir`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MkdirRequest {
+    pub path: String,
+    #[serde(default = "yes")]
+    pub parents: bool,
+}
+
+/// Body of `POST …/files/move`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveRequest {
+    pub src: String,
+    pub dst: String,
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+/// Body of `POST …/files/copy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRequest {
+    pub src: String,
+    pub dst: String,
+    #[serde(default)]
+    pub overwrite: bool,
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ListPage<T = FileStat> {
+    pub entries: Vec<T>,
+    /// Pass as `cursor` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A listed entry when only paths and types were asked for (no `stat` on the server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PathEntry {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub file_type: FileType,
+}
+
+/// `{"exists": bool}`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Exists {
+    pub exists: bool,
+}
+
+/// What a batch wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BatchResult {
+    /// Regular files written.
+    pub files: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+}
+
+/// Body of `POST …/files/url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    pub path: String,
+    /// `GET` (download) or `PUT` (upload of this path).
+    #[serde(default = "get")]
+    pub method: String,
+    /// Seconds until the URL stops working: 1 to 604800 (7 days).
+    pub expires_in: u64,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+/// A signed URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SignedUrl {
+    pub url: String,
+    pub method: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+// ---- contents ----
+
+/// Body of `POST …/files/search`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    pub pattern: String,
+    #[serde(default = "root")]
+    pub path: String,
+    pub glob: Option<String>,
+    #[serde(default = "yes")]
+    pub regex: bool,
+    #[serde(default)]
+    pub ignore_case: bool,
+    pub max_results: Option<u64>,
+}
+
+/// One matching line (one NDJSON line of a search answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SearchMatch {
+    /// Absolute path of the file.
+    pub path: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// 1-based byte column of the first match on the line.
+    pub column: u64,
+    /// The line without its newline, cut at 1000 bytes (invalid UTF-8 replaced).
+    pub text: String,
+}
+
+/// How many lines matched, and whether `max_results` cut the search short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SearchSummary {
+    pub matches: u64,
+    pub truncated: bool,
+}
+
+/// One NDJSON line of a search answer: matches, then `{"done": true, …}` or an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SearchLine {
+    /// The search failed after the answer had started.
+    Failed {
+        error: ErrorDetail,
+    },
+    /// The last line.
+    Done {
+        done: bool,
+        #[serde(flatten)]
+        summary: SearchSummary,
+    },
+    Match(SearchMatch),
+}
+
+/// Body of `POST …/files/replace`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceRequest {
+    pub pattern: String,
+    pub replacement: String,
+    #[serde(default = "root")]
+    pub path: String,
+    pub glob: Option<String>,
+    #[serde(default = "yes")]
+    pub regex: bool,
+    #[serde(default)]
+    pub ignore_case: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One file in which the pattern was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReplacedFile {
+    pub path: String,
+    /// Matches replaced (or, with `dry_run`, that would be).
+    pub replacements: u64,
+    /// Why the file was left alone: `conflict` when it changed while being rewritten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// What a replace did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReplaceSummary {
+    /// Files with matches, in path order.
+    pub files: Vec<ReplacedFile>,
+    pub files_changed: u64,
+    pub replacements: u64,
+    pub dry_run: bool,
+}
+
+/// Body of `POST …/files/edit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditRequest {
+    pub path: String,
+    pub old: String,
+    pub new: String,
+    /// Occurrences that must be found; `null` replaces all.
+    #[serde(default = "one")]
+    pub count: Option<u64>,
+    pub if_match: Option<String>,
+}
+
+fn one() -> Option<u64> {
+    Some(1)
+}
+
+// ---- watch ----
+
+/// What happened to a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Created,
+    Modified,
+    Deleted,
+    Moved,
+}
+
+/// One change (`event: change`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChangeEvent {
+    /// Increasing id; resume after it with `Last-Event-ID`.
+    pub id: u64,
+    #[serde(rename = "type")]
+    pub kind: ChangeKind,
+    pub path: String,
+    /// The previous path of a `moved` entry.
+    pub old_path: Option<String>,
+    pub is_dir: bool,
+    pub time: DateTime<Utc>,
+}
+
+/// Changes after `last_event_id` may be missing (`event: gap`): events before
+/// `oldest_available` are no longer retained, or changes went unobserved. The watcher must
+/// re-list what it watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WatchGap {
+    pub last_event_id: u64,
+    pub oldest_available: u64,
+}
+
+/// The last event of a connection the server ends (`event: overflow`): the client fell behind,
+/// or changes made through another server may have been missed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WatchOverflow {
+    /// Events the server could not deliver; absent (0) when it does not know.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missed: u64,
+    #[serde(default)]
+    pub message: String,
+}
+
+// ---- sandboxes ----
+
+/// A volume to mount: `{volume, mount_path, read_only, subpath}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeMount {
+    /// Name of one of the caller's volumes.
+    pub volume: String,
+    /// Absolute path inside the sandbox.
+    pub mount_path: String,
+    #[serde(default)]
+    pub read_only: bool,
+    /// Mount only this directory of the volume (created if missing).
+    #[serde(default)]
+    pub subpath: Option<String>,
+}
+
+/// Body of `POST /v1/sandboxes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSandbox {
+    #[serde(default = "base")]
+    pub template: String,
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Lifetime in seconds: the sandbox is destroyed this long after it was created (its
+    /// attachments released, its volumes kept), whatever its state, across server restarts.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+fn base() -> String {
+    "base".into()
+}
+
+/// One attachment of a volume to a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Attachment {
+    pub id: String,
+    pub sandbox_id: String,
+    pub volume: String,
+    pub mount_path: String,
+    pub read_only: bool,
+    pub subpath: Option<String>,
+    pub state: AttachmentState,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Sandbox {
+    pub id: String,
+    pub name: Option<String>,
+    pub template: String,
+    pub state: SandboxState,
+    /// The server that runs the sandbox; operations on it through any other server sharing
+    /// the database are `unavailable`, naming this server.
+    pub server_id: String,
+    /// Lifetime in seconds given at create, if any.
+    pub timeout: Option<u64>,
+    /// When the sandbox will be destroyed (`created_at + timeout`).
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub attachments: Vec<Attachment>,
+}
+
+/// `{"sandboxes": [...]}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SandboxList {
+    pub sandboxes: Vec<Sandbox>,
+}
+
+/// `{"attachments": [...]}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AttachmentList {
+    pub attachments: Vec<Attachment>,
+}
+
+/// A command: an argument list, or a string run by `sh -c`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Command {
+    Argv(Vec<String>),
+    Shell(String),
+}
+
+/// Body of `POST /v1/sandboxes/{id}/exec`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    pub cmd: Command,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Text for standard input.
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// Seconds; the command is killed after this long.
+    #[serde(default)]
+    pub timeout: Option<f64>,
+}
+
+/// What a command did (output decoded as UTF-8, invalid bytes replaced).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: i32,
+    #[serde(default)]
+    pub timed_out: bool,
+    /// The output was longer than the server keeps and was cut.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// One directory entry inside a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SandboxDirEntry {
+    pub name: String,
+    /// `file`, `dir`, `symlink` or `other`.
+    pub kind: String,
+    pub size: u64,
+}
+
+/// `{"entries": [...]}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SandboxDirList {
+    pub entries: Vec<SandboxDirEntry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_lines_round_trip() {
+        let done = SearchLine::Done {
+            done: true,
+            summary: SearchSummary {
+                matches: 3,
+                truncated: false,
+            },
+        };
+        let text = serde_json::to_string(&done).unwrap();
+        assert_eq!(text, r#"{"done":true,"matches":3,"truncated":false}"#);
+        assert_eq!(serde_json::from_str::<SearchLine>(&text).unwrap(), done);
+        let m: SearchLine =
+            serde_json::from_str(r#"{"path":"/a","line":1,"column":2,"text":"x"}"#).unwrap();
+        assert!(matches!(m, SearchLine::Match(_)));
+        let e: SearchLine =
+            serde_json::from_str(r#"{"error":{"code":"internal","message":"m"}}"#).unwrap();
+        assert!(matches!(e, SearchLine::Failed { .. }));
+    }
+
+    #[test]
+    fn request_bodies_refuse_unknown_fields_and_take_defaults() {
+        assert!(serde_json::from_str::<MkdirRequest>(r#"{"path":"/a","parent":true}"#).is_err());
+        let m: MkdirRequest = serde_json::from_str(r#"{"path":"/a"}"#).unwrap();
+        assert!(m.parents);
+        let e: EditRequest = serde_json::from_str(r#"{"path":"/a","old":"x","new":"y"}"#).unwrap();
+        assert_eq!(e.count, Some(1));
+        let e: EditRequest =
+            serde_json::from_str(r#"{"path":"/a","old":"x","new":"y","count":null}"#).unwrap();
+        assert_eq!(e.count, None);
+    }
+}

@@ -1,0 +1,539 @@
+//! The volume use cases: a caller's volumes by name, create and delete with rollback, and the
+//! data-plane operations on an opened volume.
+//!
+//! Two hooks keep the control plane's copy of each volume's usage true, each in one place:
+//! [`OpenVolume::changing`] records usage after every operation that may change a volume (the
+//! only caller of [`VolumeService::record_usage`]), and [`VolumeService::remeasure`] measures
+//! volumes again from disk after sandbox code ran in them (called from the sandbox service's
+//! one runtime wrapper, and at most once a second before answers about attached volumes).
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nullspace_core::{
+    validate_label, Error, ErrorCode, FileStat, LabelSelector, Labels, Volume, VolumeName,
+    VolumePath,
+};
+use nullspace_state::{Principal, StateStore};
+use nullspace_volumes::archive::ArchiveFormat;
+use nullspace_volumes::events::Subscription;
+use nullspace_volumes::uploads::{ChunkChecksum, UploadError, UploadState};
+use nullspace_volumes::{
+    BatchResult, FsResult, ListOptions, ListPage, PendingWrite, ReplaceOptions, ReplaceSummary,
+    SearchMatch, SearchOptions, SearchSummary, Usage, VolumeHandle, VolumeStore, WriteOptions,
+};
+
+use crate::blocking;
+use crate::signing::Signer;
+
+/// How stale the usage of a volume that a live sandbox may be writing can be when an answer
+/// shows it or a write checks the cap against it.
+const SANDBOX_USAGE_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The volumes of every tenant: records in the state store, data in the volume store.
+#[derive(Clone)]
+pub struct VolumeService {
+    store: Arc<dyn StateStore>,
+    volumes: Arc<VolumeStore>,
+    signer: Arc<Signer>,
+}
+
+impl VolumeService {
+    pub(crate) fn new(
+        store: Arc<dyn StateStore>,
+        volumes: Arc<VolumeStore>,
+        signer: Arc<Signer>,
+    ) -> VolumeService {
+        VolumeService {
+            store,
+            volumes,
+            signer,
+        }
+    }
+
+    /// The data plane (start-up, peers and the sandbox service reach it through here).
+    pub(crate) fn data(&self) -> &Arc<VolumeStore> {
+        &self.volumes
+    }
+
+    /// The caller's volume by name with live usage, or `not_found` (also for other tenants'
+    /// volumes).
+    pub async fn get(&self, caller: &Principal, name: &str) -> Result<Volume, Error> {
+        let name = VolumeName::parse(name)?;
+        let v = self.store.get_volume(&caller.tenant_id, &name).await?;
+        self.catch_up(&v).await;
+        Ok(self.live(v))
+    }
+
+    /// The caller's volumes matching every selector, in name order, with live usage.
+    pub async fn list(
+        &self,
+        caller: &Principal,
+        selectors: &[LabelSelector],
+    ) -> Result<Vec<Volume>, Error> {
+        let vols = self
+            .store
+            .list_volumes(&caller.tenant_id, selectors)
+            .await?;
+        let mut out = Vec::with_capacity(vols.len());
+        for v in vols {
+            self.catch_up(&v).await;
+            out.push(self.live(v));
+        }
+        Ok(out)
+    }
+
+    /// Creates a volume: its record, then its storage; a failure to make the storage removes
+    /// the record again. With `if_not_exists`, an existing volume is returned as
+    /// `(volume, false)`.
+    pub async fn create(
+        &self,
+        caller: &Principal,
+        name: &str,
+        labels: &Labels,
+        if_not_exists: bool,
+    ) -> Result<(Volume, bool), Error> {
+        let name = VolumeName::parse(name)?;
+        for (k, v) in labels {
+            validate_label(k, v)?;
+        }
+        let tenant = &caller.tenant_id;
+        let v = match self.store.create_volume(tenant, &name, labels).await {
+            Ok(v) => v,
+            Err(e) => {
+                let e: Error = e.into();
+                if e.code == ErrorCode::AlreadyExists && if_not_exists {
+                    let v = self.store.get_volume(tenant, &name).await?;
+                    return Ok((self.live(v), false));
+                }
+                return Err(Error::new(
+                    e.code,
+                    format!("volume {:?} already exists", name.as_str()),
+                ));
+            }
+        };
+        let (vols, id, cap, shown) = (
+            self.volumes.clone(),
+            v.id.clone(),
+            v.cap_bytes,
+            name.as_str().to_owned(),
+        );
+        let made = blocking(move || vols.create(&id, cap).map_err(|e| e.in_volume(&shown))).await;
+        if let Err(e) = made {
+            let _ = self.store.delete_volume(tenant, &name).await;
+            return Err(e);
+        }
+        Ok((v, true))
+    }
+
+    /// Removes a volume's record, then its storage (the sandbox service has released its
+    /// attachments first). `Ok(None)` when it did not exist and `if_exists`.
+    pub(crate) async fn remove(
+        &self,
+        caller: &Principal,
+        name: &VolumeName,
+        if_exists: bool,
+    ) -> Result<Option<Volume>, Error> {
+        let v = match self.store.delete_volume(&caller.tenant_id, name).await {
+            Ok(v) => v,
+            Err(e) => {
+                let e: Error = e.into();
+                if e.code == ErrorCode::NotFound && if_exists {
+                    return Ok(None);
+                }
+                return Err(e);
+            }
+        };
+        let (vols, id, shown) = (self.volumes.clone(), v.id.clone(), name.as_str().to_owned());
+        blocking(move || vols.destroy(&id).map_err(|e| e.in_volume(&shown))).await?;
+        Ok(Some(v))
+    }
+
+    /// The record of the caller's volume, if it exists (no usage catch-up).
+    pub(crate) async fn record(
+        &self,
+        caller: &Principal,
+        name: &VolumeName,
+    ) -> Result<Option<Volume>, Error> {
+        match self.store.get_volume(&caller.tenant_id, name).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                let e: Error = e.into();
+                if e.code == ErrorCode::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// The caller's volume by name, with its data-plane handle open.
+    pub async fn open(&self, caller: &Principal, name: &str) -> Result<OpenVolume, Error> {
+        let volume = self.get(caller, name).await?;
+        self.open_record(volume).await
+    }
+
+    /// Opens the data plane of a volume record.
+    pub(crate) async fn open_record(&self, volume: Volume) -> Result<OpenVolume, Error> {
+        let (store, id, cap, name) = (
+            self.volumes.clone(),
+            volume.id.clone(),
+            volume.cap_bytes,
+            volume.name.clone(),
+        );
+        let handle =
+            blocking(move || store.handle(&id, cap).map_err(|e| e.in_volume(&name))).await?;
+        Ok(OpenVolume {
+            stored: Usage {
+                used_bytes: volume.used_bytes,
+                file_count: volume.file_count,
+            },
+            volume: self.live(volume),
+            handle,
+            service: self.clone(),
+        })
+    }
+
+    /// Signs a URL's fields for the caller's volume (see [`Signer`]).
+    pub fn sign(
+        &self,
+        caller: &Principal,
+        volume: &Volume,
+        method: &str,
+        path: &VolumePath,
+        expires: i64,
+    ) -> String {
+        self.signer
+            .sign(method, &caller.tenant_id, &volume.id, path, expires)
+    }
+
+    /// The volume a signed request names, opened, when its signature holds for these exact
+    /// fields and it has not expired; `None` whatever the reason (a bare 403 at the edge).
+    pub async fn open_signed(
+        &self,
+        method: &str,
+        tenant_id: &str,
+        volume: &str,
+        path: &VolumePath,
+        expires: i64,
+        signature: &str,
+    ) -> Option<Result<OpenVolume, Error>> {
+        let now = chrono::Utc::now().timestamp();
+        if expires <= now || expires - now > crate::signing::MAX_EXPIRY_SECS as i64 + 60 {
+            return None;
+        }
+        let name = VolumeName::parse(volume).ok()?;
+        let v = self.store.get_volume(tenant_id, &name).await.ok()?;
+        if !self
+            .signer
+            .verify(method, tenant_id, &v.id, path, expires, signature)
+        {
+            return None;
+        }
+        Some(self.open_record(v).await)
+    }
+
+    /// Re-measures a volume that a live sandbox has attached, at most once per
+    /// [`SANDBOX_USAGE_MAX_AGE`]: sandbox code changes it behind the data plane's back.
+    async fn catch_up(&self, v: &Volume) {
+        // The record counts every server's attachments (read-only ones too): re-measuring at
+        // most once a second while any exists is cheaper than asking which are read-write.
+        if v.attachments > 0 {
+            self.remeasure(vec![v.id.clone()], SANDBOX_USAGE_MAX_AGE)
+                .await;
+        }
+    }
+
+    /// Measures the usage of the open ones of `volume_ids` from disk again (unless measured
+    /// less than `max_age` ago) and records it. Failures are logged: the figure stays as it
+    /// was, and the file system still stops writes at the cap.
+    pub(crate) async fn remeasure(&self, volume_ids: Vec<String>, max_age: Duration) {
+        for id in volume_ids {
+            let Some(h) = self.volumes.peek(&id) else {
+                // Not open: its usage is measured from disk when it is opened.
+                continue;
+            };
+            let before = h.usage();
+            let h2 = h.clone();
+            match tokio::task::spawn_blocking(move || h2.remeasure_if_older(max_age)).await {
+                Ok(Ok(now)) if now != before => self.record_usage(&h, before).await,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(volume = %id, error = %e, "cannot measure volume usage")
+                }
+                Err(e) => tracing::warn!(volume = %id, error = %e, "cannot measure volume usage"),
+            }
+        }
+    }
+
+    /// Writes a volume's current usage to the control plane when it differs from `known`,
+    /// the figure the store is believed to hold (best effort: it is measured again from disk
+    /// at every start).
+    async fn record_usage(&self, h: &VolumeHandle, known: Usage) {
+        let u = h.usage();
+        if u == known {
+            return;
+        }
+        if let Err(e) = self
+            .store
+            .set_volume_usage(h.id(), u.used_bytes, u.file_count)
+            .await
+        {
+            tracing::warn!(volume = h.id(), error = %e, "could not record volume usage");
+        }
+    }
+
+    /// Overlays the exact, in-process usage figures of an open volume on its stored record.
+    fn live(&self, mut v: Volume) -> Volume {
+        if let Some(h) = self.volumes.peek(&v.id) {
+            let u = h.usage();
+            v.used_bytes = u.used_bytes;
+            v.file_count = u.file_count;
+        }
+        v
+    }
+}
+
+/// A caller's volume, opened: its record and its data-plane handle. Every operation runs on
+/// the blocking pool, and its errors name the volume.
+pub struct OpenVolume {
+    /// The record, with live usage.
+    pub volume: Volume,
+    /// The usage the control plane held when the volume was opened.
+    stored: Usage,
+    handle: Arc<VolumeHandle>,
+    service: VolumeService,
+}
+
+impl OpenVolume {
+    /// The volume's name.
+    pub fn name(&self) -> &str {
+        &self.volume.name
+    }
+
+    /// The volume's cap in bytes.
+    pub fn cap(&self) -> u64 {
+        self.handle.cap()
+    }
+
+    /// Runs a read-only data-plane operation.
+    async fn run<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&VolumeHandle) -> FsResult<T> + Send + 'static,
+    ) -> Result<T, Error> {
+        let (h, name) = (self.handle.clone(), self.volume.name.clone());
+        blocking(move || op(&h).map_err(|e| e.in_volume(&name))).await
+    }
+
+    /// Runs an operation that may change the volume, then records its usage in the control
+    /// plane: the one place where API changes reach the stored usage figure.
+    async fn changing<R: Send + 'static>(
+        &self,
+        op: impl FnOnce(&VolumeHandle) -> R + Send + 'static,
+    ) -> Result<R, Error> {
+        let h = self.handle.clone();
+        let out = match tokio::task::spawn_blocking(move || op(&h)).await {
+            Ok(r) => r,
+            Err(e) => return Err(Error::internal(format!("blocking task failed: {e}"))),
+        };
+        self.service.record_usage(&self.handle, self.stored).await;
+        Ok(out)
+    }
+
+    /// Records the usage measured when the volume was opened, if the store holds another
+    /// figure (start-up).
+    pub(crate) async fn settle(&self) -> Result<(), Error> {
+        self.changing(|_| ()).await
+    }
+
+    /// [`OpenVolume::changing`] for operations with the data plane's errors.
+    async fn change<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&VolumeHandle) -> FsResult<T> + Send + 'static,
+    ) -> Result<T, Error> {
+        let name = self.volume.name.clone();
+        self.changing(op).await?.map_err(|e| e.in_volume(&name))
+    }
+
+    /// Opens a regular file for reading (a FIFO or device is refused), with its stat.
+    pub async fn open_read(&self, path: VolumePath) -> Result<(std::fs::File, FileStat), Error> {
+        self.run(move |h| h.open_read(&path)).await
+    }
+
+    /// Starts an atomic write of `path`: bytes go to a temporary file until
+    /// [`OpenVolume::commit_write`].
+    pub async fn begin_write(&self, path: VolumePath) -> Result<PendingWrite, Error> {
+        let (h, name) = (self.handle.clone(), self.volume.name.clone());
+        blocking(move || h.begin_write(&path).map_err(|e| e.in_volume(&name))).await
+    }
+
+    /// Publishes a pending write.
+    pub async fn commit_write(
+        &self,
+        pending: PendingWrite,
+        opts: WriteOptions,
+    ) -> Result<FileStat, Error> {
+        self.change(move |_| pending.commit(&opts)).await
+    }
+
+    /// Writes every file of a tar stream below `dest`, all or nothing.
+    pub async fn write_batch(
+        &self,
+        tar: impl Read + Send + 'static,
+        dest: VolumePath,
+    ) -> Result<BatchResult, Error> {
+        self.change(move |h| h.write_batch(tar, &dest)).await
+    }
+
+    pub async fn mkdir(&self, path: VolumePath, parents: bool) -> Result<FileStat, Error> {
+        self.run(move |h| h.mkdir(&path, parents)).await
+    }
+
+    pub async fn rename(
+        &self,
+        src: VolumePath,
+        dst: VolumePath,
+        overwrite: bool,
+    ) -> Result<FileStat, Error> {
+        self.change(move |h| h.rename(&src, &dst, overwrite)).await
+    }
+
+    pub async fn copy(
+        &self,
+        src: VolumePath,
+        dst: VolumePath,
+        overwrite: bool,
+        recursive: bool,
+    ) -> Result<FileStat, Error> {
+        self.change(move |h| h.copy(&src, &dst, overwrite, recursive))
+            .await
+    }
+
+    pub async fn remove(&self, path: VolumePath, recursive: bool) -> Result<(), Error> {
+        self.change(move |h| h.remove(&path, recursive)).await
+    }
+
+    pub async fn list(&self, path: VolumePath, opts: ListOptions) -> Result<ListPage, Error> {
+        self.run(move |h| h.list(&path, &opts)).await
+    }
+
+    pub async fn stat(&self, path: VolumePath) -> Result<FileStat, Error> {
+        self.run(move |h| h.stat(&path)).await
+    }
+
+    pub async fn exists(&self, path: VolumePath) -> Result<bool, Error> {
+        self.run(move |h| h.exists(&path)).await
+    }
+
+    /// Searches file contents below `path`, handing each match to `on_match` (which returns
+    /// `false` to stop).
+    pub async fn search(
+        &self,
+        path: VolumePath,
+        opts: SearchOptions,
+        mut on_match: impl FnMut(SearchMatch) -> bool + Send + 'static,
+    ) -> Result<SearchSummary, Error> {
+        self.run(move |h| h.search(&path, &opts, &mut on_match))
+            .await
+    }
+
+    pub async fn replace(
+        &self,
+        path: VolumePath,
+        opts: ReplaceOptions,
+    ) -> Result<ReplaceSummary, Error> {
+        self.change(move |h| h.replace(&path, &opts)).await
+    }
+
+    pub async fn edit(
+        &self,
+        path: VolumePath,
+        old: String,
+        new: String,
+        count: Option<u64>,
+        if_match: Option<String>,
+    ) -> Result<FileStat, Error> {
+        self.change(move |h| h.edit(&path, &old, &new, count, if_match))
+            .await
+    }
+
+    /// Writes the directory `path` as an archive into `out`.
+    pub async fn archive(
+        &self,
+        path: VolumePath,
+        format: ArchiveFormat,
+        mut out: impl Write + Send + 'static,
+    ) -> Result<(), Error> {
+        self.run(move |h| {
+            h.archive(&path, format, &mut out)?;
+            out.flush()
+                .map_err(|source| nullspace_volumes::FsError::Io {
+                    path: path.to_string(),
+                    source,
+                })
+        })
+        .await
+    }
+
+    /// Subscribes to the volume's changes after `last_event_id`. The subscription holds the
+    /// volume open.
+    pub async fn watch(&self, last_event_id: Option<u64>) -> Result<Watching, Error> {
+        let sub = self.run(move |h| h.watch(last_event_id)).await?;
+        Ok(Watching {
+            sub,
+            guard: WatchGuard(self.handle.clone()),
+        })
+    }
+
+    /// Starts a resumable upload of `length` bytes to `dest` (an empty one is published at
+    /// once).
+    pub async fn upload_create(
+        &self,
+        dest: VolumePath,
+        length: u64,
+        metadata: Option<String>,
+        ttl: chrono::Duration,
+    ) -> Result<Result<UploadState, UploadError>, Error> {
+        self.changing(move |h| h.upload_create(&dest, length, metadata, ttl))
+            .await
+    }
+
+    /// Appends to an upload at `offset`; the upload's file is published when the last byte
+    /// arrives (and then counts in the volume's usage).
+    pub async fn upload_append(
+        &self,
+        id: String,
+        offset: u64,
+        body: impl Read + Send + 'static,
+        checksum: Option<ChunkChecksum>,
+    ) -> Result<Result<UploadState, UploadError>, Error> {
+        self.changing(move |h| h.upload_append(&id, offset, body, checksum))
+            .await
+    }
+
+    pub async fn upload_state(
+        &self,
+        id: String,
+    ) -> Result<Result<UploadState, UploadError>, Error> {
+        let h = self.handle.clone();
+        blocking(move || Ok(h.upload_state(&id))).await
+    }
+
+    pub async fn upload_delete(&self, id: String) -> Result<Result<(), UploadError>, Error> {
+        let h = self.handle.clone();
+        blocking(move || Ok(h.upload_delete(&id))).await
+    }
+}
+
+/// A live subscription to a volume's changes; keeps the volume (and its file-system event
+/// source) open while it lives.
+pub struct Watching {
+    pub sub: Subscription,
+    /// Keep it as long as the subscription is used.
+    pub guard: WatchGuard,
+}
+
+/// Holds a watched volume open.
+pub struct WatchGuard(#[allow(dead_code)] Arc<VolumeHandle>);

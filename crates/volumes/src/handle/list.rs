@@ -1,0 +1,221 @@
+//! Listings: sorted depth first by raw name bytes, paged by an opaque cursor.
+
+use std::os::fd::OwnedFd;
+
+use nullspace_core::{FileStat, FileType as StatType, VolumePath};
+use rustix::fs::{AtFlags, FileType, OFlags};
+use rustix::io::Errno;
+
+use super::{file_stat, io_at, VolumeHandle};
+use crate::error::{FsError, FsResult};
+use crate::walk::{open_child_dir, read_names};
+
+/// What to list.
+#[derive(Debug, Clone)]
+pub struct ListOptions {
+    pub recursive: bool,
+    /// Shell glob: without `/` it matches entry names, with `/` paths relative to the listed dir.
+    pub glob: Option<String>,
+    pub limit: usize,
+    /// The last path of the previous page.
+    pub cursor: Option<String>,
+    /// Stat every entry (size, mode, mtime, etag). Without it only paths and types are
+    /// read, from the directory itself, as `find` does.
+    pub details: bool,
+}
+
+/// One listed entry; `stat` is there when the listing asked for details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    pub path: String,
+    pub file_type: StatType,
+    pub stat: Option<FileStat>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub entries: Vec<ListEntry>,
+    pub next_cursor: Option<String>,
+}
+
+/// A shell glob over names (no `/` in it) or over paths relative to a listed directory.
+pub(crate) struct NameGlob {
+    matcher: globset::GlobMatcher,
+    on_path: bool,
+}
+
+impl NameGlob {
+    /// Compiles a user glob; a bad one is `invalid_argument` quoting the parser.
+    pub(crate) fn compile(glob: Option<&str>) -> FsResult<Option<NameGlob>> {
+        let Some(g) = glob else { return Ok(None) };
+        let matcher = globset::GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| FsError::Invalid(format!("invalid glob {g:?}: {}", e.kind())))?
+            .compile_matcher();
+        Ok(Some(NameGlob {
+            matcher,
+            on_path: g.contains('/'),
+        }))
+    }
+
+    pub(crate) fn matches(&self, name: &str, rel_path: &str) -> bool {
+        self.matcher
+            .is_match(if self.on_path { rel_path } else { name })
+    }
+}
+
+impl VolumeHandle {
+    /// Lists a directory (or the one entry a file path names), sorted depth-first by name.
+    pub fn list(&self, path: &VolumePath, opts: &ListOptions) -> FsResult<ListPage> {
+        let glob = NameGlob::compile(opts.glob.as_deref())?;
+        let top = self.stat(path)?;
+        if top.file_type != StatType::Dir {
+            let entry = ListEntry {
+                path: top.path.clone(),
+                file_type: top.file_type,
+                stat: Some(top),
+            };
+            return Ok(ListPage {
+                entries: vec![entry],
+                next_cursor: None,
+            });
+        }
+        let dir = self
+            .beneath
+            .open(path, OFlags::RDONLY | OFlags::DIRECTORY, false)?;
+        // The cursor is opaque: the previous page's last entry as raw name bytes below the
+        // listed directory, base64url-encoded (names need not be UTF-8).
+        let cursor: Option<Vec<Vec<u8>>> = match &opts.cursor {
+            Some(c) => {
+                use base64::Engine;
+                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(c)
+                    .map_err(|_| FsError::Invalid(format!("invalid cursor {c:?}")))?;
+                Some(
+                    raw.split(|b| *b == b'/')
+                        .filter(|s| !s.is_empty())
+                        .map(<[u8]>::to_vec)
+                        .collect(),
+                )
+            }
+            None => None,
+        };
+        let mut walk = ListWalk {
+            details: opts.details,
+            recursive: opts.recursive,
+            glob: glob.as_ref(),
+            limit: opts.limit.max(1),
+            out: Vec::new(),
+            raw: Vec::new(),
+        };
+        walk.dir(&dir, path, "", b"", cursor.as_deref())
+            .map_err(io_at(path.as_str()))?;
+        let mut entries = walk.out;
+        let next_cursor = if entries.len() > opts.limit.max(1) {
+            use base64::Engine;
+            entries.truncate(opts.limit.max(1));
+            let last = &walk.raw[opts.limit.max(1) - 1];
+            Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last))
+        } else {
+            None
+        };
+        Ok(ListPage {
+            entries,
+            next_cursor,
+        })
+    }
+}
+struct ListWalk<'g> {
+    details: bool,
+    recursive: bool,
+    glob: Option<&'g NameGlob>,
+    limit: usize,
+    out: Vec<ListEntry>,
+    /// Raw relative path of each entry in `out`, for the cursor.
+    raw: Vec<Vec<u8>>,
+}
+
+impl ListWalk<'_> {
+    /// Walks `dir` (at volume path `at`, `rel` below the listed directory). `cursor` holds the
+    /// remaining names of the previous page's last path: everything up to it is skipped.
+    /// Returns `true` once more than `limit` entries are collected.
+    fn dir(
+        &mut self,
+        dir: &OwnedFd,
+        at: &VolumePath,
+        rel: &str,
+        raw_rel: &[u8],
+        cursor: Option<&[Vec<u8>]>,
+    ) -> rustix::io::Result<bool> {
+        let mut cursor = cursor.filter(|c| !c.is_empty());
+        for (raw_name, kind) in read_names(dir)? {
+            let name = raw_name.to_string_lossy().into_owned();
+            let mut emit = true;
+            let mut child_cursor = None;
+            // Entries are sorted by raw bytes; compare raw bytes too.
+            if let Some(c) = cursor {
+                match raw_name.as_bytes().cmp(c[0].as_slice()) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Equal => {
+                        emit = false;
+                        child_cursor = Some(&c[1..]);
+                    }
+                    std::cmp::Ordering::Greater => {}
+                }
+                cursor = None;
+            }
+            let path = at.child(&name);
+            let rel_path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let mut raw_path = raw_rel.to_vec();
+            if !raw_path.is_empty() {
+                raw_path.push(b'/');
+            }
+            raw_path.extend_from_slice(raw_name.as_bytes());
+            if emit {
+                let matches = self.glob.is_none_or(|g| g.matches(&name, &rel_path));
+                if matches {
+                    let stat = if self.details {
+                        match rustix::fs::statat(dir, &raw_name, AtFlags::SYMLINK_NOFOLLOW) {
+                            Ok(st) => Some(file_stat(path.to_string(), &st)),
+                            Err(Errno::NOENT) => continue,
+                            Err(err) => return Err(err),
+                        }
+                    } else {
+                        None
+                    };
+                    let file_type = match kind {
+                        FileType::Directory => StatType::Dir,
+                        FileType::Symlink => StatType::Symlink,
+                        _ => StatType::File,
+                    };
+                    self.out.push(ListEntry {
+                        path: path.to_string(),
+                        file_type,
+                        stat,
+                    });
+                    self.raw.push(raw_path.clone());
+                    if self.out.len() > self.limit {
+                        return Ok(true);
+                    }
+                }
+            }
+            if self.recursive && kind == FileType::Directory {
+                let child = match open_child_dir(dir, &raw_name) {
+                    Ok(c) => c,
+                    Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => continue,
+                    Err(err) => return Err(err),
+                };
+                if self.dir(&child, &path, &rel_path, &raw_path, child_cursor)? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,272 @@
+//! Atomic writes: data is staged, synced, then published by one rename under the commit lock.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use nullspace_core::{FileStat, FileType as StatType, VolumePath};
+use rustix::fs::{AtFlags, RenameFlags, Stat};
+
+use super::{cname, etag_of, file_stat, io_at, is_dir, lstat_opt, VolumeHandle};
+use crate::error::{FsError, FsResult};
+use crate::events::ChangeKind;
+use crate::staging::{start_writeback, TempKind, WRITEBACK_STEP};
+use crate::walk::entry_usage;
+use crate::Usage;
+
+/// Conditions on a write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// Replace an existing file (default in the API); `false` gives `already_exists`.
+    pub overwrite: bool,
+    /// Only write if the current file's etag is this one (`conflict` otherwise).
+    pub if_match: Option<String>,
+}
+
+impl VolumeHandle {
+    /// Starts an atomic write of `path`: data goes to a temporary file in staging, published by
+    /// [`PendingWrite::commit`]. Dropping the `PendingWrite` removes the temporary file.
+    pub fn begin_write(self: &Arc<Self>, path: &VolumePath) -> FsResult<PendingWrite> {
+        if path.is_root() {
+            return Err(FsError::IsADirectory("/".into()));
+        }
+        // An early bound so that a stream that can never fit stops as soon as it passes it.
+        let existing = self
+            .stat(path)
+            .ok()
+            .filter(|s| s.file_type == StatType::File)
+            .map_or(0, |s| s.size);
+        let limit = self
+            .cap
+            .saturating_sub(self.usage().used_bytes)
+            .saturating_add(existing);
+        let name = self.staging.temp_name(TempKind::Write);
+        let file = self
+            .staging
+            .create_file(&name)
+            .map_err(io_at(path.as_str()))?;
+        Ok(PendingWrite {
+            handle: self.clone(),
+            file: BufWriter::with_capacity(1 << 20, file),
+            name,
+            path: path.clone(),
+            written: 0,
+            flushed: 0,
+            limit,
+            done: false,
+        })
+    }
+
+    /// Publishes a staged entry `staged` (in staging) at `path`, under the commit lock:
+    /// checks overwrite, if-match and the cap, renames, fsyncs the directory.
+    pub(crate) fn publish(
+        &self,
+        staged: &str,
+        path: &VolumePath,
+        adding: Usage,
+        staged_dir: bool,
+        opts: &WriteOptions,
+    ) -> FsResult<FileStat> {
+        let _change = self.events.begin_change();
+        let mut created = Vec::new();
+        let (dir, name) = match self.beneath.parent(path, None) {
+            Ok(found) => found,
+            Err(FsError::NotFound(_)) => {
+                // Nothing is at the target yet: refuse what can be refused before making parents,
+                // so that a refused write leaves no directories behind.
+                if opts.if_match.is_some() {
+                    return Err(FsError::Conflict(format!(
+                        "{path} does not exist, so it cannot match an etag"
+                    )));
+                }
+                self.check_cap(&self.usage(), 0, adding.used_bytes)?;
+                self.beneath.parent(path, Some(&mut created))?
+            }
+            Err(e) => return Err(e),
+        };
+        let mut usage = self.lock();
+        self.created_dirs(&created);
+        let old = lstat_opt(&dir, name, path.as_str())?;
+        let mut freed = Usage::default();
+        if let Some(old) = &old {
+            if !opts.overwrite {
+                return Err(FsError::AlreadyExists(path.to_string()));
+            }
+            if is_dir(old) != staged_dir {
+                return Err(if is_dir(old) {
+                    FsError::IsADirectory(path.to_string())
+                } else {
+                    FsError::NotADirectory(path.to_string())
+                });
+            }
+            freed = entry_usage(&dir, &cname(name), old).map_err(io_at(path.as_str()))?;
+        }
+        if let Some(want) = &opts.if_match {
+            let now = old.as_ref().filter(|s| !is_dir(s)).map(etag_of);
+            if now.as_deref() != Some(want.as_str()) {
+                return Err(FsError::Conflict(format!(
+                    "{path} changed since etag {want:?} was read (current etag: {})",
+                    now.as_deref().unwrap_or("none, the file does not exist")
+                )));
+            }
+        }
+        self.check_cap(&usage, freed.used_bytes, adding.used_bytes)?;
+        self.swap_in(staged, &dir, name, old.as_ref(), path)?;
+        rustix::fs::fsync(&dir).map_err(io_at(path.as_str()))?;
+        *usage -= freed;
+        *usage += adding;
+        let kind = if old.is_some() {
+            ChangeKind::Modified
+        } else {
+            ChangeKind::Created
+        };
+        self.events.publish(kind, path.as_str(), None, staged_dir);
+        let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(io_at(path.as_str()))?;
+        Ok(file_stat(path.to_string(), &st))
+    }
+
+    /// Moves `staged` over `dir/name`. A directory replacing a directory is swapped in
+    /// atomically (RENAME_EXCHANGE) and the old tree removed afterwards.
+    fn swap_in(
+        &self,
+        staged: &str,
+        dir: &OwnedFd,
+        name: &str,
+        old: Option<&Stat>,
+        path: &VolumePath,
+    ) -> FsResult<()> {
+        let err = io_at(path.as_str());
+        match old {
+            Some(old) if is_dir(old) => {
+                rustix::fs::renameat_with(
+                    self.staging.fd(),
+                    staged,
+                    dir,
+                    name,
+                    RenameFlags::EXCHANGE,
+                )
+                .map_err(&err)?;
+                // The old tree now sits at the staged name: remove it.
+                self.staging.discard(staged);
+                Ok(())
+            }
+            Some(_) => rustix::fs::renameat(self.staging.fd(), staged, dir, name).map_err(err),
+            None => rustix::fs::renameat_with(
+                self.staging.fd(),
+                staged,
+                dir,
+                name,
+                RenameFlags::NOREPLACE,
+            )
+            .map_err(err),
+        }
+    }
+
+    /// Writes a whole buffer atomically at `path` (used by edit and replace).
+    pub(crate) fn write_bytes(
+        &self,
+        path: &VolumePath,
+        data: &[u8],
+        opts: &WriteOptions,
+    ) -> FsResult<FileStat> {
+        let staged = self.staging.temp_name(TempKind::Write);
+        let result = (|| {
+            let mut f = self
+                .staging
+                .create_file(&staged)
+                .map_err(io_at(path.as_str()))?;
+            f.write_all(data)
+                .and_then(|_| f.sync_all())
+                .map_err(|e| FsError::from_io(path.as_str(), e))?;
+            self.publish(
+                &staged,
+                path,
+                Usage {
+                    used_bytes: data.len() as u64,
+                    file_count: 1,
+                },
+                false,
+                opts,
+            )
+        })();
+        if result.is_err() {
+            self.staging.discard(&staged);
+        }
+        result
+    }
+}
+
+/// An atomic write in progress: bytes go to a temporary file in staging.
+#[derive(Debug)]
+pub struct PendingWrite {
+    handle: Arc<VolumeHandle>,
+    file: BufWriter<File>,
+    name: String,
+    path: VolumePath,
+    written: u64,
+    /// Bytes handed to the kernel's writeback so far (see `WRITEBACK_STEP`).
+    flushed: u64,
+    limit: u64,
+    done: bool,
+}
+
+impl PendingWrite {
+    /// Appends bytes; fails with `quota_exceeded` as soon as the file can no longer fit.
+    pub fn write(&mut self, buf: &[u8]) -> FsResult<()> {
+        self.written += buf.len() as u64;
+        if self.written > self.limit {
+            let used = self.handle.usage().used_bytes;
+            return Err(FsError::QuotaExceeded {
+                used,
+                adding: self.written,
+                cap: self.handle.cap,
+            });
+        }
+        self.file
+            .write_all(buf)
+            .map_err(|e| FsError::from_io(self.path.as_str(), e))?;
+        if self.written - self.flushed >= WRITEBACK_STEP {
+            self.file
+                .flush()
+                .map_err(|e| FsError::from_io(self.path.as_str(), e))?;
+            start_writeback(
+                self.file.get_ref(),
+                self.flushed,
+                self.written - self.flushed,
+            );
+            self.flushed = self.written;
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Syncs the data, then publishes it at the target path (see [`WriteOptions`]).
+    pub fn commit(mut self, opts: &WriteOptions) -> FsResult<FileStat> {
+        let io = |e| FsError::from_io(self.path.as_str(), e);
+        self.file.flush().map_err(io)?;
+        self.file.get_ref().sync_all().map_err(io)?;
+        let adding = Usage {
+            used_bytes: self.written,
+            file_count: 1,
+        };
+        let result = self
+            .handle
+            .publish(&self.name, &self.path, adding, false, opts);
+        self.done = result.is_ok();
+        result
+    }
+}
+
+impl Drop for PendingWrite {
+    fn drop(&mut self) {
+        if !self.done {
+            self.handle.staging.remove_file(&self.name);
+        }
+    }
+}
