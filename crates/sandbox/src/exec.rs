@@ -202,6 +202,7 @@ pub(crate) fn run(target: &Target<'_>, req: &ExecRequest) -> Result<ExecResult> 
         signal,
         timed_out: out.timed_out,
         truncated: out.truncated,
+        oom_killed: false,
     })
 }
 

@@ -54,8 +54,8 @@ use serde::{Deserialize, Serialize};
 pub use error::{Result, SandboxError};
 pub use mounts::{parse_mountinfo, MountInfo};
 pub use spec::{
-    AttachmentState, DirEntry, ExecRequest, ExecResult, MountSpec, MountStatus, SandboxInfo,
-    SandboxSpec, SandboxState, TEMPLATES,
+    AttachmentState, DirEntry, ExecRequest, ExecResult, Limits, MountSpec, MountStatus,
+    SandboxInfo, SandboxSpec, SandboxState, TEMPLATES,
 };
 
 use cgroup::Cgroups;
@@ -124,6 +124,9 @@ struct Record {
     init_pid: Option<i32>,
     init_start: Option<u64>,
     mounts: Vec<MountRecord>,
+    /// Written by servers before limits existed: read as the defaults.
+    #[serde(default)]
+    limits: Limits,
 }
 
 /// A running init and the fds we keep for it.
@@ -269,6 +272,7 @@ impl Runtime {
                 template: spec.template.clone(),
                 hostname,
                 env: spec.env.clone(),
+                limits: spec.limits,
                 state: SandboxState::Hibernated,
                 init_pid: None,
                 init_start: None,
@@ -770,6 +774,7 @@ impl Runtime {
                 template: record.template,
                 hostname: hostname.clone(),
                 env: record.env,
+                limits: record.limits,
                 state: SandboxState::Hibernated,
                 init_pid: None,
                 init_start: None,
@@ -978,5 +983,6 @@ fn info_of(sb: &Sandbox) -> SandboxInfo {
         hostname: sb.record.hostname.clone(),
         env: sb.record.env.clone(),
         mounts: sb.record.mounts.iter().map(status_of).collect(),
+        limits: sb.record.limits,
     }
 }

@@ -90,6 +90,35 @@ pub struct SandboxSpec {
     pub env: BTreeMap<String, String>,
     /// Host name inside (defaults to the id, cut to 63 bytes).
     pub hostname: Option<String>,
+    /// What the sandbox may use. Records written before limits existed read as the defaults.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// The resources one sandbox may use: chosen by the node (request, server defaults, tenant
+/// maxima), applied by the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// CPU quota in thousandths of a core (1000 = one core).
+    pub cpu_millicores: u32,
+    /// Hard memory limit of all the sandbox's processes together.
+    pub memory_bytes: u64,
+    /// Cap of the writable layer (everything outside the volume mounts).
+    pub disk_bytes: u64,
+    /// Most processes (and threads) alive at once.
+    pub pids: u32,
+}
+
+impl Default for Limits {
+    /// One core, 1 GiB of memory, a 4 GiB writable layer, 1,024 processes.
+    fn default() -> Limits {
+        Limits {
+            cpu_millicores: 1000,
+            memory_bytes: 1 << 30,
+            disk_bytes: 4 << 30,
+            pids: 1024,
+        }
+    }
 }
 
 impl SandboxSpec {
@@ -101,6 +130,7 @@ impl SandboxSpec {
             mounts: Vec::new(),
             env: BTreeMap::new(),
             hostname: None,
+            limits: Limits::default(),
         }
     }
 
@@ -130,6 +160,7 @@ pub struct SandboxInfo {
     pub hostname: String,
     pub env: BTreeMap<String, String>,
     pub mounts: Vec<MountStatus>,
+    pub limits: Limits,
 }
 
 /// A command to run in a sandbox.
@@ -177,6 +208,9 @@ pub struct ExecResult {
     pub timed_out: bool,
     /// Some output was dropped past `max_output`.
     pub truncated: bool,
+    /// The sandbox's memory limit was reached while the command ran and the kernel killed a
+    /// process of the sandbox.
+    pub oom_killed: bool,
 }
 
 /// An entry of a directory listed through the sandbox's view.
