@@ -74,7 +74,7 @@ pub struct RuntimeConfig {
     pub uid_base: u32,
     /// Number of ids mapped.
     pub uid_count: u32,
-    /// Process limit per sandbox (pids cgroup), if the controller is there.
+    /// The most processes any sandbox may hold, whatever its `Limits.pids` says.
     pub pids_max: Option<u64>,
 }
 
@@ -190,6 +190,11 @@ impl Runtime {
             return Err(SandboxError::Unavailable(
                 "the sandbox runtime needs root".into(),
             ));
+        }
+        if let Some(why) = cgroup::unavailable(&cfg.cgroup_root) {
+            return Err(SandboxError::Unavailable(format!(
+                "sandboxes cannot be limited, so none will run: {why}"
+            )));
         }
         let sd = cfg.state_dir.to_string_lossy();
         if sd.contains([',', ':', '\n']) || !cfg.state_dir.is_absolute() {
@@ -329,7 +334,7 @@ impl Runtime {
     /// Starts the init over the sandbox's existing writable layer (no volume mounts yet).
     fn boot(&self, sb: &mut Sandbox) -> Result<()> {
         rootfs::sanitize_upper(&sb.dir.join("upper"))?;
-        sb.cgroups.create(self.cfg.pids_max)?;
+        sb.cgroups.create(&sb.record.limits, self.cfg.pids_max)?;
         let userns = init::new_userns(self.cfg.uid_base, self.cfg.uid_count)?;
         let usr = mounts::usr_tree(userns.as_fd())?;
         let d = |p: &Path| p.to_string_lossy().into_owned();
@@ -353,6 +358,9 @@ impl Runtime {
             arg_areas: init::arg_areas(),
         };
         let p = init::start_init(&plan)?;
+        // The OOM killer picks among the sandbox's own processes, never its pid 1 (whose
+        // death would end the sandbox); exec'd processes do not inherit this.
+        let _ = fs::write(format!("/proc/{}/oom_score_adj", p.pid), "-1000");
         sb.record.init_pid = Some(p.pid);
         sb.record.init_start = start_time(p.pid);
         sb.record.state = SandboxState::Running;
@@ -553,7 +561,7 @@ impl Runtime {
     /// is exit code 127, not an error.
     pub fn exec(&self, id: &str, req: ExecRequest) -> Result<ExecResult> {
         let sb = self.get(id)?;
-        let (pidfd, cgroup_procs, env) = {
+        let (pidfd, cgroup_procs, env, cgroups) = {
             let mut sb = lock(&sb);
             self.ensure_running(&mut sb)?;
             let live = sb.live.as_ref().expect("running");
@@ -568,16 +576,21 @@ impl Runtime {
                     .map(dup)
                     .collect::<Result<Vec<_>>>()?,
                 sb.record.env.clone(),
+                sb.cgroups.clone(),
             )
         };
-        exec::run(
+        let ooms = cgroups.oom_kills();
+        let mut res = exec::run(
             &exec::Target {
                 pidfd: &pidfd,
                 cgroup_procs: &cgroup_procs,
                 sandbox_env: &env,
             },
             &req,
-        )
+        )?;
+        // Any OOM kill in the sandbox while the command ran (another exec's included).
+        res.oom_killed = cgroups.oom_kills() > ooms;
+        Ok(res)
     }
 
     /// Attaches a volume to a running sandbox. Bad input is an error and records nothing; on
