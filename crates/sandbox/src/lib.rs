@@ -37,6 +37,7 @@ mod error;
 mod exec;
 mod files;
 mod init;
+mod layer;
 pub mod mounts;
 mod rootfs;
 pub mod spec;
@@ -152,6 +153,7 @@ struct Sandbox {
 pub struct Runtime {
     cfg: RuntimeConfig,
     template_dir: PathBuf,
+    layers: layer::Layers,
     sandboxes: Mutex<HashMap<String, Arc<Mutex<Sandbox>>>>,
     /// Ids being created or forked right now (reconcile leaves their directories alone).
     creating: Mutex<HashSet<String>>,
@@ -206,9 +208,11 @@ impl Runtime {
         fs::create_dir_all(cfg.state_dir.join("sandboxes"))
             .map_err(|e| SandboxError::sys("mkdir", cfg.state_dir.display().to_string(), e))?;
         let template_dir = rootfs::ensure_base_template(&cfg.state_dir, cfg.uid_base)?;
+        let layers = layer::Layers::new(&cfg.state_dir)?;
         let rt = Runtime {
             cfg,
             template_dir,
+            layers,
             sandboxes: Mutex::new(HashMap::new()),
             creating: Mutex::new(HashSet::new()),
         };
@@ -297,8 +301,10 @@ impl Runtime {
             cgroups,
         };
         let built = (|| {
-            rootfs::create_layer(&dir, self.cfg.uid_base, &sb.record.hostname)?;
-            self.boot(&mut sb)?;
+            self.layers.make(&dir, spec.limits.disk_bytes)?;
+            let m = layer::mount(&dir)?;
+            rootfs::create_layer(&dir, &m.upper(), self.cfg.uid_base, &sb.record.hostname)?;
+            self.boot(&mut sb, Some(m))?;
             let live = sb.live.as_ref().expect("booted");
             let trees = sources
                 .iter()
@@ -323,6 +329,7 @@ impl Runtime {
         if let Err(e) = built {
             let _ = self.teardown(&mut sb);
             let _ = sb.cgroups.remove();
+            let _ = layer::release(&dir);
             let _ = fs::remove_dir_all(&dir);
             return Err(e);
         }
@@ -331,9 +338,14 @@ impl Runtime {
         Ok(info)
     }
 
-    /// Starts the init over the sandbox's existing writable layer (no volume mounts yet).
-    fn boot(&self, sb: &mut Sandbox) -> Result<()> {
-        rootfs::sanitize_upper(&sb.dir.join("upper"))?;
+    /// Starts the init over the sandbox's existing writable layer (no volume mounts yet);
+    /// `layer`: already mounted by the caller (else mounted here).
+    fn boot(&self, sb: &mut Sandbox, layer: Option<layer::Mounted>) -> Result<()> {
+        let layer = match layer {
+            Some(m) => m,
+            None => layer::mount(&sb.dir)?,
+        };
+        rootfs::sanitize_upper(&layer.upper())?;
         sb.cgroups.create(&sb.record.limits, self.cfg.pids_max)?;
         let userns = init::new_userns(self.cfg.uid_base, self.cfg.uid_count)?;
         let usr = mounts::usr_tree(userns.as_fd())?;
@@ -345,8 +357,8 @@ impl Runtime {
             overlay_data: cstring(&format!(
                 "lowerdir={},upperdir={},workdir={}",
                 d(&self.template_dir),
-                d(&sb.dir.join("upper")),
-                d(&sb.dir.join("work"))
+                d(&layer.upper()),
+                d(&layer.work())
             ))?,
             usr_tree: usr,
             userns: userns
@@ -358,6 +370,8 @@ impl Runtime {
             arg_areas: init::arg_areas(),
         };
         let p = init::start_init(&plan)?;
+        // The init's overlay holds the layer's file system now.
+        drop(layer);
         // The OOM killer picks among the sandbox's own processes, never its pid 1 (whose
         // death would end the sandbox); exec'd processes do not inherit this.
         let _ = fs::write(format!("/proc/{}/oom_score_adj", p.pid), "-1000");
@@ -532,7 +546,11 @@ impl Runtime {
     }
 
     fn wake(&self, sb: &mut Sandbox) -> Result<()> {
-        if let Err(e) = self.boot(sb) {
+        self.wake_with(sb, None)
+    }
+
+    fn wake_with(&self, sb: &mut Sandbox, layer: Option<layer::Mounted>) -> Result<()> {
+        if let Err(e) = self.boot(sb, layer) {
             let _ = self.teardown(sb);
             let _ = sb.cgroups.remove();
             return Err(e);
@@ -729,6 +747,7 @@ impl Runtime {
         let mut sb = lock(&arc);
         self.teardown(&mut sb)?;
         sb.cgroups.remove()?;
+        layer::release(&sb.dir)?;
         fs::remove_dir_all(&sb.dir)
             .map_err(|e| SandboxError::sys("remove", sb.dir.display().to_string(), e))?;
         lock(&self.sandboxes).remove(id);
@@ -774,7 +793,20 @@ impl Runtime {
                     return Err(e);
                 }
             }
-            let r = rootfs::copy_layer(&s.dir.join("upper"), &dir);
+            let r = match (layer::has_image(&s.dir), &s.live) {
+                // Frozen (or paused): flush its file system, then copy the image.
+                (true, Some(live)) => layer::sync_live(live.pid)
+                    .and_then(|()| layer::copy_image(&s.dir.join(layer::IMAGE), &dir)),
+                (true, None) => layer::copy_image(&s.dir.join(layer::IMAGE), &dir),
+                // An old uncapped layer: copied into a fresh capped one.
+                (false, _) => self.layers.make(&dir, s.record.limits.disk_bytes),
+            };
+            let r = r.and_then(|()| rootfs::make_mount_point(&dir));
+            let r = match r {
+                Ok(()) if !layer::has_image(&s.dir) => layer::mount(&dir)
+                    .and_then(|m| rootfs::copy_upper(&s.dir.join("upper"), &m.upper())),
+                other => other,
+            };
             if froze {
                 let _ = s.cgroups.thaw();
             }
@@ -806,12 +838,14 @@ impl Runtime {
             dir: dir.clone(),
             cgroups: self.cgroups_of(new_id),
         };
-        let built = copy_res
-            .and_then(|()| rootfs::write_identity(&dir.join("upper"), self.cfg.uid_base, &hostname))
-            .and_then(|()| self.wake(&mut sb));
+        let built = copy_res.and_then(|()| layer::mount(&dir)).and_then(|m| {
+            rootfs::write_identity(&m.upper(), self.cfg.uid_base, &hostname)?;
+            self.wake_with(&mut sb, Some(m))
+        });
         if let Err(e) = built {
             let _ = self.teardown(&mut sb);
             let _ = sb.cgroups.remove();
+            let _ = layer::release(&dir);
             let _ = fs::remove_dir_all(&dir);
             return Err(e);
         }
@@ -901,6 +935,7 @@ impl Runtime {
             let Some(record) = record else {
                 let _ = cgroups.kill_all();
                 let _ = cgroups.remove();
+                let _ = layer::release(&dir);
                 let _ = fs::remove_dir_all(&dir);
                 report.removed.push(id);
                 continue;
