@@ -274,3 +274,163 @@ fn bad_limits_are_refused_naming_the_field() {
     assert!(err.to_string().contains("limits.memory_bytes"), "{err}");
     assert!(t.rt.info(&id).is_err(), "nothing was created");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The capped writable layer.
+
+/// A runtime whose state dir is a private tmpfs, so its free space moves only with what the
+/// test's sandboxes write (the machine's disk is shared with other work).
+struct TmpfsEnv {
+    t: Option<common::TestEnv>,
+    fs: PathBuf,
+    state: PathBuf,
+}
+
+impl Drop for TmpfsEnv {
+    fn drop(&mut self) {
+        drop(self.t.take());
+        let _ = rustix::mount::unmount(&self.fs, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+impl TmpfsEnv {
+    fn new() -> TmpfsEnv {
+        let dir = tempfile::Builder::new().prefix("nsbx").tempdir().unwrap();
+        // The state dir inside the tmpfs (reconcile detaches mounts at or under the state dir).
+        let fs = dir.path().join("fs");
+        let state = fs.join("state");
+        std::fs::create_dir(&fs).unwrap();
+        rustix::mount::mount(
+            "nsbx-tmpfs",
+            &fs,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            Some(c"size=1g,mode=755"),
+        )
+        .unwrap();
+        let rt = nullspace_sandbox::Runtime::new(&state).unwrap();
+        TmpfsEnv {
+            t: Some(common::TestEnv { rt, dir }),
+            fs,
+            state,
+        }
+    }
+
+    fn t(&self) -> &common::TestEnv {
+        self.t.as_ref().unwrap()
+    }
+
+    fn free(&self) -> u64 {
+        let s = rustix::fs::statvfs(&self.state).unwrap();
+        s.f_bavail * s.f_frsize
+    }
+}
+
+/// Loop devices whose backing file is under `dir` (what `losetup -a` would list).
+fn loops_under(dir: &std::path::Path) -> Vec<String> {
+    let d = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("loop/backing_file")).ok())
+        .filter(|b| b.starts_with(&d))
+        .collect()
+}
+
+#[test]
+fn writes_past_the_disk_cap_get_enospc_and_spare_the_host() {
+    let env = TmpfsEnv::new();
+    let t = env.t();
+    let vol = t.volume("v");
+    let id = common::id("disk");
+    let cap = 64 * MIB;
+    let mut s = spec(
+        &id,
+        Limits {
+            disk_bytes: cap,
+            ..Limits::default()
+        },
+    );
+    s.mounts
+        .push(nullspace_sandbox::MountSpec::new(&vol, "/data"));
+    t.rt.create(s).unwrap();
+    let before = env.free();
+    let r = t.sh(
+        &id,
+        "dd if=/dev/zero of=/tmp/big bs=1M count=200 conv=fsync 2>&1; echo rc=$?",
+    );
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert!(out.contains("No space left on device"), "{out}");
+    assert!(!out.contains("rc=0"), "{out}");
+    let written: u64 = t.ok(&id, "stat -c %s /tmp/big").trim().parse().unwrap();
+    assert!(
+        written >= cap,
+        "only {written} bytes fit under a {cap}-byte cap"
+    );
+    assert!(
+        written <= nullspace_blockimage::image_size(cap),
+        "{written} bytes written past the cap"
+    );
+    let dropped = before.saturating_sub(env.free());
+    assert!(
+        dropped <= nullspace_blockimage::image_size(cap),
+        "the host lost {dropped} bytes for a {cap}-byte layer"
+    );
+    // The rest of the sandbox goes on: volume writes, and the layer again once space is freed.
+    assert_eq!(
+        t.ok(&id, "echo v > /data/after && cat /data/after && rm /tmp/big && echo ok > /tmp/small && cat /tmp/small"),
+        "v\nok\n"
+    );
+    assert_eq!(std::fs::read_to_string(vol.join("after")).unwrap(), "v\n");
+    // Destroy frees the image and its loop device.
+    t.rt.destroy(&id).unwrap();
+    assert_eq!(loops_under(&env.state), Vec::<String>::new());
+    assert!(!env.state.join("sandboxes").join(&id).exists());
+}
+
+#[test]
+fn the_layer_survives_hibernate_and_fork_copies_it_with_its_cap() {
+    let t = common::env();
+    let id = common::id("layer");
+    let l = Limits {
+        disk_bytes: 32 * MIB,
+        ..Limits::default()
+    };
+    t.rt.create(spec(&id, l)).unwrap();
+    let sum = t.ok(
+        &id,
+        "head -c 4000000 /dev/urandom > /root/blob && md5sum < /root/blob",
+    );
+    t.rt.pause(&id).unwrap();
+    t.rt.resume(&id).unwrap();
+    assert_eq!(t.ok(&id, "md5sum < /root/blob"), sum);
+    t.rt.hibernate(&id).unwrap();
+    t.rt.resume(&id).unwrap();
+    assert_eq!(t.ok(&id, "md5sum < /root/blob"), sum);
+    // Fork a running source: its last write (not synced by anyone) is in the copy.
+    t.ok(&id, "echo late > /root/late");
+    let child = common::id("layer-fork");
+    t.rt.fork(&id, &child).unwrap();
+    assert_eq!(t.ok(&child, "md5sum < /root/blob"), sum);
+    assert_eq!(t.ok(&child, "cat /root/late"), "late\n");
+    assert_eq!(t.ok(&child, "hostname"), format!("{child}\n"));
+    // Separate copies…
+    t.ok(&child, "echo mine > /root/child-only");
+    assert_ne!(t.sh(&id, "test -e /root/child-only").exit_code, 0);
+    // …each under the same cap.
+    let r = t.sh(&child, "dd if=/dev/zero of=/tmp/fill bs=1M count=100 2>&1");
+    assert!(
+        String::from_utf8_lossy(&r.stdout).contains("No space left on device"),
+        "{r:?}"
+    );
+    // A fork of a hibernated source too.
+    t.rt.hibernate(&id).unwrap();
+    let cold = common::id("layer-cold");
+    t.rt.fork(&id, &cold).unwrap();
+    assert_eq!(t.ok(&cold, "md5sum < /root/blob"), sum);
+    let state = t.dir.path().join("state");
+    for x in [&id, &child, &cold] {
+        t.rt.destroy(x).unwrap();
+    }
+    assert_eq!(loops_under(&state), Vec::<String>::new());
+}
