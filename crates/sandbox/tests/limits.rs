@@ -96,6 +96,7 @@ fn small() -> Limits {
     }
 }
 
+// SEMANTICS: Limits inside a sandbox
 #[test]
 fn memory_hog_is_killed_alone_and_exec_says_so() {
     let t = common::env();
@@ -337,6 +338,7 @@ fn loops_under(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+// SEMANTICS: Limits inside a sandbox
 #[test]
 fn writes_past_the_disk_cap_get_enospc_and_spare_the_host() {
     let env = TmpfsEnv::new();
