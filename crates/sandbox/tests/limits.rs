@@ -436,3 +436,32 @@ fn the_layer_survives_hibernate_and_fork_copies_it_with_its_cap() {
     }
     assert_eq!(loops_under(&state), Vec::<String>::new());
 }
+
+#[test]
+fn layer_and_limits_survive_a_restart() {
+    let t = common::env();
+    let (run, cold) = (common::id("rs-run"), common::id("rs-cold"));
+    let l = small();
+    for id in [&run, &cold] {
+        t.rt.create(spec(id, l)).unwrap();
+        t.ok(id, "echo kept > /root/f");
+    }
+    t.rt.hibernate(&cold).unwrap();
+    // A "restart": a second runtime over the same state dir adopts both.
+    let rt2 = nullspace_sandbox::Runtime::new(t.dir.path().join("state")).unwrap();
+    let t2 = common::TestEnv {
+        rt: rt2,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    for id in [&run, &cold] {
+        assert_eq!(t2.ok(id, "cat /root/f"), "kept\n");
+        assert_eq!(t2.rt.info(id).unwrap().limits, l);
+        assert_limited(&t2, id, &l);
+        let r = t2.sh(id, "dd if=/dev/zero of=/tmp/fill bs=1M count=100 2>&1");
+        assert!(
+            String::from_utf8_lossy(&r.stdout).contains("No space left on device"),
+            "{id}: {r:?}"
+        );
+    }
+    // t2 destroys both (and t finds nothing left to do).
+}
