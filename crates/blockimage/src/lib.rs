@@ -13,22 +13,12 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 /// An I/O error and the path it happened at.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
 pub struct Error {
     pub path: PathBuf,
+    #[source]
     pub source: std::io::Error,
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.source)
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
