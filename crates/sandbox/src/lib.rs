@@ -16,8 +16,9 @@
 //! subpaths with `openat2(RESOLVE_BENEATH)`, clones them with `open_tree` from the resolved fd,
 //! sets `mount_setattr` (idmap, rdonly, nosuid, nodev, private) while detached, and
 //! `move_mount`s them from a thread that `setns`ed into the sandbox's mount namespace.
-//! `cgroup.rs` is the v1 freezer (+ pids) cgroup; `rootfs.rs` the template skeleton, writable
-//! layers and the fd-based tree copy of fork; `files.rs` the sandbox-view file API
+//! `cgroup.rs` the sandbox's cgroups on v1 or v2 (freezer, and the `Limits`: memory, CPU
+//! quota, pids); `layer.rs` the capped writable layer (an ext4 image per sandbox, mounted
+//! detached); `rootfs.rs` the template skeleton and the fd-based tree copy; `files.rs` the sandbox-view file API
 //! (`/proc/<init>/root` + `RESOLVE_IN_ROOT`); `sys.rs` the raw syscalls rustix lacks.
 //!
 //! **Why this shape.** Every namespace but the user namespace is owned by the host's user
