@@ -6,7 +6,8 @@
 //!
 //! In one run: sandbox create with one volume mount until ready for exec (p50/p99 over 50;
 //! every sandbox has its memory, cpu and pids cgroups and a 4 GiB capped writable layer),
-//! first exec, fork and destroy p50; and the two ways to make a layer image, `mkfs.ext4` of a
+//! first exec, fork and destroy; exec in one sandbox while another spins on every core
+//! (against the same idle, one run); and the two ways to make a layer image, `mkfs.ext4` of a
 //! fresh 4 GiB image against the sparse copy of a formatted template that create uses.
 //! Writes a Markdown table to `bench/notes/issue11-limits.md` (or the path given).
 
@@ -67,6 +68,35 @@ fn main() -> Result<()> {
             destroy.push(d.elapsed());
             rt.destroy(&child)?;
         }
+        // Noisy neighbour: exec latency in B idle, then with A spinning on every core (A's
+        // quota: one core).
+        let b = format!("lb{pid}");
+        rt.create(spec(&b))?;
+        let mut exec_b = |out: &mut Vec<Duration>| -> Result<()> {
+            for _ in 0..N {
+                let e = Instant::now();
+                let r = rt.exec(&b, ExecRequest::new(["true"]))?;
+                anyhow::ensure!(r.exit_code == 0);
+                out.push(e.elapsed());
+            }
+            Ok(())
+        };
+        let (mut idle, mut noisy) = (Vec::new(), Vec::new());
+        exec_b(&mut idle)?;
+        let a = format!("la{pid}");
+        rt.create(spec(&a))?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let r = rt.exec(
+            &a,
+            ExecRequest::shell(format!(
+                "for i in $(seq {cores}); do (while :; do :; done) >/dev/null 2>&1 & done"
+            )),
+        )?;
+        anyhow::ensure!(r.exit_code == 0);
+        std::thread::sleep(Duration::from_millis(500));
+        exec_b(&mut noisy)?;
+        rt.destroy(&a)?;
+        rt.destroy(&b)?;
         let mkfs = nullspace_blockimage::find_mkfs().expect("mkfs.ext4");
         let (mut fresh, mut copy) = (Vec::new(), Vec::new());
         let tpl = dir.path().join("template.ext4");
@@ -90,6 +120,8 @@ fn main() -> Result<()> {
         ));
         for (name, v) in [
             ("first exec `true`", &mut exec),
+            ("exec `true` in B, idle neighbour", &mut idle),
+            ("exec `true` in B, neighbour spinning on every core", &mut noisy),
             ("fork (running source)", &mut fork),
             ("destroy (loop device freed)", &mut destroy),
             ("layer image: mkfs.ext4 of 4 GiB", &mut fresh),
