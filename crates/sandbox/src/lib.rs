@@ -16,8 +16,9 @@
 //! subpaths with `openat2(RESOLVE_BENEATH)`, clones them with `open_tree` from the resolved fd,
 //! sets `mount_setattr` (idmap, rdonly, nosuid, nodev, private) while detached, and
 //! `move_mount`s them from a thread that `setns`ed into the sandbox's mount namespace.
-//! `cgroup.rs` is the v1 freezer (+ pids) cgroup; `rootfs.rs` the template skeleton, writable
-//! layers and the fd-based tree copy of fork; `files.rs` the sandbox-view file API
+//! `cgroup.rs` the sandbox's cgroups on v1 or v2 (freezer, and the `Limits`: memory, CPU
+//! quota, pids); `layer.rs` the capped writable layer (an ext4 image per sandbox, mounted
+//! detached); `rootfs.rs` the template skeleton and the fd-based tree copy; `files.rs` the sandbox-view file API
 //! (`/proc/<init>/root` + `RESOLVE_IN_ROOT`); `sys.rs` the raw syscalls rustix lacks.
 //!
 //! **Why this shape.** Every namespace but the user namespace is owned by the host's user
@@ -37,6 +38,7 @@ mod error;
 mod exec;
 mod files;
 mod init;
+mod layer;
 pub mod mounts;
 mod rootfs;
 pub mod spec;
@@ -74,7 +76,7 @@ pub struct RuntimeConfig {
     pub uid_base: u32,
     /// Number of ids mapped.
     pub uid_count: u32,
-    /// Process limit per sandbox (pids cgroup), if the controller is there.
+    /// The most processes any sandbox may hold, whatever its `Limits.pids` says.
     pub pids_max: Option<u64>,
 }
 
@@ -152,6 +154,7 @@ struct Sandbox {
 pub struct Runtime {
     cfg: RuntimeConfig,
     template_dir: PathBuf,
+    layers: layer::Layers,
     sandboxes: Mutex<HashMap<String, Arc<Mutex<Sandbox>>>>,
     /// Ids being created or forked right now (reconcile leaves their directories alone).
     creating: Mutex<HashSet<String>>,
@@ -191,6 +194,11 @@ impl Runtime {
                 "the sandbox runtime needs root".into(),
             ));
         }
+        if let Some(why) = cgroup::unavailable(&cfg.cgroup_root) {
+            return Err(SandboxError::Unavailable(format!(
+                "sandboxes cannot be limited, so none will run: {why}"
+            )));
+        }
         let sd = cfg.state_dir.to_string_lossy();
         if sd.contains([',', ':', '\n']) || !cfg.state_dir.is_absolute() {
             return Err(SandboxError::invalid(
@@ -201,9 +209,11 @@ impl Runtime {
         fs::create_dir_all(cfg.state_dir.join("sandboxes"))
             .map_err(|e| SandboxError::sys("mkdir", cfg.state_dir.display().to_string(), e))?;
         let template_dir = rootfs::ensure_base_template(&cfg.state_dir, cfg.uid_base)?;
+        let layers = layer::Layers::new(&cfg.state_dir)?;
         let rt = Runtime {
             cfg,
             template_dir,
+            layers,
             sandboxes: Mutex::new(HashMap::new()),
             creating: Mutex::new(HashSet::new()),
         };
@@ -292,8 +302,10 @@ impl Runtime {
             cgroups,
         };
         let built = (|| {
-            rootfs::create_layer(&dir, self.cfg.uid_base, &sb.record.hostname)?;
-            self.boot(&mut sb)?;
+            self.layers.make(&dir, spec.limits.disk_bytes)?;
+            let m = layer::mount(&dir)?;
+            rootfs::create_layer(&dir, &m.upper(), self.cfg.uid_base, &sb.record.hostname)?;
+            self.boot(&mut sb, Some(m))?;
             let live = sb.live.as_ref().expect("booted");
             let trees = sources
                 .iter()
@@ -318,6 +330,7 @@ impl Runtime {
         if let Err(e) = built {
             let _ = self.teardown(&mut sb);
             let _ = sb.cgroups.remove();
+            let _ = layer::release(&dir);
             let _ = fs::remove_dir_all(&dir);
             return Err(e);
         }
@@ -326,10 +339,15 @@ impl Runtime {
         Ok(info)
     }
 
-    /// Starts the init over the sandbox's existing writable layer (no volume mounts yet).
-    fn boot(&self, sb: &mut Sandbox) -> Result<()> {
-        rootfs::sanitize_upper(&sb.dir.join("upper"))?;
-        sb.cgroups.create(self.cfg.pids_max)?;
+    /// Starts the init over the sandbox's existing writable layer (no volume mounts yet);
+    /// `layer`: already mounted by the caller (else mounted here).
+    fn boot(&self, sb: &mut Sandbox, layer: Option<layer::Mounted>) -> Result<()> {
+        let layer = match layer {
+            Some(m) => m,
+            None => layer::mount(&sb.dir)?,
+        };
+        rootfs::sanitize_upper(&layer.upper())?;
+        sb.cgroups.create(&sb.record.limits, self.cfg.pids_max)?;
         let userns = init::new_userns(self.cfg.uid_base, self.cfg.uid_count)?;
         let usr = mounts::usr_tree(userns.as_fd())?;
         let d = |p: &Path| p.to_string_lossy().into_owned();
@@ -340,8 +358,8 @@ impl Runtime {
             overlay_data: cstring(&format!(
                 "lowerdir={},upperdir={},workdir={}",
                 d(&self.template_dir),
-                d(&sb.dir.join("upper")),
-                d(&sb.dir.join("work"))
+                d(&layer.upper()),
+                d(&layer.work())
             ))?,
             usr_tree: usr,
             userns: userns
@@ -353,6 +371,11 @@ impl Runtime {
             arg_areas: init::arg_areas(),
         };
         let p = init::start_init(&plan)?;
+        // The init's overlay holds the layer's file system now.
+        drop(layer);
+        // The OOM killer picks among the sandbox's own processes, never its pid 1 (whose
+        // death would end the sandbox); exec'd processes do not inherit this.
+        let _ = fs::write(format!("/proc/{}/oom_score_adj", p.pid), "-1000");
         sb.record.init_pid = Some(p.pid);
         sb.record.init_start = start_time(p.pid);
         sb.record.state = SandboxState::Running;
@@ -524,7 +547,11 @@ impl Runtime {
     }
 
     fn wake(&self, sb: &mut Sandbox) -> Result<()> {
-        if let Err(e) = self.boot(sb) {
+        self.wake_with(sb, None)
+    }
+
+    fn wake_with(&self, sb: &mut Sandbox, layer: Option<layer::Mounted>) -> Result<()> {
+        if let Err(e) = self.boot(sb, layer) {
             let _ = self.teardown(sb);
             let _ = sb.cgroups.remove();
             return Err(e);
@@ -553,7 +580,7 @@ impl Runtime {
     /// is exit code 127, not an error.
     pub fn exec(&self, id: &str, req: ExecRequest) -> Result<ExecResult> {
         let sb = self.get(id)?;
-        let (pidfd, cgroup_procs, env) = {
+        let (pidfd, cgroup_procs, env, cgroups) = {
             let mut sb = lock(&sb);
             self.ensure_running(&mut sb)?;
             let live = sb.live.as_ref().expect("running");
@@ -568,16 +595,21 @@ impl Runtime {
                     .map(dup)
                     .collect::<Result<Vec<_>>>()?,
                 sb.record.env.clone(),
+                sb.cgroups.clone(),
             )
         };
-        exec::run(
+        let ooms = cgroups.oom_kills();
+        let mut res = exec::run(
             &exec::Target {
                 pidfd: &pidfd,
                 cgroup_procs: &cgroup_procs,
                 sandbox_env: &env,
             },
             &req,
-        )
+        )?;
+        // Any OOM kill in the sandbox while the command ran (another exec's included).
+        res.oom_killed = cgroups.oom_kills() > ooms;
+        Ok(res)
     }
 
     /// Attaches a volume to a running sandbox. Bad input is an error and records nothing; on
@@ -716,6 +748,7 @@ impl Runtime {
         let mut sb = lock(&arc);
         self.teardown(&mut sb)?;
         sb.cgroups.remove()?;
+        layer::release(&sb.dir)?;
         fs::remove_dir_all(&sb.dir)
             .map_err(|e| SandboxError::sys("remove", sb.dir.display().to_string(), e))?;
         lock(&self.sandboxes).remove(id);
@@ -761,7 +794,20 @@ impl Runtime {
                     return Err(e);
                 }
             }
-            let r = rootfs::copy_layer(&s.dir.join("upper"), &dir);
+            let r = match (layer::has_image(&s.dir), &s.live) {
+                // Frozen (or paused): flush its file system, then copy the image.
+                (true, Some(live)) => layer::sync_live(live.pid)
+                    .and_then(|()| layer::copy_image(&s.dir.join(layer::IMAGE), &dir)),
+                (true, None) => layer::copy_image(&s.dir.join(layer::IMAGE), &dir),
+                // An old uncapped layer: copied into a fresh capped one.
+                (false, _) => self.layers.make(&dir, s.record.limits.disk_bytes),
+            };
+            let r = r.and_then(|()| rootfs::make_mount_point(&dir));
+            let r = match r {
+                Ok(()) if !layer::has_image(&s.dir) => layer::mount(&dir)
+                    .and_then(|m| rootfs::copy_upper(&s.dir.join("upper"), &m.upper())),
+                other => other,
+            };
             if froze {
                 let _ = s.cgroups.thaw();
             }
@@ -793,12 +839,14 @@ impl Runtime {
             dir: dir.clone(),
             cgroups: self.cgroups_of(new_id),
         };
-        let built = copy_res
-            .and_then(|()| rootfs::write_identity(&dir.join("upper"), self.cfg.uid_base, &hostname))
-            .and_then(|()| self.wake(&mut sb));
+        let built = copy_res.and_then(|()| layer::mount(&dir)).and_then(|m| {
+            rootfs::write_identity(&m.upper(), self.cfg.uid_base, &hostname)?;
+            self.wake_with(&mut sb, Some(m))
+        });
         if let Err(e) = built {
             let _ = self.teardown(&mut sb);
             let _ = sb.cgroups.remove();
+            let _ = layer::release(&dir);
             let _ = fs::remove_dir_all(&dir);
             return Err(e);
         }
@@ -888,6 +936,7 @@ impl Runtime {
             let Some(record) = record else {
                 let _ = cgroups.kill_all();
                 let _ = cgroups.remove();
+                let _ = layer::release(&dir);
                 let _ = fs::remove_dir_all(&dir);
                 report.removed.push(id);
                 continue;

@@ -4,7 +4,8 @@
 //!
 //! Layout under the state dir:
 //! `templates/base-v1/` (skeleton, owned by the sandbox's root uid on the host),
-//! `sandboxes/<id>/{upper,work,rootfs,sandbox.json}`.
+//! `sandboxes/<id>/{layer.ext4,rootfs,sandbox.json}` (`upper` and `work` live on the layer's own
+//! file system, see layer.rs; sandboxes made before that have them here).
 
 use std::ffi::{CStr, CString};
 use std::fs;
@@ -184,19 +185,21 @@ pub(crate) fn open_dir(p: &Path) -> Result<OwnedFd> {
     .map_err(|e| SandboxError::sys("open", p.display().to_string(), e))
 }
 
-/// Creates a fresh writable layer: `upper` (owned by the sandbox's root, with its own
-/// /etc/hostname and /etc/hosts), `work`, and the `rootfs` mount point.
-pub(crate) fn create_layer(dir: &Path, uid: u32, hostname: &str) -> Result<()> {
-    for sub in ["upper", "work", "rootfs"] {
-        let p = dir.join(sub);
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&p)
-            .map_err(io_err("mkdir", &p))?;
+/// Makes the `rootfs` mount point in the sandbox's directory and gives a fresh `upper` (on
+/// the layer's file system) its own /etc/hostname and /etc/hosts, owned by the sandbox's root.
+pub(crate) fn create_layer(dir: &Path, upper: &Path, uid: u32, hostname: &str) -> Result<()> {
+    make_mount_point(dir)?;
+    write_identity(upper, uid, hostname)
+}
+
+/// The `rootfs` directory the init mounts the overlay on (in its own mount namespace).
+pub(crate) fn make_mount_point(dir: &Path) -> Result<()> {
+    let p = dir.join("rootfs");
+    match fs::DirBuilder::new().mode(0o755).create(&p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(SandboxError::sys("mkdir", p.display().to_string(), e)),
     }
-    fs::set_permissions(dir.join("work"), fs::Permissions::from_mode(0o700))
-        .map_err(io_err("chmod", dir))?;
-    write_identity(&dir.join("upper"), uid, hostname)
 }
 
 /// Writes /etc/hostname and /etc/hosts into an upper layer.
@@ -426,21 +429,12 @@ pub(crate) fn copy_tree(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<
     Ok(())
 }
 
-/// Copies a sandbox's upper layer into a new sandbox directory's `upper`.
-pub(crate) fn copy_layer(src_upper: &Path, dst_dir: &Path) -> Result<()> {
-    for sub in ["upper", "work", "rootfs"] {
-        let p = dst_dir.join(sub);
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&p)
-            .map_err(io_err("mkdir", &p))?;
-    }
-    fs::set_permissions(dst_dir.join("work"), fs::Permissions::from_mode(0o700))
-        .map_err(io_err("chmod", dst_dir))?;
+/// Copies an (old, host-directory) upper layer into a new layer's `upper`.
+pub(crate) fn copy_upper(src_upper: &Path, dst_upper: &Path) -> Result<()> {
     let s = open_dir(src_upper)?;
-    let d = open_dir(&dst_dir.join("upper"))?;
+    let d = open_dir(dst_upper)?;
     copy_tree(s.as_fd(), d.as_fd()).map_err(io_err("copy", src_upper))?;
     let st = rustix::fs::fstat(&s).map_err(|e| SandboxError::sys("stat", "upper", e))?;
     copy_xattrs(s.as_fd(), d.as_fd()).map_err(io_err("copy xattrs", src_upper))?;
-    copy_meta(d.as_fd(), &st).map_err(io_err("chown", dst_dir))
+    copy_meta(d.as_fd(), &st).map_err(io_err("chown", dst_upper))
 }

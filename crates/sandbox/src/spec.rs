@@ -316,6 +316,7 @@ pub fn validate_spec(spec: &SandboxSpec) -> Result<()> {
     }
     validate_mounts(&spec.mounts)?;
     validate_env("env", &spec.env)?;
+    validate_limits(&spec.limits)?;
     if let Some(h) = &spec.hostname {
         if h.is_empty() || h.len() > 64 || h.contains(['\0', '/']) {
             return Err(SandboxError::invalid(
@@ -325,6 +326,44 @@ pub fn validate_spec(spec: &SandboxSpec) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The runtime's bounds of [`Limits`] (the node narrows them further by tenant): below them
+/// a sandbox cannot start a shell, above them the kernel or the file system refuses.
+pub const MIN_CPU_MILLICORES: u32 = 10;
+pub const MAX_CPU_MILLICORES: u32 = 1_024_000;
+pub const MIN_MEMORY_BYTES: u64 = 16 << 20;
+pub const MIN_DISK_BYTES: u64 = 16 << 20;
+pub const MAX_DISK_BYTES: u64 = 16 << 40;
+pub const MIN_PIDS: u32 = 8;
+pub const MAX_PIDS: u32 = 4_194_304;
+
+/// Checks every limit against the runtime's bounds; the error names the field.
+pub fn validate_limits(l: &Limits) -> Result<()> {
+    let bad = |field: &str, v: u64, lo: u64, hi: u64| {
+        if v < lo || v > hi {
+            Err(SandboxError::invalid(
+                format!("limits.{field}"),
+                format!("{v} is outside {lo}..={hi}"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    bad(
+        "cpu_millicores",
+        l.cpu_millicores.into(),
+        MIN_CPU_MILLICORES.into(),
+        MAX_CPU_MILLICORES.into(),
+    )?;
+    bad(
+        "memory_bytes",
+        l.memory_bytes,
+        MIN_MEMORY_BYTES,
+        i64::MAX as u64,
+    )?;
+    bad("disk_bytes", l.disk_bytes, MIN_DISK_BYTES, MAX_DISK_BYTES)?;
+    bad("pids", l.pids.into(), MIN_PIDS.into(), MAX_PIDS.into())
 }
 
 /// The program paths to try for `argv0` with this `PATH` (a name with `/` is used as is).
@@ -360,6 +399,49 @@ pub fn exec_env(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_bounds_name_the_field() {
+        validate_limits(&Limits::default()).unwrap();
+        let d = Limits::default();
+        for (l, field) in [
+            (
+                Limits {
+                    cpu_millicores: 0,
+                    ..d
+                },
+                "limits.cpu_millicores",
+            ),
+            (
+                Limits {
+                    memory_bytes: 0,
+                    ..d
+                },
+                "limits.memory_bytes",
+            ),
+            (
+                Limits {
+                    memory_bytes: 1 << 20,
+                    ..d
+                },
+                "limits.memory_bytes",
+            ),
+            (Limits { disk_bytes: 0, ..d }, "limits.disk_bytes"),
+            (
+                Limits {
+                    disk_bytes: u64::MAX,
+                    ..d
+                },
+                "limits.disk_bytes",
+            ),
+            (Limits { pids: 0, ..d }, "limits.pids"),
+        ] {
+            match validate_limits(&l) {
+                Err(SandboxError::InvalidArgument { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{l:?}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn targets() {
