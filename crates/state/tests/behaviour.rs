@@ -741,6 +741,13 @@ mod claims {
             created_at: at(created),
             updated_at: at(created),
             attachments: Vec::new(),
+            // Not the defaults, so a round trip shows they are stored.
+            limits: nullspace_state::SandboxLimits {
+                cpu_millicores: 500,
+                memory_bytes: 64 << 20,
+                disk_bytes: 128 << 20,
+                pids: 64,
+            },
         }
     }
 
