@@ -39,16 +39,16 @@ pub enum TenantCommand {
         #[arg(long, value_name = "N")]
         max_volumes: Option<u64>,
         /// Largest CPU quota of one sandbox, in cores
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
         max_cpu: Option<String>,
         /// Largest memory limit of one sandbox
-        #[arg(long, value_name = "SIZE")]
+        #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
         max_sandbox_memory: Option<String>,
         /// Most memory of all the tenant's sandboxes together
-        #[arg(long, value_name = "SIZE")]
+        #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
         max_total_memory: Option<String>,
         /// Most writable-layer disk of all the tenant's sandboxes together
-        #[arg(long, value_name = "SIZE")]
+        #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
         max_total_disk: Option<String>,
     },
     /// Show the tenant's resource limits in force and what it holds

@@ -33,13 +33,13 @@ pub enum SandboxCommand {
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
         /// CPU quota in cores, fractions allowed (e.g. 0.5) [default: the server's --sandbox-cpu]
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
         cpu: Option<String>,
         /// Hard memory limit (e.g. 512MiB, 2GiB) [default: the server's --sandbox-memory]
-        #[arg(long, value_name = "SIZE")]
+        #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
         memory: Option<String>,
         /// Cap of the sandbox's own writable layer (e.g. 4GiB) [default: the server's --sandbox-disk]
-        #[arg(long, value_name = "SIZE")]
+        #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
         disk: Option<String>,
     },
     /// List sandboxes

@@ -120,22 +120,22 @@ pub(crate) fn choose(
             )));
         }
     }
-    if let Some(max) = tenant.max_total_disk {
-        if out.disk_bytes > max {
-            return Err(Error::invalid_argument(format!(
-                "disk {}{} is above the tenant's max_total_disk of {}",
-                format_size(out.disk_bytes),
-                given(req.disk.is_some()),
-                format_size(max)
-            )));
-        }
-    }
     if let Some(max) = tenant.max_total_memory {
         if out.memory_bytes > max {
             return Err(Error::invalid_argument(format!(
                 "memory {}{} is above the tenant's max_total_memory of {}",
                 format_size(out.memory_bytes),
                 given(req.memory.is_some()),
+                format_size(max)
+            )));
+        }
+    }
+    if let Some(max) = tenant.max_total_disk {
+        if out.disk_bytes > max {
+            return Err(Error::invalid_argument(format!(
+                "disk {}{} is above the tenant's max_total_disk of {}",
+                format_size(out.disk_bytes),
+                given(req.disk.is_some()),
                 format_size(max)
             )));
         }
