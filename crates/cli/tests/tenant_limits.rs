@@ -473,3 +473,52 @@ fn limits_and_sandbox_limits_survive_a_restart() {
     let default = t.s.ok(&["admin", "tenant", "get-limits", "default"]);
     assert!(default.contains("default"), "{default}");
 }
+
+#[test]
+fn two_servers_on_one_database_share_the_tenants_limits() {
+    // Several servers share only a PostgreSQL database: required in CI and when the suite
+    // runs on PostgreSQL, else skipped (with a notice) when none answers.
+    if !nullspace_testkit::Selection::from_env().runs_postgres_only_test() {
+        return;
+    }
+    let mut t = Tenant::on(Server::start_postgres());
+    let b = SandboxServer(t.s.start_beside(), Vec::new());
+    t.limits(&["--max-sandboxes", "1"]);
+    let apis = [t.api(), b.api().with_key(Some(&t.key))];
+    let barrier = Arc::new(Barrier::new(apis.len()));
+    let threads: Vec<_> = apis
+        .iter()
+        .cloned()
+        .map(|api| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let r = api.post_json("/v1/sandboxes", &json!({"memory": "32MiB"}));
+                (
+                    r.status,
+                    r.error_code(),
+                    r.json()["id"].as_str().map(str::to_owned),
+                )
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+    let mut made = Vec::new();
+    for (api, (status, code, id)) in apis.iter().zip(&results) {
+        if *status == 201 {
+            made.push((api.clone(), id.clone().unwrap()));
+        } else {
+            assert_eq!(
+                (*status, code.as_deref()),
+                (429, Some("resource_exhausted"))
+            );
+        }
+    }
+    assert_eq!(made.len(), 1, "{results:?}");
+    assert_eq!(t.sandbox_ids().len(), 1);
+    // Destroyed through the server that runs it.
+    for (api, id) in made {
+        api.delete(&format!("/v1/sandboxes/{id}"))
+            .expect(204, "destroy");
+    }
+}
