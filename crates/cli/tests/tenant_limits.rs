@@ -168,13 +168,13 @@ fn cli_create_flags_get_and_exec_json() {
     let mut s = SandboxServer(Server::start(), Vec::new());
     let id = s
         .ok(&[
-            "sandbox", "create", "--cpu", "1.5", "--memory", "512MiB", "--disk", "3GiB",
+            "sandbox", "create", "--cpu", "0.75", "--memory", "512MiB", "--disk", "3GiB",
         ])
         .trim()
         .to_owned();
     s.1.push(id.clone());
     let sb = json(&s.ok(&["sandbox", "get", &id]));
-    assert_eq!(sb["cpu"], json!(1.5));
+    assert_eq!(sb["cpu"], json!(0.75));
     assert_eq!(sb["memory_bytes"], json!(512 * MIB));
     assert_eq!(sb["disk_bytes"], json!(3 * GIB));
     // No flags: the server's defaults (1 core, 1 GiB, 4 GiB, 1,024 processes).
