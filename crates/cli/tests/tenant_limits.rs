@@ -110,6 +110,7 @@ fn invalid(r: harness::Resp, field: &str) {
     assert!(message(&r).contains(field), "{field}: {}", r.text());
 }
 
+/// SEMANTICS: What a sandbox gets
 #[test]
 fn sandbox_json_shows_requested_limits_and_server_defaults() {
     let server = Server::start_with_env(&[
@@ -209,6 +210,7 @@ fn cli_create_flags_get_and_exec_json() {
     assert_eq!(before, after);
 }
 
+/// SEMANTICS: What a sandbox gets
 #[test]
 fn bad_limits_per_field_are_invalid_argument_and_create_nothing() {
     let mut t = Tenant::start();
@@ -262,6 +264,7 @@ fn bad_limits_per_field_are_invalid_argument_and_create_nothing() {
         .expect_err(404, "not_found", "unknown tenant");
 }
 
+/// SEMANTICS: Tenant limits
 #[test]
 fn max_sandboxes_and_fork_past_it_are_resource_exhausted() {
     let mut t = Tenant::start();
@@ -350,6 +353,7 @@ fn total_memory_and_disk_are_summed_over_the_tenants_sandboxes() {
     invalid(t.create(json!({})), "max_total_memory");
 }
 
+/// SEMANTICS: Tenant limits
 #[test]
 fn concurrent_creates_at_the_limit_exactly_one_succeeds() {
     let mut t = Tenant::start();
@@ -520,5 +524,29 @@ fn two_servers_on_one_database_share_the_tenants_limits() {
     for (api, id) in made {
         api.delete(&format!("/v1/sandboxes/{id}"))
             .expect(204, "destroy");
+    }
+}
+
+#[test]
+fn bad_server_defaults_stop_the_server_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value) in [
+        ("--sandbox-memory", "1MiB"),
+        ("--sandbox-disk", "0"),
+        ("--sandbox-cpu", "none"),
+        ("--sandbox-pids", "0"),
+    ] {
+        let out = harness::command_without_server(dir.path(), "http://127.0.0.1:1")
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([flag, value])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flag} {value}");
+        assert!(
+            out.stderr_str().contains(flag),
+            "{flag} {value}: {}",
+            out.stderr_str()
+        );
     }
 }
