@@ -92,6 +92,16 @@ pub struct SetVolumeCap {
     pub cap_bytes: u64,
 }
 
+/// A size in a request: a byte count, or a string such as `"512MiB"` or `"2GiB"` (see
+/// [`crate::parse_size`]). Requests carry it as raw JSON so that errors name the field; this
+/// type gives the OpenAPI document its shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum SizeValue {
+    Bytes(u64),
+    Text(String),
+}
+
 /// Body of `PUT /v1/admin/tenants/{tenant}/limits`: the limits to change (the others stay).
 /// Sizes are byte counts or size strings (`"8GiB"`); `max_cpu` is a number of cores.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -109,15 +119,15 @@ pub struct SetTenantLimits {
     pub max_cpu: Option<serde_json::Value>,
     /// Largest memory limit of one sandbox (bytes or a size string).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<SizeValue>)]
     pub max_sandbox_memory: Option<serde_json::Value>,
     /// Most memory all the tenant's sandboxes may hold together (bytes or a size string).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<SizeValue>)]
     pub max_total_memory: Option<serde_json::Value>,
     /// Most writable-layer disk all the tenant's sandboxes may hold together.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<SizeValue>)]
     pub max_total_disk: Option<serde_json::Value>,
 }
 
@@ -454,12 +464,12 @@ pub struct CreateSandbox {
     /// Hard memory limit: a byte count or a size string (`"512MiB"`); at least 16 MiB;
     /// default: the server's `--sandbox-memory`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<SizeValue>)]
     pub memory: Option<serde_json::Value>,
     /// Cap of the sandbox's own writable layer: a byte count or a size string; at least
     /// 16 MiB; default: the server's `--sandbox-disk`.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<SizeValue>)]
     pub disk: Option<serde_json::Value>,
 }
 
