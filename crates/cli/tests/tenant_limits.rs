@@ -297,6 +297,15 @@ fn max_sandboxes_and_fork_past_it_are_resource_exhausted() {
         .expect(201, "fork")
         .json();
     t.owned.push(fork["id"].as_str().unwrap().to_owned());
+    // The fork has its source's limits.
+    let source = t
+        .api()
+        .get(&format!("/v1/sandboxes/{b}"))
+        .expect(200, "get")
+        .json();
+    for k in ["cpu", "memory_bytes", "disk_bytes", "pids"] {
+        assert_eq!(fork[k], source[k], "{k}");
+    }
     assert_eq!(t.sandbox_ids().len(), 2);
     // The other tenant is not limited by acme's limits.
     let own = t.s.ok(&["sandbox", "create"]).trim().to_owned();
@@ -449,6 +458,16 @@ fn limits_and_sandbox_limits_survive_a_restart() {
         .expect(201, "create")
         .json();
     let id = sb["id"].as_str().unwrap().to_owned();
+    // Pause, hibernate and resume keep the limits (a hibernated sandbox keeps its share).
+    for op in ["pause", "resume", "hibernate", "resume"] {
+        let after = t
+            .api()
+            .post_json(&format!("/v1/sandboxes/{id}/{op}"), &json!({}))
+            .expect(200, op)
+            .json();
+        assert_eq!(after["memory_bytes"], json!(200 * MIB), "{op}");
+        assert_eq!(after["cpu"], json!(0.5), "{op}");
+    }
     t.s.restart();
     let l = json(&t.s.ok(&["--json", "admin", "tenant", "get-limits", "acme"]));
     assert_eq!(l["max_sandboxes"], json!(3));
