@@ -1,8 +1,10 @@
-//! Operator routes: tenants and their volume caps. Admin keys only (the node checks).
+//! Operator routes: tenants, their volume caps and their resource limits. Admin keys only (the node checks).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use nullspace_core::wire::{CreateTenant, CreatedTenant, ErrorBody, SetVolumeCap};
+use nullspace_core::wire::{
+    CreateTenant, CreatedTenant, ErrorBody, SetTenantLimits, SetVolumeCap, TenantLimits,
+};
 use nullspace_core::Tenant;
 
 use crate::auth::Caller;
@@ -34,5 +36,29 @@ pub async fn set_volume_cap(
     Ok(axum::Json(
         node.set_volume_cap(&caller.0, &tenant, req.cap_bytes)
             .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/admin/tenants/{tenant}/limits", tag = "admin", params(("tenant" = String, Path)),
+    responses((status = 200, body = TenantLimits), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_limits(
+    State(node): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> ApiResult<axum::Json<TenantLimits>> {
+    Ok(axum::Json(node.tenant_limits(&caller.0, &tenant).await?))
+}
+
+#[utoipa::path(put, path = "/v1/admin/tenants/{tenant}/limits", tag = "admin", params(("tenant" = String, Path)),
+    request_body = SetTenantLimits, responses((status = 200, body = TenantLimits), (status = 400, body = ErrorBody),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_limits(
+    State(node): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    Json(req): Json<SetTenantLimits>,
+) -> ApiResult<axum::Json<TenantLimits>> {
+    Ok(axum::Json(
+        node.set_tenant_limits(&caller.0, &tenant, &req).await?,
     ))
 }

@@ -65,6 +65,7 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(whoami))
         .routes(routes!(admin::create_tenant))
         .routes(routes!(admin::set_volume_cap))
+        .routes(routes!(admin::get_limits, admin::set_limits))
         .routes(routes!(volumes::create_volume, volumes::list_volumes))
         .routes(routes!(volumes::get_volume, volumes::delete_volume))
         .routes(routes!(files::read_file, files::write_file))

@@ -9,6 +9,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/v1/whoami"),
     ("post", "/v1/admin/tenants"),
     ("put", "/v1/admin/tenants/{tenant}/volume-cap"),
+    ("get", "/v1/admin/tenants/{tenant}/limits"),
+    ("put", "/v1/admin/tenants/{tenant}/limits"),
     ("post", "/v1/volumes"),
     ("get", "/v1/volumes"),
     ("get", "/v1/volumes/{name}"),
@@ -67,6 +69,7 @@ async fn openapi_document_matches_the_router() {
         bootstrap_key: Some(key.into()),
         server_id: Some("openapi-test".into()),
         volume_backend: Some(VolumeBackend::Directory),
+        sandbox_limits: Default::default(),
     };
     let node = Node::start(&config, addr).await.unwrap();
     let app = router(node.clone());

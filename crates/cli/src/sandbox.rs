@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use nullspace_client::{ExecOptions, SandboxMount};
-use nullspace_core::wire::{Attachment, AttachmentList, SandboxDirList, SandboxList};
+use nullspace_core::wire::{
+    Attachment, AttachmentList, CreateSandbox, SandboxDirList, SandboxList,
+};
 use nullspace_core::Error;
 
 use crate::output;
@@ -30,6 +32,15 @@ pub enum SandboxCommand {
         /// Destroy the sandbox this long after creating it (seconds, or 30s, 15m, 1h, 1d)
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
+        /// CPU quota in cores, fractions allowed (e.g. 0.5) [default: the server's --sandbox-cpu]
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        cpu: Option<String>,
+        /// Hard memory limit (e.g. 512MiB, 2GiB) [default: the server's --sandbox-memory]
+        #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+        memory: Option<String>,
+        /// Cap of the sandbox's own writable layer (e.g. 4GiB) [default: the server's --sandbox-disk]
+        #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+        disk: Option<String>,
     },
     /// List sandboxes
     List,
@@ -196,6 +207,9 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
             env,
             name,
             timeout,
+            cpu,
+            memory,
+            disk,
         } => {
             let mounts = volumes
                 .iter()
@@ -203,8 +217,18 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
                 .collect::<Result<Vec<_>, _>>()?;
             let envs = parse_env("--env", &env)?;
             let timeout = timeout.as_deref().map(parse_timeout).transpose()?;
+            // The server parses the values (one parser; its errors name the field).
             let sb = client
-                .create_sandbox(&template, &mounts, name.as_deref(), &envs, timeout)
+                .create_sandbox_with(&CreateSandbox {
+                    template,
+                    volumes: mounts,
+                    name,
+                    env: envs,
+                    timeout: timeout.map(|t| t.as_secs()),
+                    cpu: cpu.map(serde_json::Value::String),
+                    memory: memory.map(serde_json::Value::String),
+                    disk: disk.map(serde_json::Value::String),
+                })
                 .await?;
             print_record(g, &sb, sb.id.clone())?;
         }

@@ -40,6 +40,53 @@ pub struct ServerArgs {
     /// are capped) [default: loop when running as root with /dev/loop-control, else directory]
     #[arg(long, env = "NULLSPACE_VOLUME_BACKEND", value_name = "BACKEND")]
     volume_backend: Option<String>,
+    /// CPU quota of a sandbox whose create does not say, in cores (fractions allowed)
+    #[arg(
+        long,
+        env = "NULLSPACE_SANDBOX_CPU",
+        value_name = "N",
+        default_value = "1"
+    )]
+    sandbox_cpu: String,
+    /// Memory limit of a sandbox whose create does not say (at least 16MiB)
+    #[arg(
+        long,
+        env = "NULLSPACE_SANDBOX_MEMORY",
+        value_name = "SIZE",
+        default_value = "1GiB"
+    )]
+    sandbox_memory: String,
+    /// Writable-layer cap of a sandbox whose create does not say (at least 16MiB)
+    #[arg(
+        long,
+        env = "NULLSPACE_SANDBOX_DISK",
+        value_name = "SIZE",
+        default_value = "4GiB"
+    )]
+    sandbox_disk: String,
+    /// Most processes and threads alive at once in one sandbox
+    #[arg(long, env = "NULLSPACE_SANDBOX_PIDS", value_name = "N", default_value = "1024",
+          value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
+    sandbox_pids: u32,
+}
+
+/// The per-sandbox defaults from the flags, with the bounds a create request meets.
+fn sandbox_limits(args: &ServerArgs) -> anyhow::Result<nullspace_api::SandboxLimits> {
+    use nullspace_core::limits::{cpu_value, size_value, MIN_SANDBOX_DISK, MIN_SANDBOX_MEMORY};
+    let text = |s: &str| serde_json::Value::String(s.to_owned());
+    let limits = nullspace_api::SandboxLimits {
+        cpu_millicores: cpu_value("--sandbox-cpu", &text(&args.sandbox_cpu))?,
+        memory_bytes: size_value("--sandbox-memory", &text(&args.sandbox_memory))?,
+        disk_bytes: size_value("--sandbox-disk", &text(&args.sandbox_disk))?,
+        pids: args.sandbox_pids,
+    };
+    if limits.memory_bytes < MIN_SANDBOX_MEMORY {
+        anyhow::bail!("--sandbox-memory must be at least 16MiB");
+    }
+    if limits.disk_bytes < MIN_SANDBOX_DISK {
+        anyhow::bail!("--sandbox-disk must be at least 16MiB");
+    }
+    Ok(limits)
 }
 
 /// Accepts `IP:PORT` and `HOST:PORT` (resolved once, first address).
@@ -61,7 +108,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
+    let sandbox_limits = sandbox_limits(&args)?;
     let config = ServerConfig {
+        sandbox_limits,
         listen: args.listen,
         data_dir: args
             .data_dir

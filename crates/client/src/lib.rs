@@ -207,6 +207,27 @@ impl Client {
         self.json(req).await
     }
 
+    /// `GET /v1/admin/tenants/{tenant}/limits`: the tenant's limits in force and usage.
+    pub async fn tenant_limits(
+        &self,
+        tenant: &TenantName,
+    ) -> Result<nullspace_core::wire::TenantLimits> {
+        let req = self.request(Method::GET, &format!("/v1/admin/tenants/{tenant}/limits"));
+        self.json(req).await
+    }
+
+    /// `PUT /v1/admin/tenants/{tenant}/limits`: changes the given limits, answers all of them.
+    pub async fn set_tenant_limits(
+        &self,
+        tenant: &TenantName,
+        limits: &nullspace_core::wire::SetTenantLimits,
+    ) -> Result<nullspace_core::wire::TenantLimits> {
+        let req = self
+            .request(Method::PUT, &format!("/v1/admin/tenants/{tenant}/limits"))
+            .json(limits);
+        self.json(req).await
+    }
+
     // ----- volumes -----
 
     /// `POST /v1/volumes`. Returns the volume and whether it was created now (`false` only

@@ -48,15 +48,22 @@ impl Client {
         env: &std::collections::BTreeMap<String, String>,
         timeout: Option<std::time::Duration>,
     ) -> Result<Sandbox> {
-        let req = self
-            .request(Method::POST, "/v1/sandboxes")
-            .json(&CreateSandbox {
-                template: template.to_owned(),
-                volumes: mounts.to_vec(),
-                name: name.map(str::to_owned),
-                env: env.clone(),
-                timeout: timeout.map(|t| t.as_secs()),
-            });
+        self.create_sandbox_with(&CreateSandbox {
+            template: template.to_owned(),
+            volumes: mounts.to_vec(),
+            name: name.map(str::to_owned),
+            env: env.clone(),
+            timeout: timeout.map(|t| t.as_secs()),
+            cpu: None,
+            memory: None,
+            disk: None,
+        })
+        .await
+    }
+
+    /// `POST /v1/sandboxes` with every field of the request (limits included).
+    pub async fn create_sandbox_with(&self, body: &CreateSandbox) -> Result<Sandbox> {
+        let req = self.request(Method::POST, "/v1/sandboxes").json(body);
         self.json(req).await
     }
 

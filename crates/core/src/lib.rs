@@ -3,6 +3,7 @@
 //! Architecture invariant: this crate does no I/O and knows nothing of HTTP, SQL or syscalls.
 
 pub mod error;
+pub mod limits;
 pub mod model;
 pub mod names;
 pub mod path;

@@ -92,6 +92,74 @@ pub struct SetVolumeCap {
     pub cap_bytes: u64,
 }
 
+/// A size in a request: a byte count, or a string such as `"512MiB"` or `"2GiB"` (see
+/// [`crate::parse_size`]). Requests carry it as raw JSON so that errors name the field; this
+/// type gives the OpenAPI document its shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum SizeValue {
+    Bytes(u64),
+    Text(String),
+}
+
+/// Body of `PUT /v1/admin/tenants/{tenant}/limits`: the limits to change (the others stay).
+/// Sizes are byte counts or size strings (`"8GiB"`); `max_cpu` is a number of cores.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetTenantLimits {
+    /// Most sandboxes (any state) the tenant may have at once.
+    #[serde(default)]
+    pub max_sandboxes: Option<u64>,
+    /// Most volumes the tenant may have.
+    #[serde(default)]
+    pub max_volumes: Option<u64>,
+    /// Largest CPU quota of one sandbox, in cores.
+    #[serde(default)]
+    #[schema(value_type = Option<f64>)]
+    pub max_cpu: Option<serde_json::Value>,
+    /// Largest memory limit of one sandbox (bytes or a size string).
+    #[serde(default)]
+    #[schema(value_type = Option<SizeValue>)]
+    pub max_sandbox_memory: Option<serde_json::Value>,
+    /// Most memory all the tenant's sandboxes may hold together (bytes or a size string).
+    #[serde(default)]
+    #[schema(value_type = Option<SizeValue>)]
+    pub max_total_memory: Option<serde_json::Value>,
+    /// Most writable-layer disk all the tenant's sandboxes may hold together.
+    #[serde(default)]
+    #[schema(value_type = Option<SizeValue>)]
+    pub max_total_disk: Option<serde_json::Value>,
+}
+
+/// A tenant's limits in force (its own where an operator set them, else the server's
+/// defaults), and what its sandboxes and volumes hold now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TenantLimits {
+    pub tenant: String,
+    pub max_sandboxes: u64,
+    pub max_volumes: u64,
+    /// Cores.
+    pub max_cpu: f64,
+    pub max_sandbox_memory: u64,
+    pub max_total_memory: u64,
+    pub max_total_disk: u64,
+    /// The limits an operator set for this tenant (the others are the server's defaults).
+    pub custom: Vec<String>,
+    /// What the tenant holds now.
+    pub usage: TenantUsage,
+}
+
+/// What a tenant's sandboxes and volumes hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TenantUsage {
+    pub sandboxes: u64,
+    pub volumes: u64,
+    /// Sum of the memory limits of the tenant's sandboxes.
+    pub memory_bytes: u64,
+    /// Sum of the writable-layer caps of the tenant's sandboxes.
+    pub disk_bytes: u64,
+}
+
 // ---- volumes ----
 
 /// Body of `POST /v1/volumes`.
@@ -389,6 +457,20 @@ pub struct CreateSandbox {
     /// attachments released, its volumes kept), whatever its state, across server restarts.
     #[serde(default)]
     pub timeout: Option<u64>,
+    /// CPU quota in cores (fractions allowed, e.g. 0.5); default: the server's `--sandbox-cpu`.
+    #[serde(default)]
+    #[schema(value_type = Option<f64>)]
+    pub cpu: Option<serde_json::Value>,
+    /// Hard memory limit: a byte count or a size string (`"512MiB"`); at least 16 MiB;
+    /// default: the server's `--sandbox-memory`.
+    #[serde(default)]
+    #[schema(value_type = Option<SizeValue>)]
+    pub memory: Option<serde_json::Value>,
+    /// Cap of the sandbox's own writable layer: a byte count or a size string; at least
+    /// 16 MiB; default: the server's `--sandbox-disk`.
+    #[serde(default)]
+    #[schema(value_type = Option<SizeValue>)]
+    pub disk: Option<serde_json::Value>,
 }
 
 fn base() -> String {
@@ -411,7 +493,7 @@ pub struct Attachment {
 }
 
 /// A sandbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sandbox {
     pub id: String,
     pub name: Option<String>,
@@ -426,10 +508,18 @@ pub struct Sandbox {
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub attachments: Vec<Attachment>,
+    /// CPU quota in cores.
+    pub cpu: f64,
+    /// Hard memory limit of all its processes together.
+    pub memory_bytes: u64,
+    /// Cap of its own writable layer (everything outside its volume mounts).
+    pub disk_bytes: u64,
+    /// Most processes and threads alive at once.
+    pub pids: u32,
 }
 
 /// `{"sandboxes": [...]}`
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SandboxList {
     pub sandboxes: Vec<Sandbox>,
 }
@@ -476,6 +566,10 @@ pub struct ExecOutput {
     /// The output was longer than the server keeps and was cut.
     #[serde(default)]
     pub truncated: bool,
+    /// The sandbox's memory limit was reached while the command ran and the kernel killed a
+    /// process of the sandbox.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 /// One directory entry inside a sandbox.

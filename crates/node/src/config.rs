@@ -24,6 +24,9 @@ pub struct ServerConfig {
     /// Where volumes' files live (`--volume-backend`, `NULLSPACE_VOLUME_BACKEND`); `None`
     /// picks one (see [`VolumeBackend`]).
     pub volume_backend: Option<VolumeBackend>,
+    /// What a sandbox gets when its create does not say (`--sandbox-cpu`, `--sandbox-memory`,
+    /// `--sandbox-disk`, `--sandbox-pids`; default 1 core, 1 GiB, 4 GiB, 1,024).
+    pub sandbox_limits: nullspace_sandbox::Limits,
 }
 
 /// Whether `id` can be a server id: 1–63 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit
@@ -124,6 +127,7 @@ impl fmt::Debug for ServerConfig {
             )
             .field("server_id", &self.server_id)
             .field("volume_backend", &self.volume_backend)
+            .field("sandbox_limits", &self.sandbox_limits)
             .finish()
     }
 }

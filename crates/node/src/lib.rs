@@ -9,6 +9,7 @@
 //! resolved API key. There is no process-wide state: everything hangs off a `Node`.
 
 mod config;
+pub mod limits;
 mod peers;
 mod sandboxes;
 mod signing;
@@ -23,6 +24,8 @@ use nullspace_state::StateStore;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{default_server_id, valid_server_id, ServerConfig, VolumeBackend};
+/// Per-sandbox limits (the runtime's type), as `ServerConfig::sandbox_limits` holds them.
+pub use nullspace_sandbox::Limits as SandboxLimits;
 pub use nullspace_state::Principal;
 pub use sandboxes::{Lifecycle, SandboxService, MAX_EXEC_TIMEOUT_SECS};
 pub use signing::{Signer, MAX_EXPIRY_SECS};

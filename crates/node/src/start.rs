@@ -61,7 +61,14 @@ impl Node {
         let data = Arc::new(VolumeStore::shared(placement, owner, sink));
         let signer = Signer::load_or_create(&data_dir.join("signing.key"))
             .context("cannot load the URL signing key")?;
-        let volumes = VolumeService::new(store.clone(), data.clone(), Arc::new(signer));
+        let tenant_defaults = crate::limits::host_defaults(data_dir, &config.sandbox_limits);
+        tracing::info!(?tenant_defaults, sandbox = ?config.sandbox_limits, "resource limits");
+        let volumes = VolumeService::new(
+            store.clone(),
+            data.clone(),
+            Arc::new(signer),
+            tenant_defaults,
+        );
 
         let server_id = match config.server_id.clone() {
             Some(id) if crate::valid_server_id(&id) => id,
@@ -77,6 +84,7 @@ impl Node {
             server_id,
             store.clone(),
             volumes.clone(),
+            config.sandbox_limits,
             shutdown.clone(),
         )
         .await;

@@ -53,3 +53,34 @@ fn require_admin(caller: &Principal) -> Result<(), Error> {
         Err(Error::permission_denied("this needs an admin key"))
     }
 }
+
+impl Node {
+    /// A tenant's limits in force and what it holds. Admin keys only.
+    pub async fn tenant_limits(
+        &self,
+        caller: &Principal,
+        tenant: &str,
+    ) -> Result<nullspace_core::wire::TenantLimits, Error> {
+        require_admin(caller)?;
+        let name = TenantName::parse(tenant)?;
+        let (t, own, usage) = self.inner.store.tenant_limits(&name).await?;
+        let defaults = self.volumes().tenant_defaults();
+        Ok(crate::limits::shown(&t.name, &own, defaults, &usage))
+    }
+
+    /// Sets some of a tenant's limits (the others stay); answers the limits in force. Lowering
+    /// a limit below what the tenant holds removes nothing: new creates are refused until it
+    /// is back under. Admin keys only.
+    pub async fn set_tenant_limits(
+        &self,
+        caller: &Principal,
+        tenant: &str,
+        req: &nullspace_core::wire::SetTenantLimits,
+    ) -> Result<nullspace_core::wire::TenantLimits, Error> {
+        require_admin(caller)?;
+        let name = TenantName::parse(tenant)?;
+        let limits = crate::limits::parse_set(req)?;
+        self.inner.store.set_tenant_limits(&name, &limits).await?;
+        self.tenant_limits(caller, tenant).await
+    }
+}

@@ -37,6 +37,8 @@ pub struct VolumeService {
     store: Arc<dyn StateStore>,
     volumes: Arc<VolumeStore>,
     signer: Arc<Signer>,
+    /// Every tenant's limits where it has none of its own (see [`crate::limits`]).
+    tenant_defaults: nullspace_state::TenantLimits,
 }
 
 impl VolumeService {
@@ -44,12 +46,19 @@ impl VolumeService {
         store: Arc<dyn StateStore>,
         volumes: Arc<VolumeStore>,
         signer: Arc<Signer>,
+        tenant_defaults: nullspace_state::TenantLimits,
     ) -> VolumeService {
         VolumeService {
             store,
             volumes,
             signer,
+            tenant_defaults,
         }
+    }
+
+    /// Every tenant's limits where it has none of its own.
+    pub(crate) fn tenant_defaults(&self) -> &nullspace_state::TenantLimits {
+        &self.tenant_defaults
     }
 
     /// The data plane (start-up, peers and the sandbox service reach it through here).
@@ -99,11 +108,18 @@ impl VolumeService {
             validate_label(k, v)?;
         }
         let tenant = &caller.tenant_id;
-        let v = match self.store.create_volume(tenant, &name, labels).await {
+        let created = self
+            .store
+            .create_volume_within(tenant, &name, labels, &self.tenant_defaults)
+            .await;
+        let v = match created {
             Ok(v) => v,
             Err(e) => {
                 let e: Error = e.into();
-                if e.code == ErrorCode::AlreadyExists && if_not_exists {
+                if e.code != ErrorCode::AlreadyExists {
+                    return Err(e);
+                }
+                if if_not_exists {
                     let v = self.store.get_volume(tenant, &name).await?;
                     return Ok((self.live(v), false));
                 }

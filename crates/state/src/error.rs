@@ -16,6 +16,9 @@ pub enum StateError {
     /// A database URL that cannot be used as given (unparseable, or an option with a bad value).
     #[error("invalid control-plane database URL: {0}")]
     InvalidUrl(String),
+    /// A tenant limit would be passed; the message names the limit.
+    #[error("{0}")]
+    Exhausted(String),
 }
 
 impl StateError {
@@ -39,6 +42,7 @@ impl From<StateError> for Error {
             StateError::Unavailable(_) => ErrorCode::Unavailable,
             StateError::Internal(_) => ErrorCode::Internal,
             StateError::InvalidUrl(_) => ErrorCode::InvalidArgument,
+            StateError::Exhausted(_) => ErrorCode::ResourceExhausted,
         };
         Error::new(code, e.to_string())
     }

@@ -25,7 +25,9 @@ use nullspace_core::{LabelSelector, Labels, Tenant, TenantName, Volume, VolumeNa
 pub use error::StateError;
 pub use keys::ApiKey;
 pub use postgres::{PostgresStore, PEER_CHANNEL};
-pub use sandbox::{AttachmentRecord, SandboxRecord};
+pub use sandbox::{
+    check_sandbox_room, AttachmentRecord, SandboxLimits, SandboxRecord, TenantLimits, TenantUsage,
+};
 pub use sqlite::SqliteStore;
 pub use store::SqlStore;
 
@@ -134,7 +136,10 @@ pub trait StateStore: Send + Sync + 'static {
         tenant_id: &str,
         name: &VolumeName,
         labels: &Labels,
-    ) -> Result<Volume, StateError>;
+    ) -> Result<Volume, StateError> {
+        self.create_volume_within(tenant_id, name, labels, &TenantLimits::default())
+            .await
+    }
 
     /// One of a tenant's volumes by name; `NotFound` otherwise (also for other tenants' volumes).
     async fn get_volume(&self, tenant_id: &str, name: &VolumeName) -> Result<Volume, StateError>;
@@ -163,7 +168,44 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Records a new sandbox with its attachments. `AlreadyExists` for a taken id (or two
     /// attachments on one mount path), `NotFound` for an unknown tenant or volume.
-    async fn create_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StateError>;
+    async fn create_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StateError> {
+        self.create_sandbox_within(sandbox, &TenantLimits::default())
+            .await
+    }
+
+    /// [`StateStore::create_sandbox`] within the tenant's limits (its own, else `defaults`;
+    /// `None` in both: no limit) on sandboxes, total memory and total disk, counted in the
+    /// same transaction that inserts, with the tenant's row locked: concurrent creates of one
+    /// tenant, on any server sharing the database, are counted one after the other.
+    /// `Exhausted` naming the limit, and nothing stored, when the new sandbox would pass one.
+    async fn create_sandbox_within(
+        &self,
+        sandbox: &SandboxRecord,
+        defaults: &TenantLimits,
+    ) -> Result<(), StateError>;
+
+    /// [`StateStore::create_volume`] within the tenant's `max_volumes` (its own, else
+    /// `defaults`), counted like [`StateStore::create_sandbox_within`].
+    async fn create_volume_within(
+        &self,
+        tenant_id: &str,
+        name: &VolumeName,
+        labels: &Labels,
+        defaults: &TenantLimits,
+    ) -> Result<Volume, StateError>;
+
+    /// A tenant's own limits (`None`: the server's default) and what it holds now.
+    async fn tenant_limits(
+        &self,
+        name: &TenantName,
+    ) -> Result<(Tenant, TenantLimits, TenantUsage), StateError>;
+
+    /// Sets the given limits of a tenant (the `None` ones stay as they are).
+    async fn set_tenant_limits(
+        &self,
+        name: &TenantName,
+        limits: &TenantLimits,
+    ) -> Result<(), StateError>;
 
     /// One of a tenant's sandboxes; `NotFound` otherwise (also for other tenants' sandboxes).
     async fn get_sandbox(&self, tenant_id: &str, id: &str) -> Result<SandboxRecord, StateError>;

@@ -27,6 +27,135 @@ pub struct SandboxRecord {
     pub updated_at: DateTime<Utc>,
     /// In the order they were made.
     pub attachments: Vec<AttachmentRecord>,
+    /// What the sandbox may use (set at create; a fork inherits its source's).
+    pub limits: SandboxLimits,
+}
+
+/// The resources one sandbox was given, as recorded (the runtime applies them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxLimits {
+    /// Thousandths of a core.
+    pub cpu_millicores: u32,
+    pub memory_bytes: u64,
+    /// Cap of its writable layer.
+    pub disk_bytes: u64,
+    pub pids: u32,
+}
+
+impl Default for SandboxLimits {
+    /// What records from before limits existed read as: 1 core, 1 GiB, 4 GiB, 1,024 pids.
+    fn default() -> SandboxLimits {
+        SandboxLimits {
+            cpu_millicores: 1000,
+            memory_bytes: 1 << 30,
+            disk_bytes: 4 << 30,
+            pids: 1024,
+        }
+    }
+}
+
+/// A tenant's limits. As stored, `None` is "the server's default"; as defaults passed to
+/// the store, `None` is "no limit".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantLimits {
+    pub max_sandboxes: Option<u64>,
+    pub max_volumes: Option<u64>,
+    pub max_cpu_millicores: Option<u64>,
+    pub max_sandbox_memory: Option<u64>,
+    pub max_total_memory: Option<u64>,
+    pub max_total_disk: Option<u64>,
+}
+
+impl TenantLimits {
+    /// These limits, each missing one taken from `defaults`.
+    pub fn or(self, defaults: TenantLimits) -> TenantLimits {
+        TenantLimits {
+            max_sandboxes: self.max_sandboxes.or(defaults.max_sandboxes),
+            max_volumes: self.max_volumes.or(defaults.max_volumes),
+            max_cpu_millicores: self.max_cpu_millicores.or(defaults.max_cpu_millicores),
+            max_sandbox_memory: self.max_sandbox_memory.or(defaults.max_sandbox_memory),
+            max_total_memory: self.max_total_memory.or(defaults.max_total_memory),
+            max_total_disk: self.max_total_disk.or(defaults.max_total_disk),
+        }
+    }
+
+    /// The names of the limits that are set.
+    pub fn set_names(&self) -> Vec<String> {
+        [
+            ("max_sandboxes", self.max_sandboxes),
+            ("max_volumes", self.max_volumes),
+            ("max_cpu", self.max_cpu_millicores),
+            ("max_sandbox_memory", self.max_sandbox_memory),
+            ("max_total_memory", self.max_total_memory),
+            ("max_total_disk", self.max_total_disk),
+        ]
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(n, _)| (*n).to_owned())
+        .collect()
+    }
+}
+
+/// `Exhausted` when `holds + adding` would pass `limit`: names the limit, the tenant's figure
+/// and the limit's value.
+pub(crate) fn within(
+    limit: &str,
+    max: Option<u64>,
+    holds: u64,
+    adding: u64,
+    what: impl Fn(u64) -> String,
+) -> Result<(), StateError> {
+    match max {
+        Some(max) if holds.saturating_add(adding) > max => Err(StateError::Exhausted(format!(
+            "tenant limit {limit} is {}; the tenant holds {} and this needs {} more",
+            what(max),
+            what(holds),
+            what(adding)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `Exhausted` naming the limit when one more sandbox given `adding` would pass the tenant's
+/// `max_sandboxes`, `max_total_memory` or `max_total_disk` (`None`: no limit).
+pub fn check_sandbox_room(
+    limits: &TenantLimits,
+    usage: &TenantUsage,
+    adding: &SandboxLimits,
+) -> Result<(), StateError> {
+    let sized = nullspace_core::format_size;
+    within(
+        "max_sandboxes",
+        limits.max_sandboxes,
+        usage.sandboxes,
+        1,
+        |n| format!("{n} sandbox(es)"),
+    )?;
+    within(
+        "max_total_memory",
+        limits.max_total_memory,
+        usage.memory_bytes,
+        adding.memory_bytes,
+        sized,
+    )?;
+    within(
+        "max_total_disk",
+        limits.max_total_disk,
+        usage.disk_bytes,
+        adding.disk_bytes,
+        sized,
+    )
+}
+
+/// What a tenant holds now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantUsage {
+    pub sandboxes: u64,
+    pub volumes: u64,
+    /// Sum of its sandboxes' memory limits.
+    pub memory_bytes: u64,
+    /// Sum of its sandboxes' writable-layer caps.
+    pub disk_bytes: u64,
 }
 
 /// One volume attached to a sandbox (made at create time or later).

@@ -27,10 +27,12 @@ use crate::record::{
     key_exists, new_id, now, tenant_exists, tenant_id_not_found, tenant_not_found, to_i64, to_u64,
     volume_exists, volume_id_not_found, volume_not_found,
 };
-use crate::sandbox::{self, mount_path_taken, sandbox_exists, sandbox_not_found};
+use crate::sandbox::{
+    self, check_sandbox_room, mount_path_taken, sandbox_exists, sandbox_not_found, within,
+};
 use crate::{
-    ApiKey, AttachmentRecord, PeerChannel, Principal, SandboxRecord, StateError, StateStore,
-    DEFAULT_TENANT,
+    ApiKey, AttachmentRecord, PeerChannel, Principal, SandboxLimits, SandboxRecord, StateError,
+    StateStore, TenantLimits, TenantUsage, DEFAULT_TENANT,
 };
 
 /// The control-plane store on one database of engine `DB` ([`SqliteStore`](crate::SqliteStore)
@@ -80,6 +82,19 @@ impl<DB: Database, T> Column<DB> for T where
 }
 
 /// The volume columns, in the order `volume_from_row` reads them by name.
+/// A tenant's limit columns.
+macro_rules! limit_columns {
+    () => {
+        "max_sandboxes, max_volumes, max_cpu_millicores, max_sandbox_memory, max_total_memory,
+         max_total_disk"
+    };
+}
+
+/// A stored count that must fit 32 bits.
+fn small(what: &str, v: u64) -> Result<u32, StateError> {
+    u32::try_from(v).map_err(|_| StateError::Internal(format!("stored {what} {v} is too large")))
+}
+
 macro_rules! volume_columns {
     () => {
         "id, name, created_at, updated_at, cap_bytes, used_bytes, file_count, labels"
@@ -160,7 +175,8 @@ impl<'a> Sandboxes<'a> {
         };
         format!(
             "SELECT s.id, s.tenant_id, s.server_id, s.name, s.template, s.state, s.timeout_secs,
-                    s.expires_at, s.created_at, s.updated_at,
+                    s.expires_at, s.created_at, s.updated_at, s.cpu_millicores, s.memory_bytes,
+                    s.disk_bytes, s.pids,
                     a.id AS a_id, a.volume_id AS a_volume_id, a.volume_name AS a_volume_name,
                     a.mount_path AS a_mount_path, a.read_only AS a_read_only,
                     a.subpath AS a_subpath, a.state AS a_state, a.error AS a_error,
@@ -357,6 +373,63 @@ where
         Ok(())
     }
 
+    /// Locks the tenant's row until the transaction ends (PostgreSQL; SQLite's write
+    /// transactions run one at a time anyway) and reads its own limits; `NotFound` if absent.
+    /// Counting after this sees every create of the tenant that committed before.
+    async fn lock_tenant(
+        conn: &mut DB::Connection,
+        tenant_id: &str,
+    ) -> Result<TenantLimits, StateError> {
+        let row = sqlx::query(concat!(
+            "UPDATE tenants SET max_sandboxes = max_sandboxes WHERE id = $1 RETURNING ",
+            limit_columns!()
+        ))
+        .bind(tenant_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(DB::db_error)?
+        .ok_or_else(|| tenant_id_not_found(tenant_id))?;
+        Self::limits_from_row(&row)
+    }
+
+    /// What a tenant holds now.
+    async fn usage(conn: &mut DB::Connection, tenant_id: &str) -> Result<TenantUsage, StateError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM sandboxes WHERE tenant_id = $1) AS sandboxes,
+                    (SELECT COUNT(*) FROM volumes WHERE tenant_id = $1) AS volumes,
+                    CAST((SELECT COALESCE(SUM(memory_bytes), 0) FROM sandboxes
+                          WHERE tenant_id = $1) AS BIGINT) AS memory_bytes,
+                    CAST((SELECT COALESCE(SUM(disk_bytes), 0) FROM sandboxes
+                          WHERE tenant_id = $1) AS BIGINT) AS disk_bytes",
+        )
+        .bind(tenant_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(DB::db_error)?;
+        Ok(TenantUsage {
+            sandboxes: Self::count(&row, "sandboxes")?,
+            volumes: Self::count(&row, "volumes")?,
+            memory_bytes: Self::count(&row, "memory_bytes")?,
+            disk_bytes: Self::count(&row, "disk_bytes")?,
+        })
+    }
+
+    fn limits_from_row(row: &DB::Row) -> Result<TenantLimits, StateError> {
+        let opt = |c: &str| -> Result<Option<u64>, StateError> {
+            Self::get::<Option<i64>>(row, c)?
+                .map(|v| to_u64(c, v))
+                .transpose()
+        };
+        Ok(TenantLimits {
+            max_sandboxes: opt("max_sandboxes")?,
+            max_volumes: opt("max_volumes")?,
+            max_cpu_millicores: opt("max_cpu_millicores")?,
+            max_sandbox_memory: opt("max_sandbox_memory")?,
+            max_total_memory: opt("max_total_memory")?,
+            max_total_disk: opt("max_total_disk")?,
+        })
+    }
+
     /// One column of a row.
     fn get<T>(row: &DB::Row, column: &str) -> Result<T, StateError>
     where
@@ -429,6 +502,12 @@ where
             created_at: Self::time(row, "created_at")?,
             updated_at: Self::time(row, "updated_at")?,
             attachments: Vec::new(),
+            limits: SandboxLimits {
+                cpu_millicores: small("cpu_millicores", Self::count(row, "cpu_millicores")?)?,
+                memory_bytes: Self::count(row, "memory_bytes")?,
+                disk_bytes: Self::count(row, "disk_bytes")?,
+                pids: small("pids", Self::count(row, "pids")?)?,
+            },
         };
         let attachment = match Self::get::<Option<String>>(row, "a_id")? {
             None => None,
@@ -552,16 +631,37 @@ where
         Self::tenant_from_row(&row)
     }
 
-    async fn create_volume(
+    async fn create_volume_within(
         &self,
         tenant_id: &str,
         name: &VolumeName,
         labels: &Labels,
+        defaults: &TenantLimits,
     ) -> Result<Volume, StateError> {
-        // One statement: the tenant's cap is read as the row is written, and a duplicate name
-        // is caught by the UNIQUE constraint (a concurrent insert of the same name waits for
-        // the first to commit, then does nothing), not by a prior SELECT.
+        // One transaction with the tenant's row locked: the count of its volumes cannot change
+        // before the insert commits. A duplicate name is still caught by the UNIQUE constraint
+        // (`ON CONFLICT DO NOTHING`), not by a prior SELECT.
         let mut conn = self.conn().await?;
+        let mut tx = begin_write(&mut conn).await?;
+        let own = Self::lock_tenant(&mut tx, tenant_id).await?;
+        let max = own.or(*defaults).max_volumes;
+        if max.is_some() {
+            let usage = Self::usage(&mut tx, tenant_id).await?;
+            let taken = sqlx::query(
+                "SELECT EXISTS (SELECT 1 FROM volumes WHERE tenant_id = $1 AND name = $2) AS taken",
+            )
+            .bind(tenant_id)
+            .bind(name.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(DB::db_error)?;
+            if Self::get::<bool>(&taken, "taken")? {
+                return Err(volume_exists(name));
+            }
+            within("max_volumes", max, usage.volumes, 1, |n| {
+                format!("{n} volume(s)")
+            })?;
+        }
         let row = sqlx::query(concat!(
             "INSERT INTO volumes (id, tenant_id, name, created_at, updated_at, cap_bytes,
                                   used_bytes, file_count, labels)
@@ -577,24 +677,61 @@ where
         .bind(to_i64("cap_bytes", DEFAULT_VOLUME_CAP)?)
         .bind(Json(labels.clone()))
         .bind(tenant_id)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(|e| unique_or::<DB>(e, || volume_exists(name)))?;
-        if let Some(row) = row {
-            return Self::volume_from_row(&row);
-        }
-        // Nothing inserted: the name was taken, or there is no such tenant (tenants are never
-        // deleted, so the answer cannot change in between).
-        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1) AS known")
-            .bind(tenant_id)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(DB::db_error)?;
-        Err(if Self::get::<bool>(&row, "known")? {
-            volume_exists(name)
-        } else {
-            tenant_id_not_found(tenant_id)
-        })
+        // The tenant's row is locked, so nothing inserted means the name was taken.
+        let row = row.ok_or_else(|| volume_exists(name))?;
+        let volume = Self::volume_from_row(&row)?;
+        tx.commit().await.map_err(DB::db_error)?;
+        Ok(volume)
+    }
+
+    async fn tenant_limits(
+        &self,
+        name: &TenantName,
+    ) -> Result<(Tenant, TenantLimits, TenantUsage), StateError> {
+        let mut conn = self.conn().await?;
+        let row = sqlx::query(concat!(
+            "SELECT id, name, volume_cap_bytes, created_at, ",
+            limit_columns!(),
+            " FROM tenants WHERE name = $1"
+        ))
+        .bind(name.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(DB::db_error)?
+        .ok_or_else(|| tenant_not_found(name.as_str()))?;
+        let tenant = Self::tenant_from_row(&row)?;
+        let limits = Self::limits_from_row(&row)?;
+        let usage = Self::usage(&mut conn, &tenant.id).await?;
+        Ok((tenant, limits, usage))
+    }
+
+    async fn set_tenant_limits(
+        &self,
+        name: &TenantName,
+        limits: &TenantLimits,
+    ) -> Result<(), StateError> {
+        let bind = |what: &str, v: Option<u64>| v.map(|v| to_i64(what, v)).transpose();
+        let statement = sqlx::query(
+            "UPDATE tenants SET max_sandboxes = COALESCE($1, max_sandboxes),
+                    max_volumes = COALESCE($2, max_volumes),
+                    max_cpu_millicores = COALESCE($3, max_cpu_millicores),
+                    max_sandbox_memory = COALESCE($4, max_sandbox_memory),
+                    max_total_memory = COALESCE($5, max_total_memory),
+                    max_total_disk = COALESCE($6, max_total_disk)
+             WHERE name = $7",
+        )
+        .bind(bind("max_sandboxes", limits.max_sandboxes)?)
+        .bind(bind("max_volumes", limits.max_volumes)?)
+        .bind(bind("max_cpu", limits.max_cpu_millicores)?)
+        .bind(bind("max_sandbox_memory", limits.max_sandbox_memory)?)
+        .bind(bind("max_total_memory", limits.max_total_memory)?)
+        .bind(bind("max_total_disk", limits.max_total_disk)?)
+        .bind(name.as_str());
+        let mut conn = self.conn().await?;
+        Self::change(&mut conn, statement, || tenant_not_found(name.as_str())).await
     }
 
     async fn get_volume(&self, tenant_id: &str, name: &VolumeName) -> Result<Volume, StateError> {
@@ -654,13 +791,23 @@ where
         Self::change(&mut conn, statement, || volume_id_not_found(volume_id)).await
     }
 
-    async fn create_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StateError> {
+    async fn create_sandbox_within(
+        &self,
+        sandbox: &SandboxRecord,
+        defaults: &TenantLimits,
+    ) -> Result<(), StateError> {
         let mut conn = self.conn().await?;
         let mut tx = begin_write(&mut conn).await?;
+        let limits = Self::lock_tenant(&mut tx, &sandbox.tenant_id)
+            .await?
+            .or(*defaults);
+        let usage = Self::usage(&mut tx, &sandbox.tenant_id).await?;
+        check_sandbox_room(&limits, &usage, &sandbox.limits)?;
         sqlx::query(
             "INSERT INTO sandboxes (id, tenant_id, server_id, name, template, state,
-                                    timeout_secs, expires_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                    timeout_secs, expires_at, created_at, updated_at,
+                                    cpu_millicores, memory_bytes, disk_bytes, pids)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(sandbox.id.as_str())
         .bind(sandbox.tenant_id.as_str())
@@ -677,6 +824,10 @@ where
         .bind(sandbox.expires_at.map(DB::timestamp))
         .bind(DB::timestamp(sandbox.created_at))
         .bind(DB::timestamp(sandbox.updated_at))
+        .bind(i64::from(sandbox.limits.cpu_millicores))
+        .bind(to_i64("memory_bytes", sandbox.limits.memory_bytes)?)
+        .bind(to_i64("disk_bytes", sandbox.limits.disk_bytes)?)
+        .bind(i64::from(sandbox.limits.pids))
         .execute(&mut *tx)
         .await
         .map_err(|e| {

@@ -142,6 +142,10 @@ behaviour! {
     sandbox_delete_releases_its_attachments(store),
     volume_delete_removes_its_attachment_records(store),
     sandbox_records_are_shared_by_two_stores(db),
+    tenant_limits_round_trip_and_change_only_what_is_given(store),
+    sandbox_creates_within_limits_count_every_sandbox(store),
+    volume_creates_within_limits_keep_names_first(store),
+    concurrent_creates_through_two_stores_stay_within_max_sandboxes(db),
 }
 
 mod claims {
@@ -152,7 +156,8 @@ mod claims {
         DEFAULT_VOLUME_CAP,
     };
     use nullspace_state::{
-        ApiKey, AttachmentRecord, SandboxRecord, StateError, StateStore, DEFAULT_TENANT,
+        ApiKey, AttachmentRecord, SandboxRecord, StateError, StateStore, TenantLimits, TenantUsage,
+        DEFAULT_TENANT,
     };
     use tokio::sync::Barrier;
 
@@ -741,6 +746,13 @@ mod claims {
             created_at: at(created),
             updated_at: at(created),
             attachments: Vec::new(),
+            // Not the defaults, so a round trip shows they are stored.
+            limits: nullspace_state::SandboxLimits {
+                cpu_millicores: 500,
+                memory_bytes: 64 << 20,
+                disk_bytes: 128 << 20,
+                pids: 64,
+            },
         }
     }
 
@@ -952,6 +964,156 @@ mod claims {
         s.delete_volume(&acme, &vol("data")).await.unwrap();
         let left = s.get_sandbox(&acme, "sb-1").await.unwrap();
         assert_eq!(left.attachments, vec![sb.attachments[1].clone()]);
+    }
+
+    pub async fn tenant_limits_round_trip_and_change_only_what_is_given(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let (t, own, usage) = s.tenant_limits(&tenant("acme")).await.unwrap();
+        assert_eq!(t.id, acme);
+        assert_eq!(own, TenantLimits::default(), "no limits of its own yet");
+        assert_eq!(usage, TenantUsage::default());
+        let first = TenantLimits {
+            max_sandboxes: Some(3),
+            max_total_memory: Some(5 << 30),
+            ..Default::default()
+        };
+        s.set_tenant_limits(&tenant("acme"), &first).await.unwrap();
+        let more = TenantLimits {
+            max_volumes: Some(9),
+            max_sandboxes: Some(4),
+            ..Default::default()
+        };
+        s.set_tenant_limits(&tenant("acme"), &more).await.unwrap();
+        let (_, own, _) = s.tenant_limits(&tenant("acme")).await.unwrap();
+        assert_eq!(
+            own,
+            TenantLimits {
+                max_sandboxes: Some(4),
+                max_volumes: Some(9),
+                max_total_memory: Some(5 << 30),
+                ..Default::default()
+            }
+        );
+        assert_not_found(
+            s.set_tenant_limits(&tenant("nobody"), &first)
+                .await
+                .unwrap_err(),
+            "tenant \"nobody\" not found",
+        );
+    }
+
+    pub async fn sandbox_creates_within_limits_count_every_sandbox(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let other = new_tenant(s, "other").await;
+        // 64 MiB memory and 128 MiB disk each (see `sandbox`).
+        let defaults = TenantLimits {
+            max_sandboxes: Some(2),
+            max_total_memory: Some(100 << 20),
+            ..Default::default()
+        };
+        s.create_sandbox_within(&sandbox("sb-1", &acme, "a", 0), &defaults)
+            .await
+            .unwrap();
+        let e = s
+            .create_sandbox_within(&sandbox("sb-2", &acme, "a", 1), &defaults)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StateError::Exhausted(m) if m.contains("max_total_memory")),
+            "{e:?}"
+        );
+        // The tenant's own limit wins over the default.
+        let own = TenantLimits {
+            max_total_memory: Some(1 << 30),
+            max_total_disk: Some(200 << 20),
+            ..Default::default()
+        };
+        s.set_tenant_limits(&tenant("acme"), &own).await.unwrap();
+        let e = s
+            .create_sandbox_within(&sandbox("sb-2", &acme, "a", 1), &defaults)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StateError::Exhausted(m) if m.contains("max_total_disk")),
+            "{e:?}"
+        );
+        let (_, _, usage) = s.tenant_limits(&tenant("acme")).await.unwrap();
+        assert_eq!(
+            usage,
+            TenantUsage {
+                sandboxes: 1,
+                volumes: 0,
+                memory_bytes: 64 << 20,
+                disk_bytes: 128 << 20
+            }
+        );
+        assert_eq!(ids(&s.list_sandboxes(&acme).await.unwrap()), ["sb-1"]);
+        // Another tenant counts its own.
+        s.create_sandbox_within(&sandbox("sb-3", &other, "a", 2), &defaults)
+            .await
+            .unwrap();
+        let e = s
+            .create_sandbox_within(&sandbox("sb-4", "ten_none", "a", 3), &defaults)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StateError::NotFound(_)), "{e:?}");
+    }
+
+    pub async fn volume_creates_within_limits_keep_names_first(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let defaults = TenantLimits {
+            max_volumes: Some(1),
+            ..Default::default()
+        };
+        s.create_volume_within(&acme, &vol("one"), &Labels::new(), &defaults)
+            .await
+            .unwrap();
+        assert_already_exists(
+            s.create_volume_within(&acme, &vol("one"), &Labels::new(), &defaults)
+                .await
+                .unwrap_err(),
+            "volume \"one\" already exists",
+        );
+        let e = s
+            .create_volume_within(&acme, &vol("two"), &Labels::new(), &defaults)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StateError::Exhausted(m) if m.contains("max_volumes")),
+            "{e:?}"
+        );
+        assert_eq!(names(&s.list_volumes(&acme, &[]).await.unwrap()), ["one"]);
+    }
+
+    pub async fn concurrent_creates_through_two_stores_stay_within_max_sandboxes(db: &dyn TestDb) {
+        let stores = [db.open().await, db.open().await];
+        let acme = new_tenant(&*stores[0], "acme").await;
+        let defaults = TenantLimits {
+            max_sandboxes: Some(3),
+            ..Default::default()
+        };
+        let start = Arc::new(Barrier::new(8));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let s = stores[i % 2].clone();
+                let (start, acme) = (start.clone(), acme.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let sb = sandbox(&format!("sb-{i}"), &acme, "a", i as i64);
+                    s.create_sandbox_within(&sb, &defaults).await
+                })
+            })
+            .collect();
+        let mut made = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => made += 1,
+                Err(StateError::Exhausted(m)) => assert!(m.contains("max_sandboxes"), "{m}"),
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(made, 3);
+        assert_eq!(stores[1].list_sandboxes(&acme).await.unwrap().len(), 3);
     }
 
     pub async fn sandbox_records_are_shared_by_two_stores(db: &dyn TestDb) {

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Type, Union
 import httpx
 
 from ._client import Client, resolve_client
-from ._util import as_object, field, opt_field, time_field
+from ._util import as_object, field, malformed, opt_field, time_field
 from .volume import Mount
 
 __all__ = ["Sandbox", "SandboxInfo", "Attachment", "ExecResult", "SandboxFiles", "SandboxVolumes"]
@@ -62,6 +62,8 @@ class SandboxInfo:
     ``server_id`` names the server that runs it: operations on it through another server
     sharing the database raise :class:`UnavailableError` naming that server. ``timeout`` is the
     lifetime given at create (seconds) and ``expires_at`` when the sandbox will be destroyed.
+    ``cpu`` (cores), ``memory_bytes`` (hard memory limit), ``disk_bytes`` (cap of its own
+    writable layer) and ``pids`` (most processes at once) are its limits.
     """
 
     id: str
@@ -73,6 +75,10 @@ class SandboxInfo:
     server_id: Optional[str] = None
     timeout: Optional[int] = None
     expires_at: Optional[datetime] = None
+    cpu: Optional[float] = None
+    memory_bytes: Optional[int] = None
+    disk_bytes: Optional[int] = None
+    pids: Optional[int] = None
 
     @classmethod
     def _from_json(cls, doc: object) -> "SandboxInfo":
@@ -88,7 +94,36 @@ class SandboxInfo:
             server_id=opt_field(d, "server_id", str, w),
             timeout=opt_field(d, "timeout", int, w),
             expires_at=time_field(d, "expires_at", w),
+            cpu=_opt_number(d, "cpu", w),
+            memory_bytes=opt_field(d, "memory_bytes", int, w),
+            disk_bytes=opt_field(d, "disk_bytes", int, w),
+            pids=opt_field(d, "pids", int, w),
         )
+
+
+def _opt_number(d: Mapping[str, Any], key: str, what: str) -> Optional[float]:
+    v = d.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise malformed(f"{what}: {key!r} is not a number", d)
+    return float(v)
+
+
+def _check_cpu(cpu: Optional[float]) -> Optional[float]:
+    if cpu is None:
+        return None
+    if isinstance(cpu, bool) or not isinstance(cpu, (int, float)):
+        raise TypeError(f"cpu must be a number of cores, not {type(cpu).__name__}")
+    return float(cpu)
+
+
+def _check_size(name: str, value: Optional[Union[int, str]]) -> Optional[Union[int, str]]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"{name} must be a byte count (int) or a size such as '512MiB', not {type(value).__name__}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -96,7 +131,8 @@ class ExecResult:
     """What a command did: its output (UTF-8, invalid bytes replaced) and exit code.
 
     ``timed_out`` says the command was killed at its timeout; ``truncated`` that its output
-    passed the server's limit and was cut there.
+    passed the server's limit and was cut there; ``oom_killed`` that the sandbox reached its
+    memory limit while the command ran and the kernel killed a process of the sandbox.
     """
 
     stdout: str
@@ -104,6 +140,7 @@ class ExecResult:
     exit_code: int
     timed_out: bool = False
     truncated: bool = False
+    oom_killed: bool = False
 
 
 def _mount_body(m: Mount) -> Dict[str, Any]:
@@ -211,13 +248,20 @@ class Sandbox:
         name: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
         timeout: Optional[int] = None,
+        cpu: Optional[float] = None,
+        memory: Optional[Union[int, str]] = None,
+        disk: Optional[Union[int, str]] = None,
         *,
         client: Optional[Client] = None,
     ) -> "Sandbox":
         """Creates and starts a sandbox with ``volumes`` mounted (``volume.mount(...)``).
 
         ``timeout`` (seconds) limits its lifetime: it is destroyed that long after creation
-        (attachments released, volumes kept), even across server restarts.
+        (attachments released, volumes kept), even across server restarts. ``cpu`` is a number
+        of cores (fractions allowed), ``memory`` and ``disk`` are byte counts or sizes such as
+        ``"512MiB"``; ``None`` takes the server's defaults. A value the server refuses raises
+        :class:`InvalidArgumentError` naming it; a tenant at a limit raises
+        :class:`ResourceExhaustedError` naming the limit.
         """
         c = resolve_client(client)
         body: Dict[str, Any] = {
@@ -227,6 +271,13 @@ class Sandbox:
             "env": _check_str_map("env", env),
             "timeout": timeout,
         }
+        for key, value in (
+            ("cpu", _check_cpu(cpu)),
+            ("memory", _check_size("memory", memory)),
+            ("disk", _check_size("disk", disk)),
+        ):
+            if value is not None:
+                body[key] = value
         doc = c.request_json("POST", "/v1/sandboxes", json=body, idempotent=False)
         return cls(SandboxInfo._from_json(doc).id, client=c)
 
@@ -291,6 +342,7 @@ class Sandbox:
             exit_code=field(doc, "exit_code", int, "exec result"),
             timed_out=bool(doc.get("timed_out", False)),
             truncated=bool(doc.get("truncated", False)),
+            oom_killed=bool(doc.get("oom_killed", False)),
         )
 
     def _lifecycle(self, op: str) -> SandboxInfo:

@@ -46,7 +46,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_nullspace");
 pub const ADMIN_KEY: &str = "nsk_test_admin_key_0123456789abcdef";
 
 /// Environment variables that could leak configuration in from the outside.
-pub const SCRUBBED: [&str; 15] = [
+pub const SCRUBBED: [&str; 19] = [
     "NULLSPACE_API_URL",
     "NULLSPACE_API_KEY",
     "NULLSPACE_LISTEN",
@@ -55,6 +55,10 @@ pub const SCRUBBED: [&str; 15] = [
     "NULLSPACE_BOOTSTRAP_KEY",
     "NULLSPACE_SERVER_ID",
     "NULLSPACE_VOLUME_BACKEND",
+    "NULLSPACE_SANDBOX_CPU",
+    "NULLSPACE_SANDBOX_MEMORY",
+    "NULLSPACE_SANDBOX_DISK",
+    "NULLSPACE_SANDBOX_PIDS",
     "HTTP_PROXY",
     "http_proxy",
     "HTTPS_PROXY",
@@ -98,6 +102,8 @@ pub struct Server {
     database: Option<Arc<FreshDatabase>>,
     /// The data dir when it is another server's (see [`Server::start_beside`], [`Cluster`]).
     shared_data: Option<PathBuf>,
+    /// More environment of the server process (see [`Server::start_with_env`]).
+    extra_env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -112,6 +118,16 @@ impl Server {
     /// of flags.
     pub fn start_via_env() -> Server {
         Server::start_on(true, Server::database_of_selected_engine(), None)
+    }
+
+    /// Like [`Server::start`], with more environment for the server process (e.g.
+    /// `NULLSPACE_SANDBOX_MEMORY`); kept across restarts.
+    pub fn start_with_env(vars: &[(&str, &str)]) -> Server {
+        let extra = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Server::start_on_with(false, Server::database_of_selected_engine(), None, extra)
     }
 
     /// Starts a server on a fresh PostgreSQL database whatever the selected engine (for tests
@@ -142,6 +158,15 @@ impl Server {
         database: Option<Arc<FreshDatabase>>,
         shared_data: Option<PathBuf>,
     ) -> Server {
+        Server::start_on_with(via_env, database, shared_data, Vec::new())
+    }
+
+    fn start_on_with(
+        via_env: bool,
+        database: Option<Arc<FreshDatabase>>,
+        shared_data: Option<PathBuf>,
+        extra_env: Vec<(String, String)>,
+    ) -> Server {
         let root = tempfile::Builder::new()
             .prefix("nullspace-test-")
             .tempdir()
@@ -158,6 +183,7 @@ impl Server {
             via_env,
             database,
             shared_data,
+            extra_env,
         };
         if let Err(e) = server.spawn() {
             panic!("cannot start the server: {e}");
@@ -327,6 +353,7 @@ impl Server {
                 cmd.arg("--database-url").arg(&db.url);
             }
         }
+        cmd.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         cmd.current_dir(self.cwd())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

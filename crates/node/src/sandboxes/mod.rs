@@ -28,6 +28,7 @@ use nullspace_sandbox::{MountSpec, Runtime, SandboxError, SandboxInfo, SandboxSp
 use nullspace_state::{AttachmentRecord, Principal, SandboxRecord, StateStore};
 use tokio_util::sync::CancellationToken;
 
+use crate::limits;
 use crate::volumes::VolumeService;
 use records::{apply, deadline, new_id, now, written_volumes};
 
@@ -61,6 +62,8 @@ struct Inner {
     /// Wakes the expiry task when a sandbox with a deadline is created.
     deadlines: tokio::sync::Notify,
     shutdown: CancellationToken,
+    /// What a sandbox gets when its create does not say.
+    server_limits: nullspace_sandbox::Limits,
 }
 
 impl SandboxService {
@@ -73,6 +76,7 @@ impl SandboxService {
         server_id: String,
         store: Arc<dyn StateStore>,
         volumes: VolumeService,
+        server_limits: nullspace_sandbox::Limits,
         shutdown: CancellationToken,
     ) -> SandboxService {
         let root = root.to_owned();
@@ -98,6 +102,7 @@ impl SandboxService {
                 records: tokio::sync::Mutex::new(()),
                 deadlines: tokio::sync::Notify::new(),
                 shutdown,
+                server_limits,
             }),
         }
     }
@@ -106,10 +111,15 @@ impl SandboxService {
     pub async fn create(&self, caller: &Principal, req: CreateSandbox) -> Result<Sandbox, Error> {
         self.available()?;
         deadline(chrono::Utc::now(), req.timeout)?;
+        let defaults = *self.inner.volumes.tenant_defaults();
+        let (tenant, usage) = limits::in_force(&*self.inner.store, caller, &defaults).await?;
+        let chosen = limits::choose(&req, &self.inner.server_limits, &tenant)?;
+        limits::room_for(&tenant, &usage, &limits::recorded(&chosen))?;
         let id = new_id("sb");
         let mut spec = SandboxSpec::new(id.clone());
         spec.template = req.template;
         spec.env = req.env;
+        spec.limits = chosen;
         let mut atts = Vec::new();
         for (i, m) in req.volumes.iter().enumerate() {
             let (mount, att) = self
@@ -132,6 +142,7 @@ impl SandboxService {
             created_at,
             updated_at: created_at,
             attachments: atts,
+            limits: limits::recorded(&chosen),
         };
         apply(&mut rec, &info, created_at);
         self.store_new(&rec).await?;
@@ -215,6 +226,7 @@ impl SandboxService {
             exit_code: out.exit_code,
             timed_out: out.timed_out,
             truncated: out.truncated,
+            oom_killed: out.oom_killed,
         })
     }
 
@@ -360,6 +372,10 @@ impl SandboxService {
     /// attached again. Answers the new sandbox's record.
     pub async fn fork(&self, caller: &Principal, id: &str) -> Result<Sandbox, Error> {
         let src = self.owned(caller, id).await?;
+        // A fork is a new sandbox with its source's limits.
+        let defaults = *self.inner.volumes.tenant_defaults();
+        let (tenant, usage) = limits::in_force(&*self.inner.store, caller, &defaults).await?;
+        limits::room_for(&tenant, &usage, &src.limits)?;
         let new_id = new_id("sb");
         let (sid, nid) = (id.to_owned(), new_id.clone());
         let info = self.runtime(move |r| r.fork(&sid, &nid)).await?;
@@ -629,7 +645,8 @@ impl SandboxService {
     async fn store_new(&self, rec: &SandboxRecord) -> Result<(), Error> {
         let stored = {
             let _guard = self.inner.records.lock().await;
-            self.inner.store.create_sandbox(rec).await
+            let defaults = self.inner.volumes.tenant_defaults();
+            self.inner.store.create_sandbox_within(rec, defaults).await
         };
         if let Err(e) = stored {
             let id = rec.id.clone();

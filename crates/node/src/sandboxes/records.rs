@@ -108,5 +108,9 @@ pub(crate) fn sandbox(rec: &SandboxRecord) -> Sandbox {
             .iter()
             .map(|a| attachment(&rec.id, a))
             .collect(),
+        cpu: nullspace_core::limits::cores(rec.limits.cpu_millicores),
+        memory_bytes: rec.limits.memory_bytes,
+        disk_bytes: rec.limits.disk_bytes,
+        pids: rec.limits.pids,
     }
 }
