@@ -77,6 +77,7 @@ enum Step {
     Stdio,
     Chdir,
     Caps,
+    Seccomp,
 }
 
 fn step_name(v: u32) -> &'static str {
@@ -89,6 +90,7 @@ fn step_name(v: u32) -> &'static str {
         6 => "set up stdio",
         7 => "chdir",
         8 => "drop capabilities",
+        9 => "install the seccomp filter",
         _ => "exec setup",
     }
 }
@@ -98,6 +100,8 @@ pub(crate) struct Target<'a> {
     pub pidfd: &'a OwnedFd,
     pub cgroup_procs: &'a [OwnedFd],
     pub sandbox_env: &'a BTreeMap<String, String>,
+    /// The filter the command runs under (`None` only when the runtime is configured without).
+    pub seccomp: Option<&'a [seccompiler::sock_filter]>,
 }
 
 struct ExecPlan {
@@ -108,6 +112,7 @@ struct ExecPlan {
     not_found: Vec<u8>,
     not_executable: Vec<u8>,
     arg_areas: [(usize, usize); 2],
+    seccomp: Option<Vec<seccompiler::sock_filter>>,
 }
 
 /// Runs one command; see the module doc.
@@ -244,6 +249,7 @@ fn build_plan(target: &Target<'_>, req: &ExecRequest) -> Result<ExecPlan> {
         not_found: format!("{}: command not found\n", req.argv[0]).into_bytes(),
         not_executable: format!("{}: permission denied\n", req.argv[0]).into_bytes(),
         arg_areas: crate::init::arg_areas(),
+        seccomp: target.seccomp.map(<[_]>::to_vec),
     })
 }
 
@@ -359,6 +365,12 @@ fn command_main(
     }
     if let Err(e) = sys::restrict_caps(KEEP_CAPS).and(sys::set_no_new_privs()) {
         fail(fds.err, Step::Caps, e);
+    }
+    // Last before exec: from here on the command and all it starts are filtered.
+    if let Some(prog) = &plan.seccomp {
+        if let Err(e) = crate::seccomp::install(prog) {
+            fail(fds.err, Step::Seccomp, e);
+        }
     }
     let mut last = libc::ENOENT;
     for c in &plan.candidates {

@@ -32,12 +32,13 @@ pub(crate) enum Stage {
     UserNs,
     Ids,
     Caps,
+    Seccomp,
     Ready = 0xffff,
 }
 
 impl Stage {
     fn from_u32(v: u32) -> &'static str {
-        const ALL: [(Stage, &str); 18] = [
+        const ALL: [(Stage, &str); 19] = [
             (Stage::JoinCgroup, "join cgroup"),
             (Stage::CgroupNs, "unshare cgroup namespace"),
             (Stage::PrivateRoot, "make / private"),
@@ -55,6 +56,7 @@ impl Stage {
             (Stage::UserNs, "enter user namespace"),
             (Stage::Ids, "set ids"),
             (Stage::Caps, "drop capabilities"),
+            (Stage::Seccomp, "install the seccomp filter"),
             (Stage::Ready, "ready"),
         ];
         ALL.iter()
@@ -89,8 +91,14 @@ pub(crate) struct InitPlan {
     pub cgroup_procs: Vec<OwnedFd>,
     /// Host path where the overlay root is mounted (inside the new mount namespace only).
     pub rootfs: CString,
-    /// overlayfs options (lowerdir, upperdir, workdir).
-    pub overlay_data: CString,
+    /// An empty host directory where the init stages the overlay's layers on a private tmpfs
+    /// under the names `lower` and `layer`, so that the overlay's options (which
+    /// `/proc/self/mountinfo` shows inside) name no host path.
+    pub stage: CString,
+    /// The template directory: the overlay's lower layer.
+    pub lower: CString,
+    /// Holds the writable layer's `upper` and `work`.
+    pub layer: LayerSource,
     /// A detached, read-only, idmapped clone of the host's /usr.
     pub usr_tree: OwnedFd,
     /// The sandbox's user namespace.
@@ -103,7 +111,20 @@ pub(crate) struct InitPlan {
     /// 48-51): the init overwrites its copy, so `/proc/1/cmdline` inside the sandbox does not
     /// show the server's command line (which may carry secrets).
     pub arg_areas: [(usize, usize); 2],
+    /// The seccomp filter of pid 1 (`None` only when the runtime is configured without).
+    pub seccomp: Option<Vec<seccompiler::sock_filter>>,
 }
+
+/// Where the writable layer's file system comes from.
+pub(crate) enum LayerSource {
+    /// A detached mount of its own file system (the capped image).
+    Tree(OwnedFd),
+    /// A host directory (a sandbox made before layers were capped).
+    Dir(CString),
+}
+
+/// The overlay's options, relative to the stage (the init's working directory then).
+const OVERLAY_DATA: &CStr = c"lowerdir=lower,upperdir=layer/upper,workdir=layer/work";
 
 /// Overwrites this (cloned) process's argv/env strings; the first area gets `name`.
 pub(crate) fn scrub_args(areas: &[(usize, usize); 2], name: &[u8]) {
@@ -231,11 +252,14 @@ fn report(fd: RawFd, stage: Stage, err: i32) {
 
 /// The init child: set up, report, then reap forever.
 fn init_main(plan: &InitPlan, ready: RawFd) -> ! {
-    let mut keep = [-1; 8];
+    let mut keep = [-1; 10];
     keep[0] = ready;
     keep[1] = plan.usr_tree.as_raw_fd();
     keep[2] = plan.userns.as_raw_fd();
-    for (slot, fd) in keep[3..].iter_mut().zip(&plan.cgroup_procs) {
+    if let LayerSource::Tree(fd) = &plan.layer {
+        keep[3] = fd.as_raw_fd();
+    }
+    for (slot, fd) in keep[4..].iter_mut().zip(&plan.cgroup_procs) {
         *slot = fd.as_raw_fd();
     }
     sys::close_all_except(&mut keep);
@@ -282,12 +306,13 @@ fn init_setup(plan: &InitPlan) -> Result<(), (Stage, i32)> {
     // Nothing we mount may propagate back to the host, nor host mounts into the sandbox.
     sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
         .map_err(at(Stage::PrivateRoot))?;
+    stage_layers(plan).map_err(at(Stage::Overlay))?;
     sys::mount(
         Some(c"overlay"),
         &plan.rootfs,
         Some(c"overlay"),
         libc::MS_NODEV,
-        Some(&plan.overlay_data),
+        Some(OVERLAY_DATA),
     )
     .map_err(at(Stage::Overlay))?;
     // SAFETY: chdir to a C string path.
@@ -379,7 +404,35 @@ fn init_setup(plan: &InitPlan) -> Result<(), (Stage, i32)> {
     // pid 1 only reaps: it keeps no capability at all.
     sys::set_no_new_privs().map_err(at(Stage::Caps))?;
     sys::restrict_caps(0).map_err(at(Stage::Caps))?;
+    if let Some(prog) = &plan.seccomp {
+        crate::seccomp::install(prog).map_err(at(Stage::Seccomp))?;
+    }
     Ok(())
+}
+
+/// Mounts a private tmpfs on the stage, makes it the working directory and puts the lower
+/// layer at `lower` and the writable layer's file system at `layer` (see `OVERLAY_DATA`).
+/// All of it lies outside the new root, so `pivot_root` drops it; the overlay keeps its own
+/// references to its layers.
+fn stage_layers(plan: &InitPlan) -> SysResult<()> {
+    sys::mount(
+        Some(c"tmpfs"),
+        &plan.stage,
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        Some(c"size=16k,mode=700"),
+    )?;
+    // SAFETY: chdir and mkdir with C strings; raw syscalls.
+    unsafe {
+        check_int(libc::chdir(plan.stage.as_ptr()))?;
+        check_int(libc::mkdir(c"lower".as_ptr(), 0o700))?;
+        check_int(libc::mkdir(c"layer".as_ptr(), 0o700))?;
+    }
+    sys::mount(Some(&plan.lower), c"lower", None, libc::MS_BIND, None)?;
+    match &plan.layer {
+        LayerSource::Tree(fd) => move_mount_to(fd.as_raw_fd(), c"layer"),
+        LayerSource::Dir(dir) => sys::mount(Some(dir), c"layer", None, libc::MS_BIND, None),
+    }
 }
 
 fn move_mount_to(tree: RawFd, target: &CStr) -> SysResult<()> {

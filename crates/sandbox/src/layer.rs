@@ -120,12 +120,13 @@ pub(crate) struct Mounted {
 }
 
 impl Mounted {
-    pub fn upper(&self) -> PathBuf {
-        self.root.join("upper")
+    /// The detached mount of the layer's own file system (`None` for a host-directory layer).
+    pub fn tree(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self._fd.as_ref().map(|fd| fd.as_fd())
     }
 
-    pub fn work(&self) -> PathBuf {
-        self.root.join("work")
+    pub fn upper(&self) -> PathBuf {
+        self.root.join("upper")
     }
 }
 

@@ -41,6 +41,7 @@ mod init;
 mod layer;
 pub mod mounts;
 mod rootfs;
+mod seccomp;
 pub mod spec;
 mod sys;
 
@@ -78,6 +79,9 @@ pub struct RuntimeConfig {
     pub uid_count: u32,
     /// The most processes any sandbox may hold, whatever its `Limits.pids` says.
     pub pids_max: Option<u64>,
+    /// Whether sandbox processes run under the seccomp filter (`seccomp.rs`). Always on in
+    /// the server; off only to measure what the filter costs.
+    pub seccomp: bool,
 }
 
 impl RuntimeConfig {
@@ -90,6 +94,7 @@ impl RuntimeConfig {
             uid_base: 100_000,
             uid_count: 65_536,
             pids_max: Some(4096),
+            seccomp: true,
         }
     }
 }
@@ -155,6 +160,8 @@ pub struct Runtime {
     cfg: RuntimeConfig,
     template_dir: PathBuf,
     layers: layer::Layers,
+    /// The seccomp filter's program, built once (`None` when configured off).
+    seccomp: Option<Vec<seccompiler::sock_filter>>,
     sandboxes: Mutex<HashMap<String, Arc<Mutex<Sandbox>>>>,
     /// Ids being created or forked right now (reconcile leaves their directories alone).
     creating: Mutex<HashSet<String>>,
@@ -210,10 +217,16 @@ impl Runtime {
             .map_err(|e| SandboxError::sys("mkdir", cfg.state_dir.display().to_string(), e))?;
         let template_dir = rootfs::ensure_base_template(&cfg.state_dir, cfg.uid_base)?;
         let layers = layer::Layers::new(&cfg.state_dir)?;
+        let seccomp = if cfg.seccomp {
+            Some(seccomp::program()?)
+        } else {
+            None
+        };
         let rt = Runtime {
             cfg,
             template_dir,
             layers,
+            seccomp,
             sandboxes: Mutex::new(HashMap::new()),
             creating: Mutex::new(HashSet::new()),
         };
@@ -352,15 +365,22 @@ impl Runtime {
         let usr = mounts::usr_tree(userns.as_fd())?;
         let d = |p: &Path| p.to_string_lossy().into_owned();
         let u = self.cfg.uid_base;
+        let stage = sb.dir.join("stage");
+        fs::create_dir_all(&stage).map_err(|e| SandboxError::sys("mkdir", d(&stage), e))?;
+        let layer_source = match layer.tree() {
+            Some(fd) => init::LayerSource::Tree(
+                fd.try_clone_to_owned()
+                    .map_err(|e| SandboxError::sys("dup", "layer", e))?,
+            ),
+            None => init::LayerSource::Dir(cstring(&d(&layer.root))?),
+        };
         let plan = init::InitPlan {
             cgroup_procs: sb.cgroups.procs_fds()?,
             rootfs: cstring(&d(&sb.dir.join("rootfs")))?,
-            overlay_data: cstring(&format!(
-                "lowerdir={},upperdir={},workdir={}",
-                d(&self.template_dir),
-                d(&layer.upper()),
-                d(&layer.work())
-            ))?,
+            stage: cstring(&d(&stage))?,
+            lower: cstring(&d(&self.template_dir))?,
+            layer: layer_source,
+            seccomp: self.seccomp.clone(),
             usr_tree: usr,
             userns: userns
                 .try_clone()
@@ -604,6 +624,7 @@ impl Runtime {
                 pidfd: &pidfd,
                 cgroup_procs: &cgroup_procs,
                 sandbox_env: &env,
+                seccomp: self.seccomp.as_deref(),
             },
             &req,
         )?;
