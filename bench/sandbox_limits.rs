@@ -72,7 +72,7 @@ fn main() -> Result<()> {
         // quota: one core).
         let b = format!("lb{pid}");
         rt.create(spec(&b))?;
-        let mut exec_b = |out: &mut Vec<Duration>| -> Result<()> {
+        let exec_b = |out: &mut Vec<Duration>| -> Result<()> {
             for _ in 0..N {
                 let e = Instant::now();
                 let r = rt.exec(&b, ExecRequest::new(["true"]))?;
