@@ -121,7 +121,10 @@ fn main() -> Result<()> {
         for (name, v) in [
             ("first exec `true`", &mut exec),
             ("exec `true` in B, idle neighbour", &mut idle),
-            ("exec `true` in B, neighbour spinning on every core", &mut noisy),
+            (
+                "exec `true` in B, neighbour spinning on every core",
+                &mut noisy,
+            ),
             ("fork (running source)", &mut fork),
             ("destroy (loop device freed)", &mut destroy),
             ("layer image: mkfs.ext4 of 4 GiB", &mut fresh),

@@ -112,8 +112,13 @@ fn denied() -> Vec<libc::c_long> {
 }
 
 fn masked(flag: u64) -> Result<SeccompRule> {
-    let c = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::MaskedEq(flag), flag)
-        .map_err(bad)?;
+    let c = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::MaskedEq(flag),
+        flag,
+    )
+    .map_err(bad)?;
     SeccompRule::new(vec![c]).map_err(bad)
 }
 
@@ -216,7 +221,10 @@ mod tests {
         assert_eq!(p[..7], prelude()[..]);
         // seccompiler's architecture check comes right after: load of seccomp_data.arch.
         assert_eq!(p[7].k, 4);
-        assert!(p.len() < 4096, "a BPF program holds at most 4096 instructions");
+        assert!(
+            p.len() < 4096,
+            "a BPF program holds at most 4096 instructions"
+        );
     }
 
     /// Runs the prelude for system call `nr`: `Some(return value)`, or `None` when it falls

@@ -121,7 +121,8 @@ echo everyday ok
 
 /// Runs the probe in `id` and checks every answer.
 fn check_filter(t: &common::TestEnv, id: &str) {
-    t.rt.write_file(id, "/tmp/probe.py", PROBE.as_bytes()).unwrap();
+    t.rt.write_file(id, "/tmp/probe.py", PROBE.as_bytes())
+        .unwrap();
     let out = t.ok(id, "python3 /tmp/probe.py");
     let got: Vec<(String, i32)> = out
         .lines()
@@ -155,7 +156,11 @@ fn check_everyday(t: &common::TestEnv, id: &str) {
 /// state dir, the templates) or the server's /proc.
 fn check_no_host_paths(t: &common::TestEnv, id: &str) {
     let host = t.dir.path().to_string_lossy().into_owned();
-    for file in ["/proc/self/mountinfo", "/proc/self/mounts", "/proc/1/mountinfo"] {
+    for file in [
+        "/proc/self/mountinfo",
+        "/proc/self/mounts",
+        "/proc/1/mountinfo",
+    ] {
         let text = t.ok(id, &format!("cat {file}"));
         assert!(!text.is_empty(), "{id}: {file} is empty");
         for line in text.lines() {
@@ -178,8 +183,14 @@ struct OwnFs(std::path::PathBuf);
 impl OwnFs {
     fn new(t: &common::TestEnv, name: &str) -> OwnFs {
         let dir = t.volume(name);
-        rustix::mount::mount("tmpfs", &dir, "tmpfs", rustix::mount::MountFlags::empty(), None)
-            .unwrap();
+        rustix::mount::mount(
+            "tmpfs",
+            &dir,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            None,
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         OwnFs(dir)
     }
@@ -205,7 +216,9 @@ fn the_filter_refuses_namespaces_keys_bpf_and_mounts_with_eperm() {
     // pid 1 of the sandbox runs under the filter too (mode 2: a filter).
     let status = t.ok(&id, "cat /proc/1/status");
     assert!(
-        status.lines().any(|l| l.split_whitespace().eq(["Seccomp:", "2"])),
+        status
+            .lines()
+            .any(|l| l.split_whitespace().eq(["Seccomp:", "2"])),
         "the sandbox's init is filtered: {status}"
     );
     let own = t.ok(&id, "grep Seccomp: /proc/self/status");
