@@ -207,6 +207,7 @@ fn check_all(t: &common::TestEnv, id: &str) {
     check_no_host_paths(t, id);
 }
 
+// SEMANTICS: Confinement of sandbox code
 #[test]
 fn the_filter_refuses_namespaces_keys_bpf_and_mounts_with_eperm() {
     let t = common::env();
@@ -233,6 +234,7 @@ fn everyday_developer_work_runs_under_the_filter() {
     check_everyday(&t, &id);
 }
 
+// SEMANTICS: Confinement of sandbox code
 #[test]
 fn mountinfo_inside_shows_no_host_path() {
     let t = common::env();
