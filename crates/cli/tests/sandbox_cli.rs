@@ -427,3 +427,53 @@ fn the_old_single_server_layout_is_retired_at_start() {
     // The current layout is untouched: the sandbox made before runs on.
     assert_eq!(s.ok(&["sandbox", "exec", &id, "--", "echo", "ok"]), "ok\n");
 }
+
+/// Issue 11 through the real server (loop volumes, capped layers): sandbox code cannot make a
+/// user namespace, and its mount table names no path of the server's data dir, also for a
+/// subpath mount and one attached later.
+#[test]
+fn sandbox_code_cannot_unshare_and_sees_no_host_path() {
+    let mut s = SandboxServer(Server::start(), Vec::new());
+    s.ok(&["volume", "create", "work"]);
+    s.ok(&["volume", "mkdir", "work", "/sub"]);
+    let id = s
+        .ok(&[
+            "sandbox",
+            "create",
+            "--volume",
+            "ref=work,mount=/w",
+            "--volume",
+            "ref=work,mount=/s,subpath=sub",
+        ])
+        .trim()
+        .to_owned();
+    s.1.push(id.clone());
+    s.ok(&[
+        "sandbox",
+        "attach",
+        &id,
+        "--volume",
+        "ref=work,mount=/later,readonly",
+    ]);
+    let out = s.cli(&["sandbox", "exec", &id, "--", "unshare", "-Urm", "true"]);
+    assert_ne!(out.status.code(), Some(0), "unshare -Urm must fail");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = s.data_dir().to_string_lossy().into_owned();
+    let root = s.root().to_string_lossy().into_owned();
+    for file in ["/proc/self/mountinfo", "/proc/self/mounts"] {
+        let text = s.ok(&["sandbox", "exec", &id, "--", "cat", file]);
+        for mount in [" /w ", " /s ", " /later "] {
+            assert!(text.contains(mount), "{file} lacks {mount}: {text}");
+        }
+        for line in text.lines() {
+            assert!(
+                !line.contains(&data) && !line.contains(&root) && !line.contains("/proc/"),
+                "{file} shows a host path: {line}"
+            );
+        }
+    }
+}
