@@ -14,6 +14,9 @@
 //! seven rounds. Also volume create and delete latency, directory vs loop backend (medians of
 //! 20). Writes a Markdown table to `bench/out/issue6-loop.md` (or the path given).
 
+#[path = "runtime_setup.rs"]
+mod runtime_setup;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -116,17 +119,12 @@ fn create_latency(p: &dyn VolumePlacement, tag: &str) -> Result<(f64, f64)> {
 }
 
 fn main() -> Result<()> {
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().next().unwrap_or("?").to_string())
-        .unwrap_or_default();
-    let out_path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "bench/out/issue6-loop.md".into());
-    let base = std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into());
-    let dir = tempfile::Builder::new()
-        .prefix("nsloopbench")
-        .tempdir_in(base)?;
-    let rt = Runtime::new(dir.path().join("state"))?;
+    let runtime_setup::Setup {
+        load,
+        out_path,
+        dir,
+        rt,
+    } = runtime_setup::setup("bench/out/issue6-loop.md", "nsloopbench")?;
     let host = dir.path().join("hostdir");
     std::fs::create_dir_all(&host)?;
     let script = dir.path().join("io.py");

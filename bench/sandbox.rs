@@ -10,6 +10,9 @@
 //! against the same on the host directory, and creating 10,000 small files inside against the
 //! host. Writes a Markdown table to `bench/notes/issue6.md` (or the path given).
 
+#[path = "runtime_setup.rs"]
+mod runtime_setup;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -93,17 +96,12 @@ fn bwrap(vol: &Path) -> Result<Duration> {
 }
 
 fn main() -> Result<()> {
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().next().unwrap_or("?").to_string())
-        .unwrap_or_default();
-    let out_path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "bench/notes/issue6.md".into());
-    let base = std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into());
-    let dir = tempfile::Builder::new()
-        .prefix("nsbench")
-        .tempdir_in(base)?;
-    let rt = Runtime::new(dir.path().join("state"))?;
+    let runtime_setup::Setup {
+        load,
+        out_path,
+        dir,
+        rt,
+    } = runtime_setup::setup("bench/notes/issue6.md", "nsbench")?;
     let vol = dir.path().join("vol");
     let hostdir = dir.path().join("hostdir");
     std::fs::create_dir_all(&vol)?;

@@ -11,10 +11,13 @@
 //! fresh 4 GiB image against the sparse copy of a formatted template that create uses.
 //! Writes a Markdown table to `bench/notes/issue11-limits.md` (or the path given).
 
+#[path = "runtime_setup.rs"]
+mod runtime_setup;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use nullspace_sandbox::{ExecRequest, MountSpec, Runtime, SandboxSpec};
+use nullspace_sandbox::{ExecRequest, MountSpec, SandboxSpec};
 
 const N: usize = 50;
 
@@ -25,17 +28,12 @@ fn pct(samples: &mut [Duration], p: f64) -> f64 {
 }
 
 fn main() -> Result<()> {
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().next().unwrap_or("?").to_string())
-        .unwrap_or_default();
-    let out_path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "bench/notes/issue11-limits.md".into());
-    let base = std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into());
-    let dir = tempfile::Builder::new()
-        .prefix("nsbench")
-        .tempdir_in(base)?;
-    let rt = Runtime::new(dir.path().join("state"))?;
+    let runtime_setup::Setup {
+        load,
+        out_path,
+        dir,
+        rt,
+    } = runtime_setup::setup("bench/notes/issue11-limits.md", "nsbench")?;
     let vol = dir.path().join("vol");
     std::fs::create_dir_all(&vol)?;
     let pid = std::process::id();
