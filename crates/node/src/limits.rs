@@ -110,32 +110,35 @@ pub(crate) fn choose(
             )));
         }
     }
-    if let Some(max) = tenant.max_sandbox_memory {
-        if out.memory_bytes > max {
+    let sizes = [
+        (
+            "memory",
+            out.memory_bytes,
+            req.memory.is_some(),
+            "max_sandbox_memory",
+            tenant.max_sandbox_memory,
+        ),
+        (
+            "memory",
+            out.memory_bytes,
+            req.memory.is_some(),
+            "max_total_memory",
+            tenant.max_total_memory,
+        ),
+        (
+            "disk",
+            out.disk_bytes,
+            req.disk.is_some(),
+            "max_total_disk",
+            tenant.max_total_disk,
+        ),
+    ];
+    for (field, value, asked, limit, max) in sizes {
+        if let Some(max) = max.filter(|&max| value > max) {
             return Err(Error::invalid_argument(format!(
-                "memory {}{} is above the tenant's max_sandbox_memory of {}",
-                format_size(out.memory_bytes),
-                given(req.memory.is_some()),
-                format_size(max)
-            )));
-        }
-    }
-    if let Some(max) = tenant.max_total_memory {
-        if out.memory_bytes > max {
-            return Err(Error::invalid_argument(format!(
-                "memory {}{} is above the tenant's max_total_memory of {}",
-                format_size(out.memory_bytes),
-                given(req.memory.is_some()),
-                format_size(max)
-            )));
-        }
-    }
-    if let Some(max) = tenant.max_total_disk {
-        if out.disk_bytes > max {
-            return Err(Error::invalid_argument(format!(
-                "disk {}{} is above the tenant's max_total_disk of {}",
-                format_size(out.disk_bytes),
-                given(req.disk.is_some()),
+                "{field} {}{} is above the tenant's {limit} of {}",
+                format_size(value),
+                given(asked),
                 format_size(max)
             )));
         }
