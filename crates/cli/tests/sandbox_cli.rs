@@ -477,3 +477,55 @@ fn sandbox_code_cannot_unshare_and_sees_no_host_path() {
         }
     }
 }
+
+/// The server's resident memory (VmRSS) in bytes.
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// Issue 11 through the real server: code allocating past its sandbox's memory limit is killed
+/// alone, the exec answer says `oom_killed`, the sandbox and a neighbour keep working, and the
+/// server's own memory does not take the allocation.
+#[test]
+fn a_sandbox_past_its_memory_limit_is_killed_alone_and_exec_says_so() {
+    let mut s = SandboxServer(Server::start(), Vec::new());
+    let small = s
+        .ok(&["sandbox", "create", "--memory", "64MiB"])
+        .trim()
+        .to_owned();
+    s.1.push(small.clone());
+    let neighbour = s.ok(&["sandbox", "create"]).trim().to_owned();
+    s.1.push(neighbour.clone());
+    let pid = s.pid().expect("the server runs");
+    let before = rss_of(pid);
+    // 512 MiB touched page by page: far past the 64 MiB limit.
+    let hog =
+        "b = bytearray(512 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('survived')";
+    let out = s.cli(&[
+        "--json", "sandbox", "exec", &small, "--", "python3", "-c", hog,
+    ]);
+    let answer = json(&out.stdout_str());
+    assert_eq!(answer["oom_killed"], serde_json::json!(true), "{answer}");
+    assert_eq!(
+        answer["exit_code"],
+        serde_json::json!(137),
+        "killed by SIGKILL: {answer}"
+    );
+    assert!(!answer["stdout"].as_str().unwrap_or("").contains("survived"));
+    // The sandbox itself and its neighbour go on; the next exec is not marked.
+    let again = json(&s.ok(&["--json", "sandbox", "exec", &small, "--", "echo", "alive"]));
+    assert_eq!(again["oom_killed"], serde_json::json!(false), "{again}");
+    assert_eq!(
+        s.ok(&["sandbox", "exec", &neighbour, "--", "echo", "fine"]),
+        "fine\n"
+    );
+    assert!(s.healthy());
+    let grew = rss_of(pid).saturating_sub(before);
+    assert!(grew < 64 << 20, "the server grew by {grew} bytes");
+}
