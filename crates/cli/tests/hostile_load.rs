@@ -1,0 +1,223 @@
+//! "The server holds under hostile input: no tree, socket or request can crash it, starve it
+//! or make it lie" (issue 12).
+//!
+//! Deep trees: a 20,000-level tree made through the API (a 2,000-level `mkdir`, then moves
+//! that hang it below another 2,000-level chain) and one made directly on the volume's file
+//! system, as sandbox code would; then search, recursive listing, archive download, copy,
+//! usage, remove and a restart — each answers (a success or a clear 4xx, never a 5xx) and the
+//! server starts again.
+
+mod harness;
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+
+use harness::{enc, Api, Server};
+use rustix::fs::{Mode, OFlags};
+use serde_json::json;
+
+const VOL: &str = "deep";
+/// Levels added by one API `mkdir` (its path stays below the 4,096-byte limit).
+const CHAIN: usize = 2_000;
+/// Depth of each deep tree.
+const DEPTH: usize = 20_000;
+const NEEDLE: &[u8] = b"needle-at-the-bottom\n";
+
+fn chain(levels: usize) -> String {
+    "/d".repeat(levels)
+}
+
+/// Builds `/c` as a chain of `DEPTH` directories with the file `f` at the bottom, through the
+/// API only: `/c` is a 2,000-level chain with the file, then, nine times, a fresh 2,000-level
+/// chain `/n…` gets `/c` moved to its bottom and is renamed `/c`.
+fn deep_tree_through_the_api(api: &Api) {
+    let top = format!("/c{}", chain(CHAIN - 1));
+    api.mkdir(VOL, &top, true)
+        .expect(200, "mkdir of the first chain");
+    api.write(VOL, &format!("{top}/f"), NEEDLE)
+        .expect(200, "the file at the bottom");
+    for i in 1..DEPTH / CHAIN {
+        let n = format!("/n{}", chain(CHAIN - 1));
+        api.mkdir(VOL, &n, true).expect(200, "mkdir of a chain");
+        api.mv(VOL, "/c", &format!("{n}/c"), false)
+            .expect(200, &format!("move {i} of /c to the bottom of a chain"));
+        api.mv(VOL, "/n", "/c", false)
+            .expect(200, &format!("rename {i} of the chain to /c"));
+    }
+}
+
+/// Makes `DEPTH` nested directories `s/d/d/…` in `data` with the file `f` at the bottom,
+/// directly on the file system (as sandbox code does with `mkdir d; cd d`).
+fn deep_tree_on_disk(data: &std::path::Path) {
+    let mut dir: OwnedFd =
+        rustix::fs::open(data, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    let mut name = c"s";
+    for _ in 0..DEPTH {
+        rustix::fs::mkdirat(&dir, name, Mode::RWXU).unwrap();
+        dir = rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        name = c"d";
+    }
+    let f = rustix::fs::openat(
+        &dir,
+        c"f",
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+        Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    rustix::io::write(&f, NEEDLE).unwrap();
+}
+
+/// A GET whose (possibly huge) body is counted, not kept: the status, the body's length and
+/// whether the chunked stream ended properly (a broken stream has no final chunk).
+fn get_streamed(s: &Server, path_and_query: &str) -> (u16, u64, bool) {
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(
+        sock,
+        "GET {path_and_query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        s.key
+    )
+    .unwrap();
+    let mut total = 0u64;
+    let mut tail = Vec::new();
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = sock.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if head.len() < 64 {
+            head.extend_from_slice(&buf[..n.min(64)]);
+        }
+        total += n as u64;
+        tail.extend_from_slice(&buf[..n]);
+        let keep = tail.len().saturating_sub(16);
+        tail.drain(..keep);
+    }
+    let status = String::from_utf8_lossy(&head[9..12]).parse().unwrap();
+    (status, total, tail.ends_with(b"\r\n0\r\n\r\n"))
+}
+
+/// Everything a deep tree meets answers, and nothing is a 5xx.
+/// `bottom_file` is the path of the one file, at the bottom. (Paths this long are compared,
+/// never printed.)
+fn every_route_answers_on(s: &Server, top: &str, bottom_file: &str) {
+    let api = s.api();
+
+    // Search walks to the bottom and finds the one match there.
+    let r = api
+        .post_json(
+            &format!("/v1/volumes/{VOL}/files/search"),
+            &json!({"pattern": "needle", "path": top, "regex": false}),
+        )
+        .expect(200, "search of a deep tree");
+    let lines: Vec<serde_json::Value> = r
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "one match and the summary");
+    assert!(
+        lines[0]["path"] == bottom_file,
+        "search finds the file at the bottom"
+    );
+    assert_eq!(lines[1]["matches"], 1);
+
+    // A recursive listing: the first page, the next, and a glob that walks it all.
+    let r = api
+        .get(&format!(
+            "/v1/volumes/{VOL}/files/list?path={}&recursive=true&limit=100&fields=path,type",
+            enc(top)
+        ))
+        .expect(200, "recursive list of a deep tree");
+    let page = r.json();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 100);
+    let cursor = page["next_cursor"].as_str().expect("more pages").to_owned();
+    let r = api
+        .get(&format!(
+            "/v1/volumes/{VOL}/files/list?path={}&recursive=true&limit=100&fields=path,type&cursor={cursor}",
+            enc(top)
+        ))
+        .expect(200, "the second page");
+    let second = r.json();
+    assert_eq!(
+        second["entries"][0]["path"].as_str().unwrap().len(),
+        top.len() + 101 * 2,
+        "the second page goes on one level deeper"
+    );
+    let r = api
+        .get(&format!(
+            "/v1/volumes/{VOL}/files/list?path={}&recursive=true&glob=f&fields=path,type",
+            enc(top)
+        ))
+        .expect(200, "recursive list with a glob");
+    let found = r.json();
+    assert_eq!(found["entries"].as_array().unwrap().len(), 1);
+    assert!(
+        found["entries"][0]["path"] == bottom_file,
+        "the glob finds the file at the bottom"
+    );
+
+    // The archive streams to its end (a failed walk would break the stream).
+    let (status, bytes, complete) = get_streamed(
+        s,
+        &format!(
+            "/v1/volumes/{VOL}/files/archive?path={}&format=tar",
+            enc(top)
+        ),
+    );
+    assert_eq!(status, 200, "archive of a deep tree");
+    assert!(complete, "the archive stream ends properly ({bytes} bytes)");
+
+    // Copy, usage and remove.
+    let (used, files) = api.usage(VOL);
+    let copy = format!("{top}-copy");
+    api.cp(VOL, top, &copy, false, true)
+        .expect(200, "copy of a deep tree");
+    assert_eq!(
+        api.usage(VOL),
+        (used + NEEDLE.len() as u64, files + 1),
+        "the copy is counted"
+    );
+    api.remove(VOL, &copy, true)
+        .expect(204, "remove of the deep copy");
+    assert_eq!(api.usage(VOL), (used, files), "the removal is counted");
+}
+
+// SEMANTICS: Trees of any depth
+#[test]
+fn a_20000_level_tree_made_through_the_api_or_on_disk_is_walked_and_the_server_restarts() {
+    let mut s = Server::start();
+    let api = s.api();
+    api.create_volume(VOL);
+    deep_tree_through_the_api(&api);
+    let links = format!("{}/c", chain(CHAIN - 1)).repeat(DEPTH / CHAIN - 1);
+    let bottom = format!("/c{links}{}/f", chain(CHAIN - 1));
+    every_route_answers_on(&s, "/c", &bottom);
+
+    // A tree the API never saw, made on the volume's file system; a restart measures it.
+    let data = s.volume_data(&api.volume_id(VOL));
+    deep_tree_on_disk(&data);
+    s.restart();
+    let api = s.api();
+    assert_eq!(
+        api.usage(VOL),
+        (2 * NEEDLE.len() as u64, 2),
+        "the restart measured both trees"
+    );
+    every_route_answers_on(&s, "/s", &format!("/s{}/f", chain(DEPTH - 1)));
+
+    // Removing both trees empties the volume; the server starts again afterwards too.
+    api.remove(VOL, "/c", true).expect(204, "remove of /c");
+    api.remove(VOL, "/s", true).expect(204, "remove of /s");
+    assert_eq!(api.usage(VOL), (0, 0));
+    s.restart();
+    assert!(s.healthy());
+    assert_eq!(s.api().usage(VOL), (0, 0));
+}
