@@ -67,6 +67,7 @@ async fn openapi_document_matches_the_router() {
         bootstrap_key: Some(key.into()),
         server_id: Some("openapi-test".into()),
         volume_backend: Some(VolumeBackend::Directory),
+        connections: Default::default(),
     };
     let node = Node::start(&config, addr).await.unwrap();
     let app = router(node.clone());

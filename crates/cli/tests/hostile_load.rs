@@ -221,3 +221,169 @@ fn a_20000_level_tree_made_through_the_api_or_on_disk_is_walked_and_the_server_r
     assert!(s.healthy());
     assert_eq!(s.api().usage(VOL), (0, 0));
 }
+
+/// Raises this test process's open-file limit to its hard limit (1,000 sockets need it).
+fn raise_own_nofile() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        },
+    )
+    .unwrap();
+}
+
+fn connect(s: &Server) -> std::net::TcpStream {
+    let sock = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    // A bound on the test, not on the server: a socket the server should close but does
+    // not fails the test instead of hanging it.
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    sock
+}
+
+/// Reads until the server closes the connection; what it sent before.
+fn read_to_eof(sock: &mut std::net::TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    match sock.read_to_end(&mut out) {
+        Ok(_) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => out,
+        Err(e) => panic!("the server did not close the connection: {e}"),
+    }
+}
+
+// SEMANTICS: Connections
+#[test]
+fn a_thousand_idle_sockets_then_a_normal_request_succeeds() {
+    raise_own_nofile();
+    let s = Server::start();
+    let idle: Vec<std::net::TcpStream> = (0..1000).map(|_| connect(&s)).collect();
+    let api = s.api();
+    api.create_volume(VOL);
+    api.write(VOL, "/a.txt", "hello").expect(200, "a write");
+    assert_eq!(
+        api.read(VOL, "/a.txt").expect(200, "a read").text(),
+        "hello"
+    );
+    // The idle sockets are still open (not refused): one of them still serves a request.
+    let mut first = idle.into_iter().next().unwrap();
+    write!(
+        first,
+        "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let answer = read_to_eof(&mut first);
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "an idle socket serves");
+}
+
+#[test]
+fn a_connection_over_the_bound_is_answered_503_and_a_freed_slot_serves_again() {
+    let s = Server::start_with_flags(&["--max-connections", "4"]);
+    // Accepted in order: these four take every slot before the fifth is accepted.
+    let mut held: Vec<std::net::TcpStream> = (0..4).map(|_| connect(&s)).collect();
+    let mut fifth = connect(&s);
+    write!(fifth, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let answer = String::from_utf8_lossy(&read_to_eof(&mut fifth)).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 503"), "refused: {answer}");
+    assert!(answer.contains("\"code\":\"unavailable\""), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    // Closing one frees its slot once the server has seen the close.
+    drop(held.pop());
+    loop {
+        let mut sock = connect(&s);
+        write!(
+            sock,
+            "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let answer = read_to_eof(&mut sock);
+        if answer.starts_with(b"HTTP/1.1 200") {
+            break;
+        }
+        assert!(answer.starts_with(b"HTTP/1.1 503"), "only 503 or 200");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn idle_and_slow_header_connections_are_closed_after_the_idle_timeout() {
+    let s = Server::start_with_flags(&["--idle-timeout", "0.5"]);
+    // A socket that never sends anything.
+    let mut silent = connect(&s);
+    assert!(
+        read_to_eof(&mut silent).is_empty(),
+        "closed without an answer"
+    );
+    // A keep-alive connection after its request.
+    let mut kept = connect(&s);
+    write!(kept, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let answer = read_to_eof(&mut kept);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "served, then closed when idle"
+    );
+    // Headers that never end.
+    let mut slow = connect(&s);
+    write!(slow, "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    let answer = read_to_eof(&mut slow);
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 408"),
+        "an unfinished head is closed"
+    );
+    assert!(s.healthy());
+}
+
+#[test]
+fn a_slow_but_live_upload_succeeds_and_a_stalled_one_fails() {
+    let s = Server::start_with_flags(&["--body-timeout", "2"]);
+    let api = s.api();
+    api.create_volume(VOL);
+    // 16 chunks, 150 ms apart: three times longer than the body timeout in all, never idle
+    // for long.
+    let chunk = vec![b'x'; 4096];
+    let mut sock = connect(&s);
+    write!(
+        sock,
+        "PUT /v1/volumes/{VOL}/files/content?path=/slow.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        s.key,
+        chunk.len() * 16
+    )
+    .unwrap();
+    for _ in 0..16 {
+        sock.write_all(&chunk).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    let answer = read_to_eof(&mut sock);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "the slow upload is stored"
+    );
+    assert_eq!(
+        api.read(VOL, "/slow.bin").expect(200, "read").body.len(),
+        16 * 4096
+    );
+
+    // A body that stops arriving: the request fails and stores nothing.
+    let mut stalled = connect(&s);
+    write!(
+        stalled,
+        "PUT /v1/volumes/{VOL}/files/content?path=/stalled.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n",
+        s.key
+    )
+    .unwrap();
+    stalled.write_all(&chunk).unwrap();
+    let answer = String::from_utf8_lossy(&read_to_eof(&mut stalled)).into_owned();
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "a stalled body is a 4xx or a closed connection, never a 5xx: {answer}"
+    );
+    api.stat(VOL, "/stalled.bin")
+        .expect_err(404, "not_found", "nothing stored");
+    assert!(s.healthy());
+}

@@ -22,7 +22,9 @@ use nullspace_core::{Error, VolumeName};
 use nullspace_state::StateStore;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{default_server_id, valid_server_id, ServerConfig, VolumeBackend};
+pub use config::{
+    default_server_id, valid_server_id, ConnectionLimits, ServerConfig, VolumeBackend,
+};
 pub use nullspace_state::Principal;
 pub use sandboxes::{Lifecycle, SandboxService, MAX_EXEC_TIMEOUT_SECS};
 pub use signing::{Signer, MAX_EXPIRY_SECS};

@@ -98,6 +98,8 @@ pub struct Server {
     database: Option<Arc<FreshDatabase>>,
     /// The data dir when it is another server's (see [`Server::start_beside`], [`Cluster`]).
     shared_data: Option<PathBuf>,
+    /// More `nullspace server` flags (see [`Server::start_with_flags`]).
+    flags: Vec<String>,
 }
 
 impl Server {
@@ -105,6 +107,16 @@ impl Server {
     /// dir, and waits until it serves.
     pub fn start() -> Server {
         Server::start_on(false, Server::database_of_selected_engine(), None)
+    }
+
+    /// Like [`Server::start`], with more `nullspace server` flags (kept for restarts).
+    pub fn start_with_flags(flags: &[&str]) -> Server {
+        Server::start_configured(
+            false,
+            Server::database_of_selected_engine(),
+            None,
+            flags.iter().map(|f| f.to_string()).collect(),
+        )
     }
 
     /// Like [`Server::start`], configuring the server with `NULLSPACE_LISTEN`,
@@ -142,6 +154,15 @@ impl Server {
         database: Option<Arc<FreshDatabase>>,
         shared_data: Option<PathBuf>,
     ) -> Server {
+        Server::start_configured(via_env, database, shared_data, Vec::new())
+    }
+
+    fn start_configured(
+        via_env: bool,
+        database: Option<Arc<FreshDatabase>>,
+        shared_data: Option<PathBuf>,
+        flags: Vec<String>,
+    ) -> Server {
         let root = tempfile::Builder::new()
             .prefix("nullspace-test-")
             .tempdir()
@@ -158,6 +179,7 @@ impl Server {
             via_env,
             database,
             shared_data,
+            flags,
         };
         if let Err(e) = server.spawn() {
             panic!("cannot start the server: {e}");
@@ -327,6 +349,7 @@ impl Server {
                 cmd.arg("--database-url").arg(&db.url);
             }
         }
+        cmd.args(&self.flags);
         cmd.current_dir(self.cwd())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
