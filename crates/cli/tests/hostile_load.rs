@@ -387,3 +387,196 @@ fn a_slow_but_live_upload_succeeds_and_a_stalled_one_fails() {
         .expect_err(404, "not_found", "nothing stored");
     assert!(s.healthy());
 }
+
+fn header(r: &harness::Resp, name: &str) -> String {
+    r.headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+// SEMANTICS: HTTP edges
+#[test]
+fn ranges_follow_rfc_9110_and_never_lie_about_their_length() {
+    let s = Server::start();
+    let api = s.api();
+    api.create_volume(VOL);
+    api.write(VOL, "/ten", "0123456789").expect(200, "write");
+    let get = |range: &str| {
+        api.send(
+            reqwest::Method::GET,
+            &format!("/v1/volumes/{VOL}/files/content?path=/ten"),
+            &[("Range", range)],
+            None,
+        )
+    };
+    for (range, body, content_range) in [
+        ("bytes=3-18446744073709551615", "3456789", "bytes 3-9/10"),
+        ("bytes=3-99999999999999999999999", "3456789", "bytes 3-9/10"),
+        ("bytes=0-0", "0", "bytes 0-0/10"),
+        ("bytes=9-", "9", "bytes 9-9/10"),
+        ("bytes=-3", "789", "bytes 7-9/10"),
+        ("bytes=-18446744073709551615", "0123456789", "bytes 0-9/10"),
+    ] {
+        let r = get(range).expect(206, range);
+        assert_eq!(r.text(), body, "{range}");
+        assert_eq!(
+            header(&r, "content-length"),
+            body.len().to_string(),
+            "{range}"
+        );
+        assert_eq!(header(&r, "content-range"), content_range, "{range}");
+    }
+    for range in [
+        "bytes=10-",
+        "bytes=10-20",
+        "bytes=18446744073709551615-",
+        "bytes=-0",
+    ] {
+        let r = get(range).expect(416, range);
+        assert_eq!(header(&r, "content-range"), "bytes */10", "{range}");
+    }
+    for range in ["bytes=5-3", "bytes=a-", "items=0-1", "bytes=0-1,3-4"] {
+        get(range).expect_err(400, "invalid_argument", range);
+    }
+}
+
+#[test]
+fn archive_names_strict_json_labels_and_utf8_names_are_4xx_never_5xx() {
+    let s = Server::start();
+    let api = s.api();
+    api.create_volume(VOL);
+
+    // RFC 6266: a directory named with CR, LF, a control character and a quote.
+    let odd = "/a\r\nb\"c\u{1}d é";
+    api.mkdir(VOL, odd, true)
+        .expect(200, "mkdir of an odd name");
+    let r = api
+        .get(&format!(
+            "/v1/volumes/{VOL}/files/archive?path={}&format=tar",
+            enc(odd)
+        ))
+        .expect(200, "archive of an odd name");
+    assert_eq!(
+        header(&r, "content-disposition"),
+        "attachment; filename=\"a__b_c_d _.tar\"; filename*=UTF-8''a%0D%0Ab%22c%01d%20%C3%A9.tar"
+    );
+
+    // Objects only; unknown fields are refused.
+    for body in [json!([]), json!("x"), json!(1), json!(null)] {
+        api.post_json("/v1/volumes", &body).expect_err(
+            400,
+            "invalid_argument",
+            &format!("create volume from {body}"),
+        );
+        api.post_json(&format!("/v1/volumes/{VOL}/files/mkdir"), &body)
+            .expect_err(400, "invalid_argument", &format!("mkdir from {body}"));
+    }
+    api.post_json("/v1/volumes", &json!({"name": "x", "colour": "red"}))
+        .expect_err(400, "invalid_argument", "an unknown field");
+
+    // Labels: at most 64, keys 1-63 characters, values at most 255.
+    let labels = |n: usize| -> serde_json::Map<String, serde_json::Value> {
+        (0..n).map(|i| (format!("k{i}"), json!("v"))).collect()
+    };
+    api.post_json(
+        "/v1/volumes",
+        &json!({"name": "many", "labels": labels(65)}),
+    )
+    .expect_err(400, "invalid_argument", "65 labels");
+    api.post_json(
+        "/v1/volumes",
+        &json!({"name": "many", "labels": labels(64)}),
+    )
+    .expect(201, "64 labels");
+    api.post_json(
+        "/v1/volumes",
+        &json!({"name": "big", "labels": {"k": "v".repeat(256)}}),
+    )
+    .expect_err(400, "invalid_argument", "a 256-character value");
+    api.post_json(
+        "/v1/volumes",
+        &json!({"name": "big", "labels": {"k".repeat(64): "v"}}),
+    )
+    .expect_err(400, "invalid_argument", "a 64-character key");
+
+    // Names that are not UTF-8 are refused, never read as U+FFFD.
+    api.write(VOL, "/a\u{FFFD}", "replacement")
+        .expect(200, "write");
+    for pq in [
+        format!("/v1/volumes/{VOL}/files/stat?path=/a%ff"),
+        format!("/v1/volumes/{VOL}/files/content?path=/a%fe"),
+        format!("/v1/volumes/{VOL}/files/list?path=/%c3"),
+    ] {
+        api.get(&pq).expect_err(400, "invalid_argument", &pq);
+    }
+    api.put(&format!("/v1/volumes/{VOL}/files/content?path=/a%ff"), "x")
+        .expect_err(400, "invalid_argument", "a write to a non-UTF-8 name");
+    assert_eq!(
+        api.read(VOL, "/a\u{FFFD}").expect(200, "read").text(),
+        "replacement"
+    );
+}
+
+#[test]
+fn signed_urls_are_canonical_and_special_files_are_reported_and_refused() {
+    let s = Server::start();
+    let api = s.api();
+    api.create_volume(VOL);
+    api.write(VOL, "/f", "signed").expect(200, "write");
+    let url = api
+        .post_json(
+            &format!("/v1/volumes/{VOL}/files/url"),
+            &json!({"path": "/f", "expires_in": 600}),
+        )
+        .expect(200, "sign")
+        .json()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pq = &url[url.find("/v1/").unwrap()..];
+    let anon = api.with_key(None);
+    assert_eq!(anon.get(pq).expect(200, "the signed URL").text(), "signed");
+    let padded = pq.replace("expires=", "expires=0");
+    assert_ne!(padded, pq);
+    anon.get(&padded).expect(403, "a leading zero in expires");
+
+    // A FIFO made by sandbox code (here: on the volume's file system).
+    let data = s.volume_data(&api.volume_id(VOL));
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        data.join("pipe"),
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let st = api.stat(VOL, "/pipe").expect(200, "stat of a FIFO").json();
+    assert_eq!(st["type"], "fifo");
+    let listed = api.list(VOL, "/", false).expect(200, "list").json();
+    assert!(listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["path"] == "/pipe" && e["type"] == "fifo"));
+    api.cp(VOL, "/pipe", "/pipe2", false, false).expect_err(
+        400,
+        "invalid_argument",
+        "copy of a FIFO",
+    );
+    api.mkdir(VOL, "/t", true).expect(200, "mkdir");
+    api.mv(VOL, "/pipe", "/t/pipe", false)
+        .expect(200, "a FIFO can be moved");
+    api.cp(VOL, "/t", "/t2", false, true).expect_err(
+        400,
+        "invalid_argument",
+        "copy of a tree holding a FIFO",
+    );
+    let r = api.read(VOL, "/t/pipe");
+    assert!(
+        (400..500).contains(&r.status),
+        "a FIFO is not read: {}",
+        r.status
+    );
+    assert!(s.healthy());
+}

@@ -201,10 +201,12 @@ impl SandboxService {
         req.cwd = body.cwd;
         req.stdin = body.stdin.map(String::into_bytes);
         if let Some(t) = body.timeout {
-            if !(t.is_finite() && t > 0.0) {
-                return Err(Error::invalid_argument("timeout must be a positive number"));
+            if !(t.is_finite() && t > 0.0 && t <= MAX_EXEC_TIMEOUT_SECS) {
+                return Err(Error::invalid_argument(format!(
+                    "timeout must be a positive number of seconds, at most {MAX_EXEC_TIMEOUT_SECS} (one day)"
+                )));
             }
-            req.timeout = Some(Duration::from_secs_f64(t.min(MAX_EXEC_TIMEOUT_SECS)));
+            req.timeout = Some(Duration::from_secs_f64(t));
         }
         let sid = id.to_owned();
         let out = self.work(&rec, move |r| r.exec(&sid, req)).await?;

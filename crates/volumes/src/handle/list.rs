@@ -235,6 +235,9 @@ impl ListWalk<'_> {
                 let file_type = match kind {
                     FileType::Directory => StatType::Dir,
                     FileType::Symlink => StatType::Symlink,
+                    FileType::Fifo => StatType::Fifo,
+                    FileType::Socket => StatType::Socket,
+                    FileType::CharacterDevice | FileType::BlockDevice => StatType::Device,
                     _ => StatType::File,
                 };
                 self.out.push(ListEntry {
