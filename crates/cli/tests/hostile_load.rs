@@ -580,3 +580,47 @@ fn signed_urls_are_canonical_and_special_files_are_reported_and_refused() {
     );
     assert!(s.healthy());
 }
+
+#[test]
+fn sandbox_file_writes_into_read_only_places_and_over_long_exec_timeouts_are_4xx() {
+    let mut s = harness::SandboxServer(Server::start(), Vec::new());
+    let api = s.api();
+    api.create_volume(VOL);
+    let sb = api
+        .post_json(
+            "/v1/sandboxes",
+            &json!({"volumes": [{"volume": VOL, "mount_path": "/ro", "read_only": true}]}),
+        )
+        .expect(201, "create a sandbox")
+        .json();
+    let id = sb["id"].as_str().unwrap().to_owned();
+    s.1.push(id.clone());
+    // A JSON array where the create body is expected creates nothing.
+    api.post_json("/v1/sandboxes", &json!([]))
+        .expect_err(400, "invalid_argument", "an array body");
+    for path in ["/ro/x.txt", "/usr/x.txt"] {
+        api.put(
+            &format!("/v1/sandboxes/{id}/files/content?path={}", enc(path)),
+            "x",
+        )
+        .expect_err(403, "permission_denied", &format!("a write to {path}"));
+    }
+    for timeout in [1e9, 86_400.5, 0.0, -1.0] {
+        api.post_json(
+            &format!("/v1/sandboxes/{id}/exec"),
+            &json!({"cmd": ["true"], "timeout": timeout}),
+        )
+        .expect_err(400, "invalid_argument", &format!("timeout {timeout}"));
+    }
+    api.post_json(
+        &format!("/v1/sandboxes/{id}/exec"),
+        &json!({"cmd": ["true"], "timeout": 86_400}),
+    )
+    .expect(200, "the maximum timeout");
+    let listed = api.get("/v1/sandboxes").expect(200, "list").json();
+    let n = listed["sandboxes"]
+        .as_array()
+        .or_else(|| listed.as_array())
+        .map_or(0, Vec::len);
+    assert_eq!(n, 1, "the array body created no sandbox");
+}

@@ -453,7 +453,7 @@ impl SandboxService {
         self.available()?;
         let inner = self.inner.clone();
         crate::blocking(move || match &inner.runtime {
-            Ok(r) => f(r).map_err(Error::from),
+            Ok(r) => f(r).map_err(runtime_error),
             Err(why) => Err(Error::unavailable(format!(
                 "sandboxes are unavailable: {why}"
             ))),
@@ -648,4 +648,28 @@ impl SandboxService {
 /// What the runtime says of one sandbox, for reconciliation.
 fn live_ids(infos: Vec<SandboxInfo>) -> std::collections::HashSet<String> {
     infos.into_iter().map(|i| i.id).collect()
+}
+
+/// A runtime error as the API says it. A write into a read-only place (a read-only mount, the
+/// sandbox's read-only `/usr`) is `permission_denied`, as is a permission error: the caller
+/// asked for something the sandbox does not allow, not a server fault.
+fn runtime_error(e: SandboxError) -> Error {
+    if let SandboxError::Sys { source, .. } = &e {
+        match source.raw_os_error() {
+            Some(code) if code == rustix::io::Errno::ROFS.raw_os_error() => {
+                return Error::new(
+                    ErrorCode::PermissionDenied,
+                    format!("{e}: the file system is read-only"),
+                );
+            }
+            Some(code)
+                if code == rustix::io::Errno::ACCESS.raw_os_error()
+                    || code == rustix::io::Errno::PERM.raw_os_error() =>
+            {
+                return Error::new(ErrorCode::PermissionDenied, e.to_string());
+            }
+            _ => {}
+        }
+    }
+    Error::from(e)
 }
