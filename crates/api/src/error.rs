@@ -80,12 +80,95 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// `Query` whose rejection is a JSON `invalid_argument`.
-#[derive(axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// `Query` whose rejection is a JSON `invalid_argument`. A parameter that is not valid UTF-8
+/// once percent-decoded is refused (a plain query decoder would turn `%ff` and `%fe` alike
+/// into U+FFFD, so two names would be one).
 pub struct Query<T>(pub T);
 
-/// `Json` whose rejection is a JSON `invalid_argument`.
-#[derive(axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        if let Some(q) = parts.uri.query() {
+            check_query_utf8(q)?;
+        }
+        let axum::extract::Query(v) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(v))
+    }
+}
+
+/// Refuses a query whose keys or values are not UTF-8 after percent-decoding.
+pub(crate) fn check_query_utf8(query: &str) -> Result<(), ApiError> {
+    for pair in query.split('&') {
+        let raw = percent_decode(pair.as_bytes());
+        if std::str::from_utf8(&raw).is_err() {
+            let key = pair.split('=').next().unwrap_or_default();
+            return Err(ApiError(Error::invalid_argument(format!(
+                "query parameter {key:?} is not valid UTF-8: names must be UTF-8"
+            ))));
+        }
+    }
+    Ok(())
+}
+
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A JSON request body: an object only (`[]`, a string or a number where an object is
+/// expected is `invalid_argument`, though serde would read a struct from an array), with
+/// every rejection a JSON `invalid_argument`.
 pub struct Json<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            let kind = match value {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            return Err(ApiError(Error::invalid_argument(format!(
+                "invalid JSON body: expected an object, got {kind}"
+            ))));
+        }
+        serde_json::from_value(value)
+            .map(Json)
+            .map_err(|e| ApiError(Error::invalid_argument(format!("invalid JSON body: {e}"))))
+    }
+}

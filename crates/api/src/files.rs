@@ -102,8 +102,19 @@ pub struct BatchQuery {
     pub path: String,
 }
 
-/// Parses `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` against a file size.
-fn parse_range(h: &HeaderValue, size: u64) -> Result<(u64, u64), Error> {
+/// What a `Range` header asks of a file of a given size (RFC 9110 §14.1.2).
+#[derive(Debug, PartialEq, Eq)]
+enum ByteRange {
+    /// Bytes `start..end` (end exclusive, never past the file).
+    Part(u64, u64),
+    /// No byte of the range is in the file: `416` with `Content-Range: bytes */SIZE`.
+    Unsatisfiable,
+}
+
+/// Parses `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` against a file size. Positions of any
+/// size are accepted (a last position past the end means the end); a syntax error, a last
+/// position before the first or several ranges are `invalid_argument`.
+fn parse_range(h: &HeaderValue, size: u64) -> Result<ByteRange, Error> {
     let bad = || {
         Error::invalid_argument(format!(
             "unsupported Range header {h:?}: use bytes=START-END"
@@ -119,23 +130,51 @@ fn parse_range(h: &HeaderValue, size: u64) -> Result<(u64, u64), Error> {
             "multiple byte ranges are not supported",
         ));
     }
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().map_err(|_| bad())?;
-            (size.saturating_sub(n), size)
+    let digits = |t: &str| -> Result<u64, Error> {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
         }
-        (a, "") => (a.parse().map_err(|_| bad())?, size),
+        // More digits than u64 holds is still a position: past any file's end.
+        Ok(t.parse().unwrap_or(u64::MAX))
+    };
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    Ok(match (a.trim(), b.trim()) {
+        ("", n) => match digits(n)? {
+            0 => ByteRange::Unsatisfiable,
+            _ if size == 0 => ByteRange::Unsatisfiable,
+            n => ByteRange::Part(size - n.min(size), size),
+        },
+        (a, "") => match digits(a)? {
+            a if a >= size => ByteRange::Unsatisfiable,
+            a => ByteRange::Part(a, size),
+        },
         (a, b) => {
-            let a: u64 = a.parse().map_err(|_| bad())?;
-            let b: u64 = b.parse().map_err(|_| bad())?;
+            let (a, b) = (digits(a)?, digits(b)?);
             if b < a {
                 return Err(bad());
             }
-            (a, (b + 1).min(size))
+            if a >= size {
+                ByteRange::Unsatisfiable
+            } else {
+                ByteRange::Part(a, b.min(size - 1) + 1)
+            }
         }
-    };
-    Ok((start.min(size), end))
+    })
+}
+
+/// `416 Range Not Satisfiable` with `Content-Range: bytes */SIZE`.
+fn unsatisfiable(size: u64) -> ApiResult<Response> {
+    let body = serde_json::json!({"error": {
+        "code": "invalid_argument",
+        "message": format!("range not satisfiable: the file has {size} bytes"),
+        "retryable": false,
+    }});
+    Response::builder()
+        .status(StatusCode::RANGE_NOT_SATISFIABLE)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+        .body(Body::from(body.to_string()))
+        .map_err(|e| Error::internal(e.to_string()).into())
 }
 
 #[utoipa::path(get, path = "/v1/volumes/{name}/files/content", tag = "files", params(("name" = String, Path), ReadQuery),
@@ -164,8 +203,10 @@ pub(crate) async fn stream_file(
     let (file, stat) = vol.open_read(path).await?;
     let size = stat.size;
     let (start, end, partial) = if let Some(r) = headers.get(header::RANGE) {
-        let (s, e) = parse_range(r, size)?;
-        (s, e, true)
+        match parse_range(r, size)? {
+            ByteRange::Part(s, e) => (s, e, true),
+            ByteRange::Unsatisfiable => return unsatisfiable(size),
+        }
     } else {
         let start = offset.unwrap_or(0).min(size);
         let end = length.map_or(size, |l| start.saturating_add(l).min(size));
@@ -183,7 +224,7 @@ pub(crate) async fn stream_file(
     if partial {
         resp = resp.status(StatusCode::PARTIAL_CONTENT).header(
             header::CONTENT_RANGE,
-            format!("bytes {start}-{}/{size}", end.saturating_sub(1).max(start)),
+            format!("bytes {start}-{}/{size}", end - 1),
         );
     }
     resp.body(body)
@@ -625,6 +666,33 @@ impl std::io::Write for ChannelWriter {
     }
 }
 
+/// `Content-Disposition: attachment` naming `name` per RFC 6266: a plain-ASCII `filename`
+/// (anything but printable ASCII, `"` and `\\` becomes `_`) and the exact name as
+/// `filename*=UTF-8''…` (percent-encoded, RFC 8187). Never an invalid header value.
+fn content_disposition(name: &str) -> HeaderValue {
+    let plain: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let mut exact = String::new();
+    for b in name.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => exact.push(b as char),
+            b'!' | b'#' | b'$' | b'&' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~' => {
+                exact.push(b as char)
+            }
+            _ => exact.push_str(&format!("%{b:02X}")),
+        }
+    }
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{plain}\"; filename*=UTF-8''{exact}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
 #[utoipa::path(get, path = "/v1/volumes/{name}/files/archive", tag = "files", params(("name" = String, Path), ArchiveQuery),
     responses((status = 200, description = "the directory as a tar, tar.gz or zip stream"), (status = 404, body = ErrorBody)))]
 pub async fn archive(
@@ -664,10 +732,7 @@ pub async fn archive(
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     Response::builder()
         .header(header::CONTENT_TYPE, format.content_type())
-        .header(
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{file_name}\""),
-        )
+        .header(header::CONTENT_DISPOSITION, content_disposition(&file_name))
         .body(Body::from_stream(stream))
         .map_err(|e| Error::internal(e.to_string()).into())
 }

@@ -21,7 +21,7 @@ mod volumes;
 mod watch;
 
 pub use error::status_of;
-pub use nullspace_node::{Node, SandboxLimits, ServerConfig, VolumeBackend};
+pub use nullspace_node::{ConnectionLimits, Node, SandboxLimits, ServerConfig, VolumeBackend};
 pub use openapi::{openapi_document, router};
 pub use server::run;
 

@@ -83,6 +83,8 @@ impl SignedQuery {
     /// Parses the raw query: exactly these three keys, each once; anything else is `None`
     /// (a bare 403), never a parser's message.
     fn parse(raw: Option<&str>) -> Option<SignedQuery> {
+        // Names that are not UTF-8 would be decoded lossily, so two paths would share a URL.
+        crate::error::check_query_utf8(raw?).ok()?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw?).ok()?;
         let mut q = SignedQuery {
             path: None,
@@ -136,6 +138,10 @@ async fn verified(
         return None;
     }
     let expires: i64 = expires.parse().ok()?;
+    // Canonical decimal only: `0123` reads as 123 but is not the spelling that was signed.
+    if expires.to_string() != q.expires.as_deref()? {
+        return None;
+    }
     let m = if method == Method::HEAD {
         "GET"
     } else {

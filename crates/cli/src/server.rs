@@ -68,6 +68,17 @@ pub struct ServerArgs {
     #[arg(long, env = "NULLSPACE_SANDBOX_PIDS", value_name = "N", default_value = "1024",
           value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
     sandbox_pids: u32,
+    /// Connections served at once; one more is answered 503 and closed (capped at half the
+    /// open-file limit)
+    #[arg(long, env = "NULLSPACE_MAX_CONNECTIONS", value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Seconds a connection may take to send a complete request head after it was accepted or
+    /// its previous response was sent (closes idle keep-alive and slow-header connections)
+    #[arg(long, env = "NULLSPACE_IDLE_TIMEOUT", value_name = "SECS", default_value_t = 60.0, value_parser = parse_secs)]
+    idle_timeout: f64,
+    /// Seconds a request body may go without a byte arriving (slow but live uploads go on)
+    #[arg(long, env = "NULLSPACE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 60.0, value_parser = parse_secs)]
+    body_timeout: f64,
 }
 
 /// The per-sandbox defaults from the flags, with the bounds a create request meets.
@@ -87,6 +98,16 @@ fn sandbox_limits(args: &ServerArgs) -> anyhow::Result<nullspace_api::SandboxLim
         anyhow::bail!("--sandbox-disk must be at least 16MiB");
     }
     Ok(limits)
+}
+
+/// A positive number of seconds, at most a day.
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "expected seconds, more than 0 and at most 86400 (got {s:?})"
+        )),
+    }
 }
 
 /// Accepts `IP:PORT` and `HOST:PORT` (resolved once, first address).
@@ -122,6 +143,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         volume_backend: match args.volume_backend.filter(|b| !b.trim().is_empty()) {
             Some(b) => Some(b.parse().map_err(anyhow::Error::msg)?),
             None => None,
+        },
+        connections: nullspace_api::ConnectionLimits {
+            max_connections: args.max_connections as usize,
+            idle_timeout: std::time::Duration::from_secs_f64(args.idle_timeout),
+            body_timeout: std::time::Duration::from_secs_f64(args.body_timeout),
         },
     };
     nullspace_api::run(config).await?;

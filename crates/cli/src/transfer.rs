@@ -521,6 +521,12 @@ pub async fn download(a: DownloadArgs, g: &Global) -> anyhow::Result<ExitCode> {
             ))
             .into());
         }
+        FileType::Fifo | FileType::Socket | FileType::Device => {
+            return Err(Error::invalid_argument(format!(
+                "{remote} is a special file (a FIFO, socket or device): it has no content to download"
+            ))
+            .into());
+        }
         FileType::File | FileType::Symlink => {
             if to_stdout {
                 let content = client.read_file(&name, &remote, None, None).await?;

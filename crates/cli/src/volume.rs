@@ -763,6 +763,9 @@ fn file_type(t: FileType) -> &'static str {
         FileType::File => "file",
         FileType::Dir => "dir",
         FileType::Symlink => "symlink",
+        FileType::Fifo => "fifo",
+        FileType::Socket => "socket",
+        FileType::Device => "device",
     }
 }
 

@@ -13,7 +13,9 @@ pub mod wire;
 
 pub use error::{Error, ErrorCode, Result};
 pub use model::{FileStat, FileType, Tenant, Volume, VolumeField};
-pub use names::{validate_label, LabelSelector, Labels, TenantName, VolumeName};
+pub use names::{
+    validate_label, validate_labels, LabelSelector, Labels, TenantName, VolumeName, MAX_LABELS,
+};
 pub use path::VolumePath;
 pub use sandbox::{AttachmentState, SandboxState};
 pub use size::{format_size, parse_size, DEFAULT_VOLUME_CAP};

@@ -110,6 +110,27 @@ pub enum FileType {
     File,
     Dir,
     Symlink,
+    /// A named pipe (sandbox code can make one; the API never does). Not read, copied or
+    /// archived: such requests are `invalid_argument`.
+    Fifo,
+    /// A Unix socket, like [`FileType::Fifo`].
+    Socket,
+    /// A character or block device node, like [`FileType::Fifo`].
+    Device,
+}
+
+impl FileType {
+    /// The type of a `st_mode`.
+    pub fn from_mode(mode: u32) -> FileType {
+        match mode & 0o170000 {
+            0o040000 => FileType::Dir,
+            0o120000 => FileType::Symlink,
+            0o010000 => FileType::Fifo,
+            0o140000 => FileType::Socket,
+            0o020000 | 0o060000 => FileType::Device,
+            _ => FileType::File,
+        }
+    }
 }
 
 /// Metadata of one entry in a volume.

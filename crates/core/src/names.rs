@@ -64,6 +64,25 @@ name_type!(
     "tenant"
 );
 
+/// Most labels one volume can have.
+pub const MAX_LABELS: usize = 64;
+
+/// Checks a whole label set: at most [`MAX_LABELS`], each as [`validate_label`] says.
+pub fn validate_labels<'a>(
+    labels: impl ExactSizeIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), Error> {
+    if labels.len() > MAX_LABELS {
+        return Err(Error::invalid_argument(format!(
+            "labels: at most {MAX_LABELS} per volume, not {}",
+            labels.len()
+        )));
+    }
+    for (k, v) in labels {
+        validate_label(k, v)?;
+    }
+    Ok(())
+}
+
 /// Checks one label: key 1-63 chars of `A-Z a-z 0-9 . _ - /` starting with a letter or digit,
 /// value at most 255 characters without control characters.
 pub fn validate_label(key: &str, value: &str) -> Result<(), Error> {

@@ -27,6 +27,33 @@ pub struct ServerConfig {
     /// What a sandbox gets when its create does not say (`--sandbox-cpu`, `--sandbox-memory`,
     /// `--sandbox-disk`, `--sandbox-pids`; default 1 core, 1 GiB, 4 GiB, 1,024).
     pub sandbox_limits: nullspace_sandbox::Limits,
+    /// Bounds on HTTP connections (`--max-connections`, `--idle-timeout`, `--body-timeout`).
+    pub connections: ConnectionLimits,
+}
+
+/// Bounds on the HTTP connections of one server (see docs/operating.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections served at once; one more is answered `503` and closed. Capped at half the
+    /// open-file limit at start.
+    pub max_connections: usize,
+    /// How long a connection may take to send a complete request head, counted from when it
+    /// was accepted or its previous response was sent: an idle keep-alive connection, or one
+    /// sending its headers slowly, is closed after this.
+    pub idle_timeout: std::time::Duration,
+    /// How long a request body may go without a byte arriving (a slow but live upload is
+    /// never cut off).
+    pub body_timeout: std::time::Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 4096,
+            idle_timeout: std::time::Duration::from_secs(60),
+            body_timeout: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 /// Whether `id` can be a server id: 1–63 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit

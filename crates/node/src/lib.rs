@@ -23,7 +23,9 @@ use nullspace_core::{Error, VolumeName};
 use nullspace_state::StateStore;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{default_server_id, valid_server_id, ServerConfig, VolumeBackend};
+pub use config::{
+    default_server_id, valid_server_id, ConnectionLimits, ServerConfig, VolumeBackend,
+};
 /// Per-sandbox limits (the runtime's type), as `ServerConfig::sandbox_limits` holds them.
 pub use nullspace_sandbox::Limits as SandboxLimits;
 pub use nullspace_state::Principal;

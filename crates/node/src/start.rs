@@ -149,8 +149,11 @@ impl Node {
         }
         for v in records {
             let vols = data.clone();
-            let (id, cap) = (v.id.clone(), v.cap_bytes);
-            tokio::task::spawn_blocking(move || {
+            let (id, cap, name) = (v.id.clone(), v.cap_bytes, v.name.clone());
+            // A volume whose storage cannot be opened or measured is left closed and logged;
+            // the rest start (its contents can never stop the server). Requests for it try to
+            // open it again and answer the error.
+            let opened = tokio::task::spawn_blocking(move || {
                 if let Err(e) = vols.handle(&id, cap) {
                     if !matches!(e, nullspace_volumes::FsError::NotFound(_)) {
                         // Storage is there but cannot be opened (say, a mount failed): creating
@@ -161,10 +164,20 @@ impl Node {
                 }
                 Ok(())
             })
-            .await??;
+            .await?;
+            if let Err(e) = opened {
+                tracing::error!(volume = %name, id = %v.id, error = %e, "volume not opened at start-up");
+                continue;
+            }
             // Opening it measured its usage from disk; opening it through the service records
             // that figure where it differs from the stored one.
-            self.volumes().open_record(v).await?.settle().await?;
+            let settled = match self.volumes().open_record(v).await {
+                Ok(open) => open.settle().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = settled {
+                tracing::error!(volume = %name, error = %e, "volume usage not recorded at start-up");
+            }
         }
         Ok(())
     }

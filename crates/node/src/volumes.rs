@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nullspace_core::{
-    validate_label, Error, ErrorCode, FileStat, LabelSelector, Labels, Volume, VolumeName,
+    validate_labels, Error, ErrorCode, FileStat, LabelSelector, Labels, Volume, VolumeName,
     VolumePath,
 };
 use nullspace_state::{Principal, StateStore};
@@ -104,9 +104,7 @@ impl VolumeService {
         if_not_exists: bool,
     ) -> Result<(Volume, bool), Error> {
         let name = VolumeName::parse(name)?;
-        for (k, v) in labels {
-            validate_label(k, v)?;
-        }
+        validate_labels(labels.iter())?;
         let tenant = &caller.tenant_id;
         let created = self
             .store

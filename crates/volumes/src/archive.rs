@@ -102,7 +102,7 @@ fn walk(
     .map(|_| ())
 }
 
-fn open_regular(dir: &OwnedFd, name: &CStr) -> rustix::io::Result<File> {
+fn open_regular(dir: impl std::os::fd::AsFd, name: &CStr) -> rustix::io::Result<File> {
     let fd = rustix::fs::openat(
         dir,
         name,

@@ -4,7 +4,7 @@
 use std::ffi::CStr;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use grep_matcher::Matcher;
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
@@ -66,14 +66,14 @@ fn for_each_file(
     h: &VolumeHandle,
     path: &VolumePath,
     glob: Option<&NameGlob>,
-    visit: &mut dyn FnMut(&OwnedFd, &CStr, &VolumePath) -> FsResult<bool>,
+    visit: &mut dyn FnMut(BorrowedFd<'_>, &CStr, &VolumePath) -> FsResult<bool>,
 ) -> FsResult<()> {
     let top = h.stat(path)?;
     if top.file_type != nullspace_core::FileType::Dir {
         let (dir, name) = h.beneath().parent(path, None)?;
         let name = std::ffi::CString::new(name).unwrap_or_default();
         if top.file_type == nullspace_core::FileType::File {
-            visit(&dir, &name, path)?;
+            visit(dir.as_fd(), &name, path)?;
         }
         return Ok(());
     }

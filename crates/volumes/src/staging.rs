@@ -118,12 +118,21 @@ impl Staging {
 
     /// Removes the temporary entry `name`, a file or a whole tree, if it is there.
     pub(crate) fn discard(&self, name: &str) {
-        remove_entry(&self.path.join(name));
+        if let Ok(name) = std::ffi::CString::new(name) {
+            let _ = crate::walk::remove_tree(&self.fd, &name);
+        }
     }
 
     /// Syncs the file system staging is on (every staged file of a batch or copy at once).
     pub(crate) fn sync(&self) -> rustix::io::Result<()> {
         rustix::fs::syncfs(&self.fd)
+    }
+
+    /// Removes the entry `name` (a file or a whole tree); whether it went.
+    fn remove_entry(&self, name: &std::ffi::OsStr) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        std::ffi::CString::new(name.as_bytes())
+            .is_ok_and(|n| crate::walk::remove_tree(&self.fd, &n).is_ok())
     }
 
     /// Removes what no running server uses: the temporary entries of servers that stopped or
@@ -139,20 +148,10 @@ impl Staging {
             if name == UPLOADS_DIR || !is_leftover(&self.owner, &name) {
                 continue;
             }
-            removed += usize::from(remove_entry(&e.path()));
+            removed += usize::from(self.remove_entry(&e.file_name()));
         }
         removed
     }
-}
-
-/// Removes a file or a whole tree; whether it went.
-fn remove_entry(p: &Path) -> bool {
-    let gone = if p.is_dir() {
-        std::fs::remove_dir_all(p)
-    } else {
-        std::fs::remove_file(p)
-    };
-    gone.is_ok()
 }
 
 /// A fresh temporary name of the server `owner`: `<kind>-<server id>-<random>`.

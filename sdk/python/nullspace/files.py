@@ -72,7 +72,8 @@ class FileStat:
 
     Attributes:
         path: absolute path inside the volume.
-        type: ``"file"``, ``"dir"`` or ``"symlink"`` (symlinks are reported, not followed).
+        type: ``"file"``, ``"dir"``, ``"symlink"`` (reported, not followed), or ``"fifo"``,
+        ``"socket"``, ``"device"`` for special files that sandbox code made.
         size: size in bytes.
         mode: permission bits as an integer (``0o644`` is 420).
         mtime: last modification time (timezone-aware, UTC).

@@ -104,6 +104,8 @@ pub struct Server {
     shared_data: Option<PathBuf>,
     /// More environment of the server process (see [`Server::start_with_env`]).
     extra_env: Vec<(String, String)>,
+    /// More `nullspace server` flags (see [`Server::start_with_flags`]).
+    flags: Vec<String>,
 }
 
 impl Server {
@@ -111,6 +113,17 @@ impl Server {
     /// dir, and waits until it serves.
     pub fn start() -> Server {
         Server::start_on(false, Server::database_of_selected_engine(), None)
+    }
+
+    /// Like [`Server::start`], with more `nullspace server` flags (kept for restarts).
+    pub fn start_with_flags(flags: &[&str]) -> Server {
+        Server::start_configured(
+            false,
+            Server::database_of_selected_engine(),
+            None,
+            Vec::new(),
+            flags.iter().map(|f| f.to_string()).collect(),
+        )
     }
 
     /// Like [`Server::start`], configuring the server with `NULLSPACE_LISTEN`,
@@ -127,7 +140,13 @@ impl Server {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Server::start_on_with(false, Server::database_of_selected_engine(), None, extra)
+        Server::start_configured(
+            false,
+            Server::database_of_selected_engine(),
+            None,
+            extra,
+            Vec::new(),
+        )
     }
 
     /// Starts a server on a fresh PostgreSQL database whatever the selected engine (for tests
@@ -158,14 +177,15 @@ impl Server {
         database: Option<Arc<FreshDatabase>>,
         shared_data: Option<PathBuf>,
     ) -> Server {
-        Server::start_on_with(via_env, database, shared_data, Vec::new())
+        Server::start_configured(via_env, database, shared_data, Vec::new(), Vec::new())
     }
 
-    fn start_on_with(
+    fn start_configured(
         via_env: bool,
         database: Option<Arc<FreshDatabase>>,
         shared_data: Option<PathBuf>,
         extra_env: Vec<(String, String)>,
+        flags: Vec<String>,
     ) -> Server {
         let root = tempfile::Builder::new()
             .prefix("nullspace-test-")
@@ -184,6 +204,7 @@ impl Server {
             database,
             shared_data,
             extra_env,
+            flags,
         };
         if let Err(e) = server.spawn() {
             panic!("cannot start the server: {e}");
@@ -354,6 +375,7 @@ impl Server {
             }
         }
         cmd.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
+        cmd.args(&self.flags);
         cmd.current_dir(self.cwd())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

@@ -212,10 +212,12 @@ impl SandboxService {
         req.cwd = body.cwd;
         req.stdin = body.stdin.map(String::into_bytes);
         if let Some(t) = body.timeout {
-            if !(t.is_finite() && t > 0.0) {
-                return Err(Error::invalid_argument("timeout must be a positive number"));
+            if !(t.is_finite() && t > 0.0 && t <= MAX_EXEC_TIMEOUT_SECS) {
+                return Err(Error::invalid_argument(format!(
+                    "timeout must be a positive number of seconds, at most {MAX_EXEC_TIMEOUT_SECS} (one day)"
+                )));
             }
-            req.timeout = Some(Duration::from_secs_f64(t.min(MAX_EXEC_TIMEOUT_SECS)));
+            req.timeout = Some(Duration::from_secs_f64(t));
         }
         let sid = id.to_owned();
         let out = self.work(&rec, move |r| r.exec(&sid, req)).await?;
@@ -467,7 +469,7 @@ impl SandboxService {
         self.available()?;
         let inner = self.inner.clone();
         crate::blocking(move || match &inner.runtime {
-            Ok(r) => f(r).map_err(Error::from),
+            Ok(r) => f(r).map_err(runtime_error),
             Err(why) => Err(Error::unavailable(format!(
                 "sandboxes are unavailable: {why}"
             ))),
@@ -663,4 +665,28 @@ impl SandboxService {
 /// What the runtime says of one sandbox, for reconciliation.
 fn live_ids(infos: Vec<SandboxInfo>) -> std::collections::HashSet<String> {
     infos.into_iter().map(|i| i.id).collect()
+}
+
+/// A runtime error as the API says it. A write into a read-only place (a read-only mount, the
+/// sandbox's read-only `/usr`) is `permission_denied`, as is a permission error: the caller
+/// asked for something the sandbox does not allow, not a server fault.
+fn runtime_error(e: SandboxError) -> Error {
+    if let SandboxError::Sys { source, .. } = &e {
+        match source.raw_os_error() {
+            Some(code) if code == rustix::io::Errno::ROFS.raw_os_error() => {
+                return Error::new(
+                    ErrorCode::PermissionDenied,
+                    format!("{e}: the file system is read-only"),
+                );
+            }
+            Some(code)
+                if code == rustix::io::Errno::ACCESS.raw_os_error()
+                    || code == rustix::io::Errno::PERM.raw_os_error() =>
+            {
+                return Error::new(ErrorCode::PermissionDenied, e.to_string());
+            }
+            _ => {}
+        }
+    }
+    Error::from(e)
 }

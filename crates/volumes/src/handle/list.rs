@@ -1,6 +1,6 @@
 //! Listings: sorted depth first by raw name bytes, paged by an opaque cursor.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use nullspace_core::{FileStat, FileType as StatType, VolumePath};
 use rustix::fs::{AtFlags, FileType, OFlags};
@@ -8,7 +8,7 @@ use rustix::io::Errno;
 
 use super::{file_stat, io_at, VolumeHandle};
 use crate::error::{FsError, FsResult};
-use crate::walk::{open_child_dir, read_names};
+use crate::walk::{open_child_dir, read_names, DirStack};
 
 /// What to list.
 #[derive(Debug, Clone)]
@@ -110,7 +110,7 @@ impl VolumeHandle {
             out: Vec::new(),
             raw: Vec::new(),
         };
-        walk.dir(&dir, path, "", b"", cursor.as_deref())
+        walk.dir(&dir, path, cursor.as_deref())
             .map_err(io_at(path.as_str()))?;
         let mut entries = walk.out;
         let next_cursor = if entries.len() > opts.limit.max(1) {
@@ -137,84 +137,140 @@ struct ListWalk<'g> {
     raw: Vec<Vec<u8>>,
 }
 
+/// One directory of a listing walk.
+struct ListLevel {
+    names: Vec<(std::ffi::CString, FileType)>,
+    next: usize,
+    /// Lengths of the relative and raw paths before this directory's name was added.
+    rel_len: usize,
+    raw_len: usize,
+    /// While the walk is still on the previous page's last path: which of its names this
+    /// directory's entries are compared with.
+    cursor: Option<usize>,
+}
+
 impl ListWalk<'_> {
-    /// Walks `dir` (at volume path `at`, `rel` below the listed directory). `cursor` holds the
-    /// remaining names of the previous page's last path: everything up to it is skipped.
-    /// Returns `true` once more than `limit` entries are collected.
+    /// Walks `dir` (at volume path `at`) depth first without recursion (a [`DirStack`]).
+    /// `cursor` holds the names of the previous page's last path below `dir`: everything up
+    /// to it is skipped. Returns `true` once more than `limit` entries are collected.
     fn dir(
         &mut self,
         dir: &OwnedFd,
         at: &VolumePath,
-        rel: &str,
-        raw_rel: &[u8],
         cursor: Option<&[Vec<u8>]>,
     ) -> rustix::io::Result<bool> {
-        let mut cursor = cursor.filter(|c| !c.is_empty());
-        for (raw_name, kind) in read_names(dir)? {
-            let name = raw_name.to_string_lossy().into_owned();
+        let cursor = cursor.unwrap_or_default();
+        let level = ListLevel {
+            names: read_names(dir)?,
+            next: 0,
+            rel_len: 0,
+            raw_len: 0,
+            cursor: (!cursor.is_empty()).then_some(0),
+        };
+        let mut stack = DirStack::new(dir.as_fd(), level);
+        let mut cur = at.clone();
+        let mut rel = String::new();
+        let mut raw_path: Vec<u8> = Vec::new();
+        while let Some(level) = stack.top() {
+            if level.next >= level.names.len() {
+                if let Some((_, level)) = stack.pop() {
+                    cur = cur.parent().unwrap_or_else(VolumePath::root);
+                    rel.truncate(level.rel_len);
+                    raw_path.truncate(level.raw_len);
+                }
+                continue;
+            }
+            let (fd, level) = match stack.current() {
+                Ok(c) => c,
+                Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => {
+                    if let Some((_, level)) = stack.pop() {
+                        cur = cur.parent().unwrap_or_else(VolumePath::root);
+                        rel.truncate(level.rel_len);
+                        raw_path.truncate(level.raw_len);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let (raw_name, kind) = &level.names[level.next];
+            let kind = *kind;
+            level.next += 1;
             let mut emit = true;
             let mut child_cursor = None;
             // Entries are sorted by raw bytes; compare raw bytes too.
-            if let Some(c) = cursor {
-                match raw_name.as_bytes().cmp(c[0].as_slice()) {
+            if let Some(k) = level.cursor {
+                match raw_name.as_bytes().cmp(cursor[k].as_slice()) {
                     std::cmp::Ordering::Less => continue,
                     std::cmp::Ordering::Equal => {
                         emit = false;
-                        child_cursor = Some(&c[1..]);
+                        child_cursor = Some(k + 1).filter(|&c| c < cursor.len());
                     }
                     std::cmp::Ordering::Greater => {}
                 }
-                cursor = None;
+                level.cursor = None;
             }
-            let path = at.child(&name);
-            let rel_path = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
-            };
-            let mut raw_path = raw_rel.to_vec();
-            if !raw_path.is_empty() {
+            let name = raw_name.to_string_lossy().into_owned();
+            let path = cur.child(&name);
+            let (rel_len, raw_len) = (rel.len(), raw_path.len());
+            if !rel.is_empty() {
+                rel.push('/');
                 raw_path.push(b'/');
             }
+            rel.push_str(&name);
             raw_path.extend_from_slice(raw_name.as_bytes());
-            if emit {
-                let matches = self.glob.is_none_or(|g| g.matches(&name, &rel_path));
-                if matches {
-                    let stat = if self.details {
-                        match rustix::fs::statat(dir, &raw_name, AtFlags::SYMLINK_NOFOLLOW) {
-                            Ok(st) => Some(file_stat(path.to_string(), &st)),
-                            Err(Errno::NOENT) => continue,
-                            Err(err) => return Err(err),
+            if emit && self.glob.is_none_or(|g| g.matches(&name, &rel)) {
+                let stat = if self.details {
+                    match rustix::fs::statat(fd, raw_name, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) => Some(file_stat(path.to_string(), &st)),
+                        Err(Errno::NOENT) => {
+                            rel.truncate(rel_len);
+                            raw_path.truncate(raw_len);
+                            continue;
                         }
-                    } else {
-                        None
-                    };
-                    let file_type = match kind {
-                        FileType::Directory => StatType::Dir,
-                        FileType::Symlink => StatType::Symlink,
-                        _ => StatType::File,
-                    };
-                    self.out.push(ListEntry {
-                        path: path.to_string(),
-                        file_type,
-                        stat,
-                    });
-                    self.raw.push(raw_path.clone());
-                    if self.out.len() > self.limit {
-                        return Ok(true);
+                        Err(err) => return Err(err),
                     }
-                }
-            }
-            if self.recursive && kind == FileType::Directory {
-                let child = match open_child_dir(dir, &raw_name) {
-                    Ok(c) => c,
-                    Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => continue,
-                    Err(err) => return Err(err),
+                } else {
+                    None
                 };
-                if self.dir(&child, &path, &rel_path, &raw_path, child_cursor)? {
+                let file_type = match kind {
+                    FileType::Directory => StatType::Dir,
+                    FileType::Symlink => StatType::Symlink,
+                    FileType::Fifo => StatType::Fifo,
+                    FileType::Socket => StatType::Socket,
+                    FileType::CharacterDevice | FileType::BlockDevice => StatType::Device,
+                    _ => StatType::File,
+                };
+                self.out.push(ListEntry {
+                    path: path.to_string(),
+                    file_type,
+                    stat,
+                });
+                self.raw.push(raw_path.clone());
+                if self.out.len() > self.limit {
                     return Ok(true);
                 }
             }
+            if self.recursive && kind == FileType::Directory {
+                match open_child_dir(fd, raw_name) {
+                    Ok(child) => {
+                        let name = raw_name.clone();
+                        let level = ListLevel {
+                            names: read_names(&child)?,
+                            next: 0,
+                            rel_len,
+                            raw_len,
+                            cursor: child_cursor,
+                        };
+                        stack.push(child, name, level);
+                        cur = path;
+                        continue;
+                    }
+                    Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            rel.truncate(rel_len);
+            raw_path.truncate(raw_len);
         }
         Ok(false)
     }

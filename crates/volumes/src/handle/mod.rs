@@ -82,11 +82,7 @@ pub(crate) fn etag_of(st: &Stat) -> String {
 }
 
 fn file_stat(path: String, st: &Stat) -> FileStat {
-    let file_type = match FileType::from_raw_mode(st.st_mode) {
-        FileType::Directory => StatType::Dir,
-        FileType::Symlink => StatType::Symlink,
-        _ => StatType::File,
-    };
+    let file_type = StatType::from_mode(st.st_mode);
     FileStat {
         path,
         file_type,

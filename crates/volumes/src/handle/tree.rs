@@ -149,7 +149,13 @@ impl VolumeHandle {
         let staged = self.staging.temp_name(TempKind::Copy);
         let result = (|| {
             let copied = copy_entry(&sdir, &cname(sname), self.staging.fd(), &cname(&staged))
-                .map_err(io_at(src.as_str()))?;
+                .map_err(|e| match e {
+                    rustix::io::Errno::INVAL => FsError::Invalid(format!(
+                        "{src} is or holds a special file (a FIFO, socket or device): \
+                         only files, directories and symlinks can be copied"
+                    )),
+                    e => FsError::from_errno(src.as_str(), e),
+                })?;
             self.staging.sync().map_err(io_at(dst.as_str()))?;
             let opts = WriteOptions {
                 overwrite,
