@@ -5,7 +5,7 @@
 
 mod common;
 
-use nullspace_sandbox::{MountSpec, SandboxSpec};
+use nullspace_sandbox::{MountSpec, Runtime, RuntimeConfig, SandboxSpec};
 
 /// A Python program that makes one raw system call per line of `CALLS` and prints
 /// `name errno` (0 when it succeeded), so a test sees the kernel's answer, not a tool's.
@@ -276,4 +276,20 @@ fn the_filter_and_the_clean_mount_table_survive_pause_hibernate_and_fork() {
     let fork2 = common::id("forked");
     t.rt.fork(&id, &fork2).unwrap();
     check_all(&t, &fork2);
+}
+
+/// The checks can fail: without the filter (the benchmark's switch) a nested user namespace
+/// is created, which is what the filter prevents.
+#[test]
+fn without_the_filter_nested_user_namespaces_work() {
+    let dir = tempfile::Builder::new().prefix("nsbx").tempdir().unwrap();
+    let mut cfg = RuntimeConfig::new(dir.path().join("state"));
+    cfg.seccomp = false;
+    let t = common::TestEnv {
+        rt: Runtime::with_config(cfg).unwrap(),
+        dir,
+    };
+    let id = common::id("nofilter");
+    t.rt.create(SandboxSpec::new(&id)).unwrap();
+    assert_eq!(t.ok(&id, "unshare -U id -u"), "65534\n");
 }

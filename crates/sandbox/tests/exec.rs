@@ -120,8 +120,12 @@ fn background_process_does_not_block_exec() {
     // Not a timing bound: an exec that waited for the background sleep would take 600 s; half
     // of that leaves any loaded machine room and still tells the two apart.
     assert!(start.elapsed() < Duration::from_secs(300));
-    // The orphan is reaped by the sandbox's init when it ends; it is visible meanwhile.
-    assert!(t.ok(&id, "cat /proc/[0-9]*/comm").contains("sleep"));
+    // The orphan is reaped by the sandbox's init when it ends; it is visible meanwhile (once
+    // the background shell has exec'd `sleep`: until then its name is `sh`, so wait for it).
+    t.ok(
+        &id,
+        "for i in $(seq 600); do grep -qx sleep /proc/[0-9]*/comm && exit 0; sleep 0.05; done; exit 1",
+    );
 }
 
 #[test]
