@@ -1,10 +1,13 @@
 //! Bearer-key authentication: every route but health, the OpenAPI document and signed URLs
-//! needs a key. The header is parsed here; the node resolves the key.
+//! needs a key. The header is parsed here; the node resolves the key. Each route's required
+//! [`Permission`] is decided here, in [`permission`], and nowhere else; the node says which
+//! roles have it.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
+use axum::http::Method;
 use nullspace_core::Error;
-use nullspace_node::Principal;
+use nullspace_node::{authorize, Permission, Principal};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -31,6 +34,33 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 Error::unauthenticated("malformed Authorization header: expected `Bearer <key>`")
             })?;
-        Ok(Caller(node.authenticate(key).await?))
+        let caller = node.authenticate(key).await?;
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        authorize(&caller, permission(&parts.method, &route))?;
+        Ok(Caller(caller))
+    }
+}
+
+/// The permission a route (method and path template, as in the OpenAPI document) needs.
+/// Reads are GET and HEAD, plus search (a POST only for its body); key creation and
+/// revocation are `Keys`; `/v1/admin/…` is `Operator`; every other route changes something.
+pub fn permission(method: &Method, route: &str) -> Permission {
+    if route.starts_with("/v1/admin/") {
+        Permission::Operator
+    } else if route == "/v1/keys" && method == Method::POST
+        || route == "/v1/keys/{id}" && method == Method::DELETE
+    {
+        Permission::Keys
+    } else if method == Method::GET
+        || method == Method::HEAD
+        || route == "/v1/volumes/{name}/files/search" && method == Method::POST
+    {
+        Permission::Read
+    } else {
+        Permission::Write
     }
 }
