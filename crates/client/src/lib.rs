@@ -46,7 +46,7 @@ pub use watch::{
     ChangeEvent, ChangeKind, Watch, WatchConnection, WatchEvent, WatchGap, WatchOptions,
     WatchOverflow,
 };
-pub use wire::{BatchResult, CreatedTenant, Health, ListPage, PathEntry, WhoAmI};
+pub use wire::{BatchResult, CreateKey, CreatedKey, CreatedTenant, KeyInfo, KeyList, Role, Health, ListPage, PathEntry, WhoAmI};
 
 /// Where a server listens when nothing else is configured.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:7420";
@@ -184,6 +184,27 @@ impl Client {
     /// `GET /v1/whoami`: the tenant the key belongs to.
     pub async fn whoami(&self) -> Result<WhoAmI> {
         self.json(self.request(Method::GET, "/v1/whoami")).await
+    }
+
+    // ----- keys -----
+
+    /// `POST /v1/keys`: a new key, its secret shown only in this answer.
+    pub async fn create_key(&self, req: &wire::CreateKey) -> Result<wire::CreatedKey> {
+        self.json(self.request(Method::POST, "/v1/keys").json(req))
+            .await
+    }
+
+    /// `GET /v1/keys`: the tenant's keys (never a secret).
+    pub async fn list_keys(&self) -> Result<Vec<wire::KeyInfo>> {
+        let list: wire::KeyList = self.json(self.request(Method::GET, "/v1/keys")).await?;
+        Ok(list.keys)
+    }
+
+    /// `DELETE /v1/keys/{id}`: revokes a key at once.
+    pub async fn revoke_key(&self, id: &str) -> Result<wire::KeyInfo> {
+        let id = sandbox::urlencode(id);
+        self.json(self.request(Method::DELETE, &format!("/v1/keys/{id}")))
+            .await
     }
 
     // ----- admin -----
