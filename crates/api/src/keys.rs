@@ -21,7 +21,10 @@ pub async fn create_key(
 
 #[utoipa::path(get, path = "/v1/keys", tag = "keys",
     responses((status = 200, body = KeyList), (status = 401, body = ErrorBody)))]
-pub async fn list_keys(State(node): State<AppState>, caller: Caller) -> ApiResult<axum::Json<KeyList>> {
+pub async fn list_keys(
+    State(node): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<KeyList>> {
     Ok(axum::Json(KeyList {
         keys: node.list_keys(&caller.0).await?,
     }))

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::{admin, content, keys, files, sandboxes, signed, tus, volumes, watch, AppState};
+use crate::{admin, content, files, keys, sandboxes, signed, tus, volumes, watch, AppState};
 
 #[derive(OpenApi)]
 #[openapi(

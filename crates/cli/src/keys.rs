@@ -70,7 +70,13 @@ pub async fn run(cmd: KeyCommand, global: &Global) -> anyhow::Result<ExitCode> {
                 let rows: Vec<Vec<String>> = keys.iter().map(row).collect();
                 output::table(
                     Some(&[
-                        "ID", "NAME", "ROLE", "PREFIX", "CREATED", "LAST USED", "EXPIRES",
+                        "ID",
+                        "NAME",
+                        "ROLE",
+                        "PREFIX",
+                        "CREATED",
+                        "LAST USED",
+                        "EXPIRES",
                     ]),
                     &rows,
                 )?;

@@ -5,8 +5,8 @@
 
 mod admin;
 mod config;
-mod keys;
 mod content;
+mod keys;
 mod output;
 mod sandbox;
 mod server;

@@ -39,10 +39,7 @@ fn needs(method: &Method, path: &str) -> Needs {
         Needs::Operator
     } else if path.starts_with("/v1/keys") && method != Method::GET {
         Needs::Keys
-    } else if method == Method::GET
-        || method == Method::HEAD
-        || path.ends_with("/files/search")
-    {
+    } else if method == Method::GET || method == Method::HEAD || path.ends_with("/files/search") {
         Needs::Read
     } else {
         Needs::Write
@@ -56,7 +53,9 @@ fn refusal(cred: Cred, needed: Needs, path: &str) -> Option<(u16, &'static str)>
         Cred::Revoked | Cred::Expired => Some((401, "unauthenticated")),
         Cred::Admin => None,
         Cred::Member => (needed == Needs::Operator).then_some((403, "permission_denied")),
-        Cred::ReadOnly => (needed != Needs::Read).then_some((403, "permission_denied")).or(None),
+        Cred::ReadOnly => (needed != Needs::Read)
+            .then_some((403, "permission_denied"))
+            .or(None),
         Cred::OtherTenant => {
             if needed == Needs::Operator {
                 denied
@@ -71,7 +70,10 @@ fn refusal(cred: Cred, needed: Needs, path: &str) -> Option<(u16, &'static str)>
 
 /// One request for a route of the document: the path filled in and a body where the route
 /// takes one (a valid one where it is cheap, so an allowed caller gets past parsing).
-fn request(method: &Method, template: &str) -> (String, Vec<(&'static str, String)>, Option<Vec<u8>>) {
+fn request(
+    method: &Method,
+    template: &str,
+) -> (String, Vec<(&'static str, String)>, Option<Vec<u8>>) {
     let pq = template
         .replace("{name}", VOL)
         .replace("{tenant}", "acme")
@@ -104,9 +106,9 @@ fn request(method: &Method, template: &str) -> (String, Vec<(&'static str, Strin
         ("POST", t) if t.ends_with("/files/edit") => {
             json_body(json!({"path": "/f.txt", "old": "data", "new": "evil"}))
         }
-        ("POST", t) if t.ends_with("/files/url") => json_body(
-            json!({"path": "/f.txt", "method": "PUT", "expires_in": 600}),
-        ),
+        ("POST", t) if t.ends_with("/files/url") => {
+            json_body(json!({"path": "/f.txt", "method": "PUT", "expires_in": 600}))
+        }
         ("POST", "/v1/volumes") => json_body(json!({"name": "made-by-matrix"})),
         ("POST", "/v1/keys") => json_body(json!({"role": "read-only"})),
         ("POST", "/v1/admin/tenants") => json_body(json!({"name": "made-by-matrix"})),
@@ -141,7 +143,9 @@ fn request(method: &Method, template: &str) -> (String, Vec<(&'static str, Strin
         _ => (Vec::new(), None),
     };
     let pq = match template {
-        t if t.ends_with("/files/content") || t.ends_with("/files/stat") => format!("{pq}?path={p}"),
+        t if t.ends_with("/files/content") || t.ends_with("/files/stat") => {
+            format!("{pq}?path={p}")
+        }
         t if t.ends_with("/files/exists") => format!("{pq}?path={p}"),
         "/v1/volumes/{name}/files" => format!("{pq}?path={p}"),
         t if t.ends_with("/files/batch") => format!("{pq}?path=/"),
@@ -176,7 +180,10 @@ fn keyed_routes(doc: &Value) -> Vec<(Method, String)> {
 }
 
 fn create_key(api: &Api, body: Value) -> (String, String) {
-    let made = api.post_json("/v1/keys", &body).expect(201, "create key").json();
+    let made = api
+        .post_json("/v1/keys", &body)
+        .expect(201, "create key")
+        .json();
     (
         made["key"].as_str().expect("key").to_owned(),
         made["info"]["id"].as_str().expect("id").to_owned(),
@@ -206,7 +213,9 @@ fn every_route_answers_each_credential_as_its_role_allows_and_refusals_change_no
     let srv = Server::start();
     let admin = srv.api();
     admin.create_volume(VOL);
-    admin.write(VOL, "/f.txt", "default's data").expect(200, "write");
+    admin
+        .write(VOL, "/f.txt", "default's data")
+        .expect(200, "write");
     let id = admin.volume_id(VOL);
     let data = srv.volume_data(&id);
 
@@ -228,16 +237,28 @@ fn every_route_answers_each_credential_as_its_role_allows_and_refusals_change_no
         .as_str()
         .expect("key")
         .to_owned();
-    let mut secrets = vec![member.clone(), read_only.clone(), revoked.clone(), expired.clone(), other.clone()];
+    let mut secrets = vec![
+        member.clone(),
+        read_only.clone(),
+        revoked.clone(),
+        expired.clone(),
+        other.clone(),
+    ];
 
     let doc = Api::new(&srv.url, None)
         .get("/v1/openapi.json")
         .expect(200, "openapi")
         .json();
     let routes = keyed_routes(&doc);
-    assert!(routes.len() > 40, "the document lists the routes: {}", routes.len());
+    assert!(
+        routes.len() > 40,
+        "the document lists the routes: {}",
+        routes.len()
+    );
     // The keys routes are in the document, so in the matrix.
-    assert!(routes.iter().any(|(m, p)| m == Method::DELETE && p == "/v1/keys/{id}"));
+    assert!(routes
+        .iter()
+        .any(|(m, p)| m == Method::DELETE && p == "/v1/keys/{id}"));
 
     // Refused credentials first, each request checked against the volume's files; then the
     // allowed ones (which may change things) only for their status.
@@ -277,14 +298,15 @@ fn every_route_answers_each_credential_as_its_role_allows_and_refusals_change_no
                 Some((status, code)) => {
                     assert_eq!(r.status, status, "{label}: {}", r.text());
                     if *method != Method::HEAD {
-                        assert_eq!(r.error_code().as_deref(), Some(code), "{label}: {}", r.text());
+                        assert_eq!(
+                            r.error_code().as_deref(),
+                            Some(code),
+                            "{label}: {}",
+                            r.text()
+                        );
                     }
                     assert_eq!(snapshot(&data), before, "{label} changed the volume");
-                    assert_eq!(
-                        key_records(&admin),
-                        keys_before,
-                        "{label} changed the keys"
-                    );
+                    assert_eq!(key_records(&admin), keys_before, "{label} changed the keys");
                     assert!(
                         !String::from_utf8_lossy(&r.body).contains("default's data"),
                         "{label} shows data"
@@ -343,7 +365,10 @@ fn a_key_stops_working_at_its_expiry_and_not_before() {
         }
         assert_eq!(r.status, 200, "{}", r.text());
         assert!(sent < expires, "accepted after its expiry");
-        assert!(sent < expires + chrono::Duration::seconds(10), "never expired");
+        assert!(
+            sent < expires + chrono::Duration::seconds(10),
+            "never expired"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -360,7 +385,10 @@ fn roles_bound_which_keys_a_key_makes_and_revokes() {
 
     // whoami tells the role.
     let who = m.get("/v1/whoami").expect(200, "whoami").json();
-    assert_eq!((who["role"].as_str(), who["admin"].as_bool()), (Some("member"), Some(false)));
+    assert_eq!(
+        (who["role"].as_str(), who["admin"].as_bool()),
+        (Some("member"), Some(false))
+    );
     assert_eq!(who["key_id"], member_id.as_str());
     assert_eq!(admin.get("/v1/whoami").json()["role"], "admin");
 
@@ -382,7 +410,11 @@ fn roles_bound_which_keys_a_key_makes_and_revokes() {
     assert_eq!(acme.get("/v1/whoami").json()["tenant"], "acme");
     // An admin of acme is no operator.
     acme.post_json("/v1/keys", &json!({"tenant": "default"}))
-        .expect_err(403, "permission_denied", "acme admin makes a key in default");
+        .expect_err(
+            403,
+            "permission_denied",
+            "acme admin makes a key in default",
+        );
     acme.post_json("/v1/admin/tenants", &json!({"name": "x"}))
         .expect_err(403, "permission_denied", "acme admin is an operator");
 
@@ -401,15 +433,26 @@ fn roles_bound_which_keys_a_key_makes_and_revokes() {
     }
 
     // Revocation: member revokes what is not above it; another tenant's key is not found.
-    m.delete(&format!("/v1/keys/{admin2_id}"))
-        .expect_err(403, "permission_denied", "member revokes admin");
-    m.delete(&format!("/v1/keys/{acme_key_id}"))
-        .expect_err(404, "not_found", "member revokes acme's key");
-    admin
-        .delete(&format!("/v1/keys/{acme_key_id}"))
-        .expect_err(404, "not_found", "default admin revokes acme's key by id");
-    ro.delete(&format!("/v1/keys/{made_by_member}"))
-        .expect_err(403, "permission_denied", "read-only revokes");
+    m.delete(&format!("/v1/keys/{admin2_id}")).expect_err(
+        403,
+        "permission_denied",
+        "member revokes admin",
+    );
+    m.delete(&format!("/v1/keys/{acme_key_id}")).expect_err(
+        404,
+        "not_found",
+        "member revokes acme's key",
+    );
+    admin.delete(&format!("/v1/keys/{acme_key_id}")).expect_err(
+        404,
+        "not_found",
+        "default admin revokes acme's key by id",
+    );
+    ro.delete(&format!("/v1/keys/{made_by_member}")).expect_err(
+        403,
+        "permission_denied",
+        "read-only revokes",
+    );
     let revoked = m
         .delete(&format!("/v1/keys/{read_only_id}"))
         .expect(200, "member revokes read-only")
@@ -424,8 +467,10 @@ fn roles_bound_which_keys_a_key_makes_and_revokes() {
         .json();
     assert_eq!(again["revoked_at"], revoked["revoked_at"]);
     // A key may revoke itself; then it is gone.
-    m.delete(&format!("/v1/keys/{member_id}")).expect(200, "self");
-    m.get("/v1/volumes").expect_err(401, "unauthenticated", "self-revoked");
+    m.delete(&format!("/v1/keys/{member_id}"))
+        .expect(200, "self");
+    m.get("/v1/volumes")
+        .expect_err(401, "unauthenticated", "self-revoked");
     // The listing shows revoked keys with their time, and last use.
     let list = admin.get("/v1/keys").expect(200, "list").json();
     let row = list["keys"]
@@ -435,16 +480,33 @@ fn roles_bound_which_keys_a_key_makes_and_revokes() {
         .find(|k| k["id"] == member_id.as_str())
         .expect("member key listed")
         .clone();
-    assert!(row["revoked_at"].is_string() && row["last_used_at"].is_string(), "{row}");
+    assert!(
+        row["revoked_at"].is_string() && row["last_used_at"].is_string(),
+        "{row}"
+    );
 }
 
 #[test]
 fn key_list_never_shows_a_secret_and_the_cli_prints_a_new_key_once() {
     let srv = Server::start();
-    let out = srv.cli(&["key", "create", "--name", "ci", "--role", "read-only", "--expires", "30d"]);
+    let out = srv.cli(&[
+        "key",
+        "create",
+        "--name",
+        "ci",
+        "--role",
+        "read-only",
+        "--expires",
+        "30d",
+    ]);
     let key = out.assert_ok(&["key", "create"]).trim().to_owned();
     assert!(key.starts_with("nsk_") && key.len() == 52, "{key:?}");
-    let who = srv.api().with_key(Some(&key)).get("/v1/whoami").expect(200, "whoami").json();
+    let who = srv
+        .api()
+        .with_key(Some(&key))
+        .get("/v1/whoami")
+        .expect(200, "whoami")
+        .json();
     assert_eq!(who["role"], "read-only");
     let json_out = srv.cli(&["--json", "key", "create", "--role", "member"]);
     let made = harness::json(&json_out.assert_ok(&["key", "create", "--json"]));
@@ -453,12 +515,22 @@ fn key_list_never_shows_a_secret_and_the_cli_prints_a_new_key_once() {
     for args in [&["key", "list"][..], &["--json", "key", "list"][..]] {
         let listed = srv.cli(args).assert_ok(args);
         for secret in [key.as_str(), second.as_str(), ADMIN_KEY] {
-            assert!(!listed.contains(secret), "`{}` shows a secret", args.join(" "));
+            assert!(
+                !listed.contains(secret),
+                "`{}` shows a secret",
+                args.join(" ")
+            );
         }
-        assert!(listed.contains("ci") && listed.contains("read-only"), "{listed}");
+        assert!(
+            listed.contains("ci") && listed.contains("read-only"),
+            "{listed}"
+        );
         assert!(listed.contains(&key[..12]), "the prefix is shown: {listed}");
     }
-    let listed = harness::json(&srv.cli(&["--json", "key", "list"]).assert_ok(&["key", "list"]));
+    let listed = harness::json(
+        &srv.cli(&["--json", "key", "list"])
+            .assert_ok(&["key", "list"]),
+    );
     let ci = listed
         .as_array()
         .expect("array")
@@ -468,13 +540,17 @@ fn key_list_never_shows_a_secret_and_the_cli_prints_a_new_key_once() {
         .clone();
     assert!(ci["expires_at"].is_string(), "{ci}");
     let id = ci["id"].as_str().expect("id").to_owned();
-    srv.cli(&["key", "revoke", &id]).assert_ok(&["key", "revoke"]);
-    srv.api()
-        .with_key(Some(&key))
-        .get("/v1/whoami")
-        .expect_err(401, "unauthenticated", "revoked through the CLI");
-    srv.cli(&["key", "create", "--role", "boss"]).assert_err(2, "role");
-    srv.cli(&["key", "revoke", "key_nope"]).assert_err(4, "not found");
+    srv.cli(&["key", "revoke", &id])
+        .assert_ok(&["key", "revoke"]);
+    srv.api().with_key(Some(&key)).get("/v1/whoami").expect_err(
+        401,
+        "unauthenticated",
+        "revoked through the CLI",
+    );
+    srv.cli(&["key", "create", "--role", "boss"])
+        .assert_err(2, "role");
+    srv.cli(&["key", "revoke", "key_nope"])
+        .assert_err(4, "not found");
     let log = srv.log();
     for secret in [key.as_str(), second.as_str(), ADMIN_KEY] {
         assert!(!log.contains(secret), "the log shows a key");
@@ -515,13 +591,21 @@ fn a_revocation_under_load_lets_no_request_through_once_acknowledged() {
             })
         })
         .collect();
-    wait_until("requests before the revocation", Duration::from_secs(30), || {
-        ok_before.load(Ordering::SeqCst) >= 20
-    });
-    admin.delete(&format!("/v1/keys/{id}")).expect(200, "revoke");
+    wait_until(
+        "requests before the revocation",
+        Duration::from_secs(30),
+        || ok_before.load(Ordering::SeqCst) >= 20,
+    );
+    admin
+        .delete(&format!("/v1/keys/{id}"))
+        .expect(200, "revoke");
     acked.store(true, Ordering::SeqCst);
     for t in threads {
         t.join().expect("thread");
     }
-    assert_eq!(after.load(Ordering::SeqCst), 0, "requests that succeeded after the revocation was acknowledged");
+    assert_eq!(
+        after.load(Ordering::SeqCst),
+        0,
+        "requests that succeeded after the revocation was acknowledged"
+    );
 }

@@ -625,13 +625,17 @@ fn a_key_revoked_through_one_server_is_refused_by_the_other_within_a_second() {
     let id = made["info"]["id"].as_str().expect("id").to_owned();
     let on_b = b.with_key(Some(&key));
     on_b.get("/v1/whoami").expect(200, "the new key works on B");
-    a.delete(&format!("/v1/keys/{id}")).expect(200, "revoke through A");
+    a.delete(&format!("/v1/keys/{id}"))
+        .expect(200, "revoke through A");
     // Authentication reads the database on every request, so the very first request after
     // the acknowledgement is already refused (stricter than the contract's second).
     let r = on_b.get("/v1/whoami");
     assert_eq!(r.status, 401, "B after the revocation: {}", r.text());
-    on_b.get("/v1/volumes")
-        .expect_err(401, "unauthenticated", "B lists volumes with a revoked key");
+    on_b.get("/v1/volumes").expect_err(
+        401,
+        "unauthenticated",
+        "B lists volumes with a revoked key",
+    );
     assert!(!c.servers[1].log().contains(&key), "B's log shows the key");
     assert!(!c.servers[0].log().contains(&key), "A's log shows the key");
 }

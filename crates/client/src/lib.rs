@@ -46,7 +46,10 @@ pub use watch::{
     ChangeEvent, ChangeKind, Watch, WatchConnection, WatchEvent, WatchGap, WatchOptions,
     WatchOverflow,
 };
-pub use wire::{BatchResult, CreateKey, CreatedKey, CreatedTenant, KeyInfo, KeyList, Role, Health, ListPage, PathEntry, WhoAmI};
+pub use wire::{
+    BatchResult, CreateKey, CreatedKey, CreatedTenant, Health, KeyInfo, KeyList, ListPage,
+    PathEntry, Role, WhoAmI,
+};
 
 /// Where a server listens when nothing else is configured.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:7420";

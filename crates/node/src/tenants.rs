@@ -16,7 +16,11 @@ impl Node {
 
     /// Creates a key in the caller's tenant (or, for operator keys, in `req.tenant`). A key
     /// makes keys of its own role or a lower one; read-only keys make none.
-    pub async fn create_key(&self, caller: &Principal, req: &CreateKey) -> Result<CreatedKey, Error> {
+    pub async fn create_key(
+        &self,
+        caller: &Principal,
+        req: &CreateKey,
+    ) -> Result<CreatedKey, Error> {
         authorize(caller, Permission::Keys)?;
         let role = req.role.unwrap_or(Role::Member);
         if role.rank() > caller.role.rank() {
@@ -28,7 +32,11 @@ impl Node {
         }
         let name = match &req.name {
             None => None,
-            Some(n) if n.is_empty() || n.chars().count() > MAX_KEY_NAME || n.chars().any(char::is_control) => {
+            Some(n)
+                if n.is_empty()
+                    || n.chars().count() > MAX_KEY_NAME
+                    || n.chars().any(char::is_control) =>
+            {
                 return Err(Error::invalid_argument(format!(
                     "name must be 1 to {MAX_KEY_NAME} characters without control characters"
                 )))
@@ -55,7 +63,14 @@ impl Node {
         let (info, key) = self
             .inner
             .store
-            .create_key(&tenant_id, &NewKey { name, role, expires_at })
+            .create_key(
+                &tenant_id,
+                &NewKey {
+                    name,
+                    role,
+                    expires_at,
+                },
+            )
             .await?;
         Ok(CreatedKey {
             key: key.expose().to_owned(),

@@ -24,8 +24,8 @@ use sqlx::{
 
 use crate::engine::Engine;
 use crate::record::{
-    key_exists, key_not_found, new_id, now, tenant_exists, tenant_id_not_found, tenant_not_found, to_i64, to_u64,
-    volume_exists, volume_id_not_found, volume_not_found,
+    key_exists, key_not_found, new_id, now, tenant_exists, tenant_id_not_found, tenant_not_found,
+    to_i64, to_u64, volume_exists, volume_id_not_found, volume_not_found,
 };
 use crate::sandbox::{self, mount_path_taken, sandbox_exists, sandbox_not_found};
 use crate::{
