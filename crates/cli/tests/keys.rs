@@ -68,12 +68,12 @@ fn refusal(cred: Cred, needed: Needs, path: &str) -> Option<(u16, &'static str)>
     }
 }
 
+/// A request to send: path and query, headers, body.
+type Request = (String, Vec<(&'static str, String)>, Option<Vec<u8>>);
+
 /// One request for a route of the document: the path filled in and a body where the route
 /// takes one (a valid one where it is cheap, so an allowed caller gets past parsing).
-fn request(
-    method: &Method,
-    template: &str,
-) -> (String, Vec<(&'static str, String)>, Option<Vec<u8>>) {
+fn request(method: &Method, template: &str) -> Request {
     let pq = template
         .replace("{name}", VOL)
         .replace("{tenant}", "acme")
