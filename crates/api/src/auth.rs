@@ -5,7 +5,8 @@
 
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use axum::http::Method;
+use axum::http::{header, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
 use nullspace_core::Error;
 use nullspace_node::{authorize, Permission, Principal};
 
@@ -15,10 +16,36 @@ use crate::AppState;
 /// The authenticated caller.
 pub struct Caller(pub Principal);
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
+/// A refused caller: the error, with `Connection: close`. The request body is never read, so
+/// the connection cannot be reused; saying so keeps a client from sending its next request on
+/// a connection the server is closing.
+pub struct Refused(ApiError);
 
-    async fn from_request_parts(parts: &mut Parts, node: &AppState) -> Result<Caller, ApiError> {
+impl From<Error> for Refused {
+    fn from(e: Error) -> Refused {
+        Refused(ApiError(e))
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Refused {
+        Refused(e)
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut r = self.0.into_response();
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, node: &AppState) -> Result<Caller, Refused> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| {
             Error::unauthenticated("missing API key: send `Authorization: Bearer <key>` (set NULLSPACE_API_KEY or run `nullspace login`)")
         })?;
