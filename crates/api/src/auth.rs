@@ -67,9 +67,21 @@ impl FromRequestParts<AppState> for Caller {
             .get::<MatchedPath>()
             .map(|m| m.as_str().to_owned())
             .unwrap_or_default();
-        authorize(&caller, permission(&parts.method, &route))?;
+        authorize(
+            &caller,
+            permission(&parts.method, &route),
+            is_file_route(&route),
+        )?;
         Ok(Caller(caller))
     }
+}
+
+/// Whether a route acts on one volume's files (what a volume token may reach): its file
+/// routes (archive and signed-URL creation among them), tus uploads and watch.
+pub fn is_file_route(route: &str) -> bool {
+    route.starts_with("/v1/volumes/{name}/files")
+        || route.starts_with("/v1/volumes/{name}/uploads")
+        || route == "/v1/volumes/{name}/watch"
 }
 
 /// The permission a route (method and path template, as in the OpenAPI document) needs.
@@ -80,6 +92,7 @@ pub fn permission(method: &Method, route: &str) -> Permission {
         Permission::Operator
     } else if route == "/v1/keys" && method == Method::POST
         || route == "/v1/keys/{id}" && method == Method::DELETE
+        || route == "/v1/volumes/{name}/tokens"
     {
         Permission::Keys
     } else if method == Method::GET

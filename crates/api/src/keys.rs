@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use nullspace_core::wire::{CreateKey, CreatedKey, ErrorBody, KeyInfo, KeyList};
+use nullspace_core::wire::{CreateKey, CreateToken, CreatedKey, ErrorBody, KeyInfo, KeyList};
 
 use crate::auth::Caller;
 use crate::error::{ApiResult, Json};
@@ -16,6 +16,19 @@ pub async fn create_key(
     Json(req): Json<CreateKey>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedKey>)> {
     let created = node.create_key(&caller.0, &req).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/tokens", tag = "keys", params(("name" = String, Path)),
+    request_body = CreateToken,
+    responses((status = 201, body = CreatedKey), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn create_token(
+    State(node): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<CreateToken>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedKey>)> {
+    let created = node.create_token(&caller.0, &name, &req).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 

@@ -10,6 +10,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("post", "/v1/keys"),
     ("get", "/v1/keys"),
     ("delete", "/v1/keys/{id}"),
+    ("post", "/v1/volumes/{name}/tokens"),
     ("post", "/v1/admin/tenants"),
     ("put", "/v1/admin/tenants/{tenant}/volume-cap"),
     ("post", "/v1/volumes"),

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use nullspace_client::{CreateKey, KeyInfo, Role};
+use nullspace_client::{CreateKey, CreateToken, KeyInfo, Role};
+use nullspace_core::VolumeName;
 
 use crate::transfer::parse_duration;
 use crate::{config, output, Global};
@@ -31,6 +32,85 @@ pub enum KeyCommand {
         /// Key id (key_…), as `key list` shows it
         id: String,
     },
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    cmd: Option<TokenCommand>,
+    /// The volume whose files the token reaches
+    #[arg(required = true)]
+    name: Option<String>,
+    /// The token only reads
+    #[arg(long)]
+    read_only: bool,
+    /// Lifetime, e.g. 15m, 1h, 7d (at most 7 days); default 1h
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    expires: String,
+}
+
+#[derive(clap::Subcommand)]
+pub enum TokenCommand {
+    /// List the tenant's volume tokens (no secrets)
+    List,
+    /// Revoke a token at once
+    Revoke {
+        /// Token id (key_…), as `volume token list` shows it
+        id: String,
+    },
+}
+
+pub async fn token(args: TokenArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let client = config::client(global)?;
+    match args.cmd {
+        Some(TokenCommand::List) => {
+            let tokens: Vec<KeyInfo> = client
+                .list_keys()
+                .await?
+                .into_iter()
+                .filter(|k| k.volume_id.is_some())
+                .collect();
+            if global.json {
+                output::json(&tokens)?;
+            } else {
+                let rows: Vec<Vec<String>> = tokens.iter().map(row).collect();
+                output::table(
+                    Some(&[
+                        "ID",
+                        "NAME",
+                        "ROLE",
+                        "PREFIX",
+                        "CREATED",
+                        "LAST USED",
+                        "EXPIRES",
+                    ]),
+                    &rows,
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(TokenCommand::Revoke { id }) => Box::pin(run(KeyCommand::Revoke { id }, global)).await,
+        None => {
+            let name = VolumeName::parse(args.name.as_deref().unwrap_or_default())?;
+            let expires_in = parse_duration(&args.expires)?.as_secs();
+            let created = client
+                .create_token(
+                    &name,
+                    &CreateToken {
+                        read_only: args.read_only,
+                        expires_in,
+                    },
+                )
+                .await?;
+            if global.json {
+                output::json(&created)?;
+            } else {
+                output::line(&created.key)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 pub async fn run(cmd: KeyCommand, global: &Global) -> anyhow::Result<ExitCode> {

@@ -23,6 +23,18 @@ enum Cred {
     Expired,
     /// The admin key of another tenant (not the operator's).
     OtherTenant,
+    /// A volume token of the volume, read-write.
+    TokenRw,
+    /// A read-only volume token of the volume.
+    TokenRo,
+}
+
+/// The routes a volume token reaches (the contract: file routes, tus, watch, archive
+/// download, signed-URL creation of its volume).
+fn file_route(path: &str) -> bool {
+    path.starts_with("/v1/volumes/{name}/files")
+        || path.starts_with("/v1/volumes/{name}/uploads")
+        || path == "/v1/volumes/{name}/watch"
 }
 
 /// The permission a route needs, written here from the contract (not taken from the server).
@@ -56,6 +68,10 @@ fn refusal(cred: Cred, needed: Needs, path: &str) -> Option<(u16, &'static str)>
         Cred::ReadOnly => (needed != Needs::Read)
             .then_some((403, "permission_denied"))
             .or(None),
+        Cred::TokenRw => (!file_route(path)).then_some((403, "permission_denied")),
+        Cred::TokenRo => {
+            (!file_route(path) || needed != Needs::Read).then_some((403, "permission_denied"))
+        }
         Cred::OtherTenant => {
             if needed == Needs::Operator {
                 denied
@@ -110,6 +126,7 @@ fn request(method: &Method, template: &str) -> Request {
             json_body(json!({"path": "/f.txt", "method": "PUT", "expires_in": 600}))
         }
         ("POST", "/v1/volumes") => json_body(json!({"name": "made-by-matrix"})),
+        ("POST", t) if t.ends_with("/tokens") => json_body(json!({"expires_in": 60})),
         ("POST", "/v1/keys") => json_body(json!({"role": "read-only"})),
         ("POST", "/v1/admin/tenants") => json_body(json!({"name": "made-by-matrix"})),
         ("PUT", t) if t.ends_with("/volume-cap") => json_body(json!({"cap_bytes": 1})),
@@ -237,7 +254,22 @@ fn every_route_answers_each_credential_as_its_role_allows_and_refusals_change_no
         .as_str()
         .expect("key")
         .to_owned();
+    let token = |read_only: bool| {
+        admin
+            .post_json(
+                &format!("/v1/volumes/{VOL}/tokens"),
+                &json!({"read_only": read_only, "expires_in": 3600}),
+            )
+            .expect(201, "token")
+            .json()["key"]
+            .as_str()
+            .expect("key")
+            .to_owned()
+    };
+    let (token_rw, token_ro) = (token(false), token(true));
     let mut secrets = vec![
+        token_rw.clone(),
+        token_ro.clone(),
         member.clone(),
         read_only.clone(),
         revoked.clone(),
@@ -266,7 +298,9 @@ fn every_route_answers_each_credential_as_its_role_allows_and_refusals_change_no
         (Cred::Revoked, revoked.as_str()),
         (Cred::Expired, expired.as_str()),
         (Cred::ReadOnly, read_only.as_str()),
+        (Cred::TokenRo, token_ro.as_str()),
         (Cred::OtherTenant, other.as_str()),
+        (Cred::TokenRw, token_rw.as_str()),
         (Cred::Member, member.as_str()),
         (Cred::Admin, ADMIN_KEY),
     ];
@@ -332,7 +366,7 @@ fn every_route_answers_each_credential_as_its_role_allows_and_refusals_change_no
             checked += 1;
         }
     }
-    assert_eq!(checked, routes.len() * 6 - 2);
+    assert_eq!(checked, routes.len() * order.len() - 2);
     // The volume is still there for the refused ones to have been refused on it.
     assert_eq!(admin.read(VOL, "/f.txt").status, 200);
     // Not one secret in the server's log.
@@ -608,4 +642,125 @@ fn a_revocation_under_load_lets_no_request_through_once_acknowledged() {
         0,
         "requests that succeeded after the revocation was acknowledged"
     );
+}
+
+#[test]
+fn a_volume_token_reaches_its_volume_only_and_dies_with_its_key() {
+    let srv = Server::start();
+    let admin = srv.api();
+    admin.create_volume(VOL);
+    admin.create_volume("other");
+    admin
+        .write("other", "/secret.txt", "other's data")
+        .expect(200, "write");
+    let (member, member_id) = create_key(&admin, json!({"role": "member"}));
+    let m = admin.with_key(Some(&member));
+    let made = m
+        .post_json(&format!("/v1/volumes/{VOL}/tokens"), &json!({}))
+        .expect(201, "token")
+        .json();
+    let t = admin.with_key(made["key"].as_str());
+    assert_eq!(made["info"]["volume_id"], admin.volume_id(VOL).as_str());
+    assert_eq!(made["info"]["read_only"], false);
+    // Default lifetime an hour; at most 7 days.
+    assert!(made["info"]["expires_at"].is_string());
+    for bad in [json!({"expires_in": 0}), json!({"expires_in": 604_801})] {
+        admin
+            .post_json(&format!("/v1/volumes/{VOL}/tokens"), &bad)
+            .expect_err(400, "invalid_argument", "token lifetime");
+    }
+
+    t.write(VOL, "/in.txt", "mine")
+        .expect(200, "token writes its volume");
+    assert_eq!(t.read(VOL, "/in.txt").expect(200, "read").body, b"mine");
+    // Another volume of the same tenant: as absent as a volume that does not exist.
+    let r = t.read("other", "/secret.txt");
+    let g = t.read("no-such-volume", "/secret.txt");
+    assert_eq!(
+        (r.status, r.error_code().as_deref()),
+        (404, Some("not_found"))
+    );
+    assert_eq!(
+        r.text().replace("other", "X"),
+        g.text().replace("no-such-volume", "X")
+    );
+    t.write("other", "/secret.txt", "evil").expect_err(
+        404,
+        "not_found",
+        "token writes another volume",
+    );
+    assert_eq!(admin.read("other", "/secret.txt").body, b"other's data");
+    // Nothing but files: not the volume itself, volumes, sandboxes, keys, tokens.
+    for (method, pq) in [
+        (Method::GET, format!("/v1/volumes/{VOL}")),
+        (Method::DELETE, format!("/v1/volumes/{VOL}")),
+        (Method::GET, "/v1/volumes".to_owned()),
+        (Method::POST, "/v1/volumes".to_owned()),
+        (Method::GET, "/v1/sandboxes".to_owned()),
+        (Method::GET, "/v1/keys".to_owned()),
+        (Method::POST, "/v1/keys".to_owned()),
+        (Method::POST, format!("/v1/volumes/{VOL}/tokens")),
+        (Method::GET, "/v1/whoami".to_owned()),
+    ] {
+        let r = t.send(
+            method.clone(),
+            &pq,
+            &[("Content-Type", "application/json")],
+            Some(b"{}".to_vec()),
+        );
+        assert_eq!(
+            (r.status, r.error_code().as_deref()),
+            (403, Some("permission_denied")),
+            "{method} {pq}: {}",
+            r.text()
+        );
+    }
+    assert_eq!(admin.volume(VOL)["name"], VOL, "still there");
+    // Listed with the keys; revoking the key that made it revokes it.
+    let list = admin.get("/v1/keys").expect(200, "list").json();
+    assert!(list["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .any(|k| k["id"] == made["info"]["id"]));
+    admin
+        .delete(&format!("/v1/keys/{member_id}"))
+        .expect(200, "revoke the maker");
+    t.read(VOL, "/in.txt")
+        .expect_err(401, "unauthenticated", "token of a revoked key");
+    // Revoked on its own, through the CLI.
+    let tok = srv
+        .cli(&["volume", "token", VOL, "--read-only", "--expires", "10m"])
+        .assert_ok(&["volume", "token"])
+        .trim()
+        .to_owned();
+    let ro = admin.with_key(Some(&tok));
+    assert_eq!(
+        ro.read(VOL, "/in.txt").expect(200, "ro token reads").body,
+        b"mine"
+    );
+    ro.write(VOL, "/in.txt", "evil")
+        .expect_err(403, "permission_denied", "ro token writes");
+    let listed = harness::json(
+        &srv.cli(&["--json", "volume", "token", "list"])
+            .assert_ok(&["volume", "token", "list"]),
+    );
+    assert!(
+        !listed.to_string().contains(&tok),
+        "the list shows the secret"
+    );
+    let id = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|k| k["read_only"] == true && k["revoked_at"].is_null())
+        .expect("the ro token listed")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    srv.cli(&["volume", "token", "revoke", &id])
+        .assert_ok(&["volume", "token", "revoke"]);
+    ro.read(VOL, "/in.txt")
+        .expect_err(401, "unauthenticated", "revoked token");
+    assert!(!srv.log().contains(&tok), "the log shows a token");
 }

@@ -47,8 +47,8 @@ pub use watch::{
     WatchOverflow,
 };
 pub use wire::{
-    BatchResult, CreateKey, CreatedKey, CreatedTenant, Health, KeyInfo, KeyList, ListPage,
-    PathEntry, Role, WhoAmI,
+    BatchResult, CreateKey, CreateToken, CreatedKey, CreatedTenant, Health, KeyInfo, KeyList,
+    ListPage, PathEntry, Role, WhoAmI,
 };
 
 /// Where a server listens when nothing else is configured.
@@ -195,6 +195,20 @@ impl Client {
     pub async fn create_key(&self, req: &wire::CreateKey) -> Result<wire::CreatedKey> {
         self.json(self.request(Method::POST, "/v1/keys").json(req))
             .await
+    }
+
+    /// `POST /v1/volumes/{name}/tokens`: a token for one volume's files, its secret shown
+    /// only in this answer.
+    pub async fn create_token(
+        &self,
+        volume: &VolumeName,
+        req: &wire::CreateToken,
+    ) -> Result<wire::CreatedKey> {
+        self.json(
+            self.request(Method::POST, &format!("/v1/volumes/{volume}/tokens"))
+                .json(req),
+        )
+        .await
     }
 
     /// `GET /v1/keys`: the tenant's keys (never a secret).

@@ -121,6 +121,26 @@ pub struct KeyInfo {
     pub last_used_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// For a volume token: the one volume it acts on (`vol_…`); `None` for a key.
+    pub volume_id: Option<String>,
+    /// A volume token that only reads.
+    pub read_only: bool,
+}
+
+/// Body of `POST /v1/volumes/{name}/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// Only reads (default false).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Lifetime in seconds, 1 to 604800 (7 days, like signed URLs); default 3600.
+    #[serde(default = "an_hour")]
+    pub expires_in: u64,
+}
+
+fn an_hour() -> u64 {
+    3600
 }
 
 /// Body of `POST /v1/keys`.

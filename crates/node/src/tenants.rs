@@ -2,9 +2,9 @@
 //! verbs on tenants.
 
 use chrono::Utc;
-use nullspace_core::wire::{CreateKey, CreatedKey, KeyInfo, Role};
+use nullspace_core::wire::{CreateKey, CreateToken, CreatedKey, KeyInfo, Role};
 use nullspace_core::{Error, Tenant, TenantName};
-use nullspace_state::{ApiKey, NewKey, Principal};
+use nullspace_state::{ApiKey, NewKey, Principal, TokenScope};
 
 use crate::Node;
 
@@ -21,7 +21,7 @@ impl Node {
         caller: &Principal,
         req: &CreateKey,
     ) -> Result<CreatedKey, Error> {
-        authorize(caller, Permission::Keys)?;
+        authorize(caller, Permission::Keys, false)?;
         let role = req.role.unwrap_or(Role::Member);
         if role.rank() > caller.role.rank() {
             return Err(Error::permission_denied(format!(
@@ -69,6 +69,61 @@ impl Node {
                     name,
                     role,
                     expires_at,
+                    token: None,
+                },
+            )
+            .await?;
+        Ok(CreatedKey {
+            key: key.expose().to_owned(),
+            info,
+        })
+    }
+
+    /// Makes a token for one of the caller's volumes: a bearer credential for that volume's
+    /// files only (read-only if asked), living at most 7 days and revoked with the key that
+    /// made it. Admin and member keys make them (the route needs `Keys`); tokens make none.
+    pub async fn create_token(
+        &self,
+        caller: &Principal,
+        volume: &str,
+        req: &CreateToken,
+    ) -> Result<CreatedKey, Error> {
+        if caller.token.is_some() {
+            return Err(Error::permission_denied(
+                "a volume token cannot make tokens",
+            ));
+        }
+        if !req.read_only {
+            authorize(caller, Permission::Write, false)?;
+        }
+        if req.expires_in == 0 || req.expires_in > crate::MAX_EXPIRY_SECS {
+            return Err(Error::invalid_argument(format!(
+                "expires_in must be between 1 and {} seconds (7 days), not {}",
+                crate::MAX_EXPIRY_SECS,
+                req.expires_in
+            )));
+        }
+        let v = self.volumes().get(caller, volume).await?;
+        let (info, key) = self
+            .inner
+            .store
+            .create_key(
+                &caller.tenant_id,
+                &NewKey {
+                    name: Some(format!("token for volume {}", v.name)),
+                    role: if req.read_only {
+                        Role::ReadOnly
+                    } else {
+                        Role::Member
+                    },
+                    expires_at: Some(Utc::now() + chrono::Duration::seconds(req.expires_in as i64)),
+                    token: Some((
+                        caller.key_id.clone(),
+                        TokenScope {
+                            volume_id: v.id.clone(),
+                            read_only: req.read_only,
+                        },
+                    )),
                 },
             )
             .await?;
@@ -80,7 +135,7 @@ impl Node {
 
     /// The keys of the caller's tenant (any role may list; never a secret).
     pub async fn list_keys(&self, caller: &Principal) -> Result<Vec<KeyInfo>, Error> {
-        authorize(caller, Permission::Read)?;
+        authorize(caller, Permission::Read, false)?;
         Ok(self.inner.store.list_keys(&caller.tenant_id).await?)
     }
 
@@ -88,7 +143,7 @@ impl Node {
     /// admin keys revoke any, member keys member and read-only ones, read-only keys none. A
     /// key of another tenant is `not_found`.
     pub async fn revoke_key(&self, caller: &Principal, id: &str) -> Result<KeyInfo, Error> {
-        authorize(caller, Permission::Keys)?;
+        authorize(caller, Permission::Keys, false)?;
         let key = self.inner.store.get_key(&caller.tenant_id, id).await?;
         if key.role.rank() > caller.role.rank() {
             return Err(Error::permission_denied(format!(
@@ -155,8 +210,25 @@ pub enum Permission {
     Operator,
 }
 
-/// `permission_denied` unless the caller's role grants `needed`.
-pub fn authorize(caller: &Principal, needed: Permission) -> Result<(), Error> {
+/// `permission_denied` unless the caller's role grants `needed`. A volume token reaches only
+/// its volume's file routes (`file_route`: files, tus uploads, watch, archive, signed-URL
+/// creation); which volume is checked where volumes are looked up (`VolumeService::get`).
+pub fn authorize(caller: &Principal, needed: Permission, file_route: bool) -> Result<(), Error> {
+    if let Some(t) = &caller.token {
+        let granted = file_route
+            && (needed == Permission::Read || needed == Permission::Write && !t.read_only);
+        return if granted {
+            Ok(())
+        } else if file_route {
+            Err(Error::permission_denied(
+                "a read-only volume token cannot change anything",
+            ))
+        } else {
+            Err(Error::permission_denied(
+                "a volume token works only on its volume's files",
+            ))
+        };
+    }
     let granted = match (caller.role, needed) {
         (_, Permission::Read) => true,
         (Role::Admin | Role::Member, Permission::Write | Permission::Keys) => true,

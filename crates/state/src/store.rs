@@ -30,7 +30,7 @@ use crate::record::{
 use crate::sandbox::{self, mount_path_taken, sandbox_exists, sandbox_not_found};
 use crate::{
     ApiKey, AttachmentRecord, KeyInfo, NewKey, PeerChannel, Principal, Role, SandboxRecord,
-    StateError, StateStore, DEFAULT_TENANT,
+    StateError, StateStore, TokenScope, DEFAULT_TENANT,
 };
 
 /// The control-plane store on one database of engine `DB` ([`SqliteStore`](crate::SqliteStore)
@@ -89,7 +89,7 @@ macro_rules! volume_columns {
 /// The key columns, as `key_from_row` reads them.
 macro_rules! key_columns {
     () => {
-        "id, name, role, prefix, created_at, last_used_at, expires_at, revoked_at"
+        "id, name, role, prefix, created_at, last_used_at, expires_at, revoked_at, volume_id, read_only"
     };
 }
 
@@ -102,6 +102,7 @@ fn first_key() -> NewKey {
         name: Some("first key".into()),
         role: Role::Admin,
         expires_at: None,
+        token: None,
     }
 }
 
@@ -333,11 +334,13 @@ where
             last_used_at: None,
             expires_at: new.expires_at,
             revoked_at: None,
+            volume_id: new.token.as_ref().map(|(_, t)| t.volume_id.clone()),
+            read_only: new.token.as_ref().is_some_and(|(_, t)| t.read_only),
         };
         sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, lookup_id, key_hash, admin, created_at, name,
-                                   role, prefix, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                   role, prefix, expires_at, parent_id, volume_id, path, read_only)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(info.id.as_str())
         .bind(tenant_id)
@@ -349,6 +352,10 @@ where
         .bind(info.role.as_str())
         .bind(info.prefix.as_str())
         .bind(info.expires_at.map(DB::timestamp))
+        .bind(new.token.as_ref().map(|(parent, _)| parent.as_str()))
+        .bind(info.volume_id.as_deref())
+        .bind(new.token.as_ref().map(|_| "/"))
+        .bind(info.read_only)
         .execute(conn)
         .await
         .map_err(|e| unique_or::<DB>(e, key_exists))?;
@@ -427,6 +434,8 @@ where
             last_used_at: Self::opt_time(row, "last_used_at")?,
             expires_at: Self::opt_time(row, "expires_at")?,
             revoked_at: Self::opt_time(row, "revoked_at")?,
+            volume_id: Self::get(row, "volume_id")?,
+            read_only: Self::get(row, "read_only")?,
         })
     }
 
@@ -547,8 +556,10 @@ where
         let rows = self
             .fetch(
                 "SELECT k.id, k.key_hash, k.role, k.expires_at, k.revoked_at, k.last_used_at,
+                        k.volume_id, k.read_only, p.expires_at AS parent_expires_at,
                         t.id AS tenant_id, t.name AS tenant_name
                  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+                 LEFT JOIN api_keys p ON p.id = k.parent_id
                  WHERE k.lookup_id = $1",
                 vec![&lookup_id],
             )
@@ -562,6 +573,7 @@ where
             // Revoked or expired: the same answer as an unknown key.
             if Self::opt_time(&row, "revoked_at")?.is_some()
                 || Self::opt_time(&row, "expires_at")?.is_some_and(|e| e <= now)
+                || Self::opt_time(&row, "parent_expires_at")?.is_some_and(|e| e <= now)
             {
                 return Err(StateError::Unauthenticated);
             }
@@ -587,9 +599,17 @@ where
             let role = Role::parse(&role)
                 .map_err(|_| StateError::Internal(format!("stored key role {role:?}")))?;
             let tenant_name: String = Self::get(&row, "tenant_name")?;
+            let token = Self::get::<Option<String>>(&row, "volume_id")?.map(|volume_id| {
+                Ok::<_, StateError>(TokenScope {
+                    volume_id,
+                    read_only: Self::get(&row, "read_only")?,
+                })
+            });
+            let token = token.transpose()?;
             return Ok(Principal {
                 tenant_id: Self::get(&row, "tenant_id")?,
-                admin: role == Role::Admin && tenant_name == DEFAULT_TENANT,
+                admin: role == Role::Admin && tenant_name == DEFAULT_TENANT && token.is_none(),
+                token,
                 tenant_name,
                 role,
                 key_id: id,

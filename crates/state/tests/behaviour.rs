@@ -285,6 +285,7 @@ mod claims {
                     name: Some("ci".into()),
                     role: Role::ReadOnly,
                     expires_at: None,
+                    token: None,
                 },
             )
             .await
@@ -327,6 +328,7 @@ mod claims {
                     name: None,
                     role: Role::Member,
                     expires_at: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+                    token: None,
                 },
             )
             .await

@@ -40,6 +40,8 @@ class KeyInfo:
         role: ``admin``, ``member`` or ``read-only``.
         prefix: the first characters of the key, to recognise it.
         created_at, last_used_at (refreshed at most once a minute), expires_at, revoked_at.
+        volume_id: for a volume token, the one volume it reaches; ``None`` for a key.
+        read_only: a volume token that only reads.
     """
 
     id: str
@@ -50,6 +52,8 @@ class KeyInfo:
     last_used_at: Optional[datetime] = None
     expires_at: Optional[datetime] = None
     revoked_at: Optional[datetime] = None
+    volume_id: Optional[str] = None
+    read_only: bool = False
 
     @classmethod
     def _from_json(cls, doc: object) -> "KeyInfo":
@@ -64,6 +68,8 @@ class KeyInfo:
             last_used_at=time_field(d, "last_used_at", what),
             expires_at=time_field(d, "expires_at", what),
             revoked_at=time_field(d, "revoked_at", what),
+            volume_id=opt_field(d, "volume_id", str, what),
+            read_only=bool(opt_field(d, "read_only", bool, what)),
         )
 
 

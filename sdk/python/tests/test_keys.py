@@ -69,3 +69,41 @@ def test_an_expired_key_is_unauthenticated(server: Server, client: nullspace.Cli
                 break
             assert time.monotonic() < deadline, "the key never expired"
             time.sleep(0.05)
+
+
+def test_a_volume_token_reaches_its_volume_only(server: Server, client: nullspace.Client) -> None:
+    v = nullspace.Volume.create(unique_name(), client=client)
+    other = nullspace.Volume.create(unique_name(), client=client)
+    try:
+        other.files.write("/secret.txt", "theirs")
+        tok = v.token(read_only=False, expires=600)
+        assert tok.info.volume_id == v.id and not tok.info.read_only
+        assert tok.key not in repr(tok)
+        with client_of(server, tok.key) as tc:
+            mine = nullspace.Volume(v.name, v.id, client=tc)
+            mine.files.write("/a.txt", "ok")
+            assert mine.files.read("/a.txt") == "ok"
+            theirs = nullspace.Volume(other.name, other.id, client=tc)
+            with pytest.raises(nullspace.NotFoundError):
+                theirs.files.read("/secret.txt")
+            with pytest.raises(nullspace.PermissionDeniedError):
+                keys.list(client=tc)
+            with pytest.raises(nullspace.PermissionDeniedError):
+                nullspace.Volume.create(unique_name(), client=tc)
+        ro = v.token(read_only=True)
+        with client_of(server, ro.key) as rc:
+            r = nullspace.Volume(v.name, v.id, client=rc)
+            assert r.files.read("/a.txt") == "ok"
+            with pytest.raises(nullspace.PermissionDeniedError):
+                r.files.write("/a.txt", "evil")
+            keys.revoke(ro.info.id, client=client)
+            with pytest.raises(nullspace.UnauthenticatedError):
+                r.files.read("/a.txt")
+        assert v.files.read("/a.txt") == "ok"
+        with pytest.raises(ValueError):
+            v.token(path="/dir")
+        with pytest.raises(nullspace.InvalidArgumentError):
+            v.token(expires=8 * 86400)
+    finally:
+        nullspace.Volume.delete(v.name, if_exists=True, client=client)
+        nullspace.Volume.delete(other.name, if_exists=True, client=client)
