@@ -12,6 +12,7 @@ mod auth;
 mod content;
 mod error;
 mod files;
+mod keys;
 mod openapi;
 mod sandboxes;
 mod server;

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::{admin, content, files, sandboxes, signed, tus, volumes, watch, AppState};
+use crate::{admin, content, files, keys, sandboxes, signed, tus, volumes, watch, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -56,6 +56,8 @@ async fn whoami(caller: Caller) -> axum::Json<WhoAmI> {
         tenant: p.tenant_name,
         tenant_id: p.tenant_id,
         admin: p.admin,
+        role: p.role,
+        key_id: p.key_id,
     })
 }
 
@@ -66,6 +68,9 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::create_tenant))
         .routes(routes!(admin::set_volume_cap))
         .routes(routes!(admin::get_limits, admin::set_limits))
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(keys::create_token))
         .routes(routes!(volumes::create_volume, volumes::list_volumes))
         .routes(routes!(volumes::get_volume, volumes::delete_volume))
         .routes(routes!(files::read_file, files::write_file))

@@ -7,6 +7,10 @@ use serde_json::Value;
 const EXPECTED: &[(&str, &str)] = &[
     ("get", "/v1/health"),
     ("get", "/v1/whoami"),
+    ("post", "/v1/keys"),
+    ("get", "/v1/keys"),
+    ("delete", "/v1/keys/{id}"),
+    ("post", "/v1/volumes/{name}/tokens"),
     ("post", "/v1/admin/tenants"),
     ("put", "/v1/admin/tenants/{tenant}/volume-cap"),
     ("get", "/v1/admin/tenants/{tenant}/limits"),

@@ -6,6 +6,7 @@
 mod admin;
 mod config;
 mod content;
+mod keys;
 mod output;
 mod sandbox;
 mod server;
@@ -78,6 +79,9 @@ enum Command {
     /// Operator commands (need an admin key)
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Create, list and revoke API keys
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
     /// Create, inspect and delete volumes, and manage their files
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
             Command::Login => config::login(&global).await,
             Command::Whoami => config::whoami(&global).await,
             Command::Admin(cmd) => admin::run(cmd, &global).await,
+            Command::Key(cmd) => keys::run(cmd, &global).await,
             Command::Volume(cmd) => volume::run(cmd, &global).await,
             Command::Sandbox(cmd) => sandbox::run(cmd, &global).await,
         }

@@ -21,6 +21,8 @@ use crate::{config, content, transfer, Global};
 
 #[derive(clap::Subcommand)]
 pub enum VolumeCommand {
+    /// Make a token for one volume's files (printed once); or `token list`, `token revoke ID`
+    Token(crate::keys::TokenArgs),
     /// Create a volume
     Create {
         /// 1-63 of a-z 0-9 . _ -, starting with a letter or digit
@@ -388,6 +390,7 @@ fn to_fields(v: &impl serde::Serialize) -> anyhow::Result<Fields> {
 
 pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
     match cmd {
+        VolumeCommand::Token(args) => return crate::keys::token(args, g).await,
         VolumeCommand::Create {
             name,
             labels,

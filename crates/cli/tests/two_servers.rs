@@ -612,3 +612,30 @@ fn the_cap_holds_under_concurrent_writers_on_both_servers() {
         );
     }
 }
+
+#[test]
+fn a_key_revoked_through_one_server_is_refused_by_the_other_within_a_second() {
+    let c = Cluster::start(2);
+    let (a, b) = (c.servers[0].api(), c.servers[1].api());
+    let made = a
+        .post_json("/v1/keys", &json!({"role": "member", "name": "leaked"}))
+        .expect(201, "create key through A")
+        .json();
+    let key = made["key"].as_str().expect("key").to_owned();
+    let id = made["info"]["id"].as_str().expect("id").to_owned();
+    let on_b = b.with_key(Some(&key));
+    on_b.get("/v1/whoami").expect(200, "the new key works on B");
+    a.delete(&format!("/v1/keys/{id}"))
+        .expect(200, "revoke through A");
+    // Authentication reads the database on every request, so the very first request after
+    // the acknowledgement is already refused (stricter than the contract's second).
+    let r = on_b.get("/v1/whoami");
+    assert_eq!(r.status, 401, "B after the revocation: {}", r.text());
+    on_b.get("/v1/volumes").expect_err(
+        401,
+        "unauthenticated",
+        "B lists volumes with a revoked key",
+    );
+    assert!(!c.servers[1].log().contains(&key), "B's log shows the key");
+    assert!(!c.servers[0].log().contains(&key), "A's log shows the key");
+}

@@ -46,7 +46,10 @@ pub use watch::{
     ChangeEvent, ChangeKind, Watch, WatchConnection, WatchEvent, WatchGap, WatchOptions,
     WatchOverflow,
 };
-pub use wire::{BatchResult, CreatedTenant, Health, ListPage, PathEntry, WhoAmI};
+pub use wire::{
+    BatchResult, CreateKey, CreateToken, CreatedKey, CreatedTenant, Health, KeyInfo, KeyList,
+    ListPage, PathEntry, Role, WhoAmI,
+};
 
 /// Where a server listens when nothing else is configured.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:7420";
@@ -184,6 +187,41 @@ impl Client {
     /// `GET /v1/whoami`: the tenant the key belongs to.
     pub async fn whoami(&self) -> Result<WhoAmI> {
         self.json(self.request(Method::GET, "/v1/whoami")).await
+    }
+
+    // ----- keys -----
+
+    /// `POST /v1/keys`: a new key, its secret shown only in this answer.
+    pub async fn create_key(&self, req: &wire::CreateKey) -> Result<wire::CreatedKey> {
+        self.json(self.request(Method::POST, "/v1/keys").json(req))
+            .await
+    }
+
+    /// `POST /v1/volumes/{name}/tokens`: a token for one volume's files, its secret shown
+    /// only in this answer.
+    pub async fn create_token(
+        &self,
+        volume: &VolumeName,
+        req: &wire::CreateToken,
+    ) -> Result<wire::CreatedKey> {
+        self.json(
+            self.request(Method::POST, &format!("/v1/volumes/{volume}/tokens"))
+                .json(req),
+        )
+        .await
+    }
+
+    /// `GET /v1/keys`: the tenant's keys (never a secret).
+    pub async fn list_keys(&self) -> Result<Vec<wire::KeyInfo>> {
+        let list: wire::KeyList = self.json(self.request(Method::GET, "/v1/keys")).await?;
+        Ok(list.keys)
+    }
+
+    /// `DELETE /v1/keys/{id}`: revokes a key at once.
+    pub async fn revoke_key(&self, id: &str) -> Result<wire::KeyInfo> {
+        let id = sandbox::urlencode(id);
+        self.json(self.request(Method::DELETE, &format!("/v1/keys/{id}")))
+            .await
     }
 
     // ----- admin -----

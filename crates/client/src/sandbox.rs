@@ -27,7 +27,7 @@ fn sandbox_url(id: &str, rest: &str) -> String {
     format!("/v1/sandboxes/{}{rest}", urlencode(id))
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -1,5 +1,6 @@
 //! The JSON shapes of answers, defined once in `nullspace_core::wire` (shared with the server).
 
 pub use nullspace_core::wire::{
-    BatchResult, CreatedTenant, ErrorBody, Exists, Health, ListPage, PathEntry, VolumeList, WhoAmI,
+    BatchResult, CreateKey, CreateToken, CreatedKey, CreatedTenant, ErrorBody, Exists, Health,
+    KeyInfo, KeyList, ListPage, PathEntry, Role, VolumeList, WhoAmI,
 };

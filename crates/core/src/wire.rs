@@ -57,6 +57,131 @@ pub struct WhoAmI {
     pub tenant_id: String,
     /// Whether the key may run admin verbs.
     pub admin: bool,
+    /// The key's role.
+    pub role: Role,
+    /// The key's id (`key_…`).
+    pub key_id: String,
+}
+
+// ---- keys ----
+
+/// What a key may do within its tenant (docs/operating.md "Keys").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Everything in the tenant, keys included; operator verbs when the tenant is `default`.
+    Admin,
+    /// Everything on the tenant's volumes and sandboxes; member and read-only keys.
+    Member,
+    /// Reads, lists, stats, search, watch and downloads only.
+    ReadOnly,
+}
+
+impl Role {
+    /// The wire spelling: `admin`, `member`, `read-only`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::ReadOnly => "read-only",
+        }
+    }
+
+    /// Parses the wire spelling; `invalid_argument` naming `role` otherwise.
+    pub fn parse(s: &str) -> crate::Result<Role> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            "read-only" => Ok(Role::ReadOnly),
+            _ => Err(crate::Error::invalid_argument(format!(
+                "role must be admin, member or read-only, not {s:?}"
+            ))),
+        }
+    }
+
+    /// Rank for "may make keys of this role": a key makes keys of its own role or lower.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Admin => 2,
+            Role::Member => 1,
+            Role::ReadOnly => 0,
+        }
+    }
+}
+
+/// A stored key as listed: never its secret or hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: Option<String>,
+    pub role: Role,
+    /// The first characters of the key, for recognising it (`nsk_1a2b3c4d`).
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// For a volume token: the one volume it acts on (`vol_…`); `None` for a key.
+    pub volume_id: Option<String>,
+    /// A volume token that only reads.
+    pub read_only: bool,
+}
+
+/// Body of `POST /v1/volumes/{name}/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// Only reads (default false).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Lifetime in seconds, 1 to 604800 (7 days, like signed URLs); default 3600.
+    #[serde(default = "an_hour")]
+    pub expires_in: u64,
+}
+
+fn an_hour() -> u64 {
+    3600
+}
+
+/// Body of `POST /v1/keys`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// Up to 100 characters, for people.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Default `member`.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Lifetime in seconds (at most 10 years); none: the key lives until revoked.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    /// Make the key in this tenant (admin keys of the `default` tenant only).
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+/// A new key, shown only once. `Debug` hides the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreatedKey {
+    /// The secret: send it as `Authorization: Bearer <key>`.
+    pub key: String,
+    pub info: KeyInfo,
+}
+
+impl fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("key", &"<redacted>")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+/// `GET /v1/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
 }
 
 // ---- operators ----

@@ -71,6 +71,13 @@ impl VolumeService {
     pub async fn get(&self, caller: &Principal, name: &str) -> Result<Volume, Error> {
         let name = VolumeName::parse(name)?;
         let v = self.store.get_volume(&caller.tenant_id, &name).await?;
+        // A volume token sees its one volume; any other is as absent as another tenant's.
+        if caller.token.as_ref().is_some_and(|t| t.volume_id != v.id) {
+            return Err(Error::not_found(format!(
+                "volume {:?} not found",
+                name.as_str()
+            )));
+        }
         self.catch_up(&v).await;
         Ok(self.live(v))
     }

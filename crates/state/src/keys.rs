@@ -40,6 +40,12 @@ impl ApiKey {
         self.hash()[..16].to_owned()
     }
 
+    /// What may be shown of the key to recognise it: `nsk_` and its first 8 hex digits
+    /// (32 of its 192 bits).
+    pub fn display_prefix(&self) -> String {
+        self.0.chars().take(12).collect()
+    }
+
     /// Constant-time comparison of this key's hash with a stored hash.
     pub fn matches_hash(&self, stored_hash: &str) -> bool {
         self.hash().as_bytes().ct_eq(stored_hash.as_bytes()).into()

@@ -52,6 +52,10 @@ pub(crate) fn volume_exists(name: &VolumeName) -> StateError {
     StateError::AlreadyExists(format!("volume {:?}", name.as_str()))
 }
 
+pub(crate) fn key_not_found(id: &str) -> StateError {
+    StateError::NotFound(format!("key {id:?} not found"))
+}
+
 /// The only unique column of a key is its hash: say so without naming the key.
 pub(crate) fn key_exists() -> StateError {
     StateError::AlreadyExists("API key".to_owned())

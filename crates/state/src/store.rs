@@ -24,15 +24,15 @@ use sqlx::{
 
 use crate::engine::Engine;
 use crate::record::{
-    key_exists, new_id, now, tenant_exists, tenant_id_not_found, tenant_not_found, to_i64, to_u64,
-    volume_exists, volume_id_not_found, volume_not_found,
+    key_exists, key_not_found, new_id, now, tenant_exists, tenant_id_not_found, tenant_not_found,
+    to_i64, to_u64, volume_exists, volume_id_not_found, volume_not_found,
 };
 use crate::sandbox::{
     self, check_sandbox_room, mount_path_taken, sandbox_exists, sandbox_not_found, within,
 };
 use crate::{
-    ApiKey, AttachmentRecord, PeerChannel, Principal, SandboxLimits, SandboxRecord, StateError,
-    StateStore, TenantLimits, TenantUsage, DEFAULT_TENANT,
+    ApiKey, AttachmentRecord, KeyInfo, NewKey, PeerChannel, Principal, Role, SandboxLimits,
+    SandboxRecord, StateError, StateStore, TenantLimits, TenantUsage, TokenScope, DEFAULT_TENANT,
 };
 
 /// The control-plane store on one database of engine `DB` ([`SqliteStore`](crate::SqliteStore)
@@ -99,6 +99,26 @@ macro_rules! volume_columns {
     () => {
         "id, name, created_at, updated_at, cap_bytes, used_bytes, file_count, labels"
     };
+}
+
+/// The key columns, as `key_from_row` reads them.
+macro_rules! key_columns {
+    () => {
+        "id, name, role, prefix, created_at, last_used_at, expires_at, revoked_at, volume_id, read_only"
+    };
+}
+
+/// `last_used_at` is refreshed at most this often per key (seconds).
+const LAST_USED_EVERY_SECS: i64 = 60;
+
+/// The first key of a tenant (and the bootstrap key): an admin key without expiry.
+fn first_key() -> NewKey {
+    NewKey {
+        name: Some("first key".into()),
+        role: Role::Admin,
+        expires_at: None,
+        token: None,
+    }
 }
 
 /// The one volume state: volumes are created ready and their records removed at once on
@@ -319,22 +339,43 @@ where
         conn: &mut DB::Connection,
         tenant_id: &str,
         key: &ApiKey,
-        admin: bool,
-    ) -> Result<(), StateError> {
+        new: &NewKey,
+    ) -> Result<KeyInfo, StateError> {
+        let info = KeyInfo {
+            id: new_id("key"),
+            name: new.name.clone(),
+            role: new.role,
+            prefix: key.display_prefix(),
+            created_at: now(),
+            last_used_at: None,
+            expires_at: new.expires_at,
+            revoked_at: None,
+            volume_id: new.token.as_ref().map(|(_, t)| t.volume_id.clone()),
+            read_only: new.token.as_ref().is_some_and(|(_, t)| t.read_only),
+        };
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, lookup_id, key_hash, admin, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_keys (id, tenant_id, lookup_id, key_hash, admin, created_at, name,
+                                   role, prefix, expires_at, parent_id, volume_id, path, read_only)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
-        .bind(new_id("key"))
+        .bind(info.id.as_str())
         .bind(tenant_id)
         .bind(key.lookup_id())
         .bind(key.hash())
-        .bind(admin)
-        .bind(DB::timestamp(now()))
+        .bind(new.role == Role::Admin)
+        .bind(DB::timestamp(info.created_at))
+        .bind(info.name.as_deref())
+        .bind(info.role.as_str())
+        .bind(info.prefix.as_str())
+        .bind(info.expires_at.map(DB::timestamp))
+        .bind(new.token.as_ref().map(|(parent, _)| parent.as_str()))
+        .bind(info.volume_id.as_deref())
+        .bind(new.token.as_ref().map(|_| "/"))
+        .bind(info.read_only)
         .execute(conn)
         .await
         .map_err(|e| unique_or::<DB>(e, key_exists))?;
-        Ok(())
+        Ok(info)
     }
 
     /// Inserts a sandbox's attachments in order; a volume that is gone is `NotFound`.
@@ -446,6 +487,29 @@ where
     /// A column of a count or size.
     fn count(row: &DB::Row, column: &str) -> Result<u64, StateError> {
         to_u64(column, Self::get(row, column)?)
+    }
+
+    fn opt_time(row: &DB::Row, column: &str) -> Result<Option<DateTime<Utc>>, StateError> {
+        Self::get::<Option<DB::Timestamp>>(row, column)?
+            .map(|t| DB::read_timestamp(column, t))
+            .transpose()
+    }
+
+    fn key_from_row(row: &DB::Row) -> Result<KeyInfo, StateError> {
+        let role: String = Self::get(row, "role")?;
+        Ok(KeyInfo {
+            id: Self::get(row, "id")?,
+            name: Self::get(row, "name")?,
+            role: Role::parse(&role)
+                .map_err(|_| StateError::Internal(format!("stored key role {role:?}")))?,
+            prefix: Self::get(row, "prefix")?,
+            created_at: Self::time(row, "created_at")?,
+            last_used_at: Self::opt_time(row, "last_used_at")?,
+            expires_at: Self::opt_time(row, "expires_at")?,
+            revoked_at: Self::opt_time(row, "revoked_at")?,
+            volume_id: Self::get(row, "volume_id")?,
+            read_only: Self::get(row, "read_only")?,
+        })
     }
 
     fn tenant_from_row(row: &DB::Row) -> Result<Tenant, StateError> {
@@ -561,7 +625,7 @@ where
         }
         let tenant = Self::insert_tenant(&mut tx, DEFAULT_TENANT).await?;
         let key = bootstrap_key.cloned().unwrap_or_else(ApiKey::generate);
-        Self::insert_key(&mut tx, &tenant.id, &key, true).await?;
+        Self::insert_key(&mut tx, &tenant.id, &key, &first_key()).await?;
         tx.commit().await.map_err(DB::db_error)?;
         Ok(Some(key))
     }
@@ -570,23 +634,137 @@ where
         let lookup_id = key.lookup_id();
         let rows = self
             .fetch(
-                "SELECT k.key_hash, k.admin, t.id AS tenant_id, t.name AS tenant_name
+                "SELECT k.id, k.key_hash, k.role, k.expires_at, k.revoked_at, k.last_used_at,
+                        k.volume_id, k.read_only, p.expires_at AS parent_expires_at,
+                        t.id AS tenant_id, t.name AS tenant_name
                  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+                 LEFT JOIN api_keys p ON p.id = k.parent_id
                  WHERE k.lookup_id = $1",
                 vec![&lookup_id],
             )
             .await?;
+        let now = now();
         for row in rows {
             let stored: String = Self::get(&row, "key_hash")?;
-            if key.matches_hash(&stored) {
-                return Ok(Principal {
-                    tenant_id: Self::get(&row, "tenant_id")?,
-                    tenant_name: Self::get(&row, "tenant_name")?,
-                    admin: Self::get(&row, "admin")?,
-                });
+            if !key.matches_hash(&stored) {
+                continue;
             }
+            // Revoked or expired: the same answer as an unknown key.
+            if Self::opt_time(&row, "revoked_at")?.is_some()
+                || Self::opt_time(&row, "expires_at")?.is_some_and(|e| e <= now)
+                || Self::opt_time(&row, "parent_expires_at")?.is_some_and(|e| e <= now)
+            {
+                return Err(StateError::Unauthenticated);
+            }
+            let id: String = Self::get(&row, "id")?;
+            // `last_used_at` is written at most once a minute per key, and never by a
+            // statement that could fail the request.
+            let last = Self::opt_time(&row, "last_used_at")?;
+            if last.is_none_or(|t| now - t >= chrono::Duration::seconds(LAST_USED_EVERY_SECS)) {
+                let mut conn = self.conn().await?;
+                let _ = sqlx::query(
+                    "UPDATE api_keys SET last_used_at = $1
+                     WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+                )
+                .bind(DB::timestamp(now))
+                .bind(id.as_str())
+                .bind(DB::timestamp(
+                    now - chrono::Duration::seconds(LAST_USED_EVERY_SECS),
+                ))
+                .execute(&mut *conn)
+                .await;
+            }
+            let role: String = Self::get(&row, "role")?;
+            let role = Role::parse(&role)
+                .map_err(|_| StateError::Internal(format!("stored key role {role:?}")))?;
+            let tenant_name: String = Self::get(&row, "tenant_name")?;
+            let token = Self::get::<Option<String>>(&row, "volume_id")?.map(|volume_id| {
+                Ok::<_, StateError>(TokenScope {
+                    volume_id,
+                    read_only: Self::get(&row, "read_only")?,
+                })
+            });
+            let token = token.transpose()?;
+            return Ok(Principal {
+                tenant_id: Self::get(&row, "tenant_id")?,
+                admin: role == Role::Admin && tenant_name == DEFAULT_TENANT && token.is_none(),
+                token,
+                tenant_name,
+                role,
+                key_id: id,
+            });
         }
         Err(StateError::Unauthenticated)
+    }
+
+    async fn create_key(
+        &self,
+        tenant_id: &str,
+        new: &NewKey,
+    ) -> Result<(KeyInfo, ApiKey), StateError> {
+        let mut conn = self.conn().await?;
+        let key = ApiKey::generate();
+        let info = Self::insert_key(&mut conn, tenant_id, &key, new).await?;
+        Ok((info, key))
+    }
+
+    async fn list_keys(&self, tenant_id: &str) -> Result<Vec<KeyInfo>, StateError> {
+        let rows = self
+            .fetch(
+                &format!(
+                    "SELECT {} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id",
+                    key_columns!()
+                ),
+                vec![tenant_id],
+            )
+            .await?;
+        rows.iter().map(Self::key_from_row).collect()
+    }
+
+    async fn get_key(&self, tenant_id: &str, id: &str) -> Result<KeyInfo, StateError> {
+        let rows = self
+            .fetch(
+                &format!(
+                    "SELECT {} FROM api_keys WHERE tenant_id = $1 AND id = $2",
+                    key_columns!()
+                ),
+                vec![tenant_id, id],
+            )
+            .await?;
+        rows.first()
+            .map(Self::key_from_row)
+            .transpose()?
+            .ok_or_else(|| key_not_found(id))
+    }
+
+    async fn revoke_key(&self, tenant_id: &str, id: &str) -> Result<KeyInfo, StateError> {
+        let mut conn = self.conn().await?;
+        let mut tx = begin_write(&mut conn).await?;
+        let at = DB::timestamp(now());
+        // The key and whatever it made (its volume tokens), in one transaction.
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1
+             WHERE tenant_id = $2 AND (id = $3 OR parent_id = $3) AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(DB::db_error)?;
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM api_keys WHERE tenant_id = $1 AND id = $2",
+            key_columns!()
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(DB::db_error)?
+        .ok_or_else(|| key_not_found(id))?;
+        let info = Self::key_from_row(&row)?;
+        tx.commit().await.map_err(DB::db_error)?;
+        Ok(info)
     }
 
     async fn create_tenant(&self, name: &TenantName) -> Result<(Tenant, ApiKey), StateError> {
@@ -594,7 +772,7 @@ where
         let mut tx = begin_write(&mut conn).await?;
         let tenant = Self::insert_tenant(&mut tx, name.as_str()).await?;
         let key = ApiKey::generate();
-        Self::insert_key(&mut tx, &tenant.id, &key, false).await?;
+        Self::insert_key(&mut tx, &tenant.id, &key, &first_key()).await?;
         tx.commit().await.map_err(DB::db_error)?;
         Ok((tenant, key))
     }

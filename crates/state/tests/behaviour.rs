@@ -129,6 +129,7 @@ behaviour! {
     reopening_keeps_everything(db),
     concurrent_creates_of_one_name_admit_exactly_one(shared),
     keys_are_redacted_in_debug(store),
+    keys_have_roles_expire_and_are_revoked_at_once(db),
     list_sorts_names_bytewise(store),
     labels_round_trip_exactly(store),
     two_stores_on_one_database_see_each_others_writes(db),
@@ -275,6 +276,70 @@ mod claims {
             let e = s.authenticate(&wrong).await.unwrap_err();
             assert!(matches!(e, StateError::Unauthenticated), "{e:?}");
         }
+    }
+
+    pub async fn keys_have_roles_expire_and_are_revoked_at_once(db: &dyn TestDb) {
+        use nullspace_state::{NewKey, Role};
+        let (s, other) = (db.open().await, db.open().await);
+        s.bootstrap(None).await.unwrap();
+        let acme = new_tenant(&*s, "acme").await;
+        let (info, key) = s
+            .create_key(
+                &acme,
+                &NewKey {
+                    name: Some("ci".into()),
+                    role: Role::ReadOnly,
+                    expires_at: None,
+                    token: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(info.prefix, key.expose()[..12]);
+        let who = other.authenticate(&key).await.unwrap();
+        assert_eq!(
+            (who.role, who.admin, who.key_id.as_str()),
+            (Role::ReadOnly, false, info.id.as_str())
+        );
+        // Listed, last use recorded, never a secret.
+        let listed = s.list_keys(&acme).await.unwrap();
+        assert_eq!(listed.len(), 2, "the first key and this one: {listed:?}");
+        let row = listed.iter().find(|k| k.id == info.id).unwrap();
+        assert!(row.last_used_at.is_some() && row.revoked_at.is_none());
+        assert!(!format!("{listed:?}").contains(key.expose()));
+        // The first key of a tenant is its admin, but no operator.
+        let first = listed.iter().find(|k| k.id != info.id).unwrap();
+        assert_eq!(first.role, Role::Admin);
+        // Another tenant does not see it.
+        let e = s.get_key("ten_nope", &info.id).await.unwrap_err();
+        assert!(matches!(e, StateError::NotFound(_)), "{e:?}");
+        let e = s.revoke_key("ten_nope", &info.id).await.unwrap_err();
+        assert!(matches!(e, StateError::NotFound(_)), "{e:?}");
+        other.authenticate(&key).await.unwrap();
+        // Revoked through one store: refused by the other at once; twice keeps the first time.
+        let revoked = s.revoke_key(&acme, &info.id).await.unwrap();
+        let at = revoked.revoked_at.expect("revoked_at");
+        let e = other.authenticate(&key).await.unwrap_err();
+        assert!(matches!(e, StateError::Unauthenticated), "{e:?}");
+        assert_eq!(
+            other.revoke_key(&acme, &info.id).await.unwrap().revoked_at,
+            Some(at)
+        );
+        // An expiry in the past: refused.
+        let (_, old) = s
+            .create_key(
+                &acme,
+                &NewKey {
+                    name: None,
+                    role: Role::Member,
+                    expires_at: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+                    token: None,
+                },
+            )
+            .await
+            .unwrap();
+        let e = other.authenticate(&old).await.unwrap_err();
+        assert!(matches!(e, StateError::Unauthenticated), "{e:?}");
     }
 
     pub async fn create_tenant_issues_a_non_admin_key(s: &dyn StateStore) {

@@ -45,6 +45,8 @@ from .content import (  # noqa: E402
 )
 from .files import BatchResult, FileStat, ReadStream, VolumeFiles  # noqa: E402
 from ._transfer import DownloadResult, UploadResult  # noqa: E402
+from . import keys  # noqa: E402
+from .keys import CreatedKey, KeyInfo  # noqa: E402
 from .volume import VOLUME_FIELDS, Mount, Volume, VolumeInfo  # noqa: E402
 from .sandbox import (  # noqa: E402
     Attachment,
@@ -64,6 +66,9 @@ __all__ = [
     "DEFAULT_URL",
     "Volume",
     "VolumeInfo",
+    "keys",
+    "KeyInfo",
+    "CreatedKey",
     "VOLUME_FIELDS",
     "Mount",
     "Sandbox",

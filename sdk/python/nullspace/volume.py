@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ._client import Client, resolve_client
 from ._util import (
@@ -19,6 +19,9 @@ from ._util import (
 )
 from .errors import NotFoundError
 from .files import VolumeFiles
+
+if TYPE_CHECKING:
+    from .keys import CreatedKey
 
 __all__ = ["Volume", "VolumeInfo", "Mount", "VOLUME_FIELDS"]
 
@@ -317,6 +320,27 @@ class Volume:
         if self._files is None:
             self._files = VolumeFiles(self)
         return self._files
+
+    def token(self, path: str = "/", read_only: bool = False, expires: int = 3600) -> "CreatedKey":
+        """Makes a bearer token that reaches only this volume's files (file routes, uploads,
+        watch, archives, signed-URL creation), read-only if asked, for ``expires`` seconds (at
+        most 7 days); revoked with ``nullspace.keys.revoke(token.info.id)`` or with the key that
+        made it. Use it as ``Volume(name, token.info.volume_id, client=Client(url, token.key))``.
+
+        Only ``path="/"`` is supported so far (tokens confined to a directory are not built yet).
+        """
+        from .keys import CreatedKey
+
+        if path != "/":
+            raise ValueError("tokens confined to a directory are not supported yet: use path='/'")
+        check_bool("read_only", read_only)
+        doc = self._client.request_json(
+            "POST",
+            f"/v1/volumes/{self._name}/tokens",
+            json={"read_only": read_only, "expires_in": expires},
+            idempotent=False,
+        )
+        return CreatedKey._from_json(doc)
 
     def info(self, fields: Optional[Sequence[str]] = None) -> VolumeInfo:
         """Fetches fresh fields of this volume from the server (unselected fields are ``None``).

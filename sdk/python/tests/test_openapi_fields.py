@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 import nullspace
-from nullspace import Attachment, BatchResult, ExecResult, FileStat, SandboxInfo, VolumeInfo
+from nullspace import Attachment, BatchResult, ExecResult, FileStat, KeyInfo, SandboxInfo, VolumeInfo
 from nullspace.content import ReplacedFile, ReplaceResult, SearchMatch, WatchEvent
 from nullspace.volume import VOLUME_FIELDS
 
@@ -130,6 +130,8 @@ CASES = [
         sdk_only=(("oldest_available", "set from a `gap` event, whose fields are checked apart"),),
     ),
     Case(SearchMatch, components=("SearchMatch",)),
+    Case(KeyInfo, ("get", "/v1/keys", "200"), ("keys", "[]")),
+    Case(KeyInfo, ("delete", "/v1/keys/{id}", "200")),
     Case(ReplaceResult, ("post", "/v1/volumes/{name}/files/replace", "200"), components=("ReplaceSummary",)),
     Case(ReplacedFile, components=("ReplacedFile",)),
 ]

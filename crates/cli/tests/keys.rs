@@ -1,0 +1,766 @@
+//! Keys with a lifecycle and roles (issue 17): every route of the OpenAPI document answered
+//! for every kind of credential as its role allows, with nothing changed where it is refused;
+//! revocation and expiry; the role rules for making and revoking keys; secrets never listed or
+//! logged.
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::{enc, snapshot, Api, OutputExt, Resp, Server, ADMIN_KEY};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const VOL: &str = "team-data";
+
+/// What a credential may do, as the contract says.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Cred {
+    Admin,
+    Member,
+    ReadOnly,
+    Revoked,
+    Expired,
+    /// The admin key of another tenant (not the operator's).
+    OtherTenant,
+    /// A volume token of the volume, read-write.
+    TokenRw,
+    /// A read-only volume token of the volume.
+    TokenRo,
+}
+
+/// The routes a volume token reaches (the contract: file routes, tus, watch, archive
+/// download, signed-URL creation of its volume).
+fn file_route(path: &str) -> bool {
+    path.starts_with("/v1/volumes/{name}/files")
+        || path.starts_with("/v1/volumes/{name}/uploads")
+        || path == "/v1/volumes/{name}/watch"
+}
+
+/// The permission a route needs, written here from the contract (not taken from the server).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Needs {
+    Read,
+    Write,
+    Keys,
+    Operator,
+}
+
+fn needs(method: &Method, path: &str) -> Needs {
+    if path.starts_with("/v1/admin/") {
+        Needs::Operator
+    } else if path.starts_with("/v1/keys") && method != Method::GET {
+        Needs::Keys
+    } else if method == Method::GET || method == Method::HEAD || path.ends_with("/files/search") {
+        Needs::Read
+    } else {
+        Needs::Write
+    }
+}
+
+/// Whether `cred` is refused on a route, and with which status and code.
+fn refusal(cred: Cred, needed: Needs, path: &str) -> Option<(u16, &'static str)> {
+    let denied = Some((403, "permission_denied"));
+    match cred {
+        Cred::Revoked | Cred::Expired => Some((401, "unauthenticated")),
+        Cred::Admin => None,
+        Cred::Member => (needed == Needs::Operator).then_some((403, "permission_denied")),
+        Cred::ReadOnly => (needed != Needs::Read)
+            .then_some((403, "permission_denied"))
+            .or(None),
+        Cred::TokenRw => (!file_route(path)).then_some((403, "permission_denied")),
+        Cred::TokenRo => {
+            (!file_route(path) || needed != Needs::Read).then_some((403, "permission_denied"))
+        }
+        Cred::OtherTenant => {
+            if needed == Needs::Operator {
+                denied
+            } else if path.starts_with("/v1/volumes/{name}") {
+                Some((404, "not_found"))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// A request to send: path and query, headers, body.
+type Request = (String, Vec<(&'static str, String)>, Option<Vec<u8>>);
+
+/// One request for a route of the document: the path filled in and a body where the route
+/// takes one (a valid one where it is cheap, so an allowed caller gets past parsing).
+fn request(method: &Method, template: &str) -> Request {
+    let pq = template
+        .replace("{name}", VOL)
+        .replace("{tenant}", "acme")
+        .replace("/keys/{id}", "/keys/key_0123456789abcdef")
+        .replace("/sandboxes/{id}", "/sandboxes/sbx_0123456789abcdef")
+        .replace("{id}", "0123456789abcdef");
+    let p = enc("/f.txt");
+    let json_body = |v: Value| {
+        (
+            vec![("Content-Type", "application/json".to_owned())],
+            Some(serde_json::to_vec(&v).expect("json")),
+        )
+    };
+    let (headers, body) = match (method.as_str(), template) {
+        ("PUT", t) if t.ends_with("/files/content") => (
+            vec![("Content-Type", "application/octet-stream".to_owned())],
+            Some(b"evil".to_vec()),
+        ),
+        ("POST", t) if t.ends_with("/files/mkdir") => json_body(json!({"path": "/evil-dir"})),
+        ("POST", t) if t.ends_with("/files/move") => {
+            json_body(json!({"src": "/f.txt", "dst": "/g.txt"}))
+        }
+        ("POST", t) if t.ends_with("/files/copy") => {
+            json_body(json!({"src": "/f.txt", "dst": "/copy.txt"}))
+        }
+        ("POST", t) if t.ends_with("/files/search") => json_body(json!({"pattern": "data"})),
+        ("POST", t) if t.ends_with("/files/replace") => {
+            json_body(json!({"pattern": "data", "replacement": "evil"}))
+        }
+        ("POST", t) if t.ends_with("/files/edit") => {
+            json_body(json!({"path": "/f.txt", "old": "data", "new": "evil"}))
+        }
+        ("POST", t) if t.ends_with("/files/url") => {
+            json_body(json!({"path": "/f.txt", "method": "PUT", "expires_in": 600}))
+        }
+        ("POST", "/v1/volumes") => json_body(json!({"name": "made-by-matrix"})),
+        ("POST", t) if t.ends_with("/tokens") => json_body(json!({"expires_in": 60})),
+        ("POST", "/v1/keys") => json_body(json!({"role": "read-only"})),
+        ("POST", "/v1/admin/tenants") => json_body(json!({"name": "made-by-matrix"})),
+        ("PUT", t) if t.ends_with("/volume-cap") => json_body(json!({"cap_bytes": 1})),
+        // Sandboxes: a body the server refuses, so that an allowed caller starts nothing.
+        ("POST" | "PUT", t) if t.starts_with("/v1/sandboxes") => {
+            json_body(json!({"no_such_field": 1}))
+        }
+        ("POST", t) if t.ends_with("/uploads") => (
+            vec![
+                ("Tus-Resumable", "1.0.0".to_owned()),
+                ("Upload-Length", "4".to_owned()),
+                ("Upload-Metadata", "path L3R1cy50eHQ=".to_owned()),
+            ],
+            None,
+        ),
+        ("PATCH", _) => (
+            vec![
+                ("Tus-Resumable", "1.0.0".to_owned()),
+                ("Upload-Offset", "0".to_owned()),
+                ("Content-Type", "application/offset+octet-stream".to_owned()),
+            ],
+            Some(b"evil".to_vec()),
+        ),
+        ("HEAD" | "DELETE", t) if t.contains("/uploads/") => {
+            (vec![("Tus-Resumable", "1.0.0".to_owned())], None)
+        }
+        ("POST", t) if t.ends_with("/files/batch") => (
+            vec![("Content-Type", "application/x-tar".to_owned())],
+            Some(Vec::new()),
+        ),
+        _ => (Vec::new(), None),
+    };
+    let pq = match template {
+        t if t.ends_with("/files/content") || t.ends_with("/files/stat") => {
+            format!("{pq}?path={p}")
+        }
+        t if t.ends_with("/files/exists") => format!("{pq}?path={p}"),
+        "/v1/volumes/{name}/files" => format!("{pq}?path={p}"),
+        t if t.ends_with("/files/batch") => format!("{pq}?path=/"),
+        t if t.ends_with("/watch") => format!("{pq}?path=/&since=0"),
+        _ => pq,
+    };
+    (pq, headers, body)
+}
+
+/// The routes of the document that need a key: (method, path template).
+fn keyed_routes(doc: &Value) -> Vec<(Method, String)> {
+    let mut out = Vec::new();
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("operations") {
+            let Ok(m) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
+                continue;
+            };
+            let public = op
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(|s| {
+                    s.is_empty()
+                        || s.iter()
+                            .any(|x| x.as_object().is_some_and(serde_json::Map::is_empty))
+                });
+            if !public {
+                out.push((m, path.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn create_key(api: &Api, body: Value) -> (String, String) {
+    let made = api
+        .post_json("/v1/keys", &body)
+        .expect(201, "create key")
+        .json();
+    (
+        made["key"].as_str().expect("key").to_owned(),
+        made["info"]["id"].as_str().expect("id").to_owned(),
+    )
+}
+
+/// The tenant's keys without `last_used_at` (which a refused request may refresh).
+fn key_records(api: &Api) -> Value {
+    let mut keys = api.get("/v1/keys").expect(200, "keys").json()["keys"].clone();
+    for k in keys.as_array_mut().expect("keys") {
+        k.as_object_mut().expect("key").remove("last_used_at");
+    }
+    keys
+}
+
+/// Waits (bounded) until `f` holds.
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn every_route_answers_each_credential_as_its_role_allows_and_refusals_change_nothing() {
+    let srv = Server::start();
+    let admin = srv.api();
+    admin.create_volume(VOL);
+    admin
+        .write(VOL, "/f.txt", "default's data")
+        .expect(200, "write");
+    let id = admin.volume_id(VOL);
+    let data = srv.volume_data(&id);
+
+    let (member, _) = create_key(&admin, json!({"role": "member", "name": "m"}));
+    let (read_only, _) = create_key(&admin, json!({"role": "read-only"}));
+    let (revoked, revoked_id) = create_key(&admin, json!({"role": "admin"}));
+    admin
+        .delete(&format!("/v1/keys/{revoked_id}"))
+        .expect(200, "revoke");
+    let (expired, _) = create_key(&admin, json!({"role": "admin", "expires_in": 1}));
+    let expired_api = admin.with_key(Some(&expired));
+    wait_until("the key to expire", Duration::from_secs(10), || {
+        expired_api.get("/v1/whoami").status == 401
+    });
+    let other = admin
+        .post_json("/v1/admin/tenants", &json!({"name": "acme"}))
+        .expect(201, "tenant")
+        .json()["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let token = |read_only: bool| {
+        admin
+            .post_json(
+                &format!("/v1/volumes/{VOL}/tokens"),
+                &json!({"read_only": read_only, "expires_in": 3600}),
+            )
+            .expect(201, "token")
+            .json()["key"]
+            .as_str()
+            .expect("key")
+            .to_owned()
+    };
+    let (token_rw, token_ro) = (token(false), token(true));
+    let mut secrets = vec![
+        token_rw.clone(),
+        token_ro.clone(),
+        member.clone(),
+        read_only.clone(),
+        revoked.clone(),
+        expired.clone(),
+        other.clone(),
+    ];
+
+    let doc = Api::new(&srv.url, None)
+        .get("/v1/openapi.json")
+        .expect(200, "openapi")
+        .json();
+    let routes = keyed_routes(&doc);
+    assert!(
+        routes.len() > 40,
+        "the document lists the routes: {}",
+        routes.len()
+    );
+    // The keys routes are in the document, so in the matrix.
+    assert!(routes
+        .iter()
+        .any(|(m, p)| m == Method::DELETE && p == "/v1/keys/{id}"));
+
+    // Refused credentials first, each request checked against the volume's files; then the
+    // allowed ones (which may change things) only for their status.
+    let order = [
+        (Cred::Revoked, revoked.as_str()),
+        (Cred::Expired, expired.as_str()),
+        (Cred::ReadOnly, read_only.as_str()),
+        (Cred::TokenRo, token_ro.as_str()),
+        (Cred::OtherTenant, other.as_str()),
+        (Cred::TokenRw, token_rw.as_str()),
+        (Cred::Member, member.as_str()),
+        (Cred::Admin, ADMIN_KEY),
+    ];
+    let mut checked = 0;
+    for (cred, key) in order {
+        let api = admin.with_key(Some(key));
+        for (method, template) in &routes {
+            // Deleting the volume would only make later answers `not_found`: leave the
+            // allowed deletes to the end.
+            let before = snapshot(&data);
+            let keys_before = key_records(&admin);
+            let (mut pq, headers, body) = request(method, template);
+            let refused = refusal(cred, needs(method, template), template);
+            if refused.is_none() && template.ends_with("/watch") {
+                // An allowed watch streams forever: ask for a volume that does not exist,
+                // which answers once, after authorisation.
+                pq = pq.replace(VOL, "no-such-volume");
+            }
+            if matches!(cred, Cred::Admin | Cred::Member)
+                && *method == Method::DELETE
+                && template == "/v1/volumes/{name}"
+            {
+                continue;
+            }
+            let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r: Resp = api.send(method.clone(), &pq, &hs, body);
+            let label = format!("{cred:?} {method} {template}");
+            match refused {
+                Some((status, code)) => {
+                    assert_eq!(r.status, status, "{label}: {}", r.text());
+                    if *method != Method::HEAD {
+                        assert_eq!(
+                            r.error_code().as_deref(),
+                            Some(code),
+                            "{label}: {}",
+                            r.text()
+                        );
+                    }
+                    assert_eq!(snapshot(&data), before, "{label} changed the volume");
+                    assert_eq!(key_records(&admin), keys_before, "{label} changed the keys");
+                    assert!(
+                        !String::from_utf8_lossy(&r.body).contains("default's data"),
+                        "{label} shows data"
+                    );
+                }
+                None => {
+                    assert!(
+                        r.status != 401 && r.status != 403,
+                        "{label} is allowed, got {}: {}",
+                        r.status,
+                        r.text()
+                    );
+                    if cred == Cred::ReadOnly {
+                        assert_eq!(snapshot(&data), before, "{label} changed the volume");
+                    }
+                    if let Ok(v) = serde_json::from_slice::<Value>(&r.body) {
+                        if let Some(k) = v["key"].as_str() {
+                            secrets.push(k.to_owned());
+                        }
+                    }
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, routes.len() * order.len() - 2);
+    // The volume is still there for the refused ones to have been refused on it.
+    assert_eq!(admin.read(VOL, "/f.txt").status, 200);
+    // Not one secret in the server's log.
+    let log = srv.log();
+    for s in &secrets {
+        assert!(!log.contains(s.as_str()), "the log shows a key");
+    }
+    assert!(!log.contains(ADMIN_KEY), "the log shows the admin key");
+}
+
+#[test]
+fn a_key_stops_working_at_its_expiry_and_not_before() {
+    let srv = Server::start();
+    let admin = srv.api();
+    let made = admin
+        .post_json("/v1/keys", &json!({"role": "member", "expires_in": 2}))
+        .expect(201, "create")
+        .json();
+    let expires: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(made["info"]["expires_at"].clone()).expect("expires_at");
+    let api = admin.with_key(made["key"].as_str());
+    loop {
+        let sent = chrono::Utc::now();
+        let r = api.get("/v1/whoami");
+        if r.status == 401 {
+            // Refused: the request was answered after the expiry.
+            assert!(chrono::Utc::now() >= expires, "refused before its expiry");
+            assert_eq!(r.error_code().as_deref(), Some("unauthenticated"));
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(sent < expires, "accepted after its expiry");
+        assert!(
+            sent < expires + chrono::Duration::seconds(10),
+            "never expired"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn roles_bound_which_keys_a_key_makes_and_revokes() {
+    let srv = Server::start();
+    let admin = srv.api();
+    let (member, member_id) = create_key(&admin, json!({"role": "member"}));
+    let (read_only, read_only_id) = create_key(&admin, json!({"role": "read-only"}));
+    let (_, admin2_id) = create_key(&admin, json!({"role": "admin", "name": "second"}));
+    let m = admin.with_key(Some(&member));
+    let ro = admin.with_key(Some(&read_only));
+
+    // whoami tells the role.
+    let who = m.get("/v1/whoami").expect(200, "whoami").json();
+    assert_eq!(
+        (who["role"].as_str(), who["admin"].as_bool()),
+        (Some("member"), Some(false))
+    );
+    assert_eq!(who["key_id"], member_id.as_str());
+    assert_eq!(admin.get("/v1/whoami").json()["role"], "admin");
+
+    // A member makes member and read-only keys, not admin ones; read-only makes none.
+    m.post_json("/v1/keys", &json!({"role": "admin"}))
+        .expect_err(403, "permission_denied", "member makes admin");
+    let (_, made_by_member) = create_key(&m, json!({"role": "read-only"}));
+    create_key(&m, json!({"role": "member"}));
+    ro.post_json("/v1/keys", &json!({"role": "read-only"}))
+        .expect_err(403, "permission_denied", "read-only makes a key");
+    // `tenant` is for operator keys only.
+    admin
+        .post_json("/v1/admin/tenants", &json!({"name": "acme"}))
+        .expect(201, "tenant");
+    m.post_json("/v1/keys", &json!({"tenant": "acme"}))
+        .expect_err(403, "permission_denied", "member makes a key elsewhere");
+    let (acme_key, acme_key_id) = create_key(&admin, json!({"tenant": "acme", "role": "admin"}));
+    let acme = admin.with_key(Some(&acme_key));
+    assert_eq!(acme.get("/v1/whoami").json()["tenant"], "acme");
+    // An admin of acme is no operator.
+    acme.post_json("/v1/keys", &json!({"tenant": "default"}))
+        .expect_err(
+            403,
+            "permission_denied",
+            "acme admin makes a key in default",
+        );
+    acme.post_json("/v1/admin/tenants", &json!({"name": "x"}))
+        .expect_err(403, "permission_denied", "acme admin is an operator");
+
+    // Bad input names the field.
+    for (body, field) in [
+        (json!({"role": "root"}), "role"),
+        (json!({"expires_in": 0}), "expires_in"),
+        (json!({"expires_in": 400_000_000u64}), "expires_in"),
+        (json!({"name": ""}), "name"),
+        (json!({"name": "x".repeat(101)}), "name"),
+        (json!({"nmae": "typo"}), "nmae"),
+    ] {
+        let r = admin.post_json("/v1/keys", &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert!(r.text().contains(field), "{body}: {}", r.text());
+    }
+
+    // Revocation: member revokes what is not above it; another tenant's key is not found.
+    m.delete(&format!("/v1/keys/{admin2_id}")).expect_err(
+        403,
+        "permission_denied",
+        "member revokes admin",
+    );
+    m.delete(&format!("/v1/keys/{acme_key_id}")).expect_err(
+        404,
+        "not_found",
+        "member revokes acme's key",
+    );
+    admin.delete(&format!("/v1/keys/{acme_key_id}")).expect_err(
+        404,
+        "not_found",
+        "default admin revokes acme's key by id",
+    );
+    ro.delete(&format!("/v1/keys/{made_by_member}")).expect_err(
+        403,
+        "permission_denied",
+        "read-only revokes",
+    );
+    let revoked = m
+        .delete(&format!("/v1/keys/{read_only_id}"))
+        .expect(200, "member revokes read-only")
+        .json();
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+    ro.get("/v1/whoami")
+        .expect_err(401, "unauthenticated", "revoked key, at once");
+    // Twice: the same answer, the first time kept.
+    let again = admin
+        .delete(&format!("/v1/keys/{read_only_id}"))
+        .expect(200, "revoke again")
+        .json();
+    assert_eq!(again["revoked_at"], revoked["revoked_at"]);
+    // A key may revoke itself; then it is gone.
+    m.delete(&format!("/v1/keys/{member_id}"))
+        .expect(200, "self");
+    m.get("/v1/volumes")
+        .expect_err(401, "unauthenticated", "self-revoked");
+    // The listing shows revoked keys with their time, and last use.
+    let list = admin.get("/v1/keys").expect(200, "list").json();
+    let row = list["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["id"] == member_id.as_str())
+        .expect("member key listed")
+        .clone();
+    assert!(
+        row["revoked_at"].is_string() && row["last_used_at"].is_string(),
+        "{row}"
+    );
+}
+
+#[test]
+fn key_list_never_shows_a_secret_and_the_cli_prints_a_new_key_once() {
+    let srv = Server::start();
+    let out = srv.cli(&[
+        "key",
+        "create",
+        "--name",
+        "ci",
+        "--role",
+        "read-only",
+        "--expires",
+        "30d",
+    ]);
+    let key = out.assert_ok(&["key", "create"]).trim().to_owned();
+    assert!(key.starts_with("nsk_") && key.len() == 52, "{key:?}");
+    let who = srv
+        .api()
+        .with_key(Some(&key))
+        .get("/v1/whoami")
+        .expect(200, "whoami")
+        .json();
+    assert_eq!(who["role"], "read-only");
+    let json_out = srv.cli(&["--json", "key", "create", "--role", "member"]);
+    let made = harness::json(&json_out.assert_ok(&["key", "create", "--json"]));
+    let second = made["key"].as_str().expect("key").to_owned();
+
+    for args in [&["key", "list"][..], &["--json", "key", "list"][..]] {
+        let listed = srv.cli(args).assert_ok(args);
+        for secret in [key.as_str(), second.as_str(), ADMIN_KEY] {
+            assert!(
+                !listed.contains(secret),
+                "`{}` shows a secret",
+                args.join(" ")
+            );
+        }
+        assert!(
+            listed.contains("ci") && listed.contains("read-only"),
+            "{listed}"
+        );
+        assert!(listed.contains(&key[..12]), "the prefix is shown: {listed}");
+    }
+    let listed = harness::json(
+        &srv.cli(&["--json", "key", "list"])
+            .assert_ok(&["key", "list"]),
+    );
+    let ci = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|k| k["name"] == "ci")
+        .expect("ci")
+        .clone();
+    assert!(ci["expires_at"].is_string(), "{ci}");
+    let id = ci["id"].as_str().expect("id").to_owned();
+    srv.cli(&["key", "revoke", &id])
+        .assert_ok(&["key", "revoke"]);
+    srv.api().with_key(Some(&key)).get("/v1/whoami").expect_err(
+        401,
+        "unauthenticated",
+        "revoked through the CLI",
+    );
+    srv.cli(&["key", "create", "--role", "boss"])
+        .assert_err(2, "role");
+    srv.cli(&["key", "revoke", "key_nope"])
+        .assert_err(4, "not found");
+    let log = srv.log();
+    for secret in [key.as_str(), second.as_str(), ADMIN_KEY] {
+        assert!(!log.contains(secret), "the log shows a key");
+    }
+}
+
+#[test]
+fn a_revocation_under_load_lets_no_request_through_once_acknowledged() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let srv = Server::start();
+    let admin = srv.api();
+    let (key, id) = create_key(&admin, json!({"role": "member"}));
+    let acked = Arc::new(AtomicBool::new(false));
+    let after = Arc::new(AtomicUsize::new(0));
+    let ok_before = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let api = admin.with_key(Some(&key));
+            let (acked, after, ok_before) = (acked.clone(), after.clone(), ok_before.clone());
+            std::thread::spawn(move || {
+                let mut refused_since_ack = 0;
+                while refused_since_ack < 20 {
+                    let sent_after_ack = acked.load(Ordering::SeqCst);
+                    let r = api.get("/v1/whoami");
+                    match (r.status, sent_after_ack) {
+                        (200, true) => {
+                            after.fetch_add(1, Ordering::SeqCst);
+                        }
+                        (200, false) => {
+                            ok_before.fetch_add(1, Ordering::SeqCst);
+                        }
+                        (401, true) => refused_since_ack += 1,
+                        (401, false) => {}
+                        (s, _) => panic!("unexpected {s}: {}", r.text()),
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_until(
+        "requests before the revocation",
+        Duration::from_secs(30),
+        || ok_before.load(Ordering::SeqCst) >= 20,
+    );
+    admin
+        .delete(&format!("/v1/keys/{id}"))
+        .expect(200, "revoke");
+    acked.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().expect("thread");
+    }
+    assert_eq!(
+        after.load(Ordering::SeqCst),
+        0,
+        "requests that succeeded after the revocation was acknowledged"
+    );
+}
+
+#[test]
+fn a_volume_token_reaches_its_volume_only_and_dies_with_its_key() {
+    let srv = Server::start();
+    let admin = srv.api();
+    admin.create_volume(VOL);
+    admin.create_volume("other");
+    admin
+        .write("other", "/secret.txt", "other's data")
+        .expect(200, "write");
+    let (member, member_id) = create_key(&admin, json!({"role": "member"}));
+    let m = admin.with_key(Some(&member));
+    let made = m
+        .post_json(&format!("/v1/volumes/{VOL}/tokens"), &json!({}))
+        .expect(201, "token")
+        .json();
+    let t = admin.with_key(made["key"].as_str());
+    assert_eq!(made["info"]["volume_id"], admin.volume_id(VOL).as_str());
+    assert_eq!(made["info"]["read_only"], false);
+    // Default lifetime an hour; at most 7 days.
+    assert!(made["info"]["expires_at"].is_string());
+    for bad in [json!({"expires_in": 0}), json!({"expires_in": 604_801})] {
+        admin
+            .post_json(&format!("/v1/volumes/{VOL}/tokens"), &bad)
+            .expect_err(400, "invalid_argument", "token lifetime");
+    }
+
+    t.write(VOL, "/in.txt", "mine")
+        .expect(200, "token writes its volume");
+    assert_eq!(t.read(VOL, "/in.txt").expect(200, "read").body, b"mine");
+    // Another volume of the same tenant: as absent as a volume that does not exist.
+    let r = t.read("other", "/secret.txt");
+    let g = t.read("no-such-volume", "/secret.txt");
+    assert_eq!(
+        (r.status, r.error_code().as_deref()),
+        (404, Some("not_found"))
+    );
+    assert_eq!(
+        r.text().replace("other", "X"),
+        g.text().replace("no-such-volume", "X")
+    );
+    t.write("other", "/secret.txt", "evil").expect_err(
+        404,
+        "not_found",
+        "token writes another volume",
+    );
+    assert_eq!(admin.read("other", "/secret.txt").body, b"other's data");
+    // Nothing but files: not the volume itself, volumes, sandboxes, keys, tokens.
+    for (method, pq) in [
+        (Method::GET, format!("/v1/volumes/{VOL}")),
+        (Method::DELETE, format!("/v1/volumes/{VOL}")),
+        (Method::GET, "/v1/volumes".to_owned()),
+        (Method::POST, "/v1/volumes".to_owned()),
+        (Method::GET, "/v1/sandboxes".to_owned()),
+        (Method::GET, "/v1/keys".to_owned()),
+        (Method::POST, "/v1/keys".to_owned()),
+        (Method::POST, format!("/v1/volumes/{VOL}/tokens")),
+        (Method::GET, "/v1/whoami".to_owned()),
+    ] {
+        let r = t.send(
+            method.clone(),
+            &pq,
+            &[("Content-Type", "application/json")],
+            Some(b"{}".to_vec()),
+        );
+        assert_eq!(
+            (r.status, r.error_code().as_deref()),
+            (403, Some("permission_denied")),
+            "{method} {pq}: {}",
+            r.text()
+        );
+    }
+    assert_eq!(admin.volume(VOL)["name"], VOL, "still there");
+    // Listed with the keys; revoking the key that made it revokes it.
+    let list = admin.get("/v1/keys").expect(200, "list").json();
+    assert!(list["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .any(|k| k["id"] == made["info"]["id"]));
+    admin
+        .delete(&format!("/v1/keys/{member_id}"))
+        .expect(200, "revoke the maker");
+    t.read(VOL, "/in.txt")
+        .expect_err(401, "unauthenticated", "token of a revoked key");
+    // Revoked on its own, through the CLI.
+    let tok = srv
+        .cli(&["volume", "token", VOL, "--read-only", "--expires", "10m"])
+        .assert_ok(&["volume", "token"])
+        .trim()
+        .to_owned();
+    let ro = admin.with_key(Some(&tok));
+    assert_eq!(
+        ro.read(VOL, "/in.txt").expect(200, "ro token reads").body,
+        b"mine"
+    );
+    ro.write(VOL, "/in.txt", "evil")
+        .expect_err(403, "permission_denied", "ro token writes");
+    let listed = harness::json(
+        &srv.cli(&["--json", "volume", "token", "list"])
+            .assert_ok(&["volume", "token", "list"]),
+    );
+    assert!(
+        !listed.to_string().contains(&tok),
+        "the list shows the secret"
+    );
+    let id = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|k| k["read_only"] == true && k["revoked_at"].is_null())
+        .expect("the ro token listed")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    srv.cli(&["volume", "token", "revoke", &id])
+        .assert_ok(&["volume", "token", "revoke"]);
+    ro.read(VOL, "/in.txt")
+        .expect_err(401, "unauthenticated", "revoked token");
+    assert!(!srv.log().contains(&tok), "the log shows a token");
+}
