@@ -167,7 +167,8 @@ where
                 "invalid JSON body: expected an object, got {kind}"
             ))));
         }
-        serde_json::from_value(value)
+        // The error names the field it failed at (`role: unknown variant …`).
+        serde_path_to_error::deserialize(value)
             .map(Json)
             .map_err(|e| ApiError(Error::invalid_argument(format!("invalid JSON body: {e}"))))
     }
