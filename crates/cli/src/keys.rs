@@ -71,23 +71,7 @@ pub async fn token(args: TokenArgs, global: &Global) -> anyhow::Result<ExitCode>
                 .into_iter()
                 .filter(|k| k.volume_id.is_some())
                 .collect();
-            if global.json {
-                output::json(&tokens)?;
-            } else {
-                let rows: Vec<Vec<String>> = tokens.iter().map(row).collect();
-                output::table(
-                    Some(&[
-                        "ID",
-                        "NAME",
-                        "ROLE",
-                        "PREFIX",
-                        "CREATED",
-                        "LAST USED",
-                        "EXPIRES",
-                    ]),
-                    &rows,
-                )?;
-            }
+            print_keys(global.json, &tokens)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(TokenCommand::Revoke { id }) => Box::pin(run(KeyCommand::Revoke { id }, global)).await,
@@ -144,23 +128,7 @@ pub async fn run(cmd: KeyCommand, global: &Global) -> anyhow::Result<ExitCode> {
         }
         KeyCommand::List => {
             let keys = client.list_keys().await?;
-            if global.json {
-                output::json(&keys)?;
-            } else {
-                let rows: Vec<Vec<String>> = keys.iter().map(row).collect();
-                output::table(
-                    Some(&[
-                        "ID",
-                        "NAME",
-                        "ROLE",
-                        "PREFIX",
-                        "CREATED",
-                        "LAST USED",
-                        "EXPIRES",
-                    ]),
-                    &rows,
-                )?;
-            }
+            print_keys(global.json, &keys)?;
         }
         KeyCommand::Revoke { id } => {
             let key = client.revoke_key(&id).await?;
@@ -172,6 +140,26 @@ pub async fn run(cmd: KeyCommand, global: &Global) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Keys (or tokens) as JSON or as a table: the same columns for both.
+fn print_keys(json: bool, keys: &[KeyInfo]) -> anyhow::Result<()> {
+    if json {
+        return output::json(&keys);
+    }
+    let rows: Vec<Vec<String>> = keys.iter().map(row).collect();
+    output::table(
+        Some(&[
+            "ID",
+            "NAME",
+            "ROLE",
+            "PREFIX",
+            "CREATED",
+            "LAST USED",
+            "EXPIRES",
+        ]),
+        &rows,
+    )
 }
 
 fn row(k: &KeyInfo) -> Vec<String> {
