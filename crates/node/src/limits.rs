@@ -229,3 +229,38 @@ pub(crate) fn shown(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults keep one tenant within half the host: its sandboxes' pids under half the
+    /// pid space, its memory under half the RAM, its layers under half the data file system.
+    #[test]
+    fn host_defaults_keep_one_tenant_within_half_the_host() {
+        let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let dir = std::env::temp_dir();
+        for pids in [16, 1024, 4096, 1 << 20] {
+            let per = Limits {
+                pids,
+                ..Limits::default()
+            };
+            let t = host_defaults(&dir, &per);
+            let n = t.max_sandboxes.unwrap();
+            assert!((1..=DEFAULT_MAX_SANDBOXES).contains(&n));
+            assert!(
+                n == 1 || n * u64::from(pids) <= pid_max / 2,
+                "{n} × {pids} pids"
+            );
+            let ram = host_memory().unwrap();
+            assert!(t.max_total_memory.unwrap() <= ram / 2);
+            assert!(t.max_sandbox_memory.unwrap() <= t.max_total_memory.unwrap());
+            let fs = rustix::fs::statvfs(&dir).unwrap();
+            assert!(t.max_total_disk.unwrap() <= fs.f_blocks * fs.f_frsize / 2);
+        }
+    }
+}
