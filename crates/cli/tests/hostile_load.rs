@@ -12,7 +12,7 @@ mod harness;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 
-use harness::{enc, Api, Server};
+use harness::{enc, Api, SandboxServer, Server};
 use rustix::fs::{Mode, OFlags};
 use serde_json::json;
 
@@ -220,6 +220,49 @@ fn a_20000_level_tree_made_through_the_api_or_on_disk_is_walked_and_the_server_r
     s.restart();
     assert!(s.healthy());
     assert_eq!(s.api().usage(VOL), (0, 0));
+}
+
+// SEMANTICS: Trees of any depth
+#[test]
+fn a_20000_level_tree_made_by_sandbox_code_is_measured_after_exec_walked_and_survives_a_restart() {
+    let mut s = SandboxServer(Server::start(), Vec::new());
+    s.ok(&["volume", "create", VOL]);
+    let id = s
+        .ok(&[
+            "sandbox",
+            "create",
+            "--volume",
+            &format!("ref={VOL},mount=/data"),
+        ])
+        .trim()
+        .to_owned();
+    s.1.push(id.clone());
+    // `mkdir d; cd d` in a loop, without a process per level.
+    let script = format!(
+        "chdir '/data' or die; mkdir 'p' or die; chdir 'p' or die; \
+         for (2..{DEPTH}) {{ mkdir 'd' or die \"mkdir: $!\"; chdir 'd' or die \"chdir: $!\" }} \
+         open(F, '>', 'f') or die; print F 'needle-at-the-bottom'; print F \"\\n\"; close F or die;"
+    );
+    assert_eq!(
+        s.ok(&["sandbox", "exec", &id, "--", "perl", "-e", &script]),
+        ""
+    );
+    // The usage walk after exec measured the whole tree.
+    let api = s.api();
+    assert_eq!(
+        api.usage(VOL),
+        (NEEDLE.len() as u64, 1),
+        "usage after the exec"
+    );
+    let bottom = format!("/p{}/f", chain(DEPTH - 1));
+    every_route_answers_on(&s, "/p", &bottom);
+    s.restart();
+    assert_eq!(
+        s.api().usage(VOL),
+        (NEEDLE.len() as u64, 1),
+        "usage after a restart"
+    );
+    every_route_answers_on(&s, "/p", &bottom);
 }
 
 /// Raises this test process's open-file limit to its hard limit (1,000 sockets need it).
