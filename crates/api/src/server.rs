@@ -95,6 +95,16 @@ fn open_file_limit() -> std::io::Result<(u64, u64)> {
     }
 }
 
+/// A handler that panicked answers `internal` (logged, as every server fault is) instead of
+/// dropping the connection without an answer.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    crate::error::ApiError(nullspace_core::Error::internal(
+        "a request handler panicked",
+    ))
+    .into_response()
+}
+
 /// Accepts and serves connections until `shutdown`, then lets open ones finish their requests.
 async fn serve(
     listener: tokio::net::TcpListener,
@@ -103,6 +113,7 @@ async fn serve(
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let service = tower::ServiceBuilder::new()
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             limits.body_timeout,
         ))

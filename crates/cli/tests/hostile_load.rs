@@ -220,6 +220,7 @@ fn a_20000_level_tree_made_through_the_api_or_on_disk_is_walked_and_the_server_r
     s.restart();
     assert!(s.healthy());
     assert_eq!(s.api().usage(VOL), (0, 0));
+    s.assert_no_server_faults();
 }
 
 // SEMANTICS: Trees of any depth
@@ -263,6 +264,7 @@ fn a_20000_level_tree_made_by_sandbox_code_is_measured_after_exec_walked_and_sur
         "usage after a restart"
     );
     every_route_answers_on(&s, "/p", &bottom);
+    s.assert_no_server_faults();
 }
 
 /// Raises this test process's open-file limit to its hard limit (1,000 sockets need it).
@@ -320,6 +322,7 @@ fn a_thousand_idle_sockets_then_a_normal_request_succeeds() {
     .unwrap();
     let answer = read_to_eof(&mut first);
     assert!(answer.starts_with(b"HTTP/1.1 200"), "an idle socket serves");
+    s.assert_no_server_faults();
 }
 
 #[test]
@@ -352,6 +355,7 @@ fn a_connection_over_the_bound_is_answered_503_and_a_freed_slot_serves_again() {
         assert!(answer.starts_with(b"HTTP/1.1 503"), "only 503 or 200");
         std::thread::yield_now();
     }
+    s.assert_no_server_faults();
 }
 
 #[test]
@@ -380,6 +384,7 @@ fn idle_and_slow_header_connections_are_closed_after_the_idle_timeout() {
         "an unfinished head is closed"
     );
     assert!(s.healthy());
+    s.assert_no_server_faults();
 }
 
 #[test]
@@ -429,6 +434,7 @@ fn a_slow_but_live_upload_succeeds_and_a_stalled_one_fails() {
     api.stat(VOL, "/stalled.bin")
         .expect_err(404, "not_found", "nothing stored");
     assert!(s.healthy());
+    s.assert_no_server_faults();
 }
 
 fn header(r: &harness::Resp, name: &str) -> String {
@@ -482,6 +488,7 @@ fn ranges_follow_rfc_9110_and_never_lie_about_their_length() {
     for range in ["bytes=5-3", "bytes=a-", "items=0-1", "bytes=0-1,3-4"] {
         get(range).expect_err(400, "invalid_argument", range);
     }
+    s.assert_no_server_faults();
 }
 
 #[test]
@@ -559,6 +566,7 @@ fn archive_names_strict_json_labels_and_utf8_names_are_4xx_never_5xx() {
         api.read(VOL, "/a\u{FFFD}").expect(200, "read").text(),
         "replacement"
     );
+    s.assert_no_server_faults();
 }
 
 #[test]
@@ -622,6 +630,7 @@ fn signed_urls_are_canonical_and_special_files_are_reported_and_refused() {
         r.status
     );
     assert!(s.healthy());
+    s.assert_no_server_faults();
 }
 
 #[test]
@@ -666,4 +675,5 @@ fn sandbox_file_writes_into_read_only_places_and_over_long_exec_timeouts_are_4xx
         .or_else(|| listed.as_array())
         .map_or(0, Vec::len);
     assert_eq!(n, 1, "the array body created no sandbox");
+    s.assert_no_server_faults();
 }

@@ -328,6 +328,22 @@ impl Server {
         std::fs::read_to_string(self.root.path().join("server.log")).unwrap_or_default()
     }
 
+    /// Fails the test if the server logged a fault: a 5xx it answered (`request failed`, how
+    /// every `internal` and `unavailable` answer is logged) or a panic.
+    pub fn assert_no_server_faults(&self) {
+        let log = self.log();
+        let faults: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("request failed") || l.contains("panicked"))
+            .take(5)
+            .collect();
+        assert!(
+            faults.is_empty(),
+            "the server logged faults:\n{}",
+            faults.join("\n")
+        );
+    }
+
     /// The last `n` lines of the log, for failure messages.
     pub fn log_tail(&self, n: usize) -> String {
         let log = self.log();
