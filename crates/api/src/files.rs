@@ -212,10 +212,16 @@ pub(crate) async fn stream_file(
         let end = length.map_or(size, |l| start.saturating_add(l).min(size));
         (start, end, false)
     };
-    let mut file = file;
-    file.seek(SeekFrom::Start(start))
-        .map_err(|e| Error::internal(format!("seek: {e}")))?;
-    let body = Body::from_stream(read_in_thread(file, end - start));
+    let body = if end - start <= SMALL_READ {
+        // Read whole, so that hyper sends the head and the body in one write (one segment:
+        // nothing for Nagle's algorithm and a client's delayed ACK to hold back).
+        Body::from(read_small(file, start, (end - start) as usize).await?)
+    } else {
+        let mut file = file;
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| Error::internal(format!("seek: {e}")))?;
+        Body::from_stream(read_in_thread(file, end - start))
+    };
     let mut resp = Response::builder()
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::CONTENT_LENGTH, end - start)
@@ -229,6 +235,27 @@ pub(crate) async fn stream_file(
     }
     resp.body(body)
         .map_err(|e| Error::internal(e.to_string()).into())
+}
+
+/// Reads at most this many bytes whole before answering; larger reads stream.
+const SMALL_READ: u64 = 64 << 10;
+
+/// Reads `len` bytes of `file` from `start` on the blocking pool. A file that shrank since it
+/// was opened (changed in place by sandbox code) is a `conflict`: the client reads again.
+async fn read_small(file: std::fs::File, start: u64, len: usize) -> ApiResult<Bytes> {
+    use std::os::unix::fs::FileExt;
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; len];
+        match file.read_exact_at(&mut buf, start) {
+            Ok(()) => Ok(Bytes::from(buf)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(Error::conflict("the file changed while it was read; read it again").into())
+            }
+            Err(e) => Err(Error::internal(format!("read: {e}")).into()),
+        }
+    })
+    .await
+    .map_err(|e| Error::internal(format!("read: {e}")))?
 }
 
 /// Reads `len` bytes of `file` on one blocking thread in 1 MiB chunks, handed to the response
