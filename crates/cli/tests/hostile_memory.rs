@@ -212,6 +212,13 @@ fn exec_printing_64mib_of_nul_bytes_is_cut_to_the_budget_and_stays_bounded() {
     assert!(b64(&out["stderr_base64"]) == binary, "stderr round-trips");
     assert_eq!(out["truncated"], false);
     assert_eq!(out["exit_code"], 0);
+    // `nullspace sandbox exec` writes the original bytes.
+    let cli = s.cli(&["sandbox", "exec", &id, "--", "cat", "/v/bin.dat"]);
+    assert!(cli.status.success(), "{cli:?}");
+    assert!(
+        cli.stdout == binary,
+        "the CLI's stdout is the original bytes"
+    );
     let mem = Mem::of(&s);
 
     // 64 MiB of NUL bytes: cut to the budget, flagged.

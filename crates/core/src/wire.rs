@@ -353,6 +353,9 @@ pub struct PathEntry {
     pub path: String,
     #[serde(rename = "type")]
     pub file_type: FileType,
+    /// The path's exact bytes (base64) when they are not UTF-8; see `FileStat::path_base64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_base64: Option<String>,
 }
 
 /// `{"exists": bool}`
