@@ -27,7 +27,7 @@ pub(crate) enum Rewrite<'a> {
     },
     /// A non-empty literal: its leftmost non-overlapping occurrences.
     Literal {
-        finder: memchr::memmem::Finder<'a>,
+        finder: Box<memchr::memmem::Finder<'a>>,
         replacement: &'a [u8],
     },
 }
@@ -350,7 +350,7 @@ mod tests {
                 n += 1;
             }
             want.extend_from_slice(&data[last..]);
-            let rw = Rewrite::Literal { finder: finder.clone(), replacement: b"XY" };
+            let rw = Rewrite::Literal { finder: Box::new(finder.clone()), replacement: b"XY" };
             let (got, matches) = streamed(&rw, &data, chunk, step);
             prop_assert_eq!(got, want);
             prop_assert_eq!(matches, n);

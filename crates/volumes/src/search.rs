@@ -199,7 +199,7 @@ impl VolumeHandle {
         let replacement = opts.replacement.as_bytes();
         let rw = if !opts.regex && !opts.ignore_case && !opts.pattern.is_empty() {
             Rewrite::Literal {
-                finder: memchr::memmem::Finder::new(opts.pattern.as_bytes()),
+                finder: Box::new(memchr::memmem::Finder::new(opts.pattern.as_bytes())),
                 replacement,
             }
         } else {
@@ -329,7 +329,7 @@ impl VolumeHandle {
         }
         check_size(&st, path)?;
         let rw = Rewrite::Literal {
-            finder: memchr::memmem::Finder::new(old.as_bytes()),
+            finder: Box::new(memchr::memmem::Finder::new(old.as_bytes())),
             replacement: new.as_bytes(),
         };
         // Count first (nothing is built), then stream the rewrite into staging.
