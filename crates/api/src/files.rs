@@ -583,6 +583,7 @@ pub async fn list(
             .map(|e| PathEntry {
                 path: e.path,
                 file_type: e.file_type,
+                path_base64: e.path_base64,
             })
             .collect();
         return Ok(axum::Json(ListPage {
@@ -604,6 +605,10 @@ pub async fn list(
                 if let Some(v) = full.get(*f) {
                     out.insert((*f).to_owned(), v.clone());
                 }
+            }
+            // A path that is not UTF-8 comes with its exact bytes whenever the path is asked for.
+            if let Some(b) = e.path_base64.filter(|_| fields.contains(&"path")) {
+                out.insert("path_base64".to_owned(), b.into());
             }
             serde_json::Value::Object(out)
         })

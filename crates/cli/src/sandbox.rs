@@ -283,8 +283,15 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
             if g.json {
                 output::json(&out)?;
             } else {
-                output::write_stdout(out.stdout.as_bytes())?;
-                eprint!("{}", out.stderr);
+                // The original bytes, text or not (binary output comes as base64).
+                output::write_stdout(&out.stdout_bytes().context("exec answer: stdout_base64")?)?;
+                let err = out.stderr_bytes().context("exec answer: stderr_base64")?;
+                std::io::Write::write_all(&mut std::io::stderr().lock(), &err)?;
+                if out.truncated {
+                    output::eprint_line(
+                        "warning: the command's output passed the server's limit and was cut",
+                    );
+                }
                 if out.timed_out {
                     let t = timeout.map_or(0.0, |t| t.as_secs_f64());
                     output::eprint_line(&format!(

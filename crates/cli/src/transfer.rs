@@ -72,7 +72,9 @@ end; if the download is interrupted, running it again continues the partial file
 HTTP Range request, as long as the remote file has not changed.
 
 A directory is fetched as one tar stream and unpacked into LOCAL (default: the directory's
-name; created if missing). Entries that would land outside LOCAL are refused. With
+name; created if missing). Entries that would land outside LOCAL are refused. Symlinks are
+recreated only when their target stays inside LOCAL (relative, its `..` first and not above
+LOCAL); any other link (`-> /etc/passwd`, `-> ../../x`) is skipped with a warning. With
 --archive the directory is saved as one archive file instead (default name: NAME.FORMAT).
 
 `-` writes the file, or the directory as an archive (tar unless --archive says otherwise),
@@ -610,7 +612,7 @@ pub async fn download(a: DownloadArgs, g: &Global) -> anyhow::Result<ExitCode> {
     if g.json {
         output::json(&serde_json::json!({
             "path": remote.as_str(), "local": local, "files": n.files, "dirs": n.dirs,
-            "symlinks": n.symlinks, "bytes": n.bytes,
+            "symlinks": n.symlinks, "skipped_symlinks": n.skipped_symlinks, "bytes": n.bytes,
         }))?;
     } else {
         let files = if n.files == 1 { "file" } else { "files" };

@@ -3,7 +3,9 @@
 //! name is plain relative components (no `..`, no absolute name); every directory on the way
 //! is a real directory (never a symlink, so nothing is written through one); a file replaces
 //! a file or symlink of its name, never writes through it. Hard links, devices and FIFOs are
-//! skipped. Symlink entries are recreated as they are (their targets are not checked).
+//! skipped. A symlink entry is recreated only when its target stays below the target
+//! directory ([`link_stays_inside`]); any other link is skipped with a warning on stderr, and an
+//! entry below a skipped link is refused as one through a link would be.
 
 use std::io::Read;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -19,7 +21,27 @@ pub struct Unpacked {
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,
+    /// Symlinks not recreated because they point outside the target directory.
+    pub skipped_symlinks: u64,
     pub bytes: u64,
+}
+
+/// Whether a link at `rel` (relative to the target directory) with target `link` resolves
+/// below the target directory: the target is relative, its `..` components all come first
+/// (a `..` after a name could climb out through another link) and they do not climb above the
+/// target directory.
+fn link_stays_inside(rel: &Path, link: &Path) -> bool {
+    let mut depth = rel.components().count().saturating_sub(1);
+    let mut named = false;
+    for c in link.components() {
+        match c {
+            Component::CurDir => {}
+            Component::Normal(_) => named = true,
+            Component::ParentDir if !named && depth > 0 => depth -= 1,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
 }
 
 /// The entry's path as plain relative components; `None` for the archive's root (`./`).
@@ -90,6 +112,7 @@ pub fn unpack_tar(reader: impl Read, dest: &Path) -> anyhow::Result<Unpacked> {
     std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
     let mut n = Unpacked::default();
     let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
+    let mut skipped_links: Vec<PathBuf> = Vec::new();
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().context("invalid tar stream")? {
         let mut entry = entry.context("invalid tar stream")?;
@@ -97,6 +120,19 @@ pub fn unpack_tar(reader: impl Read, dest: &Path) -> anyhow::Result<Unpacked> {
         let Some(rel) = safe_relative(&raw)? else {
             continue;
         };
+        if let Some(link) = skipped_links
+            .iter()
+            .find(|l| rel.starts_with(l) && rel != **l)
+        {
+            return Err(Error::invalid_argument(format!(
+                "refusing archive entry {}: it is below the symlink {} (skipped: it points outside)",
+                rel.display(),
+                link.display()
+            ))
+            .into());
+        }
+        // An entry of the skipped link's own name takes its place.
+        skipped_links.retain(|l| *l != rel);
         let kind = entry.header().entry_type();
         let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
         let target = ensure_parents(dest, &rel)?;
@@ -140,6 +176,17 @@ pub fn unpack_tar(reader: impl Read, dest: &Path) -> anyhow::Result<Unpacked> {
                 let Some(link) = entry.link_name().context("invalid symlink entry")? else {
                     continue;
                 };
+                if !link_stays_inside(&rel, &link) {
+                    eprintln!(
+                        "warning: skipping symlink {} -> {}: it points outside {}",
+                        rel.display(),
+                        link.display(),
+                        dest.display()
+                    );
+                    skipped_links.push(rel);
+                    n.skipped_symlinks += 1;
+                    continue;
+                }
                 clear_target(&target, &rel)?;
                 std::os::unix::fs::symlink(&link, &target)
                     .with_context(|| format!("cannot create {}", target.display()))?;
@@ -196,6 +243,37 @@ mod tests {
             std::fs::read_link(dest.join("link")).unwrap(),
             Path::new("a/b.txt")
         );
+    }
+
+    #[test]
+    fn links_that_point_outside_are_skipped_and_inside_ones_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let dest = t.path().join("out");
+        let tar = tar_of(&[
+            ("a/", tar::EntryType::Directory, b"", None),
+            ("a/f.txt", tar::EntryType::Regular, b"f", None),
+            ("evil", tar::EntryType::Symlink, b"", Some("/etc/passwd")),
+            ("up", tar::EntryType::Symlink, b"", Some("../../x")),
+            ("a/up", tar::EntryType::Symlink, b"", Some("../..")),
+            (
+                "a/sneak",
+                tar::EntryType::Symlink,
+                b"",
+                Some("f.txt/../../.."),
+            ),
+            ("a/in", tar::EntryType::Symlink, b"", Some("./f.txt")),
+            ("a/top", tar::EntryType::Symlink, b"", Some("../a/f.txt")),
+        ]);
+        let n = unpack_tar(&tar[..], &dest).unwrap();
+        assert_eq!((n.symlinks, n.skipped_symlinks), (2, 4));
+        for gone in ["evil", "up", "a/up", "a/sneak"] {
+            assert!(
+                std::fs::symlink_metadata(dest.join(gone)).is_err(),
+                "{gone}"
+            );
+        }
+        assert_eq!(std::fs::read(dest.join("a/in")).unwrap(), b"f");
+        assert_eq!(std::fs::read(dest.join("a/top")).unwrap(), b"f");
     }
 
     #[test]
@@ -438,7 +516,8 @@ mod tests {
             ("l", tar::EntryType::Regular, b"mine", None),
         ]);
         let n = unpack_tar(&tar[..], &s.dest()).unwrap();
-        assert_eq!((n.files, n.symlinks), (1, 1));
+        // The link points outside: it is skipped (not recreated), and the file takes its name.
+        assert_eq!((n.files, n.symlinks, n.skipped_symlinks), (1, 0, 1));
         let l = s.dest().join("l");
         assert!(std::fs::symlink_metadata(&l).unwrap().is_file());
         assert_eq!(std::fs::read(&l).unwrap(), b"mine");
@@ -526,6 +605,7 @@ mod tests {
                 files: 1,
                 dirs: 0,
                 symlinks: 0,
+                skipped_symlinks: 0,
                 bytes: 1
             }
         );

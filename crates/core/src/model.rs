@@ -146,6 +146,11 @@ pub struct FileStat {
     pub mtime: DateTime<Utc>,
     /// Changes whenever the content changes; pass it as `if_match` for conditional writes.
     pub etag: String,
+    /// Only in listings, only when the path's bytes on disk are not UTF-8 (names sandbox code
+    /// made): the exact bytes, standard base64. `path` is then a display form (invalid bytes
+    /// as U+FFFD) that can be the same for several entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_base64: Option<String>,
 }
 
 #[cfg(test)]

@@ -353,6 +353,9 @@ pub struct PathEntry {
     pub path: String,
     #[serde(rename = "type")]
     pub file_type: FileType,
+    /// The path's exact bytes (base64) when they are not UTF-8; see `FileStat::path_base64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_base64: Option<String>,
 }
 
 /// `{"exists": bool}`
@@ -680,21 +683,162 @@ pub struct ExecRequest {
     pub timeout: Option<f64>,
 }
 
-/// What a command did (output decoded as UTF-8, invalid bytes replaced).
+/// What a command did. Each stream is carried as text in `stdout`/`stderr` when it is valid
+/// UTF-8 without NUL bytes; otherwise that field is empty and the bytes are in
+/// `stdout_base64`/`stderr_base64` (standard base64, padded). Both streams together take at most
+/// [`EXEC_OUTPUT_BUDGET`] bytes of the answer as encoded (JSON escapes or base64 counted);
+/// past it the output is cut and `truncated` is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecOutput {
     pub stdout: String,
     pub stderr: String,
+    /// Standard output when it is not UTF-8 text (`stdout` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_base64: Option<String>,
+    /// Standard error when it is not UTF-8 text (`stderr` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_base64: Option<String>,
     pub exit_code: i32,
     #[serde(default)]
     pub timed_out: bool,
-    /// The output was longer than the server keeps and was cut.
+    /// The output was longer than the answer's budget (or than the server keeps) and was cut.
     #[serde(default)]
     pub truncated: bool,
     /// The sandbox's memory limit was reached while the command ran and the kernel killed a
     /// process of the sandbox.
     #[serde(default)]
     pub oom_killed: bool,
+}
+
+/// Encoded bytes an exec answer may spend on stdout and stderr together (8 MiB).
+pub const EXEC_OUTPUT_BUDGET: usize = 8 << 20;
+
+/// One stream as it goes on the wire.
+enum StreamForm<'a> {
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+impl<'a> StreamForm<'a> {
+    /// Text when `raw` is UTF-8 without NUL; an incomplete last character of a stream that was
+    /// cut is dropped rather than turning the whole stream into bytes.
+    fn of(raw: &'a [u8], cut: bool) -> StreamForm<'a> {
+        let text = match std::str::from_utf8(raw) {
+            Ok(t) => Some(t),
+            Err(e) if cut && e.error_len().is_none() => {
+                std::str::from_utf8(&raw[..e.valid_up_to()]).ok()
+            }
+            Err(_) => None,
+        };
+        match text {
+            Some(t) if !t.contains('\0') => StreamForm::Text(t),
+            _ => StreamForm::Bytes(raw),
+        }
+    }
+
+    /// Bytes it takes in the JSON answer (without the quotes).
+    fn encoded_len(&self) -> usize {
+        match self {
+            StreamForm::Text(t) => t.bytes().map(json_escaped_len).sum(),
+            StreamForm::Bytes(b) => b.len().div_ceil(3) * 4,
+        }
+    }
+
+    /// The longest prefix that encodes within `budget` bytes (whole characters for text).
+    fn cut_to(self, budget: usize) -> (StreamForm<'a>, bool) {
+        if self.encoded_len() <= budget {
+            return (self, false);
+        }
+        match self {
+            StreamForm::Text(t) => {
+                let mut used = 0;
+                let mut end = 0;
+                for (i, c) in t.char_indices() {
+                    let mut buf = [0u8; 4];
+                    let n: usize = c.encode_utf8(&mut buf).bytes().map(json_escaped_len).sum();
+                    if used + n > budget {
+                        break;
+                    }
+                    used += n;
+                    end = i + c.len_utf8();
+                }
+                (StreamForm::Text(&t[..end]), true)
+            }
+            StreamForm::Bytes(b) => (StreamForm::Bytes(&b[..budget / 4 * 3]), true),
+        }
+    }
+
+    fn into_fields(self) -> (String, Option<String>) {
+        use base64::Engine as _;
+        match self {
+            StreamForm::Text(t) => (t.to_owned(), None),
+            StreamForm::Bytes(b) => (
+                String::new(),
+                Some(base64::engine::general_purpose::STANDARD.encode(b)),
+            ),
+        }
+    }
+}
+
+/// Length of one byte inside a JSON string as serde_json writes it.
+fn json_escaped_len(b: u8) -> usize {
+    match b {
+        b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+        0..=0x1f => 6,
+        _ => 1,
+    }
+}
+
+impl ExecOutput {
+    /// The answer for a command's raw output: each stream as text or base64, both within
+    /// `budget` encoded bytes (a stream that needs less than half keeps all of it, the other
+    /// gets the rest). `cut`: the runtime already dropped output past what it keeps.
+    pub fn encode(stdout: &[u8], stderr: &[u8], cut: bool, budget: usize) -> ExecOutput {
+        let out = StreamForm::of(stdout, cut);
+        let err = StreamForm::of(stderr, cut);
+        let (out_len, err_len) = (out.encoded_len(), err.encoded_len());
+        let (out_budget, err_budget) = if out_len + err_len <= budget {
+            (out_len, err_len)
+        } else if err_len <= budget / 2 {
+            (budget - err_len, err_len)
+        } else if out_len <= budget / 2 {
+            (out_len, budget - out_len)
+        } else {
+            (budget - budget / 2, budget / 2)
+        };
+        let (out, out_cut) = out.cut_to(out_budget);
+        let (err, err_cut) = err.cut_to(err_budget);
+        let (stdout, stdout_base64) = out.into_fields();
+        let (stderr, stderr_base64) = err.into_fields();
+        ExecOutput {
+            stdout,
+            stderr,
+            stdout_base64,
+            stderr_base64,
+            exit_code: 0,
+            timed_out: false,
+            truncated: cut || out_cut || err_cut,
+            oom_killed: false,
+        }
+    }
+
+    /// Standard output's bytes, whichever way they were carried.
+    pub fn stdout_bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        stream_bytes(&self.stdout, self.stdout_base64.as_deref())
+    }
+
+    /// Standard error's bytes, whichever way they were carried.
+    pub fn stderr_bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        stream_bytes(&self.stderr, self.stderr_base64.as_deref())
+    }
+}
+
+fn stream_bytes(text: &str, b64: Option<&str>) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine as _;
+    match b64 {
+        Some(b) => base64::engine::general_purpose::STANDARD.decode(b),
+        None => Ok(text.as_bytes().to_vec()),
+    }
 }
 
 /// One directory entry inside a sandbox.

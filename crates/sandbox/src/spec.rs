@@ -176,7 +176,7 @@ pub struct ExecRequest {
     pub stdin: Option<Vec<u8>>,
     /// Kill the command (and its process group) after this long.
     pub timeout: Option<Duration>,
-    /// Keep at most this many bytes of each of stdout and stderr (default 64 MiB).
+    /// Keep at most this many bytes of each of stdout and stderr (default 8 MiB).
     pub max_output: Option<usize>,
 }
 

@@ -25,6 +25,7 @@ mod instance;
 mod loop_image;
 mod placement;
 pub mod resolve;
+mod rewrite;
 mod search;
 mod shared_usage;
 mod staging;

@@ -3,7 +3,7 @@
 
 use std::ffi::CStr;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Seek, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use grep_matcher::Matcher;
@@ -14,11 +14,12 @@ use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::error::{FsError, FsResult};
 use crate::handle::{etag_of, NameGlob, VolumeHandle, WriteOptions};
+use crate::rewrite::{line_bounded, Outcome, Rewrite};
 use crate::walk::walk_tree;
 
 /// Longest line text returned with a match, in bytes.
 const MAX_TEXT: usize = 1000;
-/// Largest file that replace and edit will rewrite (they hold it in memory).
+/// Largest file that replace and edit will rewrite (they stream it, see `rewrite.rs`).
 pub const MAX_REWRITE_BYTES: u64 = 256 << 20;
 
 pub use nullspace_core::wire::{ReplaceSummary, ReplacedFile, SearchMatch, SearchSummary};
@@ -54,10 +55,6 @@ fn invalid_pattern(pattern: &str, e: impl std::fmt::Display) -> FsError {
         .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '^' || c == ' '))
         .collect();
     FsError::Invalid(format!("invalid pattern {pattern:?}: {}", msg.join(": ")))
-}
-
-fn is_binary(data: &[u8]) -> bool {
-    memchr::memchr(0, data).is_some()
 }
 
 /// Visits every regular file at or below `path` in path order, with its parent dir fd.
@@ -107,16 +104,25 @@ fn open_file(dir: impl AsFd, name: &CStr, path: &VolumePath) -> FsResult<(File, 
     Ok((File::from(fd), st))
 }
 
-fn read_all(mut f: File, st: &rustix::fs::Stat, path: &VolumePath) -> FsResult<Vec<u8>> {
+fn check_size(st: &rustix::fs::Stat, path: &VolumePath) -> FsResult<()> {
     if st.st_size as u64 > MAX_REWRITE_BYTES {
         return Err(FsError::Invalid(format!(
             "{path} is larger than {MAX_REWRITE_BYTES} bytes"
         )));
     }
-    let mut buf = Vec::with_capacity(st.st_size.max(0) as usize);
-    f.read_to_end(&mut buf)
-        .map_err(|e| FsError::from_io(path.as_str(), e))?;
-    Ok(buf)
+    Ok(())
+}
+
+/// Runs `rw` over `file` into `out`, mapping read errors to `path`.
+fn run_rewrite(
+    rw: &Rewrite<'_>,
+    file: &mut File,
+    out: &mut dyn Write,
+    stop_at_nul: bool,
+    path: &VolumePath,
+) -> FsResult<Option<Outcome>> {
+    rw.run(file, out, stop_at_nul)
+        .map_err(|e| FsError::from_io(path.as_str(), e))
 }
 
 impl VolumeHandle {
@@ -190,32 +196,39 @@ impl VolumeHandle {
             .build()
             .map_err(|e| invalid_pattern(&opts.pattern, e))?;
         let glob = NameGlob::compile(opts.glob.as_deref())?;
-        let rewrite = |data: &[u8]| -> Vec<u8> {
-            if opts.regex {
-                re.replace_all(data, opts.replacement.as_bytes())
-                    .into_owned()
-            } else {
-                re.replace_all(data, regex::bytes::NoExpand(opts.replacement.as_bytes()))
-                    .into_owned()
+        let replacement = opts.replacement.as_bytes();
+        let rw = if !opts.regex && !opts.ignore_case && !opts.pattern.is_empty() {
+            Rewrite::Literal {
+                finder: Box::new(memchr::memmem::Finder::new(opts.pattern.as_bytes())),
+                replacement,
+            }
+        } else {
+            Rewrite::Regex {
+                re: &re,
+                replacement,
+                expand: opts.regex,
+                lines: line_bounded(&pattern, opts.ignore_case),
             }
         };
-        // Pass 1: what would change, and by how much.
+        // Pass 1: what would change, and by how much (counted, nothing is built).
         let mut planned: Vec<(VolumePath, u64, String)> = Vec::new();
         let mut growth: i64 = 0;
         for_each_file(self, path, glob.as_ref(), &mut |dir, name, file_path| {
-            let Ok((file, st)) = open_file(dir, name, file_path) else {
+            let Ok((mut file, st)) = open_file(dir, name, file_path) else {
                 return Ok(true);
             };
-            let Ok(data) = read_all(file, &st, file_path) else {
-                return Ok(true);
-            };
-            if is_binary(&data) {
+            if check_size(&st, file_path).is_err() {
                 return Ok(true);
             }
-            let n = re.find_iter(&data).count() as u64;
-            if n > 0 {
-                growth += rewrite(&data).len() as i64 - data.len() as i64;
-                planned.push((file_path.clone(), n, etag_of(&st)));
+            // A file that cannot be read, or holds a NUL byte (binary), is left alone.
+            let Ok(Some(found)) =
+                run_rewrite(&rw, &mut file, &mut std::io::sink(), true, file_path)
+            else {
+                return Ok(true);
+            };
+            if found.matches > 0 {
+                growth += found.size as i64 - st.st_size;
+                planned.push((file_path.clone(), found.matches, etag_of(&st)));
             }
             Ok(true)
         })?;
@@ -243,7 +256,7 @@ impl VolumeHandle {
                 skipped: None,
             };
             if !opts.dry_run {
-                match self.rewrite_if_unchanged(&file_path, &etag, &rewrite) {
+                match self.rewrite_if_unchanged(&file_path, &etag, n, &rw) {
                     Ok(_) => {}
                     Err(FsError::Conflict(_) | FsError::NotFound(_)) => {
                         entry.skipped = Some("conflict".into())
@@ -264,21 +277,27 @@ impl VolumeHandle {
         &self,
         path: &VolumePath,
         etag: &str,
-        rewrite: &dyn Fn(&[u8]) -> Vec<u8>,
+        matches: u64,
+        rw: &Rewrite<'_>,
     ) -> FsResult<FileStat> {
         let (dir, name) = self.beneath().parent(path, None)?;
         let cname = std::ffi::CString::new(name).unwrap_or_default();
-        let (file, st) = open_file(&dir, &cname, path)?;
+        let (mut file, st) = open_file(&dir, &cname, path)?;
         if etag_of(&st) != etag {
             return Err(FsError::Conflict(format!("{path} changed")));
         }
-        let data = read_all(file, &st, path)?;
-        let new = rewrite(&data);
+        check_size(&st, path)?;
         let opts = WriteOptions {
             overwrite: true,
             if_match: Some(etag.to_owned()),
         };
-        self.write_bytes(path, &new, &opts)
+        let (st, ()) = self.write_with(path, &opts, |out| {
+            match run_rewrite(rw, &mut file, out, true, path)? {
+                Some(done) if done.matches == matches => Ok(()),
+                _ => Err(FsError::Conflict(format!("{path} changed"))),
+            }
+        })?;
+        Ok(st)
     }
 
     /// Replaces exactly `count` occurrences of `old` with `new` in one file (`None`: all of
@@ -296,7 +315,7 @@ impl VolumeHandle {
         }
         let (dir, name) = self.beneath().parent(path, None)?;
         let cname = std::ffi::CString::new(name).unwrap_or_default();
-        let (file, st) = match open_file(&dir, &cname, path) {
+        let (mut file, st) = match open_file(&dir, &cname, path) {
             Err(FsError::SymlinkLoop(_)) => return Err(FsError::NotAFile(path.to_string())),
             other => other?,
         };
@@ -308,9 +327,14 @@ impl VolumeHandle {
                 )));
             }
         }
-        let data = read_all(file, &st, path)?;
-        let finder = memchr::memmem::Finder::new(old.as_bytes());
-        let found = finder.find_iter(&data).count() as u64;
+        check_size(&st, path)?;
+        let rw = Rewrite::Literal {
+            finder: Box::new(memchr::memmem::Finder::new(old.as_bytes())),
+            replacement: new.as_bytes(),
+        };
+        // Count first (nothing is built), then stream the rewrite into staging.
+        let found = run_rewrite(&rw, &mut file, &mut std::io::sink(), false, path)?
+            .map_or(0, |o| o.matches);
         let ok = match count {
             Some(n) => found == n,
             None => found > 0,
@@ -321,18 +345,20 @@ impl VolumeHandle {
                 "edit of {path}: expected {wanted} occurrence(s) of the old text, found {found}; nothing changed"
             )));
         }
-        let mut out = Vec::with_capacity(data.len());
-        let mut last = 0;
-        for at in finder.find_iter(&data) {
-            out.extend_from_slice(&data[last..at]);
-            out.extend_from_slice(new.as_bytes());
-            last = at + old.len();
-        }
-        out.extend_from_slice(&data[last..]);
+        file.rewind()
+            .map_err(|e| FsError::from_io(path.as_str(), e))?;
         let opts = WriteOptions {
             overwrite: true,
             if_match: Some(etag),
         };
-        self.write_bytes(path, &out, &opts)
+        let (st, ()) = self.write_with(path, &opts, |out| {
+            match run_rewrite(&rw, &mut file, out, false, path)? {
+                Some(done) if done.matches == found => Ok(()),
+                _ => Err(FsError::Conflict(format!(
+                    "{path} changed during the edit; nothing changed"
+                ))),
+            }
+        })?;
+        Ok(st)
     }
 }

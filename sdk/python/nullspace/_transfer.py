@@ -20,6 +20,7 @@ import stat as stat_mod
 import tarfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Dict, Iterator, List, NoReturn, Optional, Tuple, Union
@@ -86,6 +87,8 @@ class DownloadResult:
         dirs: number of directories made (including existing ones the archive named).
         symlinks: number of symbolic links made.
         bytes: bytes of file content written.
+        skipped_symlinks: links not made because they point outside ``local_path`` (each
+            with a warning).
     """
 
     local_path: Path
@@ -93,6 +96,7 @@ class DownloadResult:
     dirs: int
     symlinks: int
     bytes: int
+    skipped_symlinks: int = 0
 
 
 # ------------------------------------------------------------------------------ resume records
@@ -549,21 +553,52 @@ def _clear(target: Path, name: str) -> None:
     os.unlink(target)
 
 
+def _link_stays_inside(parts: List[str], linkname: str) -> bool:
+    """Whether a link at ``parts`` (below the target) pointing to ``linkname`` stays below the
+    target: relative, its ``..`` all first (one after a name could climb out through another
+    link), never above the top. The CLI applies the same rule."""
+    if linkname.startswith("/"):
+        return False
+    depth = len(parts) - 1
+    named = False
+    for c in linkname.split("/"):
+        if c in ("", "."):
+            continue
+        if c == "..":
+            if named or depth == 0:
+                return False
+            depth -= 1
+        else:
+            named = True
+    return True
+
+
 def unpack_tar(stream: IO[bytes], dest: Path) -> DownloadResult:
     """Unpacks a tar stream into ``dest`` (created if missing), safely.
 
     Every entry must stay below ``dest``: absolute names, ``..`` and writing through a
     symlink are refused with :class:`UnsafeArchiveError`. Files replace files of the same
-    name; hard links and special files are skipped.
+    name; hard links and special files are skipped. A symlink that points outside ``dest``
+    is skipped with a warning, and an entry below it is refused.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    files = dirs = links = size = 0
+    files = dirs = links = size = skipped_links = 0
+    skipped: List[Tuple[str, ...]] = []
     dir_modes: List[Tuple[Path, int]] = []
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for m in tar:
             parts = _safe_parts(m.name)
             if not parts:
                 continue
+            key = tuple(parts)
+            for link in skipped:
+                if len(key) > len(link) and key[: len(link)] == link:
+                    raise UnsafeArchiveError(
+                        f"refusing archive entry {m.name!r}: it is below the symlink "
+                        f"{'/'.join(link)!r} (skipped: it points outside)"
+                    )
+            # An entry of the skipped link's own name takes its place.
+            skipped = [link for link in skipped if link != key]
             target = _ensure_parents(dest, parts, m.name)
             mode = m.mode & 0o777
             if m.isdir():
@@ -591,6 +626,14 @@ def unpack_tar(stream: IO[bytes], dest: Path) -> DownloadResult:
                 os.utime(target, (m.mtime, m.mtime))
                 files += 1
             elif m.issym():
+                if not _link_stays_inside(list(parts), m.linkname):
+                    warnings.warn(
+                        f"skipping symlink {'/'.join(parts)} -> {m.linkname}: it points outside {dest}",
+                        stacklevel=2,
+                    )
+                    skipped.append(key)
+                    skipped_links += 1
+                    continue
                 _clear(target, m.name)
                 os.symlink(m.linkname, target)
                 links += 1
@@ -599,7 +642,9 @@ def unpack_tar(stream: IO[bytes], dest: Path) -> DownloadResult:
             os.chmod(d, mode)
         except OSError:
             pass
-    return DownloadResult(local_path=dest, files=files, dirs=dirs, symlinks=links, bytes=size)
+    return DownloadResult(
+        local_path=dest, files=files, dirs=dirs, symlinks=links, bytes=size, skipped_symlinks=skipped_links
+    )
 
 
 def write_atomically(chunks: Iterator[bytes], local: Path, on_bytes: Optional[Callable[[int], None]] = None) -> int:

@@ -6,6 +6,7 @@ the new content, never a torn file, and a write that returned is durable.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import posixpath
@@ -79,6 +80,9 @@ class FileStat:
         mtime: last modification time (timezone-aware, UTC).
         etag: changes whenever the content changes; pass it as ``if_match`` to make a write
             conditional.
+        path_base64: only in listings, only for a path whose bytes are not UTF-8 (names that
+            sandbox code made): the exact bytes, base64; ``path`` is then a display form with
+            U+FFFD that several entries may share. ``path_bytes`` decodes it.
     """
 
     path: str
@@ -87,6 +91,14 @@ class FileStat:
     mode: int
     mtime: datetime
     etag: str
+    path_base64: Optional[str] = None
+
+    @property
+    def path_bytes(self) -> bytes:
+        """The path's exact bytes (``path`` encoded as UTF-8 unless ``path_base64`` is set)."""
+        if self.path_base64 is None:
+            return self.path.encode("utf-8")
+        return base64.b64decode(self.path_base64, validate=True)
 
     @property
     def name(self) -> str:
@@ -124,6 +136,7 @@ class FileStat:
             mode=field(d, "mode", int, what),
             mtime=mtime,
             etag=field(d, "etag", str, what),
+            path_base64=opt_field(d, "path_base64", str, what),
         )
 
 

@@ -8,6 +8,7 @@ Example::
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -128,11 +129,15 @@ def _check_size(name: str, value: Optional[Union[int, str]]) -> Optional[Union[i
 
 @dataclass(frozen=True)
 class ExecResult:
-    """What a command did: its output (UTF-8, invalid bytes replaced) and exit code.
+    """What a command did: its output and exit code.
 
-    ``timed_out`` says the command was killed at its timeout; ``truncated`` that its output
-    passed the server's limit and was cut there; ``oom_killed`` that the sandbox reached its
-    memory limit while the command ran and the kernel killed a process of the sandbox.
+    A stream that is UTF-8 text without NUL bytes is in ``stdout``/``stderr``; otherwise that
+    string is empty and the server sent the bytes as base64 (``stdout_base64``/``stderr_base64``).
+    ``stdout_bytes``/``stderr_bytes`` give the original bytes either way. ``timed_out`` says
+    the command was killed at its timeout; ``truncated`` that its output passed the answer's
+    budget (8 MiB of encoded output, both streams together) and was cut there; ``oom_killed``
+    that the sandbox reached its memory limit while the command ran and the kernel killed a
+    process of the sandbox.
     """
 
     stdout: str
@@ -141,6 +146,24 @@ class ExecResult:
     timed_out: bool = False
     truncated: bool = False
     oom_killed: bool = False
+    stdout_base64: Optional[str] = None
+    stderr_base64: Optional[str] = None
+
+    @property
+    def stdout_bytes(self) -> bytes:
+        """Standard output's bytes, text or not."""
+        return _stream_bytes(self.stdout, self.stdout_base64)
+
+    @property
+    def stderr_bytes(self) -> bytes:
+        """Standard error's bytes, text or not."""
+        return _stream_bytes(self.stderr, self.stderr_base64)
+
+
+def _stream_bytes(text: str, b64: Optional[str]) -> bytes:
+    if b64 is None:
+        return text.encode("utf-8")
+    return base64.b64decode(b64, validate=True)
 
 
 def _mount_body(m: Mount) -> Dict[str, Any]:
@@ -343,6 +366,8 @@ class Sandbox:
             timed_out=bool(doc.get("timed_out", False)),
             truncated=bool(doc.get("truncated", False)),
             oom_killed=bool(doc.get("oom_killed", False)),
+            stdout_base64=opt_field(doc, "stdout_base64", str, "exec result"),
+            stderr_base64=opt_field(doc, "stderr_base64", str, "exec result"),
         )
 
     def _lifecycle(self, op: str) -> SandboxInfo:

@@ -33,6 +33,20 @@ def test_exec_env_cwd_and_stdin(sandbox: Sandbox) -> None:
     assert sandbox.exec("exit 3").exit_code == 3
 
 
+def test_exec_binary_output_round_trips_and_a_flood_is_cut(sandbox: Sandbox) -> None:
+    data = bytes(range(256)) * 64
+    sandbox.files.write("/tmp/bin", data)
+    r = sandbox.exec("cat /tmp/bin; printf 'caf\\303\\251\\n' >&2")
+    assert (r.stdout, r.stdout_bytes, r.truncated) == ("", data, False)
+    assert r.stdout_base64 is not None
+    assert (r.stderr, r.stderr_bytes, r.stderr_base64) == ("café\n", "café\n".encode(), None)
+    # 64 MiB of NUL bytes: cut to the answer's 8 MiB budget (base64), flagged.
+    r = sandbox.exec("head -c 67108864 /dev/zero")
+    assert r.truncated
+    assert 0 < len(r.stdout_bytes) <= 6 << 20
+    assert r.stdout_bytes == bytes(len(r.stdout_bytes))
+
+
 def test_exec_timeout_kills_the_command(sandbox: Sandbox) -> None:
     r = sandbox.exec("echo started; sleep 60", timeout=1)
     assert r.timed_out

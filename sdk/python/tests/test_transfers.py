@@ -429,6 +429,26 @@ def test_unpack_refuses_escaping_entries(tmp_path: Path, entries: List[Tuple[str
     assert not (tmp_path / "evil").exists()
 
 
+def test_unpack_skips_links_that_point_outside_and_keeps_inside_ones(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    entries: List[Tuple[str, bytes, Optional[str]]] = [
+        ("f.txt", b"f", None),
+        ("evil", b"", "/etc/passwd"),
+        ("up", b"", "../../x"),
+        ("a/sneak", b"", "../f.txt/../.."),
+        ("in", b"", "./f.txt"),
+        ("a/back", b"", "../f.txt"),
+    ]
+    with pytest.warns(UserWarning, match="skipping symlink") as caught:
+        r = _transfer.unpack_tar(hostile_tar(entries), dest)
+    assert (r.symlinks, r.skipped_symlinks) == (2, 3)
+    assert len(caught) == 3
+    for gone in ("evil", "up", "a/sneak"):
+        assert not os.path.lexists(dest / gone), gone
+    assert (dest / "in").read_bytes() == b"f"
+    assert (dest / "a" / "back").read_bytes() == b"f"
+
+
 # ------------------------------------------------------------------------------ signed URLs
 
 

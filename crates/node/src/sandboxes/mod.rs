@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use nullspace_core::wire::{
     Attachment, Command, CreateSandbox, ExecOutput, ExecRequest, Sandbox, SandboxDirEntry,
-    VolumeMount,
+    VolumeMount, EXEC_OUTPUT_BUDGET,
 };
 use nullspace_core::{AttachmentState, Error, ErrorCode, SandboxState, VolumePath};
 use nullspace_sandbox::{MountSpec, Runtime, SandboxError, SandboxInfo, SandboxSpec};
@@ -219,16 +219,18 @@ impl SandboxService {
             }
             req.timeout = Some(Duration::from_secs_f64(t));
         }
+        // No stream can need more raw bytes than the answer's encoded budget, so the runtime
+        // keeps at most that much of each: server memory per exec stays within about three
+        // budgets (two streams and the answer).
+        req.max_output = Some(EXEC_OUTPUT_BUDGET);
         let sid = id.to_owned();
         let out = self.work(&rec, move |r| r.exec(&sid, req)).await?;
         self.woken(&rec).await?;
         Ok(ExecOutput {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             exit_code: out.exit_code,
             timed_out: out.timed_out,
-            truncated: out.truncated,
             oom_killed: out.oom_killed,
+            ..ExecOutput::encode(&out.stdout, &out.stderr, out.truncated, EXEC_OUTPUT_BUDGET)
         })
     }
 

@@ -30,6 +30,8 @@ pub struct ListEntry {
     pub path: String,
     pub file_type: StatType,
     pub stat: Option<FileStat>,
+    /// The path's exact bytes, base64, when they are not UTF-8 (`path` is then lossy).
+    pub path_base64: Option<String>,
 }
 
 /// One page of a listing.
@@ -76,6 +78,7 @@ impl VolumeHandle {
                 path: top.path.clone(),
                 file_type: top.file_type,
                 stat: Some(top),
+                path_base64: None,
             };
             return Ok(ListPage {
                 entries: vec![entry],
@@ -232,6 +235,21 @@ impl ListWalk<'_> {
                 } else {
                     None
                 };
+                // Not UTF-8 (sandbox code made it): the exact bytes go along, so that two
+                // names that display alike (`a\xff`, `a\xfe`) stay two distinct entries.
+                let path_base64 = std::str::from_utf8(&raw_path).is_err().then(|| {
+                    use base64::Engine;
+                    let mut full = at.as_str().as_bytes().to_vec();
+                    if !at.is_root() {
+                        full.push(b'/');
+                    }
+                    full.extend_from_slice(&raw_path);
+                    base64::engine::general_purpose::STANDARD.encode(full)
+                });
+                let stat = stat.map(|st| FileStat {
+                    path_base64: path_base64.clone(),
+                    ..st
+                });
                 let file_type = match kind {
                     FileType::Directory => StatType::Dir,
                     FileType::Symlink => StatType::Symlink,
@@ -244,6 +262,7 @@ impl ListWalk<'_> {
                     path: path.to_string(),
                     file_type,
                     stat,
+                    path_base64,
                 });
                 self.raw.push(raw_path.clone());
                 if self.out.len() > self.limit {

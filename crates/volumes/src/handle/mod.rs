@@ -91,6 +91,7 @@ fn file_stat(path: String, st: &Stat) -> FileStat {
         mtime: DateTime::<Utc>::from_timestamp(st.st_mtime, st.st_mtime_nsec as u32)
             .unwrap_or_default(),
         etag: etag_of(st),
+        path_base64: None,
     }
 }
 

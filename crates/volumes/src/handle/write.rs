@@ -164,37 +164,85 @@ impl VolumeHandle {
         }
     }
 
-    /// Writes a whole buffer atomically at `path` (used by edit and replace).
-    pub(crate) fn write_bytes(
+    /// Writes a file atomically at `path` from what `produce` writes into staging (edit and
+    /// replace stream their rewrite through it). Fails with `quota_exceeded` as soon as the file
+    /// can no longer fit under the cap, before the rest is produced.
+    pub(crate) fn write_with<T>(
         &self,
         path: &VolumePath,
-        data: &[u8],
         opts: &WriteOptions,
-    ) -> FsResult<FileStat> {
+        produce: impl FnOnce(&mut dyn Write) -> FsResult<T>,
+    ) -> FsResult<(FileStat, T)> {
+        let existing = self
+            .stat(path)
+            .ok()
+            .filter(|s| s.file_type == StatType::File)
+            .map_or(0, |s| s.size);
+        let limit = self
+            .cap
+            .saturating_sub(self.usage().used_bytes)
+            .saturating_add(existing);
         let staged = self.staging.temp_name(TempKind::Write);
         let result = (|| {
-            let mut f = self
+            let f = self
                 .staging
                 .create_file(&staged)
                 .map_err(io_at(path.as_str()))?;
-            f.write_all(data)
-                .and_then(|_| f.sync_all())
+            let mut out = Capped {
+                file: BufWriter::with_capacity(64 << 10, f),
+                written: 0,
+                limit,
+                over: false,
+            };
+            let produced = produce(&mut out);
+            if out.over {
+                return Err(FsError::QuotaExceeded {
+                    used: self.usage().used_bytes,
+                    adding: out.written,
+                    cap: self.cap,
+                });
+            }
+            let produced = produced?;
+            out.file
+                .flush()
+                .and_then(|_| out.file.get_ref().sync_all())
                 .map_err(|e| FsError::from_io(path.as_str(), e))?;
-            self.publish(
-                &staged,
-                path,
-                Usage {
-                    used_bytes: data.len() as u64,
-                    file_count: 1,
-                },
-                false,
-                opts,
-            )
+            let adding = Usage {
+                used_bytes: out.written,
+                file_count: 1,
+            };
+            let st = self.publish(&staged, path, adding, false, opts)?;
+            Ok((st, produced))
         })();
         if result.is_err() {
             self.staging.discard(&staged);
         }
         result
+    }
+}
+
+/// A staging file that refuses bytes past `limit` (the room left under the cap).
+struct Capped {
+    file: BufWriter<File>,
+    written: u64,
+    limit: u64,
+    over: bool,
+}
+
+impl Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.written + buf.len() as u64 > self.limit {
+            self.over = true;
+            self.written += buf.len() as u64;
+            return Err(std::io::Error::other("the volume's cap is reached"));
+        }
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 
