@@ -30,6 +30,17 @@ pub enum FsError {
         "volume cap exceeded: {used} bytes used + {adding} bytes would pass the cap of {cap} bytes"
     )]
     QuotaExceeded { used: u64, adding: u64, cap: u64 },
+    #[error(
+        "volume cap exceeded: {used} bytes used + {pending} bytes reserved by pending uploads + \
+         {adding} bytes would pass the cap of {cap} bytes (list the uploads with `nullspace \
+         volume uploads`, cancel one with `nullspace volume uploads cancel`)"
+    )]
+    ReservedByUploads {
+        used: u64,
+        pending: u64,
+        adding: u64,
+        cap: u64,
+    },
     #[error("I/O error on {path:?}: {source}")]
     Io {
         path: String,
@@ -86,7 +97,9 @@ impl FsError {
             | FsError::Invalid(_) => ErrorCode::InvalidArgument,
             FsError::Escapes(_) => ErrorCode::PermissionDenied,
             FsError::Conflict(_) => ErrorCode::Conflict,
-            FsError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            FsError::QuotaExceeded { .. } | FsError::ReservedByUploads { .. } => {
+                ErrorCode::QuotaExceeded
+            }
             FsError::Io { .. } => ErrorCode::Internal,
         }
     }
@@ -98,7 +111,9 @@ impl FsError {
             FsError::QuotaExceeded { cap: 0, .. } => {
                 format!("volume {volume:?} is full: the write would pass its cap")
             }
-            FsError::QuotaExceeded { .. } => format!("volume {volume:?}: {self}"),
+            FsError::QuotaExceeded { .. } | FsError::ReservedByUploads { .. } => {
+                format!("volume {volume:?}: {self}")
+            }
             FsError::Io { .. } => format!("volume {volume:?}: {self}"),
             _ => format!("{self} in volume {volume:?}"),
         };

@@ -241,8 +241,14 @@ impl UploadFiles {
     }
 }
 
+/// Every this many bytes of a chunk without a checksum, an append syncs what arrived and
+/// records the offset (`checkpoint`), so that a crash in a long `PATCH` resumes near where it
+/// stopped rather than at the chunk's start.
+pub const CHECKPOINT_STEP: u64 = 16 << 20;
+
 /// Appends `chunk` to the locked `data` file at `state.offset`, moving the offset past what
-/// was stored and synced (the state is not saved here). Bytes past the durable offset were
+/// was stored and synced (the final state is not saved here; every [`CHECKPOINT_STEP`] bytes
+/// of a chunk without a checksum, the data is synced and `checkpoint` records the offset). Bytes past the durable offset were
 /// never acknowledged and are dropped first. If the stream breaks, what arrived is kept
 /// (unless a checksum was given, which only a whole chunk can satisfy); a checksum mismatch
 /// keeps the offset where it was.
@@ -251,8 +257,10 @@ pub(crate) fn append_chunk(
     state: &mut UploadState,
     chunk: impl Read,
     checksum: Option<ChunkChecksum>,
+    checkpoint: &mut dyn FnMut(&UploadState) -> FsResult<()>,
 ) -> UploadResult<()> {
     let io = |e| FsError::from_io(&state.path, e);
+    let mut checkpointed: u64 = 0;
     // Bytes past the durable offset were never acknowledged: drop them.
     data.set_len(state.offset).map_err(io)?;
     data.seek(SeekFrom::Start(state.offset)).map_err(io)?;
@@ -287,6 +295,13 @@ pub(crate) fn append_chunk(
             None => {}
         }
         received += n as u64;
+        if checksum.is_none() && received - checkpointed >= CHECKPOINT_STEP {
+            data.sync_data().map_err(io)?;
+            let mut durable = state.clone();
+            durable.offset += received;
+            checkpoint(&durable)?;
+            checkpointed = received;
+        }
     }
     let verified = match &checksum {
         None => true,

@@ -78,8 +78,13 @@ impl VolumeHandle {
         let freed = existing
             .filter(|s| s.file_type == nullspace_core::FileType::File)
             .map_or(0, |s| s.size);
-        self.check_cap(&self.usage(), freed, length)?;
+        // The declared length is reserved against the cap from now on (see
+        // `pending_upload_bytes`), under the commit lock so that two creates cannot both take
+        // the last room.
+        let usage = self.lock();
+        self.check_cap(&usage, freed, length)?;
         let (files, state) = self.uploads().create(path, length, metadata, ttl)?;
+        drop(usage);
         if length == 0 {
             return self.upload_finish(&files, state);
         }
@@ -102,7 +107,9 @@ impl VolumeHandle {
         // Re-read under the lock: another request may have moved it on.
         let mut state = self.upload_state(id)?;
         check_offset(&state, offset)?;
-        append_chunk(&mut data, &mut state, chunk, checksum)?;
+        append_chunk(&mut data, &mut state, chunk, checksum, &mut |s| {
+            files.save(s)
+        })?;
         files.save(&state)?;
         if state.offset == state.length {
             // Still holding the lock, so no reader finishes it at the same time.
@@ -137,6 +144,28 @@ impl VolumeHandle {
         state.completed = Some(stat);
         files.save(&state)?;
         Ok(state)
+    }
+
+    /// The uploads still waiting for bytes (neither complete nor expired), oldest first.
+    pub fn pending_uploads(&self) -> Vec<UploadState> {
+        let now = Utc::now();
+        let mut list: Vec<UploadState> = self
+            .uploads()
+            .ids()
+            .iter()
+            .filter_map(|id| self.uploads().files(id).ok()?.load(id).ok())
+            .filter(|s| s.completed.is_none() && s.offset < s.length && s.expires_at > now)
+            .collect();
+        list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        list
+    }
+
+    /// Bytes reserved against the cap by pending uploads: the declared length of each (an
+    /// upload's bytes are counted from its creation, so that it can always finish and never
+    /// fills a loop-backed volume behind the cap's back). Read from staging, so every server
+    /// on the data root sees the same figure.
+    pub fn pending_upload_bytes(&self) -> u64 {
+        self.pending_uploads().iter().map(|s| s.length).sum()
     }
 
     /// Cancels an upload and removes its data (tus termination).
