@@ -7,8 +7,8 @@ use nullspace_core::VolumePath;
 use super::{VolumeHandle, WriteOptions};
 use crate::error::FsError;
 use crate::uploads::{
-    append_chunk, staged_data, ChunkChecksum, DataLock, UploadError, UploadFiles, UploadResult,
-    UploadState, Uploads,
+    append_chunk, staged_data, AppendBound, ChunkChecksum, DataLock, UploadError, UploadFiles,
+    UploadResult, UploadState, Uploads,
 };
 use crate::Usage;
 
@@ -78,9 +78,7 @@ impl VolumeHandle {
         let freed = existing
             .filter(|s| s.file_type == nullspace_core::FileType::File)
             .map_or(0, |s| s.size);
-        // The declared length is reserved against the cap from now on (see
-        // `pending_upload_bytes`), under the commit lock so that two creates cannot both take
-        // the last room.
+        // Under the commit lock, so that the check sees every commit and upload made so far.
         let usage = self.lock();
         self.check_cap(&usage, freed, length)?;
         let (files, state) = self.uploads().create(path, length, metadata, ttl)?;
@@ -107,9 +105,41 @@ impl VolumeHandle {
         // Re-read under the lock: another request may have moved it on.
         let mut state = self.upload_state(id)?;
         check_offset(&state, offset)?;
-        append_chunk(&mut data, &mut state, chunk, checksum, &mut |s| {
-            files.save(s)
-        })?;
+        // Bytes count against the cap as they arrive: this upload may hold what the cap
+        // leaves after usage and the other uploads' bytes (plus the file it replaces).
+        let used = self.usage().used_bytes;
+        let others = self.pending_upload_bytes().saturating_sub(state.offset);
+        let replaced = self
+            .stat(&parse_path(&state)?)
+            .ok()
+            .filter(|s| s.file_type == nullspace_core::FileType::File)
+            .map_or(0, |s| s.size);
+        let cap = self.cap;
+        let over_cap = move |offset: u64| {
+            if others > 0 {
+                FsError::ReservedByUploads {
+                    used,
+                    pending: others,
+                    adding: offset,
+                    cap,
+                }
+            } else {
+                FsError::QuotaExceeded {
+                    used,
+                    adding: offset,
+                    cap,
+                }
+            }
+        };
+        let bound = AppendBound {
+            max_offset: cap
+                .saturating_add(replaced)
+                .saturating_sub(used)
+                .saturating_sub(others),
+            over_cap: &over_cap,
+            checkpoint: &|s| files.save(s),
+        };
+        append_chunk(&mut data, &mut state, chunk, checksum, &bound)?;
         files.save(&state)?;
         if state.offset == state.length {
             // Still holding the lock, so no reader finishes it at the same time.
@@ -160,12 +190,12 @@ impl VolumeHandle {
         list
     }
 
-    /// Bytes reserved against the cap by pending uploads: the declared length of each (an
-    /// upload's bytes are counted from its creation, so that it can always finish and never
-    /// fills a loop-backed volume behind the cap's back). Read from staging, so every server
-    /// on the data root sees the same figure.
+    /// Bytes that pending uploads hold in staging: they count against the cap as they
+    /// arrive (so an upload never fills a loop-backed volume behind the cap's back, and a write
+    /// they leave no room for says so). Read from staging, so every server on the data root
+    /// sees the same figure.
     pub fn pending_upload_bytes(&self) -> u64 {
-        self.pending_uploads().iter().map(|s| s.length).sum()
+        self.pending_uploads().iter().map(|s| s.offset).sum()
     }
 
     /// Cancels an upload and removes its data (tus termination).
