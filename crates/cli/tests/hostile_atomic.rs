@@ -223,6 +223,7 @@ fn expected(files: &[(String, Vec<u8>)]) -> BTreeMap<String, Vec<u8>> {
     files.iter().cloned().collect()
 }
 
+/// SEMANTICS: Crash atomicity
 #[test]
 fn kill_9_during_batches_into_a_new_directory_leaves_all_or_none() {
     let mut srv = Server::start();
@@ -486,6 +487,7 @@ fn batches_and_uploads_never_stage_more_than_the_cap_on_the_loop_backend() {
 
 /// On both backends: an abandoned upload shows as `pending_upload_bytes` and in the uploads
 /// list; a write it leaves no room for says why; cancelled, a 5-byte write succeeds.
+/// SEMANTICS: Pending uploads
 fn an_abandoned_upload_is_shown_and_cancelled(flags: &[&str]) {
     let srv = Server::start_with_flags(flags);
     let api = srv.api();
