@@ -109,7 +109,6 @@ impl VolumeHandle {
                 FsError::ReservedByUploads {
                     used,
                     pending,
-                    adding: total,
                     cap: self.cap,
                 }
             } else {

@@ -261,7 +261,6 @@ impl VolumeHandle {
                 return Err(FsError::ReservedByUploads {
                     used: usage.used_bytes,
                     pending,
-                    adding,
                     cap: self.cap,
                 });
             }

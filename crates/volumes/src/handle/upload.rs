@@ -120,7 +120,6 @@ impl VolumeHandle {
                 FsError::ReservedByUploads {
                     used,
                     pending: others,
-                    adding: offset,
                     cap,
                 }
             } else {
