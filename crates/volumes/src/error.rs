@@ -45,6 +45,16 @@ pub enum FsError {
 }
 
 impl FsError {
+    /// The refusal of a change of `adding` bytes that does not fit under `cap`: it names the
+    /// bytes of pending uploads when there are any (they may be what fills the volume).
+    pub(crate) fn over_cap(used: u64, pending: u64, adding: u64, cap: u64) -> FsError {
+        if pending > 0 {
+            FsError::ReservedByUploads { used, pending, cap }
+        } else {
+            FsError::QuotaExceeded { used, adding, cap }
+        }
+    }
+
     /// Maps an errno from an operation on `path` to the error a user should see.
     pub fn from_errno(path: &str, e: Errno) -> FsError {
         let p = path.to_owned();

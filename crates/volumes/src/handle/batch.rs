@@ -104,21 +104,7 @@ impl VolumeHandle {
         let pending = self.pending_upload_bytes();
         let mut room = self.cap.saturating_sub(used).saturating_sub(pending);
         let mut total: u64 = 0;
-        let quota = |total: u64| {
-            if pending > 0 {
-                FsError::ReservedByUploads {
-                    used,
-                    pending,
-                    cap: self.cap,
-                }
-            } else {
-                FsError::QuotaExceeded {
-                    used,
-                    adding: total,
-                    cap: self.cap,
-                }
-            }
-        };
+        let quota = |total: u64| FsError::over_cap(used, pending, total, self.cap);
         let conflict = |rel: &str| {
             FsError::Invalid(format!(
                 "batch entry {rel:?} conflicts with another entry of the batch (a file and a \

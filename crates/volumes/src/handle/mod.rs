@@ -258,11 +258,12 @@ impl VolumeHandle {
         if adding > freed {
             let pending = self.pending_upload_bytes();
             if after.saturating_add(pending) > self.cap {
-                return Err(FsError::ReservedByUploads {
-                    used: usage.used_bytes,
+                return Err(FsError::over_cap(
+                    usage.used_bytes,
                     pending,
-                    cap: self.cap,
-                });
+                    adding,
+                    self.cap,
+                ));
             }
         }
         Ok(())

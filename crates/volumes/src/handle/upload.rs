@@ -115,21 +115,7 @@ impl VolumeHandle {
             .filter(|s| s.file_type == nullspace_core::FileType::File)
             .map_or(0, |s| s.size);
         let cap = self.cap;
-        let over_cap = move |offset: u64| {
-            if others > 0 {
-                FsError::ReservedByUploads {
-                    used,
-                    pending: others,
-                    cap,
-                }
-            } else {
-                FsError::QuotaExceeded {
-                    used,
-                    adding: offset,
-                    cap,
-                }
-            }
-        };
+        let over_cap = move |offset: u64| FsError::over_cap(used, others, offset, cap);
         let bound = AppendBound {
             max_offset: cap
                 .saturating_add(replaced)
