@@ -201,3 +201,111 @@ fn undo(staging: &Staging, beneath: &Beneath, steps: &[Step]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rustix::fs::{Mode, OFlags};
+
+    use super::*;
+    use crate::instance::ServerInstance;
+
+    fn dir_fd(p: &std::path::Path) -> OwnedFd {
+        rustix::fs::open(
+            p,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap()
+    }
+
+    /// A move over a directory killed between its two renames (the old tree out in staging,
+    /// the new one not yet in) is rolled back by recovery, and recovery is idempotent.
+    #[test]
+    fn a_move_cut_between_its_renames_is_rolled_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, staging_dir) = (tmp.path().join("data"), tmp.path().join("staging"));
+        std::fs::create_dir_all(data.join("src")).unwrap();
+        std::fs::create_dir_all(data.join("dst")).unwrap();
+        std::fs::write(data.join("src/new.txt"), b"new").unwrap();
+        std::fs::write(data.join("dst/old.txt"), b"old").unwrap();
+        std::fs::create_dir(&staging_dir).unwrap();
+        let staging = Staging::new(
+            dir_fd(&staging_dir),
+            staging_dir.clone(),
+            Arc::new(ServerInstance::solo()),
+        );
+        let beneath = Beneath::new(dir_fd(&data));
+        let entry = "t-crashed-0";
+        std::fs::create_dir(staging_dir.join(entry)).unwrap();
+        let steps = vec![
+            Step::Rename {
+                from: Place::Data("/dst".into()),
+                to: Place::Staging(format!("{entry}/old")),
+            },
+            Step::Rename {
+                from: Place::Data("/src".into()),
+                to: Place::Data("/dst".into()),
+            },
+        ];
+        let journal = Journal::begin(&staging, &beneath, entry, steps).unwrap();
+        // The first rename happens, then the server dies.
+        std::fs::rename(data.join("dst"), staging_dir.join(entry).join("old")).unwrap();
+        std::mem::forget(journal);
+        assert!(recover(&staging, &beneath, entry));
+        assert_eq!(std::fs::read(data.join("dst/old.txt")).unwrap(), b"old");
+        assert_eq!(std::fs::read(data.join("src/new.txt")).unwrap(), b"new");
+        assert!(!staging_dir.join(entry).join(JOURNAL_FILE).exists());
+        assert!(!recover(&staging, &beneath, entry), "the journal is gone");
+
+        // Both renames happened: rolled back too (the move never answered).
+        std::fs::create_dir(staging_dir.join("t-crashed-1")).unwrap();
+        let steps = vec![
+            Step::Rename {
+                from: Place::Data("/dst".into()),
+                to: Place::Staging("t-crashed-1/old".into()),
+            },
+            Step::Mkdir("/made".into()),
+            Step::Rename {
+                from: Place::Data("/src".into()),
+                to: Place::Data("/dst".into()),
+            },
+        ];
+        let journal = Journal::begin(&staging, &beneath, "t-crashed-1", steps).unwrap();
+        std::fs::rename(data.join("dst"), staging_dir.join("t-crashed-1/old")).unwrap();
+        std::fs::create_dir(data.join("made")).unwrap();
+        std::fs::rename(data.join("src"), data.join("dst")).unwrap();
+        std::mem::forget(journal);
+        assert!(recover(&staging, &beneath, "t-crashed-1"));
+        assert_eq!(std::fs::read(data.join("dst/old.txt")).unwrap(), b"old");
+        assert_eq!(std::fs::read(data.join("src/new.txt")).unwrap(), b"new");
+        assert!(
+            !data.join("made").exists(),
+            "a directory it made is removed"
+        );
+    }
+
+    /// A journal whose write was cut (a torn last line) was never followed by a rename:
+    /// recovery undoes nothing and removes it.
+    #[test]
+    fn a_torn_journal_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, staging_dir) = (tmp.path().join("data"), tmp.path().join("staging"));
+        std::fs::create_dir_all(data.join("a")).unwrap();
+        std::fs::create_dir_all(staging_dir.join("b-x-0")).unwrap();
+        let staging = Staging::new(
+            dir_fd(&staging_dir),
+            staging_dir.clone(),
+            Arc::new(ServerInstance::solo()),
+        );
+        let beneath = Beneath::new(dir_fd(&data));
+        std::fs::write(
+            staging_dir.join("b-x-0").join(JOURNAL_FILE),
+            b"{\"Mkdir\":\"/a\"}\n{\"Rename\":{\"from\":{\"Data\":\"/a\"},\"to\":{\"Sta",
+        )
+        .unwrap();
+        assert!(recover(&staging, &beneath, "b-x-0"));
+        assert!(data.join("a").exists(), "nothing was undone");
+    }
+}
