@@ -405,8 +405,9 @@ fn base64(data: &[u8]) -> String {
 }
 
 /// Streams `body` as the batch (or PATCH) body while measuring what staging holds; returns
-/// the answer's status and the most staging held.
-fn staged_peak(srv: &Server, id: &str, head: String, body: Vec<u8>) -> (u16, u64) {
+/// the answer's status (none when the server refused early and the connection was reset
+/// before the answer could be read) and the most staging held.
+fn staged_peak(srv: &Server, id: &str, head: String, body: Vec<u8>) -> (Option<u16>, u64) {
     let op = send_raw(srv.port, head, body);
     let staging: PathBuf = srv.volume_staging(id);
     let mut peak = 0;
@@ -414,8 +415,7 @@ fn staged_peak(srv: &Server, id: &str, head: String, body: Vec<u8>) -> (u16, u64
         peak = peak.max(bytes_below(&staging));
         std::thread::yield_now();
     }
-    let r = op.join().unwrap().expect("an answer");
-    (r.status, peak)
+    (op.join().unwrap().map(|r| r.status), peak)
 }
 
 /// On both backends: a batch far past the cap is refused having staged at most the cap plus
@@ -442,12 +442,15 @@ fn staging_stays_within_the_cap(flags: &[&str]) {
         tar.len()
     );
     let (status, peak) = staged_peak(&srv, &id, head, tar);
-    assert_eq!(status, 507, "a batch past the cap is quota_exceeded");
+    assert!(
+        matches!(status, None | Some(507)),
+        "a batch past the cap is quota_exceeded: {status:?}"
+    );
     assert!(
         peak <= cap + SLACK,
         "staging held {peak} bytes for a cap of {cap}"
     );
-    assert_eq!(api.usage(VOL), (0, 0));
+    assert_eq!(api.usage(VOL), (0, 0), "nothing of the batch landed");
     // Upload bytes count against the cap as they arrive: two uploads of 5 and 6 MiB may
     // start under an 8 MiB cap, but the second cannot store what the first left no room for.
     let first = tus_create(&api, "/u1", 6 * MIB).expect(201, "first upload");
@@ -464,10 +467,13 @@ fn staging_stays_within_the_cap(flags: &[&str]) {
     };
     let body = pseudo_random(99, 5 * MIB as usize);
     let (status, peak) = staged_peak(&srv, &id, patch_head(&first), body.clone());
-    assert_eq!(status, 204);
+    assert_eq!(status, Some(204));
     assert!(peak <= cap + SLACK, "staging held {peak} bytes");
     let (status, peak) = staged_peak(&srv, &id, patch_head(&second), body);
-    assert_eq!(status, 507, "no room is left for the second upload's bytes");
+    assert!(
+        matches!(status, None | Some(507)),
+        "no room is left for the second upload's bytes: {status:?}"
+    );
     assert!(
         peak <= cap + SLACK,
         "staging held {peak} bytes for a cap of {cap}"
