@@ -16,12 +16,48 @@ use std::path::{Path, PathBuf};
 use nullspace_core::{FileType as StatType, VolumePath};
 use rustix::fs::RenameFlags;
 
-use super::{io_at, VolumeHandle};
+use super::{io_at, is_dir, lstat_opt, VolumeHandle};
 use crate::error::{FsError, FsResult};
 use crate::events::ChangeKind;
 use crate::journal::{Journal, Place, Step};
 use crate::staging::TempKind;
+use crate::walk::stat_usage;
 use crate::Usage;
+
+/// Looks entries of the volume up one after another, reusing the fd of the last parent
+/// directory (a tar's entries, and a sorted plan's, mostly share their parent with the
+/// previous one), so that a batch of N files costs N `lstat`s, not N resolutions.
+struct Lookup<'h> {
+    handle: &'h VolumeHandle,
+    /// The last parent, and its fd unless it does not exist (or is not a directory).
+    parent: Option<(VolumePath, Option<std::os::fd::OwnedFd>)>,
+}
+
+impl<'h> Lookup<'h> {
+    fn new(handle: &'h VolumeHandle) -> Lookup<'h> {
+        Lookup {
+            handle,
+            parent: None,
+        }
+    }
+
+    /// The entry at `target`, not followed; `None` when nothing is there.
+    fn lstat(&mut self, target: &VolumePath) -> FsResult<Option<rustix::fs::Stat>> {
+        let parent = target.parent().unwrap_or_else(VolumePath::root);
+        if self.parent.as_ref().is_none_or(|(p, _)| *p != parent) {
+            let fd = match self.handle.beneath.open_dir(&parent) {
+                Ok(fd) => Some(fd),
+                Err(FsError::NotFound(_) | FsError::NotADirectory(_)) => None,
+                Err(e) => return Err(e),
+            };
+            self.parent = Some((parent, fd));
+        }
+        match self.parent.as_ref().and_then(|(_, fd)| fd.as_ref()) {
+            Some(dir) => lstat_opt(dir, target.file_name().unwrap_or_default(), target.as_str()),
+            None => Ok(None),
+        }
+    }
+}
 
 /// What a batch wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +147,7 @@ impl VolumeHandle {
                  directory at one path)"
             ))
         };
+        let mut lookup = Lookup::new(self);
         let mut archive = tar::Archive::new(tar_stream);
         let entries = archive
             .entries()
@@ -165,11 +202,11 @@ impl VolumeHandle {
                     0
                 }
                 // What the volume holds there now goes when the batch lands.
-                None => self
-                    .stat(&target)
+                None => lookup
+                    .lstat(&target)
                     .ok()
-                    .filter(|s| s.file_type == StatType::File)
-                    .map_or(0, |s| s.size),
+                    .flatten()
+                    .map_or(0, |s| stat_usage(&s).used_bytes),
             };
             room = room.saturating_add(replaced);
             let mut f = File::create(&at).map_err(|e| fs_err(target.as_str(), e))?;
@@ -258,26 +295,19 @@ impl VolumeHandle {
         let mut modified = BTreeSet::new();
         std::fs::create_dir(self.staging.path().join(&staged.entry).join("backup"))
             .map_err(|e| FsError::from_io(dest.as_str(), e))?;
+        let mut lookup = Lookup::new(self);
         for (i, target) in staged.files.keys().enumerate() {
-            match self.stat(target) {
-                Ok(st) if st.file_type == StatType::Dir => {
-                    return Err(FsError::IsADirectory(target.to_string()))
-                }
-                Ok(st) => {
-                    if st.file_type == StatType::File {
-                        freed += Usage {
-                            used_bytes: st.size,
-                            file_count: 1,
-                        };
-                    }
+            match lookup.lstat(target)? {
+                Some(st) if is_dir(&st) => return Err(FsError::IsADirectory(target.to_string())),
+                Some(st) => {
+                    freed += stat_usage(&st);
                     modified.insert(target);
                     steps.push(Step::Rename {
                         from: Place::Data(target.to_string()),
                         to: Place::Staging(format!("{}/backup/{i}", staged.entry)),
                     });
                 }
-                Err(FsError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+                None => {}
             }
             steps.push(Step::Rename {
                 from: Place::Staging(staged.staged(dest, target)),
