@@ -19,7 +19,7 @@ scripts/test.sh) only fails when the summary is not what the result files give. 
 bench/figures.py.
 
 Benchmarks: transfer, batch, ls, stat, sdk_transfer, sdk_small (bench/notes/issue2-3.md says how
-each is measured). The script starts its own server (a copy of target/release/nullspace, so a rebuild
+each is measured), batch_atomic (issue 12, bench/batch_atomic.py; bench/notes/issue12-atomic.md). The script starts its own server (a copy of target/release/nullspace, so a rebuild
 during the run changes nothing) on a free port, with its data dir in a fresh directory under
 /work/benchtmp (``--workdir-base``), where every baseline puts its data too (same filesystem,
 checked). Each measurement is repeated and ours and the baseline are interleaved; medians are
@@ -48,7 +48,7 @@ import figures
 from benchlib import (GiB, HERE, KiB, MiB, ROOT, fmt_s, interleave, load_now, median, proc_cpu,
                       proc_status, reset_hwm, rm, run_ok, settle, source_state)
 
-ALL = ["transfer", "batch", "ls", "stat", "sdk_transfer", "sdk_small", "diag"]
+ALL = ["transfer", "batch", "ls", "stat", "sdk_transfer", "sdk_small", "diag", "batch_atomic"]
 
 
 # ------------------------------------------------------------------------------------ results
@@ -711,7 +711,23 @@ def bench_diag(c: Ctx) -> None:
     c.res.notes["diag3"] = ["the diagnostic rows are measured as described under Issue 2 (**diag**)."]
 
 
+def bench_batch_atomic(c: Ctx) -> None:
+    """Issue 12: crash-atomic batches of 3,000 files, into a new directory and merged, vs
+    `tar -x` + `sync -f` (bench/batch_atomic.py; the binary before the change, for the
+    before/after ratio, from $NULLSPACE_BENCH_OLD_BIN when set)."""
+    import batch_atomic
+
+    work = c.work / "batch-atomic"
+    work.mkdir(exist_ok=True)
+    t = batch_atomic.run(c.bin(), os.environ.get("NULLSPACE_BENCH_OLD_BIN"), work, c.runs)
+    c.res.raw["batch_atomic"] = t
+    for r in batch_atomic.rows(t, "release build"):
+        c.res.add(12, r["what"], r["ours"], r["baseline"], r["ratio"], r["goal"], r["met"])
+    c.res.notes["batch_atomic"] = ["See bench/notes/issue12-atomic.md (bench/batch_atomic.py)."]
+
+
 BENCHES = {
+    "batch_atomic": bench_batch_atomic,
     "transfer": bench_transfer,
     "batch": bench_batch,
     "ls": bench_ls,

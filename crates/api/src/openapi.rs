@@ -89,7 +89,7 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(files::archive))
         .routes(routes!(signed::sign))
         .routes(routes!(signed::signed_get, signed::signed_put))
-        .routes(routes!(tus::options, tus::create))
+        .routes(routes!(tus::options, tus::create, tus::list))
         .routes(routes!(
             tus::head,
             tus::patch,

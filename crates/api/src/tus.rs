@@ -7,9 +7,11 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use futures::TryStreamExt;
+use nullspace_core::wire::{UploadInfo, UploadList};
 use nullspace_core::{Error, ErrorCode, VolumePath};
 use nullspace_node::data::{ChunkChecksum, UploadError, UploadState};
 use nullspace_node::OpenVolume;
@@ -22,7 +24,8 @@ use crate::AppState;
 const TUS_VERSION: &str = "1.0.0";
 const EXTENSIONS: &str = "creation,creation-with-upload,termination,checksum,expiration";
 const OFFSET_CONTENT_TYPE: &str = "application/offset+octet-stream";
-/// How long an unfinished upload is kept.
+/// How long an unfinished upload is kept (and its length reserved against the cap) at most:
+/// it expires this long after its creation, whatever arrives meanwhile.
 pub const UPLOAD_TTL_HOURS: i64 = 24;
 
 /// A tus answer: a status, tus headers, and (for errors) a JSON error body.
@@ -460,6 +463,31 @@ pub async fn terminate(
     }
     .await;
     r.unwrap_or_else(|t| t).into_response()
+}
+
+#[utoipa::path(get, path = "/v1/volumes/{name}/uploads", tag = "uploads", params(("name" = String, Path)),
+    responses((status = 200, body = UploadList), (status = 404, body = ErrorBody)))]
+/// The volume's uploads still waiting for bytes (each reserves its length against the cap).
+pub async fn list(
+    State(node): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<UploadList>, ApiError> {
+    let vol = node.volumes().open(&caller.0, &name).await?;
+    let uploads = vol
+        .pending_uploads()
+        .await?
+        .into_iter()
+        .map(|s| UploadInfo {
+            id: s.id,
+            path: s.path,
+            offset: s.offset,
+            length: s.length,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+        })
+        .collect();
+    Ok(Json(UploadList { uploads }))
 }
 
 #[utoipa::path(options, path = "/v1/volumes/{name}/uploads/{id}", tag = "uploads", params(("name" = String, Path), ("id" = String, Path)), security(),

@@ -35,6 +35,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/v1/volumes/{name}/watch"),
     ("options", "/v1/volumes/{name}/uploads"),
     ("post", "/v1/volumes/{name}/uploads"),
+    ("get", "/v1/volumes/{name}/uploads"),
     ("head", "/v1/volumes/{name}/uploads/{id}"),
     ("patch", "/v1/volumes/{name}/uploads/{id}"),
     ("delete", "/v1/volumes/{name}/uploads/{id}"),

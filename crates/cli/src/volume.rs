@@ -23,6 +23,9 @@ use crate::{config, content, transfer, Global};
 pub enum VolumeCommand {
     /// Make a token for one volume's files (printed once); or `token list`, `token revoke ID`
     Token(crate::keys::TokenArgs),
+    /// List the volume's pending resumable uploads (each reserves its length against the
+    /// cap); or `uploads cancel NAME ID`
+    Uploads(UploadsArgs),
     /// Create a volume
     Create {
         /// 1-63 of a-z 0-9 . _ -, starting with a letter or digit
@@ -40,7 +43,7 @@ pub enum VolumeCommand {
         #[arg(long = "label", value_name = "KEY=VALUE")]
         labels: Vec<String>,
         /// Comma-separated fields to show: id, name, created_at, updated_at, cap_bytes,
-        /// used_bytes, file_count, labels, state, attachments
+        /// used_bytes, file_count, labels, state, attachments, pending_upload_bytes
         #[arg(long, value_name = "A,B")]
         fields: Option<String>,
     },
@@ -260,6 +263,64 @@ pub enum VolumeCommand {
     },
 }
 
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct UploadsArgs {
+    #[command(subcommand)]
+    cmd: Option<UploadsCommand>,
+    /// Volume name
+    #[arg(required = true)]
+    name: Option<String>,
+}
+
+#[derive(clap::Subcommand)]
+pub enum UploadsCommand {
+    /// Cancel a pending upload: its data goes and its reserved bytes are free again
+    Cancel {
+        /// Volume name
+        name: String,
+        /// Upload id, as `volume uploads NAME` shows it
+        id: String,
+    },
+}
+
+async fn uploads(args: UploadsArgs, g: &Global) -> anyhow::Result<()> {
+    let client = config::client(g)?;
+    match args.cmd {
+        Some(UploadsCommand::Cancel { name, id }) => {
+            let name = VolumeName::parse(&name)?;
+            client.cancel_upload(&name, &id).await?;
+            if !g.json {
+                output::line(format_args!("cancelled upload {id}"))?;
+            }
+        }
+        None => {
+            let name = VolumeName::parse(args.name.as_deref().unwrap_or_default())?;
+            let list = client.list_uploads(&name).await?;
+            if g.json {
+                output::json(&list)?;
+            } else {
+                let body: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            u.id.clone(),
+                            u.path.clone(),
+                            format_size(u.offset),
+                            format_size(u.length),
+                            output::time_str(&u.created_at.to_rfc3339()),
+                            output::time_str(&u.expires_at.to_rfc3339()),
+                        ]
+                    })
+                    .collect();
+                let head = ["ID", "PATH", "OFFSET", "LENGTH", "CREATED", "EXPIRES"];
+                output::table(Some(&head), &body)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Columns of `volume list` when no `--fields` are given.
 const LIST_COLUMNS: [VolumeField; 7] = [
     VolumeField::Name,
@@ -283,6 +344,7 @@ fn header(f: VolumeField) -> &'static str {
         VolumeField::Labels => "LABELS",
         VolumeField::State => "STATE",
         VolumeField::Attachments => "ATTACHMENTS",
+        VolumeField::PendingUploadBytes => "PENDING",
     }
 }
 
@@ -292,9 +354,10 @@ fn cell(f: VolumeField, v: Option<&Value>) -> String {
         return "-".into();
     };
     match (f, v) {
-        (VolumeField::CapBytes | VolumeField::UsedBytes, Value::Number(n)) => {
-            n.as_u64().map(format_size).unwrap_or_else(|| n.to_string())
-        }
+        (
+            VolumeField::CapBytes | VolumeField::UsedBytes | VolumeField::PendingUploadBytes,
+            Value::Number(n),
+        ) => n.as_u64().map(format_size).unwrap_or_else(|| n.to_string()),
         (VolumeField::CreatedAt | VolumeField::UpdatedAt, Value::String(s)) => output::time_str(s),
         (VolumeField::Labels, Value::Object(m)) if m.is_empty() => "-".into(),
         (VolumeField::Labels, Value::Object(m)) => m
@@ -391,6 +454,7 @@ fn to_fields(v: &impl serde::Serialize) -> anyhow::Result<Fields> {
 pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
     match cmd {
         VolumeCommand::Token(args) => return crate::keys::token(args, g).await,
+        VolumeCommand::Uploads(args) => uploads(args, g).await?,
         VolumeCommand::Create {
             name,
             labels,

@@ -337,6 +337,21 @@ impl Client {
         self.send(req).await.map(drop)
     }
 
+    /// `GET /v1/volumes/{name}/uploads`: the uploads still waiting for bytes.
+    pub async fn list_uploads(&self, name: &VolumeName) -> Result<Vec<wire::UploadInfo>> {
+        let req = self.request(Method::GET, &format!("/v1/volumes/{name}/uploads"));
+        Ok(self.json::<wire::UploadList>(req).await?.uploads)
+    }
+
+    /// `DELETE /v1/volumes/{name}/uploads/{id}` (tus termination): cancels an upload, which
+    /// gives its reserved bytes back.
+    pub async fn cancel_upload(&self, name: &VolumeName, id: &str) -> Result<()> {
+        let req = self
+            .request(Method::DELETE, &format!("/v1/volumes/{name}/uploads/{id}"))
+            .header("tus-resumable", transfer::TUS_VERSION);
+        self.send(req).await.map(drop)
+    }
+
     // ----- files -----
 
     /// `GET …/files/content`: the file (or `length` bytes from `offset`) as a stream.

@@ -2,5 +2,5 @@
 
 pub use nullspace_core::wire::{
     BatchResult, CreateKey, CreateToken, CreatedKey, CreatedTenant, ErrorBody, Exists, Health,
-    KeyInfo, KeyList, ListPage, PathEntry, Role, VolumeList, WhoAmI,
+    KeyInfo, KeyList, ListPage, PathEntry, Role, UploadInfo, UploadList, VolumeList, WhoAmI,
 };

@@ -30,6 +30,10 @@ pub struct Volume {
     pub state: String,
     /// Number of live sandbox attachments.
     pub attachments: u64,
+    /// Bytes reserved against the cap by resumable uploads not yet complete (each one's
+    /// declared length, from its creation until it completes, is cancelled or expires).
+    #[serde(default)]
+    pub pending_upload_bytes: u64,
 }
 
 /// The fields of a volume that list/get can select.
@@ -45,11 +49,12 @@ pub enum VolumeField {
     Labels,
     State,
     Attachments,
+    PendingUploadBytes,
 }
 
 impl VolumeField {
     /// Every field, in display order.
-    pub const ALL: [VolumeField; 10] = [
+    pub const ALL: [VolumeField; 11] = [
         VolumeField::Id,
         VolumeField::Name,
         VolumeField::CreatedAt,
@@ -60,6 +65,7 @@ impl VolumeField {
         VolumeField::Labels,
         VolumeField::State,
         VolumeField::Attachments,
+        VolumeField::PendingUploadBytes,
     ];
 
     /// The field's JSON key.
@@ -75,6 +81,7 @@ impl VolumeField {
             VolumeField::Labels => "labels",
             VolumeField::State => "state",
             VolumeField::Attachments => "attachments",
+            VolumeField::PendingUploadBytes => "pending_upload_bytes",
         }
     }
 

@@ -184,6 +184,30 @@ pub struct KeyList {
     pub keys: Vec<KeyInfo>,
 }
 
+// ---- uploads ----
+
+/// A resumable upload still waiting for bytes (`GET /v1/volumes/{name}/uploads`). Its
+/// declared `length` is reserved against the volume's cap until it completes, is cancelled
+/// (`DELETE /v1/volumes/{name}/uploads/{id}`) or expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UploadInfo {
+    pub id: String,
+    /// Destination path in the volume.
+    pub path: String,
+    /// Bytes stored durably so far.
+    pub offset: u64,
+    /// Declared total length (what is reserved).
+    pub length: u64,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `GET /v1/volumes/{name}/uploads`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UploadList {
+    pub uploads: Vec<UploadInfo>,
+}
+
 // ---- operators ----
 
 /// Body of `POST /v1/admin/tenants`.

@@ -312,6 +312,7 @@ impl VolumeService {
             let u = h.usage();
             v.used_bytes = u.used_bytes;
             v.file_count = u.file_count;
+            v.pending_upload_bytes = h.pending_upload_bytes();
         }
         v
     }
@@ -540,6 +541,11 @@ impl OpenVolume {
     ) -> Result<Result<UploadState, UploadError>, Error> {
         let h = self.handle.clone();
         blocking(move || Ok(h.upload_state(&id))).await
+    }
+
+    /// The volume's uploads still waiting for bytes, oldest first.
+    pub async fn pending_uploads(&self) -> Result<Vec<UploadState>, Error> {
+        self.run(|h| Ok(h.pending_uploads())).await
     }
 
     pub async fn upload_delete(&self, id: String) -> Result<Result<(), UploadError>, Error> {

@@ -536,6 +536,8 @@ where
             file_count: Self::count(row, "file_count")?,
             labels,
             state: VOLUME_READY.to_owned(),
+            // Not stored: the data plane reports it for open volumes.
+            pending_upload_bytes: 0,
             // Rows from INSERT/DELETE … RETURNING have no count: a new volume has no
             // attachments, and a deleted one has none left.
             attachments: match row.try_get::<i64, _>("attachments") {

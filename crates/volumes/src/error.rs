@@ -30,6 +30,13 @@ pub enum FsError {
         "volume cap exceeded: {used} bytes used + {adding} bytes would pass the cap of {cap} bytes"
     )]
     QuotaExceeded { used: u64, adding: u64, cap: u64 },
+    /// Kept to three fields so that `FsError` stays as small as its largest other variant.
+    #[error(
+        "volume cap exceeded: {used} bytes used + {pending} bytes held by pending uploads leave \
+         no room for this under the cap of {cap} bytes (list the uploads with `nullspace volume \
+         uploads`, cancel one with `nullspace volume uploads cancel`)"
+    )]
+    ReservedByUploads { used: u64, pending: u64, cap: u64 },
     #[error("I/O error on {path:?}: {source}")]
     Io {
         path: String,
@@ -38,6 +45,16 @@ pub enum FsError {
 }
 
 impl FsError {
+    /// The refusal of a change of `adding` bytes that does not fit under `cap`: it names the
+    /// bytes of pending uploads when there are any (they may be what fills the volume).
+    pub(crate) fn over_cap(used: u64, pending: u64, adding: u64, cap: u64) -> FsError {
+        if pending > 0 {
+            FsError::ReservedByUploads { used, pending, cap }
+        } else {
+            FsError::QuotaExceeded { used, adding, cap }
+        }
+    }
+
     /// Maps an errno from an operation on `path` to the error a user should see.
     pub fn from_errno(path: &str, e: Errno) -> FsError {
         let p = path.to_owned();
@@ -86,7 +103,9 @@ impl FsError {
             | FsError::Invalid(_) => ErrorCode::InvalidArgument,
             FsError::Escapes(_) => ErrorCode::PermissionDenied,
             FsError::Conflict(_) => ErrorCode::Conflict,
-            FsError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            FsError::QuotaExceeded { .. } | FsError::ReservedByUploads { .. } => {
+                ErrorCode::QuotaExceeded
+            }
             FsError::Io { .. } => ErrorCode::Internal,
         }
     }
@@ -98,7 +117,9 @@ impl FsError {
             FsError::QuotaExceeded { cap: 0, .. } => {
                 format!("volume {volume:?} is full: the write would pass its cap")
             }
-            FsError::QuotaExceeded { .. } => format!("volume {volume:?}: {self}"),
+            FsError::QuotaExceeded { .. } | FsError::ReservedByUploads { .. } => {
+                format!("volume {volume:?}: {self}")
+            }
             FsError::Io { .. } => format!("volume {volume:?}: {self}"),
             _ => format!("{self} in volume {volume:?}"),
         };
@@ -107,3 +128,16 @@ impl FsError {
 }
 
 pub type FsResult<T> = Result<T, FsError>;
+
+#[cfg(test)]
+mod tests {
+    /// Errors travel in every `FsResult` of deep recursions (e.g. making a 2,000-level path):
+    /// a variant larger than `Io` would grow every frame.
+    #[test]
+    fn the_error_stays_as_small_as_a_string_and_an_io_error() {
+        assert_eq!(
+            std::mem::size_of::<super::FsError>(),
+            std::mem::size_of::<(String, std::io::Error)>()
+        );
+    }
+}

@@ -22,6 +22,7 @@ pub mod events;
 pub mod fswatch;
 mod handle;
 mod instance;
+mod journal;
 mod loop_image;
 mod placement;
 pub mod resolve;

@@ -135,6 +135,17 @@ impl Staging {
             .is_ok_and(|n| crate::walk::remove_tree(&self.fd, &n).is_ok())
     }
 
+    /// The temporary entries no running server uses (what [`Staging::clean`] removes).
+    pub(crate) fn leftovers(&self) -> Vec<String> {
+        let Ok(rd) = std::fs::read_dir(&self.path) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| name != UPLOADS_DIR && is_leftover(&self.owner, name))
+            .collect()
+    }
+
     /// Removes what no running server uses: the temporary entries of servers that stopped or
     /// crashed. Uploads are kept. Returns how many entries went.
     pub(crate) fn clean(&self) -> usize {

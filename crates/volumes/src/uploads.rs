@@ -241,8 +241,15 @@ impl UploadFiles {
     }
 }
 
+/// Every this many bytes of a chunk without a checksum, an append syncs what arrived and
+/// records the offset (`checkpoint`), so that a crash in a long `PATCH` resumes near where it
+/// stopped rather than at the chunk's start.
+pub const CHECKPOINT_STEP: u64 = 16 << 20;
+
 /// Appends `chunk` to the locked `data` file at `state.offset`, moving the offset past what
-/// was stored and synced (the state is not saved here). Bytes past the durable offset were
+/// was stored and synced (the final state is not saved here; every [`CHECKPOINT_STEP`] bytes
+/// of a chunk without a checksum, the data is synced and `bound.checkpoint` records the
+/// offset), and never past `bound.max_offset`. Bytes past the durable offset were
 /// never acknowledged and are dropped first. If the stream breaks, what arrived is kept
 /// (unless a checksum was given, which only a whole chunk can satisfy); a checksum mismatch
 /// keeps the offset where it was.
@@ -251,12 +258,15 @@ pub(crate) fn append_chunk(
     state: &mut UploadState,
     chunk: impl Read,
     checksum: Option<ChunkChecksum>,
+    bound: &AppendBound<'_>,
 ) -> UploadResult<()> {
-    let io = |e| FsError::from_io(&state.path, e);
+    let path = state.path.clone();
+    let io = |e| FsError::from_io(&path, e);
     // Bytes past the durable offset were never acknowledged: drop them.
     data.set_len(state.offset).map_err(io)?;
     data.seek(SeekFrom::Start(state.offset)).map_err(io)?;
-    let room = state.length - state.offset;
+    let start = state.offset;
+    let room = state.length - start;
     let mut sha1 = sha1::Sha1::new();
     let mut sha256 = sha2::Sha256::new();
     let mut received: u64 = 0;
@@ -273,13 +283,18 @@ pub(crate) fn append_chunk(
                 break;
             }
         };
+        // What was checkpointed stays; the rest of this chunk goes.
         if received + n as u64 > room {
             data.set_len(state.offset).map_err(io)?;
             return Err(UploadError::TooLong(state.length));
         }
+        if start + received + n as u64 > bound.max_offset {
+            data.set_len(state.offset).map_err(io)?;
+            return Err((bound.over_cap)(start + received + n as u64).into());
+        }
         data.write_all(&buf[..n]).map_err(io)?;
         if (received + n as u64) / WRITEBACK_STEP > received / WRITEBACK_STEP {
-            start_writeback(data, state.offset, received + n as u64);
+            start_writeback(data, start, received + n as u64);
         }
         match &checksum {
             Some(ChunkChecksum::Sha1(_)) => sha1.update(&buf[..n]),
@@ -287,6 +302,11 @@ pub(crate) fn append_chunk(
             None => {}
         }
         received += n as u64;
+        if checksum.is_none() && start + received - state.offset >= CHECKPOINT_STEP {
+            data.sync_data().map_err(io)?;
+            state.offset = start + received;
+            (bound.checkpoint)(state)?;
+        }
     }
     let verified = match &checksum {
         None => true,
@@ -303,6 +323,17 @@ pub(crate) fn append_chunk(
         });
     }
     data.sync_data().map_err(io)?;
-    state.offset += received;
+    state.offset = start + received;
     Ok(())
+}
+
+/// What bounds one append besides the declared length: the cap (bytes count against it as
+/// they arrive), and where checkpoints are recorded.
+pub(crate) struct AppendBound<'a> {
+    /// The upload may not grow past this offset (what the cap leaves it).
+    pub(crate) max_offset: u64,
+    /// The refusal when it would, given the offset it would reach.
+    pub(crate) over_cap: &'a dyn Fn(u64) -> FsError,
+    /// Records a durable offset (see [`CHECKPOINT_STEP`]).
+    pub(crate) checkpoint: &'a dyn Fn(&UploadState) -> FsResult<()>,
 }

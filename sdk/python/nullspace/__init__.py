@@ -47,7 +47,7 @@ from .files import BatchResult, FileStat, ReadStream, VolumeFiles  # noqa: E402
 from ._transfer import DownloadResult, UploadResult  # noqa: E402
 from . import keys  # noqa: E402
 from .keys import CreatedKey, KeyInfo  # noqa: E402
-from .volume import VOLUME_FIELDS, Mount, Volume, VolumeInfo  # noqa: E402
+from .volume import VOLUME_FIELDS, Mount, PendingUpload, Volume, VolumeInfo  # noqa: E402
 from .sandbox import (  # noqa: E402
     Attachment,
     ExecResult,
@@ -66,6 +66,7 @@ __all__ = [
     "DEFAULT_URL",
     "Volume",
     "VolumeInfo",
+    "PendingUpload",
     "keys",
     "KeyInfo",
     "CreatedKey",

@@ -23,7 +23,7 @@ from .files import VolumeFiles
 if TYPE_CHECKING:
     from .keys import CreatedKey
 
-__all__ = ["Volume", "VolumeInfo", "Mount", "VOLUME_FIELDS"]
+__all__ = ["Volume", "VolumeInfo", "PendingUpload", "Mount", "VOLUME_FIELDS"]
 
 #: Every field of a volume, in display order; ``fields=[...]`` selects among these.
 VOLUME_FIELDS: Tuple[str, ...] = (
@@ -37,6 +37,7 @@ VOLUME_FIELDS: Tuple[str, ...] = (
     "labels",
     "state",
     "attachments",
+    "pending_upload_bytes",
 )
 
 _FORBIDDEN_MOUNT_ROOTS = ("/proc", "/sys", "/dev")
@@ -59,6 +60,8 @@ class VolumeInfo:
         labels: its ``key: value`` labels.
         state: its state (``"ready"``).
         attachments: number of live sandbox attachments.
+        pending_upload_bytes: bytes reserved against the cap by resumable uploads not yet
+            complete (see :meth:`Volume.uploads`; cancel one with :meth:`Volume.cancel_upload`).
     """
 
     id: Optional[str] = None
@@ -71,6 +74,7 @@ class VolumeInfo:
     labels: Optional[Dict[str, str]] = None
     state: Optional[str] = None
     attachments: Optional[int] = None
+    pending_upload_bytes: Optional[int] = None
 
     @classmethod
     def _from_json(cls, doc: object) -> "VolumeInfo":
@@ -90,6 +94,43 @@ class VolumeInfo:
             labels=labels,
             state=opt_field(d, "state", str, what),
             attachments=opt_field(d, "attachments", int, what),
+            pending_upload_bytes=opt_field(d, "pending_upload_bytes", int, what),
+        )
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """A resumable upload still waiting for bytes, as listed by :meth:`Volume.uploads`.
+
+    Its declared ``length`` is reserved against the volume's cap until it completes, is
+    cancelled (:meth:`Volume.cancel_upload`) or expires (at most 24 hours after it was created).
+
+    Attributes:
+        id: the upload's id.
+        path: where the file lands in the volume.
+        offset: bytes stored durably so far.
+        length: its declared length (what is reserved).
+        created_at, expires_at: when it was created and when it expires (UTC).
+    """
+
+    id: str
+    path: str
+    offset: int
+    length: int
+    created_at: Optional[datetime] = None
+    expires_at: Optional[datetime] = None
+
+    @classmethod
+    def _from_json(cls, doc: object) -> "PendingUpload":
+        what = "upload"
+        d = as_object(doc, what)
+        return cls(
+            id=field(d, "id", str, what),
+            path=field(d, "path", str, what),
+            offset=field(d, "offset", int, what),
+            length=field(d, "length", int, what),
+            created_at=time_field(d, "created_at", what),
+            expires_at=time_field(d, "expires_at", what),
         )
 
 
@@ -357,6 +398,31 @@ class Volume:
                 f"volume {self._name!r} ({self._id}) was deleted; a new volume now has that name ({info.id})"
             )
         return info
+
+    def uploads(self) -> List[PendingUpload]:
+        """The volume's resumable uploads still waiting for bytes, oldest first (each reserves
+        its declared length against the cap; their sum is ``info().pending_upload_bytes``)."""
+        doc = as_object(self._client.request_json("GET", f"/v1/volumes/{self._name}/uploads"), "upload list")
+        items = doc.get("uploads")
+        if not isinstance(items, list):
+            items = []
+        return [PendingUpload._from_json(u) for u in items]
+
+    def cancel_upload(self, id: str) -> None:  # noqa: A002 - the upload's id
+        """Cancels a pending upload (tus termination): its data goes and its reserved bytes are
+        free again.
+
+        Raises:
+            NotFoundError: no such upload (finished, cancelled or expired).
+        """
+        from ._transfer import TUS_VERSION
+
+        self._client.request(
+            "DELETE",
+            f"/v1/volumes/{self._name}/uploads/{id}",
+            headers={"Tus-Resumable": TUS_VERSION},
+            idempotent=True,
+        )
 
     def mount(self, path: str, read_only: bool = False, subpath: Optional[str] = None) -> Mount:
         """Describes mounting this volume at ``path`` in a sandbox (``Sandbox.create(volumes=[...])``).

@@ -21,7 +21,7 @@ import pytest
 import nullspace
 from nullspace import Attachment, BatchResult, ExecResult, FileStat, KeyInfo, SandboxInfo, VolumeInfo
 from nullspace.content import ReplacedFile, ReplaceResult, SearchMatch, WatchEvent
-from nullspace.volume import VOLUME_FIELDS
+from nullspace.volume import VOLUME_FIELDS, PendingUpload
 
 from conftest import Server, unique_name
 
@@ -131,6 +131,7 @@ CASES = [
     ),
     Case(SearchMatch, components=("SearchMatch",)),
     Case(KeyInfo, ("get", "/v1/keys", "200"), ("keys", "[]")),
+    Case(PendingUpload, ("get", "/v1/volumes/{name}/uploads", "200"), ("uploads", "[]")),
     Case(KeyInfo, ("delete", "/v1/keys/{id}", "200")),
     Case(ReplaceResult, ("post", "/v1/volumes/{name}/files/replace", "200"), components=("ReplaceSummary",)),
     Case(ReplacedFile, components=("ReplacedFile",)),
@@ -184,6 +185,7 @@ def test_volume_field_selection_names_every_volume_property(openapi: Schema) -> 
 #: (method, path, status, steps to the object, keys the SDK reads there)
 ENVELOPES = [
     ("get", "/v1/volumes", "200", (), {"volumes"}),
+    ("get", "/v1/volumes/{name}/uploads", "200", (), {"uploads"}),
     ("get", "/v1/volumes/{name}/files/list", "200", (), {"entries", "next_cursor"}),
     ("get", "/v1/volumes/{name}/files/exists", "200", (), {"exists"}),
     ("post", "/v1/volumes/{name}/files/url", "200", (), {"url"}),

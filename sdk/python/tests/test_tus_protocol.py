@@ -339,3 +339,28 @@ def test_early_refusal_of_a_body_says_connection_close(server: Server, volume: n
         except OSError:
             pass
         assert b"HTTP/1.1 200" in rest, "the server closed a connection it did not say it would close"
+
+
+def test_an_abandoned_upload_is_shown_and_cancelled(
+    server: Server, tenant_client: Callable[..., nullspace.Client]
+) -> None:
+    c = tenant_client(cap_bytes=1000)
+    v = nullspace.Volume.create(unique_name(), client=c)
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {c.config.key}"}) as http:
+        url = new_upload(http, v.name, "/abandoned", 1000)
+        assert patch(http, url, 0, b"x" * 998).status_code == 204
+    # Its bytes count against the cap as they arrive, and show.
+    assert v.info().pending_upload_bytes == 998
+    assert v.info().used_bytes == 0
+    [u] = v.uploads()
+    assert (u.id, u.path, u.offset, u.length) == (url.rsplit("/", 1)[1], "/abandoned", 998, 1000)
+    assert u.created_at is not None and u.expires_at is not None and u.expires_at > u.created_at
+    with pytest.raises(nullspace.QuotaExceededError) as e:
+        v.files.write("/small", b"hello")
+    assert "pending uploads" in str(e.value) and "998" in str(e.value)
+    v.cancel_upload(u.id)
+    assert v.uploads() == []
+    assert v.info().pending_upload_bytes == 0
+    v.files.write("/small", b"hello")
+    with pytest.raises(nullspace.NotFoundError):
+        v.cancel_upload(u.id)

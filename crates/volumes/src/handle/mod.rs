@@ -150,6 +150,8 @@ impl VolumeHandle {
             }),
             fs_source: crate::fswatch::FsSource::new(root.join("data")),
         };
+        // Before anything else looks at the tree: undo publishes a crash interrupted.
+        handle.roll_back_interrupted();
         handle.clean_staging();
         // Measured under the commit lock, so that no server commits to the volume meanwhile.
         let mut usage = handle.lock();
@@ -241,6 +243,7 @@ impl VolumeHandle {
     }
 
     /// Refuses a change that would take `usage` past the cap: `adding` bytes, `freed` going.
+    /// Bytes reserved by pending uploads count too (and the refusal then says so).
     pub(crate) fn check_cap(&self, usage: &Usage, freed: u64, adding: u64) -> FsResult<()> {
         let after = usage
             .used_bytes
@@ -252,6 +255,17 @@ impl VolumeHandle {
                 adding,
                 cap: self.cap,
             });
+        }
+        if adding > freed {
+            let pending = self.pending_upload_bytes();
+            if after.saturating_add(pending) > self.cap {
+                return Err(FsError::over_cap(
+                    usage.used_bytes,
+                    pending,
+                    adding,
+                    self.cap,
+                ));
+            }
         }
         Ok(())
     }

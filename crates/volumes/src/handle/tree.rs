@@ -8,6 +8,7 @@ use rustix::fs::{AtFlags, Mode, RenameFlags};
 use super::{cname, file_stat, io_at, is_dir, lstat_opt, VolumeHandle, WriteOptions};
 use crate::error::{FsError, FsResult};
 use crate::events::ChangeKind;
+use crate::journal::{Journal, Place, Step};
 use crate::staging::TempKind;
 use crate::walk::{copy_entry, entry_usage, read_entries, stat_usage};
 use crate::Usage;
@@ -91,13 +92,7 @@ impl VolumeHandle {
             Some(o) => {
                 freed = entry_usage(&ddir, &cname(dname), o).map_err(&err)?;
                 if is_dir(o) {
-                    rustix::fs::renameat_with(&sdir, sname, &ddir, dname, RenameFlags::EXCHANGE)
-                        .map_err(&err)?;
-                    let trash = self
-                        .staging
-                        .move_in(&sdir, sname, TempKind::Trash)
-                        .map_err(&err)?;
-                    self.staging.discard(&trash);
+                    self.move_over_dir(src, dst)?;
                 } else {
                     rustix::fs::renameat(&sdir, sname, &ddir, dname).map_err(&err)?;
                 }
@@ -115,6 +110,53 @@ impl VolumeHandle {
         drop(usage);
         let st = rustix::fs::statat(&ddir, dname, AtFlags::SYMLINK_NOFOLLOW).map_err(&err)?;
         Ok(file_stat(dst.to_string(), &st))
+    }
+
+    /// Moves the directory `src` over the directory `dst` in two renames (the old tree out to
+    /// staging, then `src` in) under a journal, so that a crash between them is rolled back
+    /// at the next open (see `journal`); the old tree is removed afterwards.
+    fn move_over_dir(&self, src: &VolumePath, dst: &VolumePath) -> FsResult<()> {
+        let entry = self.staging.temp_name(TempKind::Trash);
+        let err = io_at(dst.as_str());
+        rustix::fs::mkdirat(
+            self.staging.fd(),
+            entry.as_str(),
+            Mode::from_raw_mode(0o700),
+        )
+        .map_err(&err)?;
+        let old = format!("{entry}/old");
+        let steps = vec![
+            Step::Rename {
+                from: Place::Data(dst.to_string()),
+                to: Place::Staging(old.clone()),
+            },
+            Step::Rename {
+                from: Place::Data(src.to_string()),
+                to: Place::Data(dst.to_string()),
+            },
+        ];
+        let result = Journal::begin(&self.staging, &self.beneath, &entry, steps).and_then(|j| {
+            let taken = (|| {
+                let (sdir, sname) = self.beneath.parent(src, None)?;
+                let (ddir, dname) = self.beneath.parent(dst, None)?;
+                rustix::fs::renameat(&ddir, dname, self.staging.fd(), old.as_str())
+                    .map_err(&err)?;
+                rustix::fs::renameat_with(&sdir, sname, &ddir, dname, RenameFlags::NOREPLACE)
+                    .map_err(&err)?;
+                rustix::fs::fsync(self.staging.fd()).map_err(&err)?;
+                rustix::fs::fsync(&ddir).map_err(&err)?;
+                rustix::fs::fsync(&sdir).map_err(&err)
+            })();
+            match taken {
+                Ok(()) => j.commit(),
+                Err(e) => {
+                    j.roll_back();
+                    Err(e)
+                }
+            }
+        });
+        self.staging.discard(&entry);
+        result
     }
 
     /// Copies `src` to `dst` (a directory only with `recursive`; symlinks are copied as links).

@@ -7,8 +7,8 @@ use nullspace_core::VolumePath;
 use super::{VolumeHandle, WriteOptions};
 use crate::error::FsError;
 use crate::uploads::{
-    append_chunk, staged_data, ChunkChecksum, DataLock, UploadError, UploadFiles, UploadResult,
-    UploadState, Uploads,
+    append_chunk, staged_data, AppendBound, ChunkChecksum, DataLock, UploadError, UploadFiles,
+    UploadResult, UploadState, Uploads,
 };
 use crate::Usage;
 
@@ -78,8 +78,11 @@ impl VolumeHandle {
         let freed = existing
             .filter(|s| s.file_type == nullspace_core::FileType::File)
             .map_or(0, |s| s.size);
-        self.check_cap(&self.usage(), freed, length)?;
+        // Under the commit lock, so that the check sees every commit and upload made so far.
+        let usage = self.lock();
+        self.check_cap(&usage, freed, length)?;
         let (files, state) = self.uploads().create(path, length, metadata, ttl)?;
+        drop(usage);
         if length == 0 {
             return self.upload_finish(&files, state);
         }
@@ -102,7 +105,26 @@ impl VolumeHandle {
         // Re-read under the lock: another request may have moved it on.
         let mut state = self.upload_state(id)?;
         check_offset(&state, offset)?;
-        append_chunk(&mut data, &mut state, chunk, checksum)?;
+        // Bytes count against the cap as they arrive: this upload may hold what the cap
+        // leaves after usage and the other uploads' bytes (plus the file it replaces).
+        let used = self.usage().used_bytes;
+        let others = self.pending_upload_bytes().saturating_sub(state.offset);
+        let replaced = self
+            .stat(&parse_path(&state)?)
+            .ok()
+            .filter(|s| s.file_type == nullspace_core::FileType::File)
+            .map_or(0, |s| s.size);
+        let cap = self.cap;
+        let over_cap = move |offset: u64| FsError::over_cap(used, others, offset, cap);
+        let bound = AppendBound {
+            max_offset: cap
+                .saturating_add(replaced)
+                .saturating_sub(used)
+                .saturating_sub(others),
+            over_cap: &over_cap,
+            checkpoint: &|s| files.save(s),
+        };
+        append_chunk(&mut data, &mut state, chunk, checksum, &bound)?;
         files.save(&state)?;
         if state.offset == state.length {
             // Still holding the lock, so no reader finishes it at the same time.
@@ -137,6 +159,28 @@ impl VolumeHandle {
         state.completed = Some(stat);
         files.save(&state)?;
         Ok(state)
+    }
+
+    /// The uploads still waiting for bytes (neither complete nor expired), oldest first.
+    pub fn pending_uploads(&self) -> Vec<UploadState> {
+        let now = Utc::now();
+        let mut list: Vec<UploadState> = self
+            .uploads()
+            .ids()
+            .iter()
+            .filter_map(|id| self.uploads().files(id).ok()?.load(id).ok())
+            .filter(|s| s.completed.is_none() && s.offset < s.length && s.expires_at > now)
+            .collect();
+        list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        list
+    }
+
+    /// Bytes that pending uploads hold in staging: they count against the cap as they
+    /// arrive (so an upload never fills a loop-backed volume behind the cap's back, and a write
+    /// they leave no room for says so). Read from staging, so every server on the data root
+    /// sees the same figure.
+    pub fn pending_upload_bytes(&self) -> u64 {
+        self.pending_uploads().iter().map(|s| s.offset).sum()
     }
 
     /// Cancels an upload and removes its data (tus termination).
