@@ -30,6 +30,10 @@ pub enum FsError {
         "volume cap exceeded: {used} bytes used + {adding} bytes would pass the cap of {cap} bytes"
     )]
     QuotaExceeded { used: u64, adding: u64, cap: u64 },
+    /// A server resource ran out (open files, inotify watches or instances): the request
+    /// may succeed later, and says so.
+    #[error("{0}")]
+    Exhausted(String),
     #[error("I/O error on {path:?}: {source}")]
     Io {
         path: String,
@@ -50,6 +54,9 @@ impl FsError {
             Errno::XDEV => FsError::Escapes(p),
             Errno::LOOP => FsError::SymlinkLoop(p),
             Errno::NAMETOOLONG => FsError::Invalid(format!("path {p:?} is too long")),
+            Errno::MFILE | Errno::NFILE => FsError::Exhausted(format!(
+                "the server has too many open files to open {p:?} now; try again later"
+            )),
             Errno::NOSPC | Errno::DQUOT => FsError::QuotaExceeded {
                 used: 0,
                 adding: 0,
@@ -87,6 +94,7 @@ impl FsError {
             FsError::Escapes(_) => ErrorCode::PermissionDenied,
             FsError::Conflict(_) => ErrorCode::Conflict,
             FsError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            FsError::Exhausted(_) => ErrorCode::ResourceExhausted,
             FsError::Io { .. } => ErrorCode::Internal,
         }
     }
@@ -99,7 +107,7 @@ impl FsError {
                 format!("volume {volume:?} is full: the write would pass its cap")
             }
             FsError::QuotaExceeded { .. } => format!("volume {volume:?}: {self}"),
-            FsError::Io { .. } => format!("volume {volume:?}: {self}"),
+            FsError::Io { .. } | FsError::Exhausted(_) => format!("volume {volume:?}: {self}"),
             _ => format!("{self} in volume {volume:?}"),
         };
         Error::new(code, message)
