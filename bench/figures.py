@@ -52,10 +52,11 @@ CODE_PATHS: Dict[str, List[str]] = {
     "stat": SERVER,
     "sdk_transfer": SERVER + CLI + SDK,
     "sdk_small": SERVER + SDK,
+    "hostile_load": SERVER,
 }
 # Where the run of bench/run.py puts its long report, and the subsystem of each issue's rows.
 RUN_NOTES = "bench/notes/issue2-3.md"
-RUN_SUBSYSTEM = {2: "data plane", 3: "SDK"}
+RUN_SUBSYSTEM = {2: "data plane", 3: "SDK", 12: "data plane"}
 
 
 class FigureError(Exception):

@@ -146,10 +146,10 @@ impl Node {
     }
 
     /// Makes storage and records agree after a crash: every volume record has storage (an
-    /// interrupted create), no storage lacks a record (an interrupted delete). Volumes are not
-    /// opened here (a server may have more volumes than descriptors): the first request for a
-    /// volume opens it, which cleans its staging of dead servers' leftovers and measures its
-    /// usage from disk (recorded where it differs from the stored figure).
+    /// interrupted create), no storage lacks a record (an interrupted delete), and staging areas
+    /// are cleaned of dead servers' leftovers. Volumes are not opened here (a server may have
+    /// more volumes than descriptors): the first request for a volume opens it, which measures
+    /// its usage from disk (recorded where it differs from the stored figure).
     async fn reconcile_volumes(&self) -> anyhow::Result<()> {
         let data = self.volumes().data().clone();
         // Storage first, records second: a volume that another live server creates meanwhile
@@ -174,11 +174,13 @@ impl Node {
             // A volume whose storage cannot be found or mounted is logged; the rest start (its
             // contents can never stop the server). Requests for it try again and answer the
             // error.
-            let ready = tokio::task::spawn_blocking(move || match vols.ensure_storage(&id) {
+            // Staging is cleaned of dead servers' leftovers now (one fd at a time; a loop image
+            // is mounted, which holds none once done); the rest waits for the first open.
+            let ready = tokio::task::spawn_blocking(move || match vols.clean_staging(&id) {
                 Err(nullspace_volumes::FsError::NotFound(_)) => vols.create(&id, cap),
                 // Storage is there but cannot be used (say, a mount failed): creating it anew
                 // would destroy it.
-                other => other,
+                other => other.map(|_| ()),
             })
             .await?;
             if let Err(e) = ready {

@@ -126,7 +126,12 @@ impl VolumeService {
             )));
         }
         self.catch_up(&v).await;
-        Ok(self.live(v))
+        // Opened, so that the figures are measured ones (a volume is measured from disk when
+        // it is first opened after a start); one that cannot be opened shows its record's.
+        match self.open_record(v.clone()).await {
+            Ok(open) => Ok(open.volume),
+            Err(_) => Ok(self.live(v)),
+        }
     }
 
     /// The caller's volumes matching every selector, in name order, with live usage.

@@ -272,10 +272,20 @@ impl VolumeStore {
         Ok(self.placement.locate(volume_id)?.join("data"))
     }
 
-    /// Makes sure a volume has storage, without opening it: a loop image is mounted (which
-    /// holds no descriptor once done); `NotFound` if it has none.
-    pub fn ensure_storage(&self, volume_id: &str) -> FsResult<()> {
-        self.placement.locate(volume_id).map(|_| ())
+    /// Removes from a volume's staging what no running server uses (temporary files of
+    /// servers that stopped or crashed), without opening the volume; returns how many entries
+    /// went. Start-up does this for every volume, holding one descriptor at a time.
+    pub fn clean_staging(&self, volume_id: &str) -> FsResult<usize> {
+        let path = self.placement.locate(volume_id)?.join("staging");
+        let fd = rustix::fs::open(
+            &path,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| FsError::from_errno(&path.display().to_string(), e))?;
+        Ok(staging::Staging::new(fd, path, self.owner.clone()).clean())
     }
 
     /// The open handle of a volume, opening it (and measuring its usage) on first use.
