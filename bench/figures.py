@@ -57,6 +57,8 @@ CODE_PATHS: Dict[str, List[str]] = {
 # Where the run of bench/run.py puts its long report, and the subsystem of each issue's rows.
 RUN_NOTES = "bench/notes/issue2-3.md"
 RUN_SUBSYSTEM = {2: "data plane", 3: "SDK", 12: "data plane"}
+# Benchmarks of bench/run.py whose long form is a note of their own.
+NOTES_OF = {"hostile_load": "bench/notes/issue12-budgets.md"}
 
 
 class FigureError(Exception):

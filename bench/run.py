@@ -907,7 +907,7 @@ def write_results(res: Results, only: List[str], binary: Path, started: str) -> 
             "measured": {"date": started[:10], "commit": head, "dirty": dirty, "commit_is": "built"},
             "attribution": "written by bench/run.py from the checkout it ran in",
             "code_paths": paths,
-            "notes": figures.RUN_NOTES,
+            "notes": figures.NOTES_OF.get(name, figures.RUN_NOTES),
             "figures": [{"subsystem": figures.RUN_SUBSYSTEM[r.issue],
                          **{k: getattr(r, k).replace("|", "\\|") for k in ("what", "ours", "baseline", "ratio", "goal", "met")}}
                         for r in rows],
@@ -1020,6 +1020,7 @@ def main() -> int:
             rss_after[name] = proc_status(srv.pid)["VmRSS"]
             print(f"   {time.time() - t0:.0f} s", flush=True)
         time.sleep(2)
+        res.current = ""  # the idle row is the run's, not its last benchmark's
         st = proc_status(srv.pid)
         LOAD_NOTE["text"] = f"at start {load_start}; at end {load_now()}"
         res.add(2, "idle server RSS: after start / after the runs above", f"{fmt_mib(idle_start)} / {fmt_mib(st['VmRSS'])}",

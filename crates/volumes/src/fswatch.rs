@@ -355,9 +355,12 @@ fn run(hub: &HubShared, inst: &Arc<Instance>, wake_fd: &OwnedFd) {
                 .collect();
             let horizons: Vec<(u64, u64)> =
                 logs.iter().map(|(k, l)| (*k, l.mark_horizon())).collect();
-            let events = read_events(&inst.fd, &mut buf);
-            // The API changes that caused some of these events have made their marks.
-            for (_, l) in &logs {
+            let (events, drained) = read_events(&inst.fd, &mut buf);
+            // The API changes that caused some of these events have made their marks (only
+            // the volumes with events wait for theirs).
+            let touched: std::collections::HashSet<u64> =
+                events.iter().filter_map(|ev| inst.owner(ev.wd)).collect();
+            for (_, l) in logs.iter().filter(|(k, _)| touched.contains(k)) {
                 l.settle();
             }
             let mut state = hub.lock();
@@ -374,7 +377,10 @@ fn run(hub: &HubShared, inst: &Arc<Instance>, wake_fd: &OwnedFd) {
                 };
                 w.handle(ev);
             }
-            for (k, h) in horizons {
+            // Marks made before the read are forgotten once every event queued before it was
+            // handled: only when the read emptied the queue (one volume's burst may have left
+            // another's events in it).
+            for (k, h) in horizons.into_iter().filter(|_| drained) {
                 if let Some(w) = state.vols.get_mut(&k) {
                     w.forget_upto = Some(h);
                 }
@@ -393,8 +399,10 @@ fn run(hub: &HubShared, inst: &Arc<Instance>, wake_fd: &OwnedFd) {
     }
 }
 
-fn read_events(fd: &OwnedFd, buf: &mut [MaybeUninit<u8>]) -> Vec<Raw> {
+/// Reads up to [`BATCH`] events; the flag says whether the queue was emptied.
+fn read_events(fd: &OwnedFd, buf: &mut [MaybeUninit<u8>]) -> (Vec<Raw>, bool) {
     let mut out = Vec::new();
+    let mut drained = false;
     let mut reader = inotify::Reader::new(fd, buf);
     while out.len() < BATCH {
         match reader.next() {
@@ -407,7 +415,11 @@ fn read_events(fd: &OwnedFd, buf: &mut [MaybeUninit<u8>]) -> Vec<Raw> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .filter(|n| !n.is_empty()),
             }),
-            Err(Errno::AGAIN | Errno::INTR) => break,
+            Err(Errno::AGAIN) => {
+                drained = true;
+                break;
+            }
+            Err(Errno::INTR) => break,
             Err(e) => {
                 tracing::error!(error = %e, "file-system watch: read failed");
                 break;
@@ -417,7 +429,7 @@ fn read_events(fd: &OwnedFd, buf: &mut [MaybeUninit<u8>]) -> Vec<Raw> {
             break;
         }
     }
-    out
+    (out, drained)
 }
 
 /// Whether `path` is `dir` or below it (paths are normalised volume paths).
@@ -1052,7 +1064,7 @@ mod tests {
     fn handle_all(w: &mut Watcher) {
         let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
         loop {
-            let events = read_events(&w.tree.inst.fd, &mut buf);
+            let (events, _) = read_events(&w.tree.inst.fd, &mut buf);
             if events.is_empty() {
                 return;
             }
