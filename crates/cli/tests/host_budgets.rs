@@ -40,7 +40,7 @@ fn tenant_b_works(b: &Api, round: usize) {
     let r = ok(b.read("bvol", &path), 200, "tenant B reads");
     assert_eq!(r.text(), body);
     ok(b.list("bvol", "/", false), 200, "tenant B lists");
-    if round % 100 == 0 {
+    if round.is_multiple_of(100) {
         ok(
             b.post_json("/v1/volumes", &json!({ "name": format!("b{round}") })),
             201,
@@ -96,7 +96,7 @@ fn many_volumes_under_a_low_fd_limit(env: &[(&str, &str)]) {
         );
         let r = ok(a.read(&name, "/f.txt"), 200, &format!("read {name}"));
         assert_eq!(r.text(), format!("volume {i}"));
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             tenant_b_works(&b, i);
         }
     }
@@ -131,7 +131,7 @@ fn many_volumes_under_a_low_fd_limit(env: &[(&str, &str)]) {
             &format!("read v{i} after the restart"),
         );
         assert_eq!(r.text(), format!("volume {i}"));
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             tenant_b_works(&b, VOLUMES + i);
         }
     }

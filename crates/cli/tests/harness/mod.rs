@@ -408,7 +408,7 @@ impl Server {
             // SAFETY: setrlimit is async-signal-safe, and nothing else runs in the child.
             unsafe {
                 cmd.pre_exec(move || {
-                    rustix::process::setrlimit(rustix::process::Resource::Nofile, lim.clone())
+                    rustix::process::setrlimit(rustix::process::Resource::Nofile, lim)
                         .map_err(std::io::Error::from)
                 });
             }
