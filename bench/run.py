@@ -769,7 +769,8 @@ def bench_hostile_load(c: Ctx) -> None:
         rss_idle, fds_idle = proc_status(srv.pid)["VmRSS"], fd_count(srv.pid)
         c.res.add(12, f"server RSS: {nvol} volume handles open / after they closed as idle (directory volumes)",
                   f"{fmt_mib(rss_open)} / {fmt_mib(rss_idle)}", f"empty server {fmt_mib(rss_empty)}",
-                  f"{(rss_open - rss_empty) / max(1, nvol):.0f} KiB per open handle", "—", "—")
+                  f"{(rss_open - rss_empty) / max(1, nvol):.0f} KiB per open handle",
+                  f"idle handles closed (fds {fds_open} → {fds_idle})", verdict(fds_idle < fds_open - 2 * nvol))
 
         n = 150 if c.args.quick else 400
 
