@@ -6,6 +6,8 @@
 //!   and every volume reads back. On the default backend and on `directory`.
 //! - 200 watched volumes hold one inotify instance, and a change made on disk in the last one
 //!   reaches its watcher.
+//! - A tenant holds at most 1,024 watch streams on a server; one more is `resource_exhausted`,
+//!   and another tenant still watches.
 
 mod harness;
 
@@ -13,8 +15,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use harness::{Api, Resp, Server};
-use nullspace_client::{Client, WatchEvent, WatchOptions};
-use nullspace_core::{Labels, VolumeName, VolumePath};
+use nullspace_client::{Client, WatchEvent, WatchOptions, WriteOptions};
+use nullspace_core::{ErrorCode, Labels, TenantName, VolumeName, VolumePath};
 use serde_json::json;
 
 const NOFILE: u64 = 256;
@@ -217,4 +219,63 @@ async fn two_hundred_watched_volumes_hold_one_inotify_instance() {
         other => panic!("expected a change, got {other:?}"),
     }
     assert_eq!(inotify_instances(pid), 1);
+}
+
+/// `MAX_WATCHES_PER_TENANT` (crates/node/src/volumes.rs).
+const STREAMS_PER_TENANT: usize = 1_024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_past_its_watch_streams_is_resource_exhausted_and_another_still_watches() {
+    let s = Server::start();
+    let c = Client::new(&s.url, &s.key).unwrap();
+    let v = VolumeName::parse("w").unwrap();
+    c.create_volume(&v, &Labels::new(), false).await.unwrap();
+    let root = VolumePath::parse("/").unwrap();
+    let mut streams = Vec::new();
+    for _ in 0..STREAMS_PER_TENANT {
+        streams.push(c.watch(&v, &root, &WatchOptions::default()).await.unwrap());
+    }
+    let e = c
+        .watch(&v, &root, &WatchOptions::default())
+        .await
+        .err()
+        .expect("one stream past the bound is refused");
+    assert_eq!(e.code, ErrorCode::ResourceExhausted, "{e:?}");
+    // Another tenant is not affected.
+    let made = c
+        .create_tenant(&TenantName::parse("acme").unwrap())
+        .await
+        .unwrap();
+    let acme = Client::new(&s.url, &made.key).unwrap();
+    acme.create_volume(&v, &Labels::new(), false).await.unwrap();
+    let mut theirs = acme
+        .watch(&v, &root, &WatchOptions::default())
+        .await
+        .unwrap();
+    let x = VolumePath::parse("/x").unwrap();
+    acme.write_bytes(&v, &x, b"x".to_vec(), &WriteOptions::default())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(30), theirs.next())
+        .await
+        .expect("an event within 30 s")
+        .expect("the stream goes on")
+        .expect("no error");
+    assert!(matches!(got, WatchEvent::Change(e) if e.path == "/x"));
+    // A stream that ends gives its slot back.
+    drop(streams.pop());
+    let mut again = None;
+    for _ in 0..300 {
+        match c.watch(&v, &root, &WatchOptions::default()).await {
+            Ok(w) => {
+                again = Some(w);
+                break;
+            }
+            Err(e) if e.code == ErrorCode::ResourceExhausted => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(again.is_some(), "a closed stream's slot is given back");
 }
