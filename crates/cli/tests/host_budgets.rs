@@ -235,11 +235,9 @@ async fn a_tenant_past_its_watch_streams_is_resource_exhausted_and_another_still
     for _ in 0..STREAMS_PER_TENANT {
         streams.push(c.watch(&v, &root, &WatchOptions::default()).await.unwrap());
     }
-    let e = c
-        .watch(&v, &root, &WatchOptions::default())
-        .await
-        .err()
-        .expect("one stream past the bound is refused");
+    let Err(e) = c.watch(&v, &root, &WatchOptions::default()).await else {
+        panic!("one stream past the bound is refused");
+    };
     assert_eq!(e.code, ErrorCode::ResourceExhausted, "{e:?}");
     // Another tenant is not affected.
     let made = c
