@@ -53,10 +53,13 @@ CODE_PATHS: Dict[str, List[str]] = {
     "sdk_transfer": SERVER + CLI + SDK,
     "sdk_small": SERVER + SDK,
     "batch_atomic": ["crates/volumes/src/handle/batch.rs", "crates/volumes/src/journal.rs"],
+    "hostile_load": SERVER,
 }
 # Where the run of bench/run.py puts its long report, and the subsystem of each issue's rows.
 RUN_NOTES = "bench/notes/issue2-3.md"
 RUN_SUBSYSTEM = {2: "data plane", 3: "SDK", 12: "data plane"}
+# Benchmarks of bench/run.py whose long form is a note of their own.
+NOTES_OF = {"hostile_load": "bench/notes/issue12-budgets.md"}
 
 
 class FigureError(Exception):

@@ -48,7 +48,7 @@ import figures
 from benchlib import (GiB, HERE, KiB, MiB, ROOT, fmt_s, interleave, load_now, median, proc_cpu,
                       proc_status, reset_hwm, rm, run_ok, settle, source_state)
 
-ALL = ["transfer", "batch", "ls", "stat", "sdk_transfer", "sdk_small", "diag", "batch_atomic"]
+ALL = ["transfer", "batch", "ls", "stat", "sdk_transfer", "sdk_small", "diag", "batch_atomic", "hostile_load"]
 
 
 # ------------------------------------------------------------------------------------ results
@@ -724,6 +724,107 @@ def bench_batch_atomic(c: Ctx) -> None:
     for r in batch_atomic.rows(t, "release build"):
         c.res.add(12, r["what"], r["ours"], r["baseline"], r["ratio"], r["goal"], r["met"])
     c.res.notes["batch_atomic"] = ["See bench/notes/issue12-atomic.md (bench/batch_atomic.py)."]
+def pct(xs: Sequence[float], p: float) -> float:
+    ys = sorted(xs)
+    return ys[min(len(ys) - 1, int(round(p / 100 * (len(ys) - 1))))]
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+HL_VOLUMES = 1000
+HL_SOCKETS = 1000
+
+
+def bench_hostile_load(c: Ctx) -> None:
+    """Issue 12: server RSS with 1,000 volume handles open, then after they were closed as idle;
+    request p50/p99 with 1,000 idle sockets held open against none, alternating in one run."""
+    import resource
+    import socket
+    import urllib.request
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, HL_SOCKETS + 512)), hard))
+    nvol = 100 if c.args.quick else HL_VOLUMES
+    work = c.work / "hostile"
+    work.mkdir(exist_ok=True)
+    srv = Server(c.srv.binary, work)
+    # Directory volumes: 1,000 loop images would mostly measure mkfs.
+    srv.env["NULLSPACE_VOLUME_BACKEND"] = "directory"
+    srv.start()
+    try:
+        key = srv.key
+        srv.cli("admin", "tenant", "set-limits", "default", "--max-volumes", str(nvol + 10))
+
+        def req(method: str, path: str, data: bytes | None = None) -> bytes:
+            r = urllib.request.Request(f"{srv.url}{path}", data=data, method=method,
+                                       headers={"Authorization": f"Bearer {key}",
+                                                "Content-Type": "application/json"})
+            with urllib.request.urlopen(r, timeout=60) as resp:
+                return resp.read()
+
+        time.sleep(1)
+        rss_empty = proc_status(srv.pid)["VmRSS"]
+        for i in range(nvol):
+            req("POST", "/v1/volumes", json.dumps({"name": f"v{i}"}).encode())
+            req("PUT", f"/v1/volumes/v{i}/files/content?path=/f", b"x" * 4096)
+        for i in range(nvol):
+            req("GET", f"/v1/volumes/v{i}/files/content?path=/f")
+        time.sleep(1)
+        rss_open, fds_open = proc_status(srv.pid)["VmRSS"], fd_count(srv.pid)
+        # Handles idle for 60 s are closed (checked every 15 s): wait until the fds went.
+        t0 = time.time()
+        while fd_count(srv.pid) > fds_open - 2 * nvol and time.time() - t0 < 150:
+            time.sleep(2)
+        closed_after = time.time() - t0
+        time.sleep(1)
+        rss_idle, fds_idle = proc_status(srv.pid)["VmRSS"], fd_count(srv.pid)
+        c.res.add(12, f"server RSS: {nvol} volume handles open / after they closed as idle (directory volumes)",
+                  f"{fmt_mib(rss_open)} / {fmt_mib(rss_idle)}", f"empty server {fmt_mib(rss_empty)}",
+                  f"{(rss_open - rss_empty) / max(1, nvol):.0f} KiB per open handle",
+                  f"idle handles closed (fds {fds_open} → {fds_idle})", verdict(fds_idle < fds_open - 2 * nvol))
+
+        n = 150 if c.args.quick else 400
+
+        def timed_gets() -> List[float]:
+            out = []
+            for i in range(n):
+                t = time.perf_counter()
+                req("GET", f"/v1/volumes/v{i % 10}/files/content?path=/f")
+                out.append((time.perf_counter() - t) * 1000)
+            return out
+
+        quiet: List[float] = []
+        loaded: List[float] = []
+        rounds = 2 if c.args.quick else 3
+        for _ in range(rounds):
+            quiet += timed_gets()
+            socks = []
+            for _ in range(HL_SOCKETS):
+                s = socket.create_connection(("127.0.0.1", srv.port))
+                socks.append(s)
+            time.sleep(0.5)
+            loaded += timed_gets()
+            for s in socks:
+                s.close()
+            time.sleep(0.5)
+        alive = srv.proc is not None and srv.proc.poll() is None
+        c.res.add(12, f"4 KiB GET p50 / p99 beside {HL_SOCKETS} idle sockets (new connection per request)",
+                  f"{median(loaded):.2f} / {pct(loaded, 99):.2f} ms",
+                  f"no idle sockets {median(quiet):.2f} / {pct(quiet, 99):.2f} ms",
+                  f"{pct(loaded, 99) / pct(quiet, 99):.2f}x (p99)", "every request answered", verdict(alive))
+        c.res.raw["hostile_load"] = {"rss_empty_kib": rss_empty, "rss_open_kib": rss_open, "rss_idle_kib": rss_idle,
+                                     "fds_open": fds_open, "fds_idle": fds_idle, "closed_after_s": closed_after,
+                                     "quiet_ms": quiet, "loaded_ms": loaded}
+        c.res.notes["hostile_load"] = [
+            f"a second server (directory volumes) in the run's directory; {nvol} volumes each get a 4 KiB file "
+            f"written and read, then VmRSS is read (fds {fds_open}); then the run waits until the idle handles are "
+            f"closed (60 s idle, 15 s sweep: {closed_after:.0f} s, fds {fds_idle}) and reads VmRSS again. Then, "
+            f"{rounds} rounds of {n} sequential 4 KiB GETs (a new connection each, urllib) with no idle socket and "
+            f"with {HL_SOCKETS} connected sockets that send nothing, alternating; p50/p99 over all rounds."]
+    finally:
+        srv.stop()
 
 
 BENCHES = {
@@ -735,6 +836,7 @@ BENCHES = {
     "sdk_transfer": bench_sdk_transfer,
     "sdk_small": bench_sdk_small,
     "diag": bench_diag,
+    "hostile_load": bench_hostile_load,
 }
 
 
@@ -820,7 +922,7 @@ def write_results(res: Results, only: List[str], binary: Path, started: str) -> 
             "measured": {"date": started[:10], "commit": head, "dirty": dirty, "commit_is": "built"},
             "attribution": "written by bench/run.py from the checkout it ran in",
             "code_paths": paths,
-            "notes": figures.RUN_NOTES,
+            "notes": figures.NOTES_OF.get(name, figures.RUN_NOTES),
             "figures": [{"subsystem": figures.RUN_SUBSYSTEM[r.issue],
                          **{k: getattr(r, k).replace("|", "\\|") for k in ("what", "ours", "baseline", "ratio", "goal", "met")}}
                         for r in rows],
@@ -933,6 +1035,7 @@ def main() -> int:
             rss_after[name] = proc_status(srv.pid)["VmRSS"]
             print(f"   {time.time() - t0:.0f} s", flush=True)
         time.sleep(2)
+        res.current = ""  # the idle row is the run's, not its last benchmark's
         st = proc_status(srv.pid)
         LOAD_NOTE["text"] = f"at start {load_start}; at end {load_now()}"
         res.add(2, "idle server RSS: after start / after the runs above", f"{fmt_mib(idle_start)} / {fmt_mib(st['VmRSS'])}",

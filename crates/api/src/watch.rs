@@ -74,6 +74,7 @@ pub async fn watch(
     Query(q): Query<WatchQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let slot = node.volumes().watch_slot(&caller.0)?;
     let vol = node.volumes().open(&caller.0, &name).await?;
     let scope = parse_path("path", &q.path)?;
     let last = match headers.get("last-event-id") {
@@ -153,7 +154,7 @@ pub async fn watch(
     });
     // Keep the handle (and so the event sender) and the file-system source alive as long as
     // the client listens.
-    let keep = (guard, source);
+    let keep = (guard, source, slot);
     let live = live.map(move |e| {
         let _ = &keep;
         e

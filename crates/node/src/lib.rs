@@ -32,7 +32,9 @@ pub use nullspace_state::Principal;
 pub use sandboxes::{Lifecycle, SandboxService, MAX_EXEC_TIMEOUT_SECS};
 pub use signing::{Signer, MAX_EXPIRY_SECS};
 pub use tenants::{authorize, Permission, MAX_KEY_EXPIRY_SECS, MAX_KEY_NAME};
-pub use volumes::{OpenVolume, VolumeService, WatchGuard, Watching};
+pub use volumes::{
+    OpenVolume, VolumeService, WatchGuard, WatchSlot, Watching, MAX_WATCHES_PER_TENANT,
+};
 
 /// The data-plane types callers pass to and get from an [`OpenVolume`].
 pub mod data {

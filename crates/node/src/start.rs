@@ -21,6 +21,10 @@ use crate::{Inner, Node, ServerConfig, VolumeBackend};
 /// How often expired resumable uploads, and temporary files of servers that died while this
 /// one runs, are removed.
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+/// A volume handle unused for this long is closed (it opens again on the next request).
+pub const HANDLE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often idle volume handles are looked for.
+const IDLE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl Node {
     /// Starts a server's node for `config`, listening at `addr` (already bound by the caller):
@@ -28,7 +32,7 @@ impl Node {
     /// start), the volume backend and the sandbox runtime, makes storage and records agree,
     /// and starts the background work (peers, sandbox expiry, staging sweeps).
     pub async fn start(config: &ServerConfig, addr: SocketAddr) -> anyhow::Result<Node> {
-        raise_fd_limit();
+        let nofile = raise_fd_limit();
         let data_dir = &config.data_dir;
         create_private_dir(data_dir)
             .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
@@ -59,6 +63,16 @@ impl Node {
             None => (None, None),
         };
         let data = Arc::new(VolumeStore::shared(placement, owner, sink));
+        // Connections get at most half the descriptors (see the API's server), volume handles
+        // what the rest leaves after a reserve.
+        let connections = (config.connections.max_connections as u64).min(nofile / 2);
+        let budget = nullspace_volumes::handle_budget(nofile, connections);
+        tracing::info!(
+            open_file_limit = nofile,
+            volume_handles = budget,
+            "open volume handles bounded"
+        );
+        data.set_handle_budget(budget);
         let signer = Signer::load_or_create(&data_dir.join("signing.key"))
             .context("cannot load the URL signing key")?;
         let tenant_defaults = crate::limits::host_defaults(data_dir, &config.sandbox_limits);
@@ -108,9 +122,14 @@ impl Node {
         let shutdown = node.shutdown_token().clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+            let mut idle_tick = tokio::time::interval(IDLE_SWEEP_INTERVAL);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
+                    _ = idle_tick.tick() => {
+                        vols.close_idle(HANDLE_IDLE);
+                        continue;
+                    }
                     _ = shutdown.cancelled() => return,
                 }
                 let vols = vols.clone();
@@ -127,8 +146,10 @@ impl Node {
     }
 
     /// Makes storage and records agree after a crash: every volume record has storage (an
-    /// interrupted create), no storage lacks a record (an interrupted delete), staging areas
-    /// are cleaned of dead servers' leftovers and usage is measured from disk and recorded.
+    /// interrupted create), no storage lacks a record (an interrupted delete), and staging areas
+    /// are cleaned of dead servers' leftovers. Volumes are not opened here (a server may have
+    /// more volumes than descriptors): the first request for a volume opens it, which measures
+    /// its usage from disk (recorded where it differs from the stored figure).
     async fn reconcile_volumes(&self) -> anyhow::Result<()> {
         let data = self.volumes().data().clone();
         // Storage first, records second: a volume that another live server creates meanwhile
@@ -149,34 +170,21 @@ impl Node {
         }
         for v in records {
             let vols = data.clone();
-            let (id, cap, name) = (v.id.clone(), v.cap_bytes, v.name.clone());
-            // A volume whose storage cannot be opened or measured is left closed and logged;
-            // the rest start (its contents can never stop the server). Requests for it try to
-            // open it again and answer the error.
-            let opened = tokio::task::spawn_blocking(move || {
-                if let Err(e) = vols.handle(&id, cap) {
-                    if !matches!(e, nullspace_volumes::FsError::NotFound(_)) {
-                        // Storage is there but cannot be opened (say, a mount failed): creating
-                        // it anew would destroy it.
-                        return Err(e);
-                    }
-                    vols.create(&id, cap)?;
-                }
-                Ok(())
+            let (id, cap) = (v.id.clone(), v.cap_bytes);
+            // A volume whose storage cannot be found or mounted is logged; the rest start (its
+            // contents can never stop the server). Requests for it try again and answer the
+            // error.
+            // Staging is cleaned of dead servers' leftovers now (one fd at a time; a loop image
+            // is mounted, which holds none once done); the rest waits for the first open.
+            let ready = tokio::task::spawn_blocking(move || match vols.clean_staging(&id) {
+                Err(nullspace_volumes::FsError::NotFound(_)) => vols.create(&id, cap),
+                // Storage is there but cannot be used (say, a mount failed): creating it anew
+                // would destroy it.
+                other => other.map(|_| ()),
             })
             .await?;
-            if let Err(e) = opened {
-                tracing::error!(volume = %name, id = %v.id, error = %e, "volume not opened at start-up");
-                continue;
-            }
-            // Opening it measured its usage from disk; opening it through the service records
-            // that figure where it differs from the stored one.
-            let settled = match self.volumes().open_record(v).await {
-                Ok(open) => open.settle().await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = settled {
-                tracing::error!(volume = %name, error = %e, "volume usage not recorded at start-up");
+            if let Err(e) = ready {
+                tracing::error!(volume = %v.name, id = %v.id, error = %e, "volume storage not ready at start-up");
             }
         }
         Ok(())
@@ -251,17 +259,23 @@ fn open_placement(
 /// Loop devices use direct I/O on their image (see bench/notes/issue6-loop.md).
 const LOOP_DIRECT_IO: bool = true;
 
-/// Raises the soft limit on open files to the hard one: every open volume holds three fds
-/// (its `data/`, its `staging/` and its usage file), and handles stay open.
-fn raise_fd_limit() {
+/// Raises the soft limit on open files to the hard one and returns the soft limit then in
+/// force: every open volume holds three fds (its `data/`, its `staging/` and its usage
+/// file), every connection one.
+fn raise_fd_limit() -> u64 {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut lim = getrlimit(Resource::Nofile);
     if lim.current < lim.maximum {
-        lim.current = lim.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, lim) {
-            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        let raised = rustix::process::Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => lim.current = lim.maximum,
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
         }
     }
+    lim.current.unwrap_or(1 << 20)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

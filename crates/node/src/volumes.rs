@@ -39,6 +39,31 @@ pub struct VolumeService {
     signer: Arc<Signer>,
     /// Every tenant's limits where it has none of its own (see [`crate::limits`]).
     tenant_defaults: nullspace_state::TenantLimits,
+    /// Open watch streams per tenant (see [`MAX_WATCHES_PER_TENANT`]).
+    watch_streams: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+/// Watch streams one tenant may have open on one server at once; one more is
+/// `resource_exhausted`. Every stream's volume shares the server's one inotify instance, and
+/// each volume has at most [`nullspace_volumes::fswatch::MAX_WATCHES`] watched directories.
+pub const MAX_WATCHES_PER_TENANT: usize = 1_024;
+
+/// One of a tenant's open watch streams (released when dropped).
+pub struct WatchSlot {
+    tenant: String,
+    streams: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        let mut m = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.tenant);
+            }
+        }
+    }
 }
 
 impl VolumeService {
@@ -53,7 +78,29 @@ impl VolumeService {
             volumes,
             signer,
             tenant_defaults,
+            watch_streams: Arc::default(),
         }
+    }
+
+    /// Takes one of the caller's tenant's watch streams, or `resource_exhausted` when it has
+    /// [`MAX_WATCHES_PER_TENANT`] open.
+    pub fn watch_slot(&self, caller: &Principal) -> Result<WatchSlot, Error> {
+        let mut m = self.watch_streams.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(caller.tenant_id.clone()).or_insert(0);
+        if *n >= MAX_WATCHES_PER_TENANT {
+            return Err(Error::new(
+                ErrorCode::ResourceExhausted,
+                format!(
+                    "the tenant has {MAX_WATCHES_PER_TENANT} watch streams open on this server \
+                     (the most it may); close one first"
+                ),
+            ));
+        }
+        *n += 1;
+        Ok(WatchSlot {
+            tenant: caller.tenant_id.clone(),
+            streams: self.watch_streams.clone(),
+        })
     }
 
     /// Every tenant's limits where it has none of its own.
@@ -79,7 +126,12 @@ impl VolumeService {
             )));
         }
         self.catch_up(&v).await;
-        Ok(self.live(v))
+        // Opened, so that the figures are measured ones (a volume is measured from disk when
+        // it is first opened after a start); one that cannot be opened shows its record's.
+        match self.open_record(v.clone()).await {
+            Ok(open) => Ok(open.volume),
+            Err(_) => Ok(self.live(v)),
+        }
     }
 
     /// The caller's volumes matching every selector, in name order, with live usage.
@@ -206,11 +258,15 @@ impl VolumeService {
         );
         let handle =
             blocking(move || store.handle(&id, cap).map_err(|e| e.in_volume(&name))).await?;
+        // A handle opened just now measured usage from disk (sandbox writes, a crash): the
+        // record gets that figure.
+        let stored = Usage {
+            used_bytes: volume.used_bytes,
+            file_count: volume.file_count,
+        };
+        self.record_usage(&handle, stored).await;
         Ok(OpenVolume {
-            stored: Usage {
-                used_bytes: volume.used_bytes,
-                file_count: volume.file_count,
-            },
+            stored,
             volume: self.live(volume),
             handle,
             service: self.clone(),
@@ -362,12 +418,6 @@ impl OpenVolume {
         };
         self.service.record_usage(&self.handle, self.stored).await;
         Ok(out)
-    }
-
-    /// Records the usage measured when the volume was opened, if the store holds another
-    /// figure (start-up).
-    pub(crate) async fn settle(&self) -> Result<(), Error> {
-        self.changing(|_| ()).await
     }
 
     /// [`OpenVolume::changing`] for operations with the data plane's errors.

@@ -37,6 +37,10 @@ pub enum FsError {
          uploads`, cancel one with `nullspace volume uploads cancel`)"
     )]
     ReservedByUploads { used: u64, pending: u64, cap: u64 },
+    /// A server resource ran out (open files, inotify watches or instances): the request
+    /// may succeed later, and says so.
+    #[error("{0}")]
+    Exhausted(String),
     #[error("I/O error on {path:?}: {source}")]
     Io {
         path: String,
@@ -67,6 +71,9 @@ impl FsError {
             Errno::XDEV => FsError::Escapes(p),
             Errno::LOOP => FsError::SymlinkLoop(p),
             Errno::NAMETOOLONG => FsError::Invalid(format!("path {p:?} is too long")),
+            Errno::MFILE | Errno::NFILE => FsError::Exhausted(format!(
+                "the server has too many open files to open {p:?} now; try again later"
+            )),
             Errno::NOSPC | Errno::DQUOT => FsError::QuotaExceeded {
                 used: 0,
                 adding: 0,
@@ -106,6 +113,7 @@ impl FsError {
             FsError::QuotaExceeded { .. } | FsError::ReservedByUploads { .. } => {
                 ErrorCode::QuotaExceeded
             }
+            FsError::Exhausted(_) => ErrorCode::ResourceExhausted,
             FsError::Io { .. } => ErrorCode::Internal,
         }
     }
@@ -120,7 +128,7 @@ impl FsError {
             FsError::QuotaExceeded { .. } | FsError::ReservedByUploads { .. } => {
                 format!("volume {volume:?}: {self}")
             }
-            FsError::Io { .. } => format!("volume {volume:?}: {self}"),
+            FsError::Io { .. } | FsError::Exhausted(_) => format!("volume {volume:?}: {self}"),
             _ => format!("{self} in volume {volume:?}"),
         };
         Error::new(code, message)

@@ -1,6 +1,10 @@
-//! The file-system event source of a volume: inotify on its data tree, so that changes made by
-//! sandbox code in a mount reach the volume's [`EventLog`] like the API's own.
+//! The file-system event source of the volumes: inotify on their data trees, so that changes
+//! made by sandbox code in a mount reach each volume's [`EventLog`] like the API's own.
 //!
+//! - **One instance per server.** Every watched volume of a server shares one inotify instance
+//!   and one thread ([`FsHub`]): the host user has few instances for the whole machine
+//!   (`fs.inotify.max_user_instances`, often 128). Each watch belongs to one volume; the
+//!   thread hands each event to its volume's state, which is what the rest of this describes.
 //! - **When it runs.** From the first watcher of a volume until [`LINGER`] after the last one
 //!   left (so a client that reconnects soon loses nothing), until the volume is deleted, or
 //!   until the server stops. Changes made while it did not run were not observed: resuming
@@ -17,8 +21,10 @@
 //!   path changes, is reported then; writes after that are a new `modified`, held the same way.
 //! - **Moves.** `IN_MOVED_FROM`/`IN_MOVED_TO` with the same cookie are one `moved`; a move out
 //!   of the tree is `deleted`, into it `created`.
-//! - **Losses.** An inotify queue overflow (or more directories than [`MAX_WATCHES`]) is sent
-//!   to watchers as a `gap`, and every watch is set up again from the tree on disk.
+//! - **Losses.** An inotify queue overflow (the queue is the server's, so every watched volume
+//!   gets it), more directories than [`MAX_WATCHES`] in a volume, or a host budget used up
+//!   (`fs.inotify.max_user_watches`, or no instance to be had) is sent to watchers as a `gap`,
+//!   never silently; after an overflow every watch is set up again from the tree on disk.
 
 use std::collections::{BTreeMap, HashMap};
 use std::mem::MaybeUninit;
@@ -61,9 +67,103 @@ const MASK: WatchFlags = WatchFlags::CREATE
     .union(WatchFlags::MOVED_TO)
     .union(WatchFlags::ONLYDIR);
 
-/// Starts, shares and stops the file-system source of one volume.
+/// The file-system event source of every volume of a server: one inotify instance and one
+/// thread, started by the first watch and stopped when no volume is watched any more.
+/// Cloning shares it.
+#[derive(Clone, Default)]
+pub struct FsHub {
+    inner: Arc<HubShared>,
+}
+
+impl std::fmt::Debug for FsHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsHub")
+            .field("volumes", &self.inner.lock().vols.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct HubShared {
+    state: Mutex<HubState>,
+}
+
+impl HubShared {
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Default)]
+struct HubState {
+    /// The instance and the thread's wake-up eventfd, while the thread runs.
+    running: Option<(Arc<Instance>, Arc<OwnedFd>)>,
+    /// The watched volumes, by [`FsSource`] key.
+    vols: HashMap<u64, Watcher>,
+    next_key: u64,
+}
+
+/// The server's inotify instance, and which volume owns each of its watches.
+struct Instance {
+    fd: OwnedFd,
+    owners: Mutex<HashMap<i32, u64>>,
+}
+
+impl Instance {
+    fn new() -> FsResult<Instance> {
+        Ok(Instance {
+            fd: inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).map_err(
+                |e| match e {
+                    // The host user's instances (fs.inotify.max_user_instances) or the process's
+                    // descriptors are used up.
+                    Errno::MFILE | Errno::NFILE => FsError::Exhausted(format!(
+                        "no inotify instance for the file-system watch: {e}"
+                    )),
+                    e => io(e),
+                },
+            )?,
+            owners: Mutex::default(),
+        })
+    }
+
+    fn owners(&self) -> MutexGuard<'_, HashMap<i32, u64>> {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn owner(&self, wd: i32) -> Option<u64> {
+        self.owners().get(&wd).copied()
+    }
+}
+
+impl FsHub {
+    /// The hub's running instance, started (with its thread) if none runs.
+    fn instance(&self, state: &mut HubState) -> FsResult<(Arc<Instance>, Arc<OwnedFd>)> {
+        if let Some((inst, wake)) = &state.running {
+            return Ok((inst.clone(), wake.clone()));
+        }
+        let inst = Arc::new(Instance::new()?);
+        let wake_fd =
+            Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(io)?);
+        let (hub, i, w) = (self.inner.clone(), inst.clone(), wake_fd.clone());
+        std::thread::Builder::new()
+            .name("nullspace-fswatch".into())
+            .spawn(move || run(&hub, &i, &w))
+            .map_err(io)?;
+        state.running = Some((inst.clone(), wake_fd.clone()));
+        Ok((inst, wake_fd))
+    }
+
+    /// How many volumes the hub watches now.
+    pub fn watched_volumes(&self) -> usize {
+        self.inner.lock().vols.len()
+    }
+}
+
+/// Starts, shares and stops the file-system source of one volume (its part of the hub).
 pub(crate) struct FsSource {
     data: PathBuf,
+    hub: FsHub,
+    key: u64,
     shared: Arc<Shared>,
 }
 
@@ -76,7 +176,7 @@ struct Shared {
 struct Slot {
     watchers: usize,
     left_at: Option<Instant>,
-    /// The running source's wake-up eventfd (`None`: not running).
+    /// The hub's wake-up eventfd while the volume is watched (`None`: not watched).
     wake: Option<Arc<OwnedFd>>,
     stop: bool,
 }
@@ -129,42 +229,59 @@ impl std::fmt::Debug for FsSource {
 }
 
 impl FsSource {
-    /// The source of the data tree at `data` (not started).
-    pub(crate) fn new(data: PathBuf) -> FsSource {
+    /// The source of the data tree at `data` (not started), part of `hub`.
+    pub(crate) fn new(data: PathBuf, hub: &FsHub) -> FsSource {
+        let key = {
+            let mut state = hub.inner.lock();
+            state.next_key += 1;
+            state.next_key
+        };
         FsSource {
             data,
+            hub: hub.clone(),
+            key,
             shared: Arc::default(),
         }
     }
 
     /// Registers a watcher, starting the source if it is not running. The watches are in
-    /// place when this returns: any later change is observed.
-    pub(crate) fn attach(&self, log: &Arc<EventLog>) -> FsResult<Attached> {
+    /// place when this returns: any later change is observed. When the host's inotify budget
+    /// is used up (instances or descriptors), the second value is `false`: the watcher must
+    /// be told that it misses the changes made by sandbox code (a gap), and the next watcher
+    /// tries again.
+    pub(crate) fn attach(&self, log: &Arc<EventLog>) -> FsResult<(Attached, bool)> {
+        let mut state = self.hub.inner.lock();
         let mut slot = self.shared.lock();
+        let mut observed = true;
         if slot.wake.is_none() {
-            let wake_fd =
-                Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(io)?);
             // Observing first: API changes from now on leave marks, so none is reported twice.
             log.set_observing(true);
-            let started = Tree::start(&self.data).and_then(|tree| {
-                let mut w = Watcher::new(tree, log.clone());
-                w.add_subtree("/".into(), false, false);
-                let (shared, wake) = (self.shared.clone(), wake_fd.clone());
-                std::thread::Builder::new()
-                    .name("nullspace-fswatch".into())
-                    .spawn(move || w.run(&shared, &wake))
-                    .map_err(io)
+            let started = self.hub.instance(&mut state).and_then(|(inst, wake_fd)| {
+                let tree = Tree::start(&self.data, inst, self.key)?;
+                Ok((tree, wake_fd))
             });
-            if let Err(e) = started {
-                log.set_observing(false);
-                return Err(e);
+            match started {
+                Ok((tree, wake_fd)) => {
+                    let mut w = Watcher::new(tree, log.clone(), self.shared.clone());
+                    w.add_subtree("/".into(), false, false);
+                    state.vols.insert(self.key, w);
+                    slot.wake = Some(wake_fd);
+                    slot.stop = false;
+                }
+                Err(e) => {
+                    log.set_observing(false);
+                    if !matches!(e, FsError::Exhausted(_)) {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, "file-system watch unavailable; watchers get a gap");
+                    log.publish_loss();
+                    observed = false;
+                }
             }
-            slot.wake = Some(wake_fd);
-            slot.stop = false;
         }
         slot.watchers += 1;
         slot.left_at = None;
-        Ok(Attached(self.shared.clone()))
+        Ok((Attached(self.shared.clone()), observed))
     }
 
     /// Stops the source now (the volume is deleted or the server stops).
@@ -180,6 +297,139 @@ impl FsSource {
     pub(crate) fn running(&self) -> bool {
         self.shared.lock().wake.is_some()
     }
+}
+
+/// The hub's thread: reads the one instance and hands each event to its volume's watcher;
+/// ends when no volume is watched any more.
+fn run(hub: &HubShared, inst: &Arc<Instance>, wake_fd: &OwnedFd) {
+    let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
+    loop {
+        let deadline = {
+            let mut state = hub.lock();
+            // Decided under the locks: a watcher arriving meanwhile either keeps its volume's
+            // source or, once its `wake` is cleared, starts a new one.
+            state.vols.retain(|_, w| !w.finish_if_done());
+            if state.vols.is_empty() {
+                state.running = None;
+                return;
+            }
+            state.vols.values().filter_map(Watcher::deadline).min()
+        };
+        let timeout = deadline.map(|d| {
+            let left = d.saturating_duration_since(Instant::now());
+            Timespec {
+                tv_sec: left.as_secs() as _,
+                tv_nsec: left.subsec_nanos() as _,
+            }
+        });
+        let (readable, woken) = {
+            let mut fds = [
+                PollFd::new(&inst.fd, PollFlags::IN),
+                PollFd::new(wake_fd, PollFlags::IN),
+            ];
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(_) => (!fds[0].revents().is_empty(), !fds[1].revents().is_empty()),
+                Err(Errno::INTR) => (false, false),
+                Err(e) => {
+                    tracing::error!(error = %e, "file-system watch: poll failed");
+                    let mut state = hub.lock();
+                    for w in state.vols.values_mut() {
+                        w.gone = true;
+                    }
+                    continue;
+                }
+            }
+        };
+        if woken {
+            let mut b = [0u8; 8];
+            let _ = rustix::io::read(wake_fd, &mut b);
+        }
+        if readable {
+            // The logs' horizons before the read, then the read, then (without the hub's
+            // lock: an API change in flight may be waiting to attach) every log settles.
+            let logs: Vec<(u64, Arc<EventLog>)> = hub
+                .lock()
+                .vols
+                .iter()
+                .map(|(&k, w)| (k, w.log.clone()))
+                .collect();
+            let horizons: Vec<(u64, u64)> =
+                logs.iter().map(|(k, l)| (*k, l.mark_horizon())).collect();
+            let (events, drained) = read_events(&inst.fd, &mut buf);
+            // The API changes that caused some of these events have made their marks (only
+            // the volumes with events wait for theirs).
+            let touched: std::collections::HashSet<u64> =
+                events.iter().filter_map(|ev| inst.owner(ev.wd)).collect();
+            for (_, l) in logs.iter().filter(|(k, _)| touched.contains(k)) {
+                l.settle();
+            }
+            let mut state = hub.lock();
+            for ev in events {
+                if ev.mask.contains(ReadFlags::QUEUE_OVERFLOW) {
+                    // The one queue of every volume: each may have lost events.
+                    for w in state.vols.values_mut() {
+                        w.lost("the inotify queue overflowed");
+                    }
+                    continue;
+                }
+                let Some(w) = inst.owner(ev.wd).and_then(|k| state.vols.get_mut(&k)) else {
+                    continue;
+                };
+                w.handle(ev);
+            }
+            // Marks made before the read are forgotten once every event queued before it was
+            // handled: only when the read emptied the queue (one volume's burst may have left
+            // another's events in it).
+            for (k, h) in horizons.into_iter().filter(|_| drained) {
+                if let Some(w) = state.vols.get_mut(&k) {
+                    w.forget_upto = Some(h);
+                }
+            }
+        }
+        let now = Instant::now();
+        for w in hub.lock().vols.values_mut() {
+            w.tick(now);
+            w.log.flush_pending(false);
+            if w.moved_from.is_none() {
+                if let Some(h) = w.forget_upto.take() {
+                    w.log.forget_marks(h);
+                }
+            }
+        }
+    }
+}
+
+/// Reads up to [`BATCH`] events; the flag says whether the queue was emptied.
+fn read_events(fd: &OwnedFd, buf: &mut [MaybeUninit<u8>]) -> (Vec<Raw>, bool) {
+    let mut out = Vec::new();
+    let mut drained = false;
+    let mut reader = inotify::Reader::new(fd, buf);
+    while out.len() < BATCH {
+        match reader.next() {
+            Ok(ev) => out.push(Raw {
+                wd: ev.wd(),
+                mask: ev.events(),
+                cookie: ev.cookie(),
+                name: ev
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .filter(|n| !n.is_empty()),
+            }),
+            Err(Errno::AGAIN) => {
+                drained = true;
+                break;
+            }
+            Err(Errno::INTR) => break,
+            Err(e) => {
+                tracing::error!(error = %e, "file-system watch: read failed");
+                break;
+            }
+        }
+        if reader.is_buffer_empty() && out.len() >= BATCH / 2 {
+            break;
+        }
+    }
+    (out, drained)
 }
 
 /// Whether `path` is `dir` or below it (paths are normalised volume paths).
@@ -209,9 +459,11 @@ enum Added {
     Already,
 }
 
-/// The watches of one inotify instance over a data tree.
+/// The watches of one volume's data tree, in the hub's instance.
 struct Tree {
-    inotify: OwnedFd,
+    inst: Arc<Instance>,
+    /// The volume's key in the hub (whose watches are whose).
+    key: u64,
     beneath: Beneath,
     root_wd: Option<i32>,
     dirs: HashMap<i32, WatchedDir>,
@@ -219,8 +471,7 @@ struct Tree {
 }
 
 impl Tree {
-    fn start(data: &Path) -> FsResult<Tree> {
-        let inotify = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).map_err(io)?;
+    fn start(data: &Path, inst: Arc<Instance>, key: u64) -> FsResult<Tree> {
         let root = rustix::fs::open(
             data,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -228,7 +479,8 @@ impl Tree {
         )
         .map_err(io)?;
         Ok(Tree {
-            inotify,
+            inst,
+            key,
             beneath: Beneath::new(root),
             root_wd: None,
             dirs: HashMap::new(),
@@ -260,16 +512,16 @@ impl Tree {
             self.drop_under(path);
         }
         if self.dirs.len() >= MAX_WATCHES {
-            return Err(FsError::Invalid(format!(
+            return Err(FsError::Exhausted(format!(
                 "more than {MAX_WATCHES} directories to watch"
             )));
         }
         let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        let wd = match inotify::add_watch(&self.inotify, proc_path.as_str(), MASK) {
+        let wd = match inotify::add_watch(&self.inst.fd, proc_path.as_str(), MASK) {
             Ok(wd) => wd,
             // The host's inotify watches (fs.inotify.max_user_watches) are used up.
             Err(Errno::NOSPC) => {
-                return Err(FsError::Invalid(
+                return Err(FsError::Exhausted(
                     "the host's inotify watches are used up (fs.inotify.max_user_watches)".into(),
                 ))
             }
@@ -290,6 +542,7 @@ impl Tree {
             },
         );
         self.by_path.insert(path.to_owned(), wd);
+        self.inst.owners().insert(wd, self.key);
         Ok(Added::New(fd))
     }
 
@@ -305,8 +558,29 @@ impl Tree {
             if let Some(d) = self.dirs.remove(&wd) {
                 self.by_path.remove(&d.path);
             }
-            let _ = inotify::remove_watch(&self.inotify, wd);
+            self.remove_watch(wd);
         }
+    }
+
+    /// Removes one watch from the instance (its `IN_IGNORED` then finds no owner).
+    fn remove_watch(&self, wd: i32) {
+        let mut owners = self.inst.owners();
+        if owners.get(&wd) == Some(&self.key) {
+            owners.remove(&wd);
+        }
+        drop(owners);
+        let _ = inotify::remove_watch(&self.inst.fd, wd);
+    }
+
+    /// Removes every watch of the volume.
+    fn clear(&mut self) {
+        let wds: Vec<i32> = self.dirs.keys().copied().collect();
+        for wd in wds {
+            self.remove_watch(wd);
+        }
+        self.dirs.clear();
+        self.by_path.clear();
+        self.root_wd = None;
     }
 
     /// The watched directory tree at `from` is now at `to`.
@@ -334,6 +608,11 @@ impl Tree {
 
     /// The kernel removed a watch (its directory was deleted).
     fn forget(&mut self, wd: i32) {
+        let mut owners = self.inst.owners();
+        if owners.get(&wd) == Some(&self.key) {
+            owners.remove(&wd);
+        }
+        drop(owners);
         if let Some(d) = self.dirs.remove(&wd) {
             if self.by_path.get(&d.path) == Some(&wd) {
                 self.by_path.remove(&d.path);
@@ -428,126 +707,65 @@ struct MovedFrom {
     at: Instant,
 }
 
-/// The source's thread state: the watches, and what is held for coalescing.
+/// One watched volume's state in the hub's thread: its watches, and what is held for
+/// coalescing.
 struct Watcher {
     tree: Tree,
     log: Arc<EventLog>,
+    /// The volume's slot (watchers, linger, stop).
+    slot: Arc<Shared>,
     held: Held,
     scanned: HashMap<String, Instant>,
     moved_from: Option<MovedFrom>,
     full_reported: bool,
     gone: bool,
+    /// Marks made before this may be forgotten once the events read with them are handled.
+    forget_upto: Option<u64>,
 }
 
 impl Watcher {
-    fn new(tree: Tree, log: Arc<EventLog>) -> Watcher {
+    fn new(tree: Tree, log: Arc<EventLog>, slot: Arc<Shared>) -> Watcher {
         Watcher {
             tree,
             log,
+            slot,
             held: Held::default(),
             scanned: HashMap::new(),
             moved_from: None,
             full_reported: false,
             gone: false,
+            forget_upto: None,
         }
     }
 
-    fn run(mut self, shared: &Shared, wake_fd: &OwnedFd) {
-        let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
-        let mut forget_upto = None;
-        loop {
-            let linger_end = {
-                // Decided under the lock: a watcher arriving meanwhile either keeps this
-                // source or, once `wake` is cleared, starts a new one.
-                let mut slot = shared.lock();
-                let linger_over =
-                    slot.watchers == 0 && slot.left_at.is_some_and(|t| t.elapsed() >= LINGER);
-                if slot.stop || linger_over || self.gone || self.log.is_closed() {
-                    self.flush_all();
-                    self.log.flush_pending(true);
-                    slot.wake = None;
-                    self.log.set_observing(false);
-                    return;
-                }
-                slot.left_at
-                    .filter(|_| slot.watchers == 0)
-                    .map(|t| t + LINGER)
-            };
-            let deadline = [self.next_deadline(), linger_end]
-                .into_iter()
-                .flatten()
-                .min();
-            let timeout = deadline.map(|d| {
-                let left = d.saturating_duration_since(Instant::now());
-                Timespec {
-                    tv_sec: left.as_secs() as _,
-                    tv_nsec: left.subsec_nanos() as _,
-                }
-            });
-            let (readable, woken) = {
-                let mut fds = [
-                    PollFd::new(&self.tree.inotify, PollFlags::IN),
-                    PollFd::new(wake_fd, PollFlags::IN),
-                ];
-                match poll(&mut fds, timeout.as_ref()) {
-                    Ok(_) => (!fds[0].revents().is_empty(), !fds[1].revents().is_empty()),
-                    Err(Errno::INTR) => (false, false),
-                    Err(e) => {
-                        tracing::error!(error = %e, "file-system watch: poll failed");
-                        self.gone = true;
-                        continue;
-                    }
-                }
-            };
-            if woken {
-                let mut b = [0u8; 8];
-                let _ = rustix::io::read(wake_fd, &mut b);
-            }
-            if readable {
-                let horizon = self.log.mark_horizon();
-                let events = self.read(&mut buf);
-                // The API changes that caused some of these events have made their marks.
-                self.log.settle();
-                for ev in events {
-                    self.handle(ev);
-                }
-                forget_upto = Some(horizon);
-            }
-            self.tick(Instant::now());
-            self.log.flush_pending(false);
-            if self.moved_from.is_none() {
-                if let Some(h) = forget_upto.take() {
-                    self.log.forget_marks(h);
-                }
-            }
+    /// Ends the volume's watch when it is stopped, deleted, gone from disk or has lingered
+    /// long enough without watchers: reports what is held, removes its watches and returns
+    /// `true` (the hub forgets it).
+    fn finish_if_done(&mut self) -> bool {
+        let slot_arc = self.slot.clone();
+        let mut slot = slot_arc.lock();
+        let linger_over = slot.watchers == 0 && slot.left_at.is_some_and(|t| t.elapsed() >= LINGER);
+        if !(slot.stop || linger_over || self.gone || self.log.is_closed()) {
+            return false;
         }
+        self.flush_all();
+        self.log.flush_pending(true);
+        self.tree.clear();
+        slot.wake = None;
+        self.log.set_observing(false);
+        true
     }
 
-    fn read(&mut self, buf: &mut [MaybeUninit<u8>]) -> Vec<Raw> {
-        let mut out = Vec::new();
-        let mut reader = inotify::Reader::new(&self.tree.inotify, buf);
-        while out.len() < BATCH {
-            match reader.next() {
-                Ok(ev) => out.push(Raw {
-                    wd: ev.wd(),
-                    mask: ev.events(),
-                    cookie: ev.cookie(),
-                    name: ev
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .filter(|n| !n.is_empty()),
-                }),
-                Err(Errno::AGAIN | Errno::INTR) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, "file-system watch: read failed");
-                    break;
-                }
-            }
-            if reader.is_buffer_empty() && out.len() >= BATCH / 2 {
-                break;
-            }
-        }
-        out
+    /// When the volume next needs the thread (a held change, a move's pair, the end of its
+    /// linger).
+    fn deadline(&self) -> Option<Instant> {
+        let linger_end = {
+            let slot = self.slot.lock();
+            slot.left_at
+                .filter(|_| slot.watchers == 0)
+                .map(|t| t + LINGER)
+        };
+        self.next_deadline().into_iter().chain(linger_end).min()
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -664,13 +882,7 @@ impl Watcher {
         self.flush_all();
         self.scanned.clear();
         self.log.publish_loss();
-        let wds: Vec<i32> = self.tree.dirs.keys().copied().collect();
-        for wd in wds {
-            let _ = inotify::remove_watch(&self.tree.inotify, wd);
-        }
-        self.tree.dirs.clear();
-        self.tree.by_path.clear();
-        self.tree.root_wd = None;
+        self.tree.clear();
         self.full_reported = false;
         self.add_subtree("/".into(), false, false);
     }
@@ -777,8 +989,9 @@ impl Watcher {
             let fd = match self.tree.watch_dir(&dir) {
                 Ok(Added::New(fd)) => fd,
                 Ok(Added::Already) => continue,
-                // Not watchable (too many directories): watchers must know they miss changes.
-                Err(FsError::Invalid(msg)) => {
+                // Not watchable (too many directories, or the host's watches are used up):
+                // watchers must know they miss changes.
+                Err(FsError::Exhausted(msg)) => {
                     if !self.full_reported {
                         self.full_reported = true;
                         tracing::warn!(%msg, "file-system watch incomplete");
@@ -841,7 +1054,9 @@ mod tests {
         std::fs::create_dir_all(data.join("sub")).unwrap();
         let log = Arc::new(EventLog::new());
         log.set_observing(true);
-        let mut w = Watcher::new(Tree::start(&data).unwrap(), log.clone());
+        let inst = Arc::new(Instance::new().unwrap());
+        let tree = Tree::start(&data, inst, 1).unwrap();
+        let mut w = Watcher::new(tree, log.clone(), Arc::default());
         w.add_subtree("/".into(), false, false);
         (dir, data, w, log)
     }
@@ -849,7 +1064,7 @@ mod tests {
     fn handle_all(w: &mut Watcher) {
         let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
         loop {
-            let events = w.read(&mut buf);
+            let (events, _) = read_events(&w.tree.inst.fd, &mut buf);
             if events.is_empty() {
                 return;
             }

@@ -106,6 +106,8 @@ pub struct Server {
     extra_env: Vec<(String, String)>,
     /// More `nullspace server` flags (see [`Server::start_with_flags`]).
     flags: Vec<String>,
+    /// The server's open-file limit, soft and hard (see [`Server::start_with_fd_limit`]).
+    nofile: Option<u64>,
 }
 
 impl Server {
@@ -123,6 +125,7 @@ impl Server {
             None,
             Vec::new(),
             flags.iter().map(|f| f.to_string()).collect(),
+            None,
         )
     }
 
@@ -146,6 +149,24 @@ impl Server {
             None,
             extra,
             Vec::new(),
+            None,
+        )
+    }
+
+    /// Like [`Server::start_with_env`], under an open-file limit of `nofile` — soft and hard,
+    /// so that the server cannot raise it — kept across restarts.
+    pub fn start_with_fd_limit(nofile: u64, vars: &[(&str, &str)]) -> Server {
+        let extra = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Server::start_configured(
+            false,
+            Server::database_of_selected_engine(),
+            None,
+            extra,
+            Vec::new(),
+            Some(nofile),
         )
     }
 
@@ -177,7 +198,7 @@ impl Server {
         database: Option<Arc<FreshDatabase>>,
         shared_data: Option<PathBuf>,
     ) -> Server {
-        Server::start_configured(via_env, database, shared_data, Vec::new(), Vec::new())
+        Server::start_configured(via_env, database, shared_data, Vec::new(), Vec::new(), None)
     }
 
     fn start_configured(
@@ -186,6 +207,7 @@ impl Server {
         shared_data: Option<PathBuf>,
         extra_env: Vec<(String, String)>,
         flags: Vec<String>,
+        nofile: Option<u64>,
     ) -> Server {
         let root = tempfile::Builder::new()
             .prefix("nullspace-test-")
@@ -205,6 +227,7 @@ impl Server {
             shared_data,
             extra_env,
             flags,
+            nofile,
         };
         if let Err(e) = server.spawn() {
             panic!("cannot start the server: {e}");
@@ -392,6 +415,20 @@ impl Server {
         }
         cmd.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         cmd.args(&self.flags);
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            let lim = rustix::process::Rlimit {
+                current: Some(n),
+                maximum: Some(n),
+            };
+            // SAFETY: setrlimit is async-signal-safe, and nothing else runs in the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    rustix::process::setrlimit(rustix::process::Resource::Nofile, lim)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
         cmd.current_dir(self.cwd())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

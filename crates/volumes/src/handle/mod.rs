@@ -123,6 +123,7 @@ impl VolumeHandle {
         usage_file: &Path,
         owner: Arc<ServerInstance>,
         sink: Option<ChangeSink>,
+        hub: &crate::fswatch::FsHub,
     ) -> FsResult<VolumeHandle> {
         let open_dir = |p: &Path| -> FsResult<OwnedFd> {
             rustix::fs::open(
@@ -148,7 +149,7 @@ impl VolumeHandle {
                 Some(sink) => EventLog::forwarding(id, sink, owner),
                 None => EventLog::new(),
             }),
-            fs_source: crate::fswatch::FsSource::new(root.join("data")),
+            fs_source: crate::fswatch::FsSource::new(root.join("data"), hub),
         };
         // Before anything else looks at the tree: undo publishes a crash interrupted.
         handle.roll_back_interrupted();
@@ -185,8 +186,16 @@ impl VolumeHandle {
     /// Subscribes to the volume's changes, made through the API or by sandbox code in a mount
     /// (the file-system source runs while the subscription lives, and a while after).
     pub fn watch(&self, last_event_id: Option<u64>) -> FsResult<crate::events::Subscription> {
-        let attached = self.fs_source.attach(&self.events)?;
+        let (attached, observed) = self.fs_source.attach(&self.events)?;
         let mut sub = self.events.subscribe(last_event_id);
+        if !observed && sub.gap.is_none() {
+            // No inotify to be had: changes by sandbox code go unseen, and the watcher knows.
+            let next = self.events.next_id();
+            sub.gap = Some(crate::events::Gap {
+                last_event_id: last_event_id.unwrap_or(next.saturating_sub(1)),
+                oldest_available: next,
+            });
+        }
         sub.source = Some(attached);
         Ok(sub)
     }
