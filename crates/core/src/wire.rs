@@ -123,6 +123,9 @@ pub struct KeyInfo {
     pub revoked_at: Option<DateTime<Utc>>,
     /// For a volume token: the one volume it acts on (`vol_…`); `None` for a key.
     pub volume_id: Option<String>,
+    /// For a volume token: the directory it is confined to (`/`: the whole volume).
+    #[serde(default)]
+    pub path: Option<String>,
     /// A volume token that only reads.
     pub read_only: bool,
 }
@@ -131,6 +134,10 @@ pub struct KeyInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// The directory of the volume the token is confined to (default `/`, the whole volume);
+    /// it must exist and be a directory.
+    #[serde(default)]
+    pub path: Option<String>,
     /// Only reads (default false).
     #[serde(default)]
     pub read_only: bool,

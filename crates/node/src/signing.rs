@@ -81,9 +81,15 @@ impl Signer {
         volume_id: &str,
         path: &VolumePath,
         expires: i64,
+        scope: &VolumePath,
     ) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(format!("{method}\n{tenant_id}\n{volume_id}\n{path}\n{expires}").as_bytes());
+        // A URL made by a volume token with a path is confined to that directory too (the
+        // whole volume's URLs sign what they always signed).
+        if !scope.is_root() {
+            mac.update(format!("\nscope {scope}").as_bytes());
+        }
         mac
     }
 
@@ -95,9 +101,10 @@ impl Signer {
         volume_id: &str,
         path: &VolumePath,
         expires: i64,
+        scope: &VolumePath,
     ) -> String {
         hex::encode(
-            self.mac(method, tenant_id, volume_id, path, expires)
+            self.mac(method, tenant_id, volume_id, path, expires, scope)
                 .finalize()
                 .into_bytes(),
         )
@@ -111,12 +118,13 @@ impl Signer {
         volume_id: &str,
         path: &VolumePath,
         expires: i64,
+        scope: &VolumePath,
         sig: &str,
     ) -> bool {
         let Ok(sig) = hex::decode(sig) else {
             return false;
         };
-        self.mac(method, tenant_id, volume_id, path, expires)
+        self.mac(method, tenant_id, volume_id, path, expires, scope)
             .verify_slice(&sig)
             .is_ok()
     }

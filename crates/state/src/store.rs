@@ -104,7 +104,8 @@ macro_rules! volume_columns {
 /// The key columns, as `key_from_row` reads them.
 macro_rules! key_columns {
     () => {
-        "id, name, role, prefix, created_at, last_used_at, expires_at, revoked_at, volume_id, read_only"
+        "id, name, role, prefix, created_at, last_used_at, expires_at, revoked_at, volume_id, path,
+         read_only"
     };
 }
 
@@ -351,6 +352,7 @@ where
             expires_at: new.expires_at,
             revoked_at: None,
             volume_id: new.token.as_ref().map(|(_, t)| t.volume_id.clone()),
+            path: new.token.as_ref().map(|(_, t)| t.path.to_string()),
             read_only: new.token.as_ref().is_some_and(|(_, t)| t.read_only),
         };
         sqlx::query(
@@ -370,7 +372,7 @@ where
         .bind(info.expires_at.map(DB::timestamp))
         .bind(new.token.as_ref().map(|(parent, _)| parent.as_str()))
         .bind(info.volume_id.as_deref())
-        .bind(new.token.as_ref().map(|_| "/"))
+        .bind(info.path.as_deref())
         .bind(info.read_only)
         .execute(conn)
         .await
@@ -508,6 +510,7 @@ where
             expires_at: Self::opt_time(row, "expires_at")?,
             revoked_at: Self::opt_time(row, "revoked_at")?,
             volume_id: Self::get(row, "volume_id")?,
+            path: Self::get(row, "path")?,
             read_only: Self::get(row, "read_only")?,
         })
     }
@@ -635,7 +638,7 @@ where
         let rows = self
             .fetch(
                 "SELECT k.id, k.key_hash, k.role, k.expires_at, k.revoked_at, k.last_used_at,
-                        k.volume_id, k.read_only, p.expires_at AS parent_expires_at,
+                        k.volume_id, k.path, k.read_only, p.expires_at AS parent_expires_at,
                         t.id AS tenant_id, t.name AS tenant_name
                  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
                  LEFT JOIN api_keys p ON p.id = k.parent_id
@@ -679,9 +682,12 @@ where
                 .map_err(|_| StateError::Internal(format!("stored key role {role:?}")))?;
             let tenant_name: String = Self::get(&row, "tenant_name")?;
             let token = Self::get::<Option<String>>(&row, "volume_id")?.map(|volume_id| {
+                let path: Option<String> = Self::get(&row, "path")?;
                 Ok::<_, StateError>(TokenScope {
                     volume_id,
                     read_only: Self::get(&row, "read_only")?,
+                    path: nullspace_core::VolumePath::parse(path.as_deref().unwrap_or("/"))
+                        .map_err(|e| StateError::Internal(format!("stored token path: {e}")))?,
                 })
             });
             let token = token.transpose()?;

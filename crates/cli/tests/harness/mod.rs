@@ -19,6 +19,7 @@
 
 pub mod cli;
 pub mod disk;
+pub mod hostile;
 pub mod http;
 pub mod launch;
 

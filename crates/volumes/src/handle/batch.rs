@@ -29,9 +29,10 @@ impl VolumeHandle {
     /// checked against the cap, then published one rename per file (undone on a failure). A
     /// crash in the middle of publishing can leave part of the batch published.
     pub fn write_batch(&self, tar_stream: impl Read, dest: &VolumePath) -> FsResult<BatchResult> {
-        let staged_root = self.staging.temp_name(TempKind::Batch);
+        self.beneath().reach(dest)?;
+        let staged_root = self.shared.staging.temp_name(TempKind::Batch);
         let result = self.write_batch_staged(tar_stream, dest, &staged_root);
-        self.staging.discard(&staged_root);
+        self.shared.staging.discard(&staged_root);
         result
     }
 
@@ -41,7 +42,7 @@ impl VolumeHandle {
         dest: &VolumePath,
         staged_root: &str,
     ) -> FsResult<BatchResult> {
-        let root = self.staging.path().join(staged_root);
+        let root = self.shared.staging.path().join(staged_root);
         fn fs_err(p: &str) -> impl Fn(std::io::Error) -> FsError + '_ {
             move |e| FsError::from_io(p, e)
         }
@@ -86,11 +87,11 @@ impl VolumeHandle {
                 .map_err(fs_err(target.as_str()))?;
             let size = std::io::copy(&mut entry, &mut f).map_err(fs_err(target.as_str()))?;
             total += size;
-            if total > self.cap {
+            if total > self.shared.cap {
                 return Err(FsError::QuotaExceeded {
                     used: self.usage().used_bytes,
                     adding: total,
-                    cap: self.cap,
+                    cap: self.shared.cap,
                 });
             }
             if let Some((old, old_size)) = files.insert(target, (staged, size)) {
@@ -98,7 +99,7 @@ impl VolumeHandle {
                 let _ = std::fs::remove_file(old);
             }
         }
-        self.staging.sync().map_err(io_at(dest.as_str()))?;
+        self.shared.staging.sync().map_err(io_at(dest.as_str()))?;
 
         let mut usage = self.lock();
         // Check everything before changing anything.
@@ -109,7 +110,7 @@ impl VolumeHandle {
                 used_bytes: *size,
                 file_count: 1,
             };
-            let parent_ok = match self.beneath.parent(target, None) {
+            let parent_ok = match self.beneath().parent(target, None) {
                 Ok((dir, name)) => lstat_opt(&dir, name, target.as_str())?,
                 Err(FsError::NotFound(_)) => None,
                 Err(e) => return Err(e),
@@ -122,10 +123,10 @@ impl VolumeHandle {
             }
         }
         self.check_cap(&usage, freed.used_bytes, adding.used_bytes)?;
-        let _change = self.events.begin_change();
+        let _change = self.shared.events.begin_change();
         let mut created = Vec::new();
         for d in &dirs {
-            self.beneath.ensure_dir(d, &mut created)?;
+            self.beneath().ensure_dir(d, &mut created)?;
         }
         // Publish; on failure put back what was replaced.
         let backup = root.join("backup");
@@ -146,7 +147,7 @@ impl VolumeHandle {
             let step = (|| -> FsResult<Option<String>> {
                 let parent = target.parent().unwrap_or_else(VolumePath::root);
                 if parent_fd.as_ref().is_none_or(|(p, _)| *p != parent) {
-                    let (dir, _) = self.beneath.parent(target, Some(&mut created))?;
+                    let (dir, _) = self.beneath().parent(target, Some(&mut created))?;
                     parent_fd = Some((parent, dir));
                 }
                 let dir = &parent_fd.as_ref().expect("set above").1;
@@ -160,8 +161,12 @@ impl VolumeHandle {
                     }
                     None => None,
                 };
-                let staged_rel = staged.strip_prefix(self.staging.path()).unwrap_or(staged);
-                if let Err(e) = rustix::fs::renameat(self.staging.fd(), staged_rel, dir, name) {
+                let staged_rel = staged
+                    .strip_prefix(self.shared.staging.path())
+                    .unwrap_or(staged);
+                if let Err(e) =
+                    rustix::fs::renameat(self.shared.staging.fd(), staged_rel, dir, name)
+                {
                     if let Some(b) = &saved {
                         let _ = rustix::fs::renameat(&backup_fd, b.as_str(), dir, name);
                     }
@@ -179,7 +184,7 @@ impl VolumeHandle {
         }
         if let Some(e) = failure {
             for (target, saved) in done.into_iter().rev() {
-                if let Ok((dir, name)) = self.beneath.parent(target, None) {
+                if let Ok((dir, name)) = self.beneath().parent(target, None) {
                     let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
                     if let Some(b) = saved {
                         let _ = rustix::fs::renameat(&backup_fd, b.as_str(), &dir, name);
@@ -188,7 +193,7 @@ impl VolumeHandle {
             }
             return Err(e);
         }
-        rustix::fs::syncfs(self.beneath.root()).map_err(io_at(dest.as_str()))?;
+        rustix::fs::syncfs(self.beneath().root()).map_err(io_at(dest.as_str()))?;
         *usage -= freed;
         *usage += adding;
         self.created_dirs(&created);
@@ -198,7 +203,9 @@ impl VolumeHandle {
             } else {
                 ChangeKind::Created
             };
-            self.events.publish(kind, target.as_str(), None, false);
+            self.shared
+                .events
+                .publish(kind, target.as_str(), None, false);
         }
         Ok(BatchResult {
             files: adding.file_count,
