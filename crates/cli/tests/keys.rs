@@ -7,7 +7,7 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::{enc, snapshot, Api, OutputExt, Resp, Server, ADMIN_KEY};
+use harness::{contains, enc, snapshot, Api, OutputExt, Resp, Server, ADMIN_KEY};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -27,7 +27,15 @@ enum Cred {
     TokenRw,
     /// A read-only volume token of the volume.
     TokenRo,
+    /// A volume token confined to the directory [`PREFIX`], read-write.
+    PathRw,
+    /// A read-only volume token confined to [`PREFIX`].
+    PathRo,
 }
+
+/// The directory the path tokens of the matrix are confined to. Every path the matrix sends
+/// lies outside it (`/f.txt`, `/`), so each of their file requests is `not_found`.
+const PREFIX: &str = "/d";
 
 /// The routes a volume token reaches (the contract: file routes, tus, watch, archive
 /// download, signed-URL creation of its volume).
@@ -71,6 +79,15 @@ fn refusal(cred: Cred, needed: Needs, path: &str) -> Option<(u16, &'static str)>
         Cred::TokenRw => (!file_route(path)).then_some((403, "permission_denied")),
         Cred::TokenRo => {
             (!file_route(path) || needed != Needs::Read).then_some((403, "permission_denied"))
+        }
+        Cred::PathRw | Cred::PathRo => {
+            let write = needed != Needs::Read;
+            if !file_route(path) || cred == Cred::PathRo && write {
+                denied
+            } else {
+                // Outside the token's directory: as absent as another tenant's volume.
+                Some((404, "not_found"))
+            }
         }
         Cred::OtherTenant => {
             if needed == Needs::Operator {
@@ -267,9 +284,27 @@ fn every_route_answers_each_credential_as_its_role_allows_and_refusals_change_no
             .to_owned()
     };
     let (token_rw, token_ro) = (token(false), token(true));
+    admin
+        .write(VOL, &format!("{PREFIX}/inside.txt"), "inside")
+        .expect(200, "write inside");
+    let path_token = |read_only: bool| {
+        admin
+            .post_json(
+                &format!("/v1/volumes/{VOL}/tokens"),
+                &json!({"path": PREFIX, "read_only": read_only, "expires_in": 3600}),
+            )
+            .expect(201, "path token")
+            .json()["key"]
+            .as_str()
+            .expect("key")
+            .to_owned()
+    };
+    let (path_rw, path_ro) = (path_token(false), path_token(true));
     let mut secrets = vec![
         token_rw.clone(),
         token_ro.clone(),
+        path_rw.clone(),
+        path_ro.clone(),
         member.clone(),
         read_only.clone(),
         revoked.clone(),
@@ -299,6 +334,8 @@ fn every_route_answers_each_credential_as_its_role_allows_and_refusals_change_no
         (Cred::Expired, expired.as_str()),
         (Cred::ReadOnly, read_only.as_str()),
         (Cred::TokenRo, token_ro.as_str()),
+        (Cred::PathRo, path_ro.as_str()),
+        (Cred::PathRw, path_rw.as_str()),
         (Cred::OtherTenant, other.as_str()),
         (Cred::TokenRw, token_rw.as_str()),
         (Cred::Member, member.as_str()),
@@ -329,6 +366,15 @@ fn every_route_answers_each_credential_as_its_role_allows_and_refusals_change_no
             let r: Resp = api.send(method.clone(), &pq, &hs, body);
             let label = format!("{cred:?} {method} {template}");
             match refused {
+                // `exists` answers whether it can see the path: outside, it cannot.
+                Some((404, _))
+                    if matches!(cred, Cred::PathRw | Cred::PathRo)
+                        && template.ends_with("/files/exists") =>
+                {
+                    assert_eq!(r.status, 200, "{label}: {}", r.text());
+                    assert_eq!(r.json()["exists"], json!(false), "{label}: {}", r.text());
+                    assert_eq!(snapshot(&data), before, "{label} changed the volume");
+                }
                 Some((status, code)) => {
                     assert_eq!(r.status, status, "{label}: {}", r.text());
                     if *method != Method::HEAD {
@@ -763,4 +809,263 @@ fn a_volume_token_reaches_its_volume_only_and_dies_with_its_key() {
     ro.read(VOL, "/in.txt")
         .expect_err(401, "unauthenticated", "revoked token");
     assert!(!srv.log().contains(&tok), "the log shows a token");
+}
+
+/// A GET of a signed URL (made by this server), with no key.
+fn signed_get(srv: &Server, url: &str) -> Resp {
+    let pq = url
+        .split_once("/v1/")
+        .map(|(_, rest)| format!("/v1/{rest}"))
+        .expect("url");
+    Api::new(&srv.url, None).get(&pq)
+}
+
+/// A path token made by the CLI (`volume token NAME --path DIR`): its secret.
+fn cli_path_token(srv: &Server, vol: &str, dir: &str, read_only: bool) -> String {
+    let mut args = vec!["volume", "token", vol, "--path", dir, "--expires", "1h"];
+    if read_only {
+        args.push("--read-only");
+    }
+    let key = srv.ok(&args).trim().to_owned();
+    assert!(
+        key.starts_with("nsk_"),
+        "volume token prints the key: {key}"
+    );
+    key
+}
+
+#[test]
+fn a_path_token_reaches_its_directory_by_volume_paths_and_nothing_outside() {
+    let srv = Server::start();
+    let admin = srv.api();
+    admin.create_volume(VOL);
+    admin.create_volume("elsewhere");
+    admin
+        .write(VOL, "/f.txt", "outside data")
+        .expect(200, "write");
+    admin
+        .write(VOL, "/d/in.txt", "inside data")
+        .expect(200, "write");
+    admin
+        .write(VOL, "/dx/sibling.txt", "sibling data")
+        .expect(200, "write");
+    admin
+        .write("elsewhere", "/d/in.txt", "other volume")
+        .expect(200, "write");
+    let data = srv.volume_data(&admin.volume_id(VOL));
+    // A link inside the directory that points out of it (relative and absolute).
+    std::os::unix::fs::symlink("../f.txt", data.join("d/up")).expect("symlink");
+    std::os::unix::fs::symlink("/", data.join("d/root")).expect("symlink");
+
+    // The directory must exist and be a directory.
+    for (p, code) in [
+        ("/nope", "not_found"),
+        ("/f.txt", "not_found"),
+        ("d", "invalid_argument"),
+    ] {
+        admin
+            .post_json(
+                &format!("/v1/volumes/{VOL}/tokens"),
+                &json!({"path": p, "expires_in": 60}),
+            )
+            .expect_err(if code == "not_found" { 404 } else { 400 }, code, p);
+    }
+    let key = cli_path_token(&srv, VOL, "/d", false);
+    let t = admin.with_key(Some(&key));
+    let listed = admin.get("/v1/keys").expect(200, "keys").json();
+    assert!(
+        listed["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["path"] == "/d" && k["volume_id"].is_string()),
+        "the token is listed with its path: {listed}"
+    );
+
+    // Inside: volume paths, in and out.
+    assert_eq!(
+        t.read(VOL, "/d/in.txt").expect(200, "read").text(),
+        "inside data"
+    );
+    assert_eq!(
+        t.write(VOL, "/d/new.txt", "new")
+            .expect(200, "write")
+            .json()["path"],
+        "/d/new.txt"
+    );
+    assert_eq!(
+        t.stat(VOL, "/d").expect(200, "stat root").json()["path"],
+        "/d"
+    );
+    let listing = t.list(VOL, "/d", true).expect(200, "list").text();
+    assert!(
+        listing.contains("/d/in.txt") && listing.contains("/d/new.txt"),
+        "{listing}"
+    );
+    t.mv(VOL, "/d/new.txt", "/d/sub/moved.txt", false)
+        .expect(200, "move inside");
+    t.cp(VOL, "/d/in.txt", "/d/copy.txt", false, false)
+        .expect(200, "copy inside");
+
+    let before_outside = |srv: &Server| {
+        let mut s = snapshot(&srv.volume_data(&admin.volume_id(VOL)));
+        s.retain(|k, _| !k.starts_with("d"));
+        s
+    };
+    let outside = before_outside(&srv);
+    // Outside: not_found, for every way of naming it, and nothing changes.
+    for p in ["/", "/f.txt", "/dx/sibling.txt", "/dx", "/nope"] {
+        t.read(VOL, p).expect_err(404, "not_found", p);
+        t.stat(VOL, p).expect_err(404, "not_found", p);
+        t.list(VOL, p, true).expect_err(404, "not_found", p);
+        t.write(VOL, p, "evil").expect_err(404, "not_found", p);
+        t.remove(VOL, p, true).expect_err(404, "not_found", p);
+        t.mkdir(VOL, &format!("{p}/made"), true)
+            .expect_err(404, "not_found", p);
+        t.mv(VOL, "/d/in.txt", &format!("{p}/moved"), true)
+            .expect_err(404, "not_found", p);
+        t.cp(VOL, "/d/in.txt", &format!("{p}/copied"), true, true)
+            .expect_err(404, "not_found", p);
+        t.mv(VOL, p, "/d/stolen", true)
+            .expect_err(404, "not_found", p);
+        t.cp(VOL, p, "/d/stolen", true, true)
+            .expect_err(404, "not_found", p);
+        for (route, body) in [
+            ("search", json!({"pattern": "data", "path": p})),
+            (
+                "replace",
+                json!({"pattern": "data", "replacement": "evil", "path": p}),
+            ),
+        ] {
+            t.post_json(&format!("/v1/volumes/{VOL}/files/{route}"), &body)
+                .expect_err(404, "not_found", route);
+        }
+        t.get(&format!("/v1/volumes/{VOL}/files/archive?path={}", enc(p)))
+            .expect_err(404, "not_found", "archive");
+        t.post_json(
+            &format!("/v1/volumes/{VOL}/files/url"),
+            &json!({"path": p, "method": "GET", "expires_in": 60}),
+        )
+        .expect_err(404, "not_found", "url");
+    }
+    // The directory itself cannot be removed or moved by its token.
+    t.remove(VOL, "/d", true)
+        .expect_err(400, "invalid_argument", "remove /d");
+    t.mv(VOL, "/d", "/d/x", false)
+        .expect_err(400, "invalid_argument", "move /d");
+    // Links out of the directory are refused (the resolver is rooted at /d).
+    for p in ["/d/up", "/d/root/f.txt", "/d/root/dx/sibling.txt"] {
+        let r = t.read(VOL, p);
+        assert!(
+            matches!(r.status, 403 | 404),
+            "{p}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(
+            !r.text().contains("outside data") && !r.text().contains("sibling data"),
+            "{p}"
+        );
+    }
+    // Recursion stays inside: search, replace and the archive never see what is outside.
+    let found = t
+        .post_json(
+            &format!("/v1/volumes/{VOL}/files/search"),
+            &json!({"pattern": "data", "path": "/d"}),
+        )
+        .expect(200, "search")
+        .text();
+    assert!(
+        found.contains("/d/in.txt") && !found.contains("/f.txt") && !found.contains("sibling"),
+        "{found}"
+    );
+    let replaced = t
+        .post_json(
+            &format!("/v1/volumes/{VOL}/files/replace"),
+            &json!({"pattern": "data", "replacement": "DATA", "path": "/d"}),
+        )
+        .expect(200, "replace")
+        .text();
+    assert!(!replaced.contains("/f.txt"), "{replaced}");
+    let archive = t
+        .get(&format!("/v1/volumes/{VOL}/files/archive?path=%2Fd"))
+        .expect(200, "archive");
+    assert!(!contains(&archive.body, b"outside data") && !contains(&archive.body, b"sibling"));
+    assert_eq!(
+        before_outside(&srv),
+        outside,
+        "the token changed something outside /d"
+    );
+    assert_eq!(
+        admin.read(VOL, "/f.txt").expect(200, "read").text(),
+        "outside data"
+    );
+
+    // Signed URLs are confined too, even to links made after they were signed.
+    let url = t
+        .post_json(
+            &format!("/v1/volumes/{VOL}/files/url"),
+            &json!({"path": "/d/later", "method": "GET", "expires_in": 600}),
+        )
+        .expect(200, "url")
+        .json()["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert!(url.contains("scope=%2Fd"), "{url}");
+    std::os::unix::fs::symlink("../f.txt", data.join("d/later")).expect("symlink");
+    let got = signed_get(&srv, &url);
+    assert_ne!(got.status, 200);
+    assert!(!got.text().contains("outside data"));
+    // Without its scope (or with another), the URL is not the one signed.
+    for changed in [
+        url.replace("&scope=%2Fd", ""),
+        url.replace("scope=%2Fd", "scope=%2F"),
+    ] {
+        assert_eq!(signed_get(&srv, &changed).status, 403, "{changed}");
+    }
+    std::fs::remove_file(data.join("d/later")).expect("rm");
+    admin
+        .write(VOL, "/d/later", "signed inside")
+        .expect(200, "write");
+    assert_eq!(signed_get(&srv, &url).text(), "signed inside");
+
+    // Another volume (even with the same directory) and every non-file route are refused.
+    t.read("elsewhere", "/d/in.txt")
+        .expect_err(404, "not_found", "other volume");
+    t.get("/v1/volumes")
+        .expect_err(403, "permission_denied", "volumes");
+    t.get("/v1/sandboxes")
+        .expect_err(403, "permission_denied", "sandboxes");
+    t.get(&format!("/v1/volumes/{VOL}"))
+        .expect_err(403, "permission_denied", "volume");
+
+    // A read-only path token reads inside and changes nothing.
+    let ro = admin.with_key(Some(&cli_path_token(&srv, VOL, "/d", true)));
+    ro.read(VOL, "/d/in.txt").expect(200, "ro read");
+    ro.write(VOL, "/d/in.txt", "evil")
+        .expect_err(403, "permission_denied", "ro write");
+
+    // The directory moved away or removed: the token sees nothing; one made again under the
+    // name is reached again (a token names a directory, not an inode).
+    admin
+        .mv(VOL, "/d", "/gone", false)
+        .expect(200, "move /d away");
+    t.read(VOL, "/d/in.txt")
+        .expect_err(404, "not_found", "moved away");
+    t.read(VOL, "/gone/in.txt")
+        .expect_err(404, "not_found", "moved away, new name");
+    t.stat(VOL, "/d").expect_err(404, "not_found", "moved away");
+    admin.mkdir(VOL, "/d", false).expect(200, "mkdir /d again");
+    t.write(VOL, "/d/again.txt", "again")
+        .expect(200, "write again");
+    admin.remove(VOL, "/d", true).expect(204, "remove /d");
+    t.list(VOL, "/d", false)
+        .expect_err(404, "not_found", "removed");
+    // Replaced by a symlink (to the volume root, say): not followed.
+    std::os::unix::fs::symlink(".", data.join("d")).expect("symlink /d");
+    t.read(VOL, "/d/f.txt")
+        .expect_err(404, "not_found", "symlinked prefix");
+    t.read(VOL, "/d/gone/in.txt")
+        .expect_err(404, "not_found", "symlinked prefix");
 }

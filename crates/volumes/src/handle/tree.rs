@@ -15,6 +15,7 @@ use crate::Usage;
 impl VolumeHandle {
     /// Makes a directory (`parents`: also its parents, and an existing directory is fine).
     pub fn mkdir(&self, path: &VolumePath, parents: bool) -> FsResult<FileStat> {
+        self.beneath().reach(path)?;
         let _change = self.shared.events.begin_change();
         if parents {
             if let Ok(st) = self.stat(path) {
@@ -48,6 +49,8 @@ impl VolumeHandle {
         dst: &VolumePath,
         overwrite: bool,
     ) -> FsResult<FileStat> {
+        self.beneath().reach(src)?;
+        self.beneath().reach(dst)?;
         if src.is_root() || dst.is_root() {
             return Err(FsError::Invalid(
                 "the volume root cannot be moved or replaced".into(),
@@ -128,6 +131,8 @@ impl VolumeHandle {
         overwrite: bool,
         recursive: bool,
     ) -> FsResult<FileStat> {
+        self.beneath().reach(src)?;
+        self.beneath().reach(dst)?;
         if src.is_root() || dst.is_root() {
             return Err(FsError::Invalid(
                 "the volume root cannot be copied or replaced".into(),
@@ -179,6 +184,7 @@ impl VolumeHandle {
     /// Removes a file, symlink or empty directory; with `recursive`, a whole tree (moved out of
     /// sight in one rename, then deleted). `/` with `recursive` empties the volume.
     pub fn remove(&self, path: &VolumePath, recursive: bool) -> FsResult<()> {
+        self.beneath().reach(path)?;
         if path.is_root() {
             if !recursive {
                 return Err(FsError::Invalid(

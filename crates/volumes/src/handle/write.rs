@@ -28,6 +28,7 @@ impl VolumeHandle {
     /// Starts an atomic write of `path`: data goes to a temporary file in staging, published by
     /// [`PendingWrite::commit`]. Dropping the `PendingWrite` removes the temporary file.
     pub fn begin_write(self: &Arc<Self>, path: &VolumePath) -> FsResult<PendingWrite> {
+        self.beneath().reach(path)?;
         if path.is_root() {
             return Err(FsError::IsADirectory("/".into()));
         }
