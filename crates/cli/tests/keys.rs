@@ -7,7 +7,7 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::{contains, enc, snapshot, Api, OutputExt, Resp, Server, ADMIN_KEY};
+use harness::{contains, enc, raw_request, snapshot, Api, OutputExt, Resp, Server, ADMIN_KEY};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -639,55 +639,88 @@ fn key_list_never_shows_a_secret_and_the_cli_prints_a_new_key_once() {
 
 #[test]
 fn a_revocation_under_load_lets_no_request_through_once_acknowledged() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::sync::Arc;
+    const THREADS: usize = 8;
+    /// Requests each thread sends after the acknowledgement before it stops.
+    const AFTER_EACH: usize = 25;
     let srv = Server::start();
     let admin = srv.api();
+    admin.create_volume(VOL);
+    let block = vec![b'x'; 4096];
+    admin
+        .write(VOL, "/4k.bin", block.clone())
+        .expect(200, "write 4 KiB");
     let (key, id) = create_key(&admin, json!({"role": "member"}));
-    let acked = Arc::new(AtomicBool::new(false));
-    let after = Arc::new(AtomicUsize::new(0));
+    // One sequence orders every send and the acknowledgement: a request numbered after the
+    // acknowledgement was sent after the revoke call had returned.
+    let seq = Arc::new(AtomicU64::new(0));
+    let acked_at = Arc::new(AtomicU64::new(u64::MAX));
     let ok_before = Arc::new(AtomicUsize::new(0));
-    let threads: Vec<_> = (0..4)
-        .map(|_| {
+    let read = format!("/v1/volumes/{VOL}/files/content?path=%2F4k.bin");
+    let threads: Vec<_> = (0..THREADS)
+        .map(|i| {
             let api = admin.with_key(Some(&key));
-            let (acked, after, ok_before) = (acked.clone(), after.clone(), ok_before.clone());
+            let (seq, acked_at, ok_before) = (seq.clone(), acked_at.clone(), ok_before.clone());
+            let (read, block) = (read.clone(), block.clone());
             std::thread::spawn(move || {
-                let mut refused_since_ack = 0;
-                while refused_since_ack < 20 {
-                    let sent_after_ack = acked.load(Ordering::SeqCst);
-                    let r = api.get("/v1/whoami");
-                    match (r.status, sent_after_ack) {
-                        (200, true) => {
-                            after.fetch_add(1, Ordering::SeqCst);
-                        }
-                        (200, false) => {
-                            ok_before.fetch_add(1, Ordering::SeqCst);
-                        }
-                        (401, true) => refused_since_ack += 1,
-                        (401, false) => {}
-                        (s, _) => panic!("unexpected {s}: {}", r.text()),
+                // (sequence number, status) of every request this thread sent.
+                let mut sent = Vec::new();
+                let mut after = 0;
+                while after < AFTER_EACH {
+                    // Half the threads read 4 KiB, half ask whoami.
+                    let pq = if i % 2 == 0 {
+                        read.as_str()
+                    } else {
+                        "/v1/whoami"
+                    };
+                    let n = seq.fetch_add(1, Ordering::SeqCst);
+                    let r = api.get(pq);
+                    match r.status {
+                        200 if i % 2 == 0 => assert_eq!(r.body, block, "the read's body"),
+                        200 | 401 => {}
+                        s => panic!("unexpected {s}: {}", r.text()),
                     }
+                    if r.status == 200 && acked_at.load(Ordering::SeqCst) == u64::MAX {
+                        ok_before.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if n > acked_at.load(Ordering::SeqCst) {
+                        after += 1;
+                    }
+                    sent.push((n, r.status));
                 }
+                sent
             })
         })
         .collect();
     wait_until(
         "requests before the revocation",
         Duration::from_secs(30),
-        || ok_before.load(Ordering::SeqCst) >= 20,
+        || ok_before.load(Ordering::SeqCst) >= 4 * THREADS,
     );
     admin
         .delete(&format!("/v1/keys/{id}"))
         .expect(200, "revoke");
-    acked.store(true, Ordering::SeqCst);
-    for t in threads {
-        t.join().expect("thread");
-    }
-    assert_eq!(
-        after.load(Ordering::SeqCst),
-        0,
-        "requests that succeeded after the revocation was acknowledged"
+    let ack = seq.fetch_add(1, Ordering::SeqCst);
+    acked_at.store(ack, Ordering::SeqCst);
+    let sent: Vec<(u64, u16)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
+    let after: Vec<_> = sent.iter().filter(|(n, _)| *n > ack).collect();
+    assert!(
+        after.len() >= THREADS * AFTER_EACH,
+        "requests after: {}",
+        after.len()
     );
+    let succeeded = after.iter().filter(|(_, s)| *s == 200).count();
+    assert_eq!(
+        succeeded,
+        0,
+        "requests sent after the revocation was acknowledged that still succeeded (of {})",
+        after.len()
+    );
+    assert!(sent.iter().any(|(n, s)| *n < ack && *s == 200));
 }
 
 #[test]
@@ -1068,4 +1101,238 @@ fn a_path_token_reaches_its_directory_by_volume_paths_and_nothing_outside() {
         .expect_err(404, "not_found", "symlinked prefix");
     t.read(VOL, "/d/gone/in.txt")
         .expect_err(404, "not_found", "symlinked prefix");
+}
+
+/// Data of the attacked volume outside the token's directory.
+const SECRET_VOL: &str = "S3CRET-VOLUME-OUTSIDE-PREFIX-7a1e";
+
+#[test]
+fn a_path_token_cannot_leave_its_directory_by_any_hostile_path() {
+    use harness::hostile::{
+        request_in, Op, ALL_OPS, ESCAPING_READS, LINKS, PASSWD_NEEDLE, SECRET, SECRET_CWD,
+        SECRET_DEEP, SECRET_OTHER, VOL as HVOL,
+    };
+    use std::path::Path;
+    let srv = Server::start();
+    let admin = srv.api();
+    let outside = srv.root().join("outside");
+    std::fs::create_dir_all(outside.join("sub")).expect("mkdir outside");
+    std::fs::write(outside.join("secret.txt"), SECRET).expect("secret");
+    std::fs::write(outside.join("sub/deeper.txt"), SECRET_DEEP).expect("secret");
+    std::fs::write(srv.cwd().join("secret.txt"), SECRET_CWD).expect("secret");
+    let victim_key = admin
+        .post_json("/v1/admin/tenants", &json!({"name": "victim"}))
+        .expect(201, "tenant")
+        .json()["key"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+    let victim = admin.with_key(Some(&victim_key));
+    victim.create_volume("other");
+    victim
+        .write("other", "/other-secret.txt", SECRET_OTHER)
+        .expect(200, "write");
+    let other_id = victim.volume_id("other");
+    admin.create_volume(HVOL);
+    for (p, c) in [
+        ("/top-secret.txt", SECRET_VOL),
+        ("/victim.txt", "victim outside"),
+        ("/p/hello.txt", "hello"),
+    ] {
+        admin.write(HVOL, p, c).expect(200, "write");
+    }
+    let data = srv.volume_data(&admin.volume_id(HVOL));
+    let prefix = data.join("p");
+    let out = outside.display().to_string();
+    // The hostile suite's links, planted in the token's directory (relative ones climb from
+    // there: `volroot` and `dir/up` now lead to the volume's own root, outside the directory),
+    // and two more that name the volume's data outside it.
+    let extra = [("up", "../top-secret.txt"), ("up_dir", "..")];
+    let plant = || {
+        for (p, c) in [
+            ("hello.txt", "hello"),
+            ("victim.txt", "victim"),
+            ("dir/inner.txt", "inner"),
+        ] {
+            let at = prefix.join(p);
+            if std::fs::read(&at).ok().as_deref() != Some(c.as_bytes()) {
+                let _ = std::fs::remove_dir_all(&at);
+                let _ = std::fs::remove_file(&at);
+                std::fs::create_dir_all(at.parent().expect("parent")).expect("mkdir");
+                std::fs::write(&at, c).expect("plant");
+            }
+        }
+        for (name, target) in LINKS.iter().chain(extra.iter()) {
+            let target = target
+                .replace("{OUT_REL}", out.trim_start_matches('/'))
+                .replace("{OUT}", &out)
+                .replace("{OTHER}", &other_id);
+            let at = prefix.join(name);
+            if std::fs::read_link(&at).is_ok_and(|t| t == Path::new(&target)) {
+                continue;
+            }
+            let _ = std::fs::remove_file(&at);
+            let _ = std::fs::remove_dir_all(&at);
+            std::os::unix::fs::symlink(&target, &at)
+                .unwrap_or_else(|e| panic!("symlink {name}: {e}"));
+        }
+    };
+    plant();
+    let key = cli_path_token(&srv, HVOL, "/p", false);
+    // What no request may change: the volume outside /p, the directory outside every
+    // volume, the server's cwd, the other tenant's volume.
+    let outside_prefix = || {
+        let mut s = snapshot(&data);
+        s.retain(|k, _| !k.starts_with("p"));
+        s
+    };
+    let guarded = || {
+        (
+            outside_prefix(),
+            snapshot(&outside),
+            snapshot(&srv.cwd()),
+            snapshot(&srv.volume_root(&other_id)),
+        )
+    };
+    let before = guarded();
+    let auth = format!("Bearer {key}");
+    let mut cases = 0;
+    let mut send = |label: &str, method: &str, target: &[u8], hs: &[(&str, &str)], body: &[u8]| {
+        cases += 1;
+        let mut headers = vec![("Authorization", auth.as_str())];
+        headers.extend_from_slice(hs);
+        let r = raw_request(srv.port, method, target, &headers, body)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let shown = format!("{label}: {} {}", r.status, r.text());
+        assert!(r.status < 500, "{shown}");
+        for needle in [
+            SECRET,
+            SECRET_DEEP,
+            SECRET_CWD,
+            SECRET_OTHER,
+            SECRET_VOL,
+            PASSWD_NEEDLE,
+            "victim outside",
+        ] {
+            assert!(
+                !contains(&r.body, needle.as_bytes()),
+                "{shown}: leaks {needle:?}"
+            );
+        }
+        assert!(guarded() == before, "{shown}: something outside /p changed");
+        plant();
+        r
+    };
+
+    // Positive controls: links that stay inside the directory work.
+    let get = |p: &str| format!("/v1/volumes/{HVOL}/files/content?path={}", enc(p)).into_bytes();
+    let r = send("inside link", "GET", &get("/p/inside_ok"), &[], b"");
+    assert_eq!(r.body, b"hello", "{}", r.text());
+    let r = send(
+        "inside dir link",
+        "GET",
+        &get("/p/inside_dir_ok/inner.txt"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.body, b"inner", "{}", r.text());
+
+    // Every read the hostile suite refuses, from inside the directory, and the ones that lead
+    // to the volume's own data outside it.
+    let reads: Vec<String> = ESCAPING_READS
+        .iter()
+        .map(|p| format!("/p{p}"))
+        .chain(
+            [
+                "/p/volroot/top-secret.txt",
+                "/p/dir/up/top-secret.txt",
+                "/p/up",
+                "/p/up_dir/top-secret.txt",
+                "/p/../top-secret.txt",
+                "/p/dir/../../top-secret.txt",
+                "/top-secret.txt",
+                "/",
+            ]
+            .map(str::to_owned),
+        )
+        .collect();
+    for p in &reads {
+        let r = send(&format!("read {p}"), "GET", &get(p), &[], b"");
+        assert!(
+            matches!(r.status, 400 | 403 | 404),
+            "read {p}: {}",
+            r.status
+        );
+    }
+    let raw = send(
+        "read %2e%2e",
+        "GET",
+        format!("/v1/volumes/{HVOL}/files/content?path=/p/%2e%2e/top-secret.txt").as_bytes(),
+        &[],
+        b"",
+    );
+    assert!(matches!(raw.status, 400 | 404), "{}", raw.text());
+
+    // Every file route, with every planted link (and below it) and with paths outside.
+    let names: Vec<String> = LINKS
+        .iter()
+        .chain(extra.iter())
+        .flat_map(|(n, _)| [format!("/p/{n}"), format!("/p/{n}/x")])
+        .chain(["/", "/victim.txt", "/top-secret.txt", "/new-outside/x"].map(str::to_owned))
+        .collect();
+    for op in ALL_OPS {
+        for p in &names {
+            if let Some(req) = request_in("/p", op, &enc(p), Some(p)) {
+                let r = send(
+                    &format!("{op:?} {p}"),
+                    req.method,
+                    &req.target,
+                    &req.headers,
+                    &req.body,
+                );
+                if !p.starts_with("/p/") && op == Op::Exists {
+                    assert_eq!(r.text(), r#"{"exists":false}"#, "{p} is outside");
+                } else if !p.starts_with("/p/") {
+                    assert_eq!(r.status, 404, "{op:?} {p} is outside: {}", r.text());
+                }
+            }
+        }
+    }
+    // Search, replace, archive and recursive listing of the whole directory: nothing from
+    // outside (checked by `send`), and the links are not followed out.
+    for (method, target, body) in [
+        ("POST", "search", json!({"pattern": "S3CRET", "path": "/p"})),
+        (
+            "POST",
+            "replace",
+            json!({"pattern": "S3CRET", "replacement": "x", "path": "/p"}),
+        ),
+    ] {
+        let target = format!("/v1/volumes/{HVOL}/files/{target}").into_bytes();
+        let r = send(
+            "recursion",
+            method,
+            &target,
+            &[("Content-Type", "application/json")],
+            &serde_json::to_vec(&body).expect("json"),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    for q in ["archive?path=%2Fp", "list?path=%2Fp&recursive=true"] {
+        let target = format!("/v1/volumes/{HVOL}/files/{q}").into_bytes();
+        let r = send(q, "GET", &target, &[], b"");
+        assert_eq!(r.status, 200, "{q}: {}", r.text());
+    }
+    // Another volume and a sandbox route are refused.
+    let r = send(
+        "other volume",
+        "GET",
+        b"/v1/volumes/other/files/list?path=%2F",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 404);
+    let r = send("sandboxes", "GET", b"/v1/sandboxes", &[], b"");
+    assert_eq!(r.status, 403);
+    assert!(cases > 800, "cases: {cases}");
 }
