@@ -1336,3 +1336,127 @@ fn a_path_token_cannot_leave_its_directory_by_any_hostile_path() {
     assert_eq!(r.status, 403);
     assert!(cases > 800, "cases: {cases}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_token_watches_only_its_directory_and_never_sees_names_outside() {
+    use futures::StreamExt;
+    use nullspace_client::{ChangeKind, Client, WatchEvent, WatchOptions, WriteOptions};
+    use nullspace_core::{ErrorCode, Labels, VolumeName, VolumePath};
+    let p = |s: &str| VolumePath::parse(s).expect("path");
+    let srv = Server::start();
+    let admin = Client::new(&srv.url, ADMIN_KEY).expect("client");
+    let v = VolumeName::parse(VOL).expect("name");
+    admin
+        .create_volume(&v, &Labels::new(), false)
+        .await
+        .expect("create");
+    admin.mkdir(&v, &p("/d"), true).await.expect("mkdir");
+    let w = WriteOptions::default();
+    admin
+        .write_bytes(&v, &p("/outside-secret-name.txt"), "x", &w)
+        .await
+        .expect("write");
+    let key = tokio::task::block_in_place(|| cli_path_token(&srv, VOL, "/d", true));
+    let t = Client::new(&srv.url, &key).expect("client");
+    // `/` is outside the directory.
+    let e = t
+        .watch_once(&v, &p("/"), &WatchOptions::default())
+        .await
+        .err()
+        .expect("watching / is refused");
+    assert_eq!(e.code, ErrorCode::NotFound, "{e:?}");
+
+    let expected = [
+        (ChangeKind::Created, "/d/a.txt"),
+        // Moved in from outside: a creation, with no old name.
+        (ChangeKind::Created, "/d/in.txt"),
+        // Moved out: a deletion, with no new name.
+        (ChangeKind::Deleted, "/d/a.txt"),
+        (ChangeKind::Created, "/d/end.txt"),
+    ];
+    let changes = |events: Vec<WatchEvent>| -> Vec<(ChangeKind, String, Option<String>)> {
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                WatchEvent::Change(c) => Some((c.kind, c.path, c.old_path)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut live = t
+        .watch(&v, &p("/d"), &WatchOptions::default())
+        .await
+        .expect("watch /d");
+    admin
+        .write_bytes(&v, &p("/f.txt"), "x", &w)
+        .await
+        .expect("write");
+    admin
+        .write_bytes(&v, &p("/d/a.txt"), "x", &w)
+        .await
+        .expect("write");
+    admin
+        .rename(&v, &p("/outside-secret-name.txt"), &p("/d/in.txt"), false)
+        .await
+        .expect("move in");
+    admin
+        .rename(&v, &p("/d/a.txt"), &p("/elsewhere-secret-name.txt"), false)
+        .await
+        .expect("move out");
+    admin
+        .write_bytes(&v, &p("/dx/x.txt"), "x", &w)
+        .await
+        .expect("write");
+    admin
+        .write_bytes(&v, &p("/d/end.txt"), "x", &w)
+        .await
+        .expect("write");
+    let mut got = Vec::new();
+    while got.len() < expected.len() {
+        let ev = tokio::time::timeout(Duration::from_secs(30), live.next())
+            .await
+            .expect("an event within 30 s")
+            .expect("the stream goes on")
+            .expect("no error");
+        if matches!(ev, WatchEvent::Change(_)) {
+            got.push(ev);
+        }
+    }
+    let want: Vec<_> = expected
+        .iter()
+        .map(|(k, path)| (*k, (*path).to_owned(), None))
+        .collect();
+    // In order, and the last one is the sentinel: nothing outside came in between.
+    assert_eq!(changes(got), want);
+    // The retained backlog, replayed from the start, is confined the same way.
+    let mut replay = t
+        .watch_once(
+            &v,
+            &p("/d"),
+            &WatchOptions {
+                recursive: true,
+                last_event_id: Some(0),
+            },
+        )
+        .await
+        .expect("replay");
+    let mut got = Vec::new();
+    while got.len() < expected.len() + 1 {
+        let ev = tokio::time::timeout(Duration::from_secs(30), replay.next())
+            .await
+            .expect("an event within 30 s")
+            .expect("the stream goes on")
+            .expect("no error");
+        if let WatchEvent::Change(c) = &ev {
+            if c.path == "/d/end.txt" {
+                got.push(ev);
+                break;
+            }
+            got.push(ev);
+        }
+    }
+    // The backlog starts with the mkdir of /d itself.
+    let replayed = changes(got);
+    assert_eq!(replayed.first().map(|c| c.1.as_str()), Some("/d"));
+    assert_eq!(replayed[1..], want[..]);
+}
