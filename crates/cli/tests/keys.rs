@@ -1460,3 +1460,74 @@ async fn a_path_token_watches_only_its_directory_and_never_sees_names_outside() 
     assert_eq!(replayed.first().map(|c| c.1.as_str()), Some("/d"));
     assert_eq!(replayed[1..], want[..]);
 }
+
+#[test]
+fn a_tenant_holds_at_most_max_keys_live_keys_and_tokens_and_no_other_tenant_is_bound_by_it() {
+    let srv = Server::start();
+    let admin = srv.api();
+    let defaults = srv.ok(&["--json", "admin", "tenant", "get-limits", "default"]);
+    assert!(defaults.contains("\"max_keys\": 10000"), "{defaults}");
+    let made = admin
+        .post_json("/v1/admin/tenants", &json!({"name": "acme"}))
+        .expect(201, "tenant")
+        .json();
+    let acme = admin.with_key(made["key"].as_str());
+    acme.create_volume(VOL);
+    acme.write(VOL, "/d/x.txt", "x").expect(200, "write");
+    // The first key and two more: three live credentials, the limit.
+    let shown = srv.ok(&[
+        "--json",
+        "admin",
+        "tenant",
+        "set-limits",
+        "acme",
+        "--max-keys",
+        "3",
+    ]);
+    assert!(shown.contains("\"max_keys\": 3"), "{shown}");
+    let (_, member_id) = create_key(&acme, json!({"role": "member"}));
+    let token = acme
+        .post_json(
+            &format!("/v1/volumes/{VOL}/tokens"),
+            &json!({"path": "/d", "expires_in": 60}),
+        )
+        .expect(201, "token")
+        .json();
+    let keys_before = key_records(&acme);
+    acme.post_json("/v1/keys", &json!({"role": "read-only"}))
+        .expect_err(429, "resource_exhausted", "a fourth key");
+    acme.post_json(&format!("/v1/volumes/{VOL}/tokens"), &json!({}))
+        .expect_err(429, "resource_exhausted", "a fourth credential");
+    assert_eq!(key_records(&acme), keys_before, "nothing was made");
+    let usage = srv.ok(&["--json", "admin", "tenant", "get-limits", "acme"]);
+    assert!(usage.contains("\"keys\": 3"), "{usage}");
+    // Another tenant is not bound by acme's limit.
+    create_key(&admin, json!({"role": "read-only"}));
+    // A revoked key no longer counts, nor an expired one.
+    acme.delete(&format!("/v1/keys/{member_id}"))
+        .expect(200, "revoke");
+    let (_, short_id) = create_key(&acme, json!({"role": "read-only", "expires_in": 1}));
+    wait_until("the key to expire", Duration::from_secs(10), || {
+        acme.get("/v1/keys").json()["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| {
+                k["id"] == short_id.as_str()
+                    && k["expires_at"].as_str().is_some_and(|t| {
+                        chrono::DateTime::parse_from_rfc3339(t)
+                            .is_ok_and(|t| t < chrono::Utc::now())
+                    })
+            })
+    });
+    create_key(&acme, json!({"role": "read-only"}));
+    // The token counted: revoking it makes room again.
+    acme.post_json("/v1/keys", &json!({}))
+        .expect_err(429, "resource_exhausted", "full again");
+    acme.delete(&format!(
+        "/v1/keys/{}",
+        token["info"]["id"].as_str().expect("id")
+    ))
+    .expect(200, "revoke token");
+    create_key(&acme, json!({}));
+}

@@ -261,6 +261,9 @@ pub struct SetTenantLimits {
     #[serde(default)]
     #[schema(value_type = Option<SizeValue>)]
     pub max_total_disk: Option<serde_json::Value>,
+    /// Most live (neither revoked nor expired) keys and volume tokens the tenant may hold.
+    #[serde(default)]
+    pub max_keys: Option<u64>,
 }
 
 /// A tenant's limits in force (its own where an operator set them, else the server's
@@ -275,6 +278,9 @@ pub struct TenantLimits {
     pub max_sandbox_memory: u64,
     pub max_total_memory: u64,
     pub max_total_disk: u64,
+    /// Live keys and volume tokens together.
+    #[serde(default)]
+    pub max_keys: u64,
     /// The limits an operator set for this tenant (the others are the server's defaults).
     pub custom: Vec<String>,
     /// What the tenant holds now.
@@ -290,6 +296,9 @@ pub struct TenantUsage {
     pub memory_bytes: u64,
     /// Sum of the writable-layer caps of the tenant's sandboxes.
     pub disk_bytes: u64,
+    /// Live (neither revoked nor expired) keys and volume tokens.
+    #[serde(default)]
+    pub keys: u64,
 }
 
 // ---- volumes ----

@@ -71,6 +71,7 @@ impl Node {
                     expires_at,
                     token: None,
                 },
+                self.volumes().tenant_defaults(),
             )
             .await?;
         Ok(CreatedKey {
@@ -143,6 +144,7 @@ impl Node {
                         },
                     )),
                 },
+                self.volumes().tenant_defaults(),
             )
             .await?;
         Ok(CreatedKey {

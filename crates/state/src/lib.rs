@@ -143,11 +143,13 @@ pub trait StateStore: Send + Sync + 'static {
     /// Keys are stored hashed and compared in constant time.
     async fn authenticate(&self, key: &ApiKey) -> Result<Principal, StateError>;
 
-    /// Creates a key in a tenant; the secret is returned in plain text, once.
+    /// Creates a key in a tenant within its `max_keys` (its own, else `defaults`'), counting
+    /// live keys and tokens; the secret is returned in plain text, once.
     async fn create_key(
         &self,
         tenant_id: &str,
         key: &NewKey,
+        defaults: &TenantLimits,
     ) -> Result<(KeyInfo, ApiKey), StateError>;
 
     /// A tenant's keys, oldest first, revoked ones included.

@@ -86,7 +86,7 @@ impl<DB: Database, T> Column<DB> for T where
 macro_rules! limit_columns {
     () => {
         "max_sandboxes, max_volumes, max_cpu_millicores, max_sandbox_memory, max_total_memory,
-         max_total_disk"
+         max_total_disk, max_keys"
     };
 }
 
@@ -443,9 +443,12 @@ where
                     CAST((SELECT COALESCE(SUM(memory_bytes), 0) FROM sandboxes
                           WHERE tenant_id = $1) AS BIGINT) AS memory_bytes,
                     CAST((SELECT COALESCE(SUM(disk_bytes), 0) FROM sandboxes
-                          WHERE tenant_id = $1) AS BIGINT) AS disk_bytes",
+                          WHERE tenant_id = $1) AS BIGINT) AS disk_bytes,
+                    (SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL
+                       AND (expires_at IS NULL OR expires_at > $2)) AS keys",
         )
         .bind(tenant_id)
+        .bind(DB::timestamp(now()))
         .fetch_one(&mut *conn)
         .await
         .map_err(DB::db_error)?;
@@ -454,6 +457,7 @@ where
             volumes: Self::count(&row, "volumes")?,
             memory_bytes: Self::count(&row, "memory_bytes")?,
             disk_bytes: Self::count(&row, "disk_bytes")?,
+            keys: Self::count(&row, "keys")?,
         })
     }
 
@@ -470,6 +474,7 @@ where
             max_sandbox_memory: opt("max_sandbox_memory")?,
             max_total_memory: opt("max_total_memory")?,
             max_total_disk: opt("max_total_disk")?,
+            max_keys: opt("max_keys")?,
         })
     }
 
@@ -707,10 +712,23 @@ where
         &self,
         tenant_id: &str,
         new: &NewKey,
+        defaults: &TenantLimits,
     ) -> Result<(KeyInfo, ApiKey), StateError> {
+        // As for volumes: the tenant's row locked, so its count of live keys cannot change
+        // before the insert commits (on every server of one database).
         let mut conn = self.conn().await?;
+        let mut tx = begin_write(&mut conn).await?;
+        let own = Self::lock_tenant(&mut tx, tenant_id).await?;
+        let max = own.or(*defaults).max_keys;
+        if max.is_some() {
+            let usage = Self::usage(&mut tx, tenant_id).await?;
+            within("max_keys", max, usage.keys, 1, |n| {
+                format!("{n} live key(s) and volume token(s)")
+            })?;
+        }
         let key = ApiKey::generate();
-        let info = Self::insert_key(&mut conn, tenant_id, &key, new).await?;
+        let info = Self::insert_key(&mut tx, tenant_id, &key, new).await?;
+        tx.commit().await.map_err(DB::db_error)?;
         Ok((info, key))
     }
 
@@ -904,8 +922,9 @@ where
                     max_cpu_millicores = COALESCE($3, max_cpu_millicores),
                     max_sandbox_memory = COALESCE($4, max_sandbox_memory),
                     max_total_memory = COALESCE($5, max_total_memory),
-                    max_total_disk = COALESCE($6, max_total_disk)
-             WHERE name = $7",
+                    max_total_disk = COALESCE($6, max_total_disk),
+                    max_keys = COALESCE($7, max_keys)
+             WHERE name = $8",
         )
         .bind(bind("max_sandboxes", limits.max_sandboxes)?)
         .bind(bind("max_volumes", limits.max_volumes)?)
@@ -913,6 +932,7 @@ where
         .bind(bind("max_sandbox_memory", limits.max_sandbox_memory)?)
         .bind(bind("max_total_memory", limits.max_total_memory)?)
         .bind(bind("max_total_disk", limits.max_total_disk)?)
+        .bind(bind("max_keys", limits.max_keys)?)
         .bind(name.as_str());
         let mut conn = self.conn().await?;
         Self::change(&mut conn, statement, || tenant_not_found(name.as_str())).await
