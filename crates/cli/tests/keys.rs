@@ -421,6 +421,8 @@ fn every_route_answers_each_credential_as_its_role_allows_and_refusals_change_no
         assert!(!log.contains(s.as_str()), "the log shows a key");
     }
     assert!(!log.contains(ADMIN_KEY), "the log shows the admin key");
+    // Not one key or token in the server's log.
+    srv.assert_log_has_no_secret();
 }
 
 #[test]
@@ -451,6 +453,8 @@ fn a_key_stops_working_at_its_expiry_and_not_before() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Not one key or token in the server's log.
+    srv.assert_log_has_no_secret();
 }
 
 #[test]
@@ -564,6 +568,8 @@ fn roles_bound_which_keys_a_key_makes_and_revokes() {
         row["revoked_at"].is_string() && row["last_used_at"].is_string(),
         "{row}"
     );
+    // Not one key or token in the server's log.
+    srv.assert_log_has_no_secret();
 }
 
 #[test]
@@ -635,6 +641,8 @@ fn key_list_never_shows_a_secret_and_the_cli_prints_a_new_key_once() {
     for secret in [key.as_str(), second.as_str(), ADMIN_KEY] {
         assert!(!log.contains(secret), "the log shows a key");
     }
+    // Not one key or token in the server's log.
+    srv.assert_log_has_no_secret();
 }
 
 #[test]
@@ -721,6 +729,8 @@ fn a_revocation_under_load_lets_no_request_through_once_acknowledged() {
         after.len()
     );
     assert!(sent.iter().any(|(n, s)| *n < ack && *s == 200));
+    // Not one key or token in the server's log.
+    srv.assert_log_has_no_secret();
 }
 
 #[test]
@@ -842,6 +852,8 @@ fn a_volume_token_reaches_its_volume_only_and_dies_with_its_key() {
     ro.read(VOL, "/in.txt")
         .expect_err(401, "unauthenticated", "revoked token");
     assert!(!srv.log().contains(&tok), "the log shows a token");
+    // Not one key or token in the server's log.
+    srv.assert_log_has_no_secret();
 }
 
 /// A GET of a signed URL (made by this server), with no key.
@@ -1101,6 +1113,8 @@ fn a_path_token_reaches_its_directory_by_volume_paths_and_nothing_outside() {
         .expect_err(404, "not_found", "symlinked prefix");
     t.read(VOL, "/d/gone/in.txt")
         .expect_err(404, "not_found", "symlinked prefix");
+    // Not one key or token in the server's log.
+    srv.assert_log_has_no_secret();
 }
 
 /// Data of the attacked volume outside the token's directory.
@@ -1335,6 +1349,8 @@ fn a_path_token_cannot_leave_its_directory_by_any_hostile_path() {
     let r = send("sandboxes", "GET", b"/v1/sandboxes", &[], b"");
     assert_eq!(r.status, 403);
     assert!(cases > 800, "cases: {cases}");
+    // Not one key or token in the server's log.
+    srv.assert_log_has_no_secret();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1459,6 +1475,8 @@ async fn a_path_token_watches_only_its_directory_and_never_sees_names_outside() 
     let replayed = changes(got);
     assert_eq!(replayed.first().map(|c| c.1.as_str()), Some("/d"));
     assert_eq!(replayed[1..], want[..]);
+    // Not one key or token in the server's log.
+    srv.assert_log_has_no_secret();
 }
 
 #[test]
@@ -1530,4 +1548,6 @@ fn a_tenant_holds_at_most_max_keys_live_keys_and_tokens_and_no_other_tenant_is_b
     ))
     .expect(200, "revoke token");
     create_key(&acme, json!({}));
+    // Not one key or token in the server's log.
+    srv.assert_log_has_no_secret();
 }
