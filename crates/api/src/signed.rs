@@ -168,7 +168,18 @@ async fn verified(
     };
     let vol = node
         .volumes()
-        .open_signed(m, tenant_id, volume, &parsed, expires, &scope, sig)
+        .open_signed(
+            volume,
+            &nullspace_node::SignedFields {
+                method: m,
+                tenant_id,
+                volume_id: "",
+                path: &parsed,
+                expires,
+                scope: &scope,
+            },
+            sig,
+        )
         .await?;
     Some((vol, parsed))
 }

@@ -242,34 +242,39 @@ impl VolumeService {
         if !path.starts_with(&scope) {
             return Err(Error::not_found(format!("{path}: not found")));
         }
-        let sig = self
-            .signer
-            .sign(method, &caller.tenant_id, &volume.id, path, expires, &scope);
+        let sig = self.signer.sign(&crate::signing::Fields {
+            method,
+            tenant_id: &caller.tenant_id,
+            volume_id: &volume.id,
+            path,
+            expires,
+            scope: &scope,
+        });
         Ok((sig, scope))
     }
 
-    /// The volume a signed request names, opened, when its signature holds for these exact
-    /// fields and it has not expired; `None` whatever the reason (a bare 403 at the edge).
+    /// The volume a signed request names (`volume`, by name), opened, when its signature holds
+    /// for these exact fields and it has not expired; `None` whatever the reason (a bare 403
+    /// at the edge). The URL carries the name, so `url.volume_id` is not read: the id signed
+    /// is the named volume's. With a scope, the volume is opened confined to it.
     pub async fn open_signed(
         &self,
-        method: &str,
-        tenant_id: &str,
         volume: &str,
-        path: &VolumePath,
-        expires: i64,
-        scope: &VolumePath,
+        url: &crate::signing::Fields<'_>,
         signature: &str,
     ) -> Option<Result<OpenVolume, Error>> {
+        let (expires, tenant_id, scope) = (url.expires, url.tenant_id, url.scope);
         let now = chrono::Utc::now().timestamp();
         if expires <= now || expires - now > crate::signing::MAX_EXPIRY_SECS as i64 + 60 {
             return None;
         }
         let name = VolumeName::parse(volume).ok()?;
         let v = self.store.get_volume(tenant_id, &name).await.ok()?;
-        if !self
-            .signer
-            .verify(method, tenant_id, &v.id, path, expires, scope, signature)
-        {
+        let fields = crate::signing::Fields {
+            volume_id: &v.id,
+            ..*url
+        };
+        if !self.signer.verify(&fields, signature) {
             return None;
         }
         let open = self.open_record(v).await;
