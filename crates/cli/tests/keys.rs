@@ -1075,6 +1075,65 @@ fn a_path_token_reaches_its_directory_by_volume_paths_and_nothing_outside() {
         .expect(200, "write");
     assert_eq!(signed_get(&srv, &url).text(), "signed inside");
 
+    // Resumable uploads: one into the directory completes; one the admin made to a path
+    // outside is as absent as a missing upload.
+    let tus = |api: &Api, path: &str| -> Resp {
+        // Upload-Metadata values are base64 (of these two paths only).
+        let encoded = match path {
+            "/d/tus.txt" => "L2QvdHVzLnR4dA==",
+            "/tus-outside.txt" => "L3R1cy1vdXRzaWRlLnR4dA==",
+            other => panic!("no base64 of {other}"),
+        };
+        let meta = format!("path {encoded}");
+        let hs = [
+            ("Tus-Resumable", "1.0.0"),
+            ("Upload-Length", "3"),
+            ("Upload-Metadata", meta.as_str()),
+        ];
+        api.send(
+            Method::POST,
+            &format!("/v1/volumes/{VOL}/uploads"),
+            &hs,
+            None,
+        )
+    };
+    let patch = |api: &Api, loc: &str| -> Resp {
+        let hs = [
+            ("Tus-Resumable", "1.0.0"),
+            ("Upload-Offset", "0"),
+            ("Content-Type", "application/offset+octet-stream"),
+        ];
+        api.send(Method::PATCH, loc, &hs, Some(b"tus".to_vec()))
+    };
+    let location = |r: &Resp| -> String {
+        let loc = r.headers["location"].to_str().expect("location").to_owned();
+        loc.find("/v1/")
+            .map(|i| loc[i..].to_owned())
+            .expect("a path")
+    };
+    let made = tus(&t, "/d/tus.txt").expect(201, "tus create inside");
+    patch(&t, &location(&made)).expect(204, "tus patch inside");
+    assert_eq!(t.read(VOL, "/d/tus.txt").expect(200, "read").text(), "tus");
+    tus(&t, "/tus-outside.txt").expect_err(404, "not_found", "tus create outside");
+    let theirs = location(&tus(&admin, "/tus-outside.txt").expect(201, "admin tus"));
+    patch(&t, &theirs).expect_err(404, "not_found", "tus patch of an upload outside");
+    let hs = [("Tus-Resumable", "1.0.0")];
+    let head = t.send(Method::HEAD, &theirs, &hs, None);
+    assert_eq!(head.status, 404, "tus head of an upload outside");
+    t.send(Method::DELETE, &theirs, &hs, None).expect_err(
+        404,
+        "not_found",
+        "tus delete of an upload outside",
+    );
+    patch(&admin, &theirs).expect(204, "the admin's upload is untouched");
+    assert_eq!(
+        admin
+            .read(VOL, "/tus-outside.txt")
+            .expect(200, "read")
+            .text(),
+        "tus"
+    );
+
     // Another volume (even with the same directory) and every non-file route are refused.
     t.read("elsewhere", "/d/in.txt")
         .expect_err(404, "not_found", "other volume");
