@@ -161,15 +161,31 @@ impl Beneath {
         path: &VolumePath,
         created: &mut Vec<VolumePath>,
     ) -> FsResult<OwnedFd> {
-        match self.open_dir(path) {
-            Err(FsError::NotFound(_)) => {}
-            other => return other,
+        // Up from `path` to the deepest directory that exists (a loop, not recursion: paths
+        // may be thousands of levels deep), then each missing one made on the way down.
+        let mut missing = Vec::new();
+        let mut at = path.clone();
+        loop {
+            match self.open_dir(&at) {
+                Ok(fd) if missing.is_empty() => return Ok(fd),
+                Ok(_) => break,
+                Err(FsError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            // As `parent` refuses: a path out of reach, the root (of the volume or scope).
+            let (Some(up), true) = (at.parent(), self.contains(&at) && !self.is_root(&at)) else {
+                return Err(FsError::NotFound(at.to_string()));
+            };
+            missing.push(at);
+            at = up;
         }
-        let (parent, name) = self.parent(path, Some(&mut *created))?;
-        match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
-            Ok(()) => created.push(path.clone()),
-            Err(Errno::EXIST) => {}
-            Err(e) => return Err(FsError::from_errno(path.as_str(), e)),
+        for dir in missing.into_iter().rev() {
+            let (parent, name) = self.parent(&dir, None)?;
+            match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
+                Ok(()) => created.push(dir.clone()),
+                Err(Errno::EXIST) => {}
+                Err(e) => return Err(FsError::from_errno(dir.as_str(), e)),
+            }
         }
         self.open_dir(path)
     }
