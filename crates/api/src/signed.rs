@@ -48,17 +48,20 @@ pub async fn sign(
     }
     let expires_at = Utc::now() + chrono::Duration::seconds(req.expires_in as i64);
     let expires = expires_at.timestamp();
-    let sig = node.volumes().sign(&caller.0, &v, &method, &path, expires);
+    let (sig, scope) = node
+        .volumes()
+        .sign(&caller.0, &v, &method, &path, expires)?;
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1:7420");
-    let query = serde_urlencoded::to_string([
-        ("path", path.as_str()),
-        ("expires", &expires.to_string()),
-        ("signature", &sig),
-    ])
-    .map_err(|e| Error::internal(e.to_string()))?;
+    let expires = expires.to_string();
+    let mut fields = vec![("path", path.as_str()), ("expires", &expires)];
+    if !scope.is_root() {
+        fields.push(("scope", scope.as_str()));
+    }
+    fields.push(("signature", &sig));
+    let query = serde_urlencoded::to_string(fields).map_err(|e| Error::internal(e.to_string()))?;
     let url = format!(
         "http://{host}/v1/signed/{}/{}?{query}",
         caller.0.tenant_id, v.name
@@ -70,12 +73,14 @@ pub async fn sign(
     }))
 }
 
-/// `?path=&expires=&signature=`
+/// `?path=&expires=&signature=`, and `scope=` for a URL made by a volume token with a path
+/// (it is signed too: the URL reaches nothing outside that directory).
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SignedQuery {
     pub path: Option<String>,
     pub expires: Option<String>,
+    pub scope: Option<String>,
     pub signature: Option<String>,
 }
 
@@ -89,12 +94,14 @@ impl SignedQuery {
         let mut q = SignedQuery {
             path: None,
             expires: None,
+            scope: None,
             signature: None,
         };
         for (k, v) in pairs {
             let slot = match k.as_str() {
                 "path" => &mut q.path,
                 "expires" => &mut q.expires,
+                "scope" => &mut q.scope,
                 "signature" => &mut q.signature,
                 _ => return None,
             };
@@ -137,6 +144,18 @@ async fn verified(
     if parsed.as_str() != path || !lower_hex(sig) || !expires.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    // Absent means the whole volume; present, it must be the normalised spelling of a
+    // directory other than `/` (the spelling that was signed).
+    let scope = match q.scope.as_deref() {
+        None => VolumePath::root(),
+        Some(s) => {
+            let scope = VolumePath::parse(s).ok()?;
+            if scope.as_str() != s || scope.is_root() {
+                return None;
+            }
+            scope
+        }
+    };
     let expires: i64 = expires.parse().ok()?;
     // Canonical decimal only: `0123` reads as 123 but is not the spelling that was signed.
     if expires.to_string() != q.expires.as_deref()? {
@@ -149,7 +168,18 @@ async fn verified(
     };
     let vol = node
         .volumes()
-        .open_signed(m, tenant_id, volume, &parsed, expires, sig)
+        .open_signed(
+            volume,
+            &nullspace_node::SignedFields {
+                method: m,
+                tenant_id,
+                volume_id: "",
+                path: &parsed,
+                expires,
+                scope: &scope,
+            },
+            sig,
+        )
         .await?;
     Some((vol, parsed))
 }

@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
-use nullspace_core::wire::{ChangeEvent, WatchGap, WatchOverflow};
+use nullspace_core::wire::{ChangeEvent, ChangeKind, WatchGap, WatchOverflow};
 use nullspace_core::{Error, VolumePath};
 use nullspace_node::data::Live;
 use nullspace_node::Watching;
@@ -47,6 +47,41 @@ fn in_scope(ev: &ChangeEvent, scope: &VolumePath, recursive: bool) -> bool {
         Err(_) => false,
     };
     hit(&ev.path) || ev.old_path.as_deref().is_some_and(hit)
+}
+
+/// The event as a caller confined to `limit` (a volume token's directory) may see it: a move
+/// from outside in is a creation, a move from inside out a deletion, and nothing of what
+/// happens outside is seen, not even its name.
+fn confine(ev: &ChangeEvent, limit: &VolumePath) -> Option<ChangeEvent> {
+    let within = |p: &str| VolumePath::parse(p).is_ok_and(|p| p.starts_with(limit));
+    let old_within = ev.old_path.as_deref().map(within);
+    match (within(&ev.path), old_within) {
+        (true, None | Some(true)) => Some(ev.clone()),
+        (true, Some(false)) => Some(ChangeEvent {
+            kind: ChangeKind::Created,
+            old_path: None,
+            ..ev.clone()
+        }),
+        (false, Some(true)) => Some(ChangeEvent {
+            kind: ChangeKind::Deleted,
+            path: ev.old_path.clone().unwrap_or_default(),
+            old_path: None,
+            ..ev.clone()
+        }),
+        (false, _) => None,
+    }
+}
+
+/// The `change` event to send, if `ev` is within the watched scope and what the caller sees.
+fn visible(
+    ev: &ChangeEvent,
+    limit: &VolumePath,
+    scope: &VolumePath,
+    recursive: bool,
+) -> Option<Event> {
+    confine(ev, limit)
+        .filter(|e| in_scope(e, scope, recursive))
+        .map(|e| change(&e))
 }
 
 fn gap_event(g: WatchGap) -> Event {
@@ -92,63 +127,69 @@ pub async fn watch(
     let Watching { mut sub, guard } = vol.watch(last).await?;
     let source = sub.source.take();
     let recursive = q.recursive;
+    let limit = vol.scope().clone();
 
     let gap = sub.gap.map(gap_event);
     let backlog: Vec<Event> = sub
         .backlog
         .iter()
-        .filter(|e| in_scope(e, &scope, recursive))
-        .map(|e| change(e))
+        .filter_map(|e| visible(e, &limit, &scope, recursive))
         .collect();
     let head = stream::iter(gap.into_iter().chain(backlog).map(Ok::<_, Infallible>));
     // Ends when the volume is deleted or the server shuts down, so neither waits on a watcher.
     let stop = (sub.closed, sub.interrupted, node.shutdown_token().clone());
-    let live = stream::unfold(Some((sub.live, scope, stop)), move |state| async move {
-        let (mut rx, scope, (mut closed, mut interrupted, shutdown)) = state?;
-        loop {
-            let got = tokio::select! {
-                r = rx.recv() => r,
-                _ = closed.wait_for(|c| *c) => return None,
-                _ = shutdown.cancelled() => return None,
-                // Changes made through another server may have been lost (see peers.rs).
-                _ = interrupted.changed() => {
-                    let data = WatchOverflow {
-                        missed: 0,
-                        message: "changes made through another server may have been missed; reconnect with the last event id".into(),
-                    };
-                    let ev = Event::default()
-                        .event("overflow")
-                        .json_data(data)
-                        .unwrap_or_default();
-                    return Some((Ok(ev), None));
+    let live = stream::unfold(Some((sub.live, scope, stop)), move |state| {
+        let limit = limit.clone();
+        async move {
+            let (mut rx, scope, (mut closed, mut interrupted, shutdown)) = state?;
+            loop {
+                let got = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = closed.wait_for(|c| *c) => return None,
+                    _ = shutdown.cancelled() => return None,
+                    // Changes made through another server may have been lost (see peers.rs).
+                    _ = interrupted.changed() => {
+                        let data = WatchOverflow {
+                            missed: 0,
+                            message: "changes made through another server may have been missed; reconnect with the last event id".into(),
+                        };
+                        let ev = Event::default()
+                            .event("overflow")
+                            .json_data(data)
+                            .unwrap_or_default();
+                        return Some((Ok(ev), None));
+                    }
+                };
+                match got {
+                    Ok(Live::Change(ev)) => match visible(&ev, &limit, &scope, recursive) {
+                        Some(e) => {
+                            return Some((
+                                Ok(e),
+                                Some((rx, scope, (closed, interrupted, shutdown))),
+                            ))
+                        }
+                        None => continue,
+                    },
+                    Ok(Live::Gap(g)) => {
+                        return Some((
+                            Ok(gap_event(g)),
+                            Some((rx, scope, (closed, interrupted, shutdown))),
+                        ))
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        let data = WatchOverflow {
+                            missed: n,
+                            message: "the client fell behind; reconnect with the last event id"
+                                .into(),
+                        };
+                        let ev = Event::default()
+                            .event("overflow")
+                            .json_data(data)
+                            .unwrap_or_default();
+                        return Some((Ok(ev), None));
+                    }
+                    Err(RecvError::Closed) => return None,
                 }
-            };
-            match got {
-                Ok(Live::Change(ev)) if in_scope(&ev, &scope, recursive) => {
-                    return Some((
-                        Ok(change(&ev)),
-                        Some((rx, scope, (closed, interrupted, shutdown))),
-                    ))
-                }
-                Ok(Live::Change(_)) => continue,
-                Ok(Live::Gap(g)) => {
-                    return Some((
-                        Ok(gap_event(g)),
-                        Some((rx, scope, (closed, interrupted, shutdown))),
-                    ))
-                }
-                Err(RecvError::Lagged(n)) => {
-                    let data = WatchOverflow {
-                        missed: n,
-                        message: "the client fell behind; reconnect with the last event id".into(),
-                    };
-                    let ev = Event::default()
-                        .event("overflow")
-                        .json_data(data)
-                        .unwrap_or_default();
-                    return Some((Ok(ev), None));
-                }
-                Err(RecvError::Closed) => return None,
             }
         }
     });

@@ -50,6 +50,9 @@ pub enum TenantCommand {
         /// Most writable-layer disk of all the tenant's sandboxes together
         #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
         max_total_disk: Option<String>,
+        /// Most live keys and volume tokens together
+        #[arg(long, value_name = "N")]
+        max_keys: Option<u64>,
     },
     /// Show the tenant's resource limits in force and what it holds
     GetLimits {
@@ -92,6 +95,7 @@ pub async fn run(cmd: AdminCommand, global: &Global) -> anyhow::Result<ExitCode>
             max_sandbox_memory,
             max_total_memory,
             max_total_disk,
+            max_keys,
         } => {
             let tenant = TenantName::parse(&tenant)?;
             let text = |v: Option<String>| v.map(serde_json::Value::String);
@@ -102,6 +106,7 @@ pub async fn run(cmd: AdminCommand, global: &Global) -> anyhow::Result<ExitCode>
                 max_sandbox_memory: text(max_sandbox_memory),
                 max_total_memory: text(max_total_memory),
                 max_total_disk: text(max_total_disk),
+                max_keys,
             };
             let l = config::client(global)?
                 .set_tenant_limits(&tenant, &req)
@@ -157,6 +162,7 @@ fn print_limits(global: &Global, l: &TenantLimits) -> anyhow::Result<()> {
             format_size(l.max_total_disk),
             format_size(u.disk_bytes),
         ),
+        ("max_keys", l.max_keys.to_string(), u.keys.to_string()),
     ]
     .into_iter()
     .map(|(n, v, used)| vec![n.to_owned(), v, used, source(n).to_owned()])

@@ -42,6 +42,10 @@ pub struct TokenArgs {
     /// The volume whose files the token reaches
     #[arg(required = true)]
     name: Option<String>,
+    /// Confine the token to this directory of the volume (it must exist); default the whole
+    /// volume
+    #[arg(long, value_name = "DIR")]
+    path: Option<String>,
     /// The token only reads
     #[arg(long)]
     read_only: bool,
@@ -82,6 +86,7 @@ pub async fn token(args: TokenArgs, global: &Global) -> anyhow::Result<ExitCode>
                 .create_token(
                     &name,
                     &CreateToken {
+                        path: args.path,
                         read_only: args.read_only,
                         expires_in,
                     },

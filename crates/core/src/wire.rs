@@ -123,6 +123,9 @@ pub struct KeyInfo {
     pub revoked_at: Option<DateTime<Utc>>,
     /// For a volume token: the one volume it acts on (`vol_…`); `None` for a key.
     pub volume_id: Option<String>,
+    /// For a volume token: the directory it is confined to (`/`: the whole volume).
+    #[serde(default)]
+    pub path: Option<String>,
     /// A volume token that only reads.
     pub read_only: bool,
 }
@@ -131,6 +134,10 @@ pub struct KeyInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// The directory of the volume the token is confined to (default `/`, the whole volume);
+    /// it must exist and be a directory.
+    #[serde(default)]
+    pub path: Option<String>,
     /// Only reads (default false).
     #[serde(default)]
     pub read_only: bool,
@@ -278,6 +285,9 @@ pub struct SetTenantLimits {
     #[serde(default)]
     #[schema(value_type = Option<SizeValue>)]
     pub max_total_disk: Option<serde_json::Value>,
+    /// Most live (neither revoked nor expired) keys and volume tokens the tenant may hold.
+    #[serde(default)]
+    pub max_keys: Option<u64>,
 }
 
 /// A tenant's limits in force (its own where an operator set them, else the server's
@@ -292,6 +302,9 @@ pub struct TenantLimits {
     pub max_sandbox_memory: u64,
     pub max_total_memory: u64,
     pub max_total_disk: u64,
+    /// Live keys and volume tokens together.
+    #[serde(default)]
+    pub max_keys: u64,
     /// The limits an operator set for this tenant (the others are the server's defaults).
     pub custom: Vec<String>,
     /// What the tenant holds now.
@@ -307,6 +320,9 @@ pub struct TenantUsage {
     pub memory_bytes: u64,
     /// Sum of the writable-layer caps of the tenant's sandboxes.
     pub disk_bytes: u64,
+    /// Live (neither revoked nor expired) keys and volume tokens.
+    #[serde(default)]
+    pub keys: u64,
 }
 
 // ---- volumes ----

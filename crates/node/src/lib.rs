@@ -30,7 +30,7 @@ pub use config::{
 pub use nullspace_sandbox::Limits as SandboxLimits;
 pub use nullspace_state::Principal;
 pub use sandboxes::{Lifecycle, SandboxService, MAX_EXEC_TIMEOUT_SECS};
-pub use signing::{Signer, MAX_EXPIRY_SECS};
+pub use signing::{Fields as SignedFields, Signer, MAX_EXPIRY_SECS};
 pub use tenants::{authorize, Permission, MAX_KEY_EXPIRY_SECS, MAX_KEY_NAME};
 pub use volumes::{
     OpenVolume, VolumeService, WatchGuard, WatchSlot, Watching, MAX_WATCHES_PER_TENANT,

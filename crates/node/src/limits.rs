@@ -18,6 +18,8 @@ use nullspace_state::{Principal, SandboxLimits, StateStore, TenantLimits, Tenant
 
 /// Default `max_volumes` of a tenant.
 pub const DEFAULT_MAX_VOLUMES: u64 = 1000;
+/// Default `max_keys` of a tenant: live keys and volume tokens together.
+pub const DEFAULT_MAX_KEYS: u64 = 10_000;
 /// Upper bound of the default `max_sandboxes` (the host's pids may allow more).
 pub const DEFAULT_MAX_SANDBOXES: u64 = 256;
 
@@ -27,7 +29,8 @@ pub const DEFAULT_MAX_SANDBOXES: u64 = 256;
 /// - `max_total_disk`: half the size of the file system holding the data dir;
 /// - `max_sandboxes`: as many sandboxes as half the host's pid space holds at the per-sandbox
 ///   pids limit, at most 256 (so one tenant's processes stay under half the host's pids);
-/// - `max_volumes`: 1,000.
+/// - `max_volumes`: 1,000;
+/// - `max_keys`: 10,000 live keys and volume tokens.
 pub fn host_defaults(data_dir: &Path, sandbox: &Limits) -> TenantLimits {
     let ram = host_memory().unwrap_or(8 << 30);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
@@ -46,6 +49,7 @@ pub fn host_defaults(data_dir: &Path, sandbox: &Limits) -> TenantLimits {
         max_sandbox_memory: Some((ram / 2).max(MIN_SANDBOX_MEMORY)),
         max_total_memory: Some((ram / 2).max(MIN_SANDBOX_MEMORY)),
         max_total_disk: Some((disk / 2).max(MIN_SANDBOX_DISK)),
+        max_keys: Some(DEFAULT_MAX_KEYS),
     }
 }
 
@@ -193,11 +197,12 @@ pub(crate) fn parse_set(req: &SetTenantLimits) -> Result<TenantLimits, Error> {
         max_sandbox_memory: size("max_sandbox_memory", &req.max_sandbox_memory)?,
         max_total_memory: size("max_total_memory", &req.max_total_memory)?,
         max_total_disk: size("max_total_disk", &req.max_total_disk)?,
+        max_keys: count("max_keys", req.max_keys)?,
     };
     if out == TenantLimits::default() {
         return Err(Error::invalid_argument(
             "give at least one limit to set (max_sandboxes, max_volumes, max_cpu, \
-             max_sandbox_memory, max_total_memory, max_total_disk)",
+             max_sandbox_memory, max_total_memory, max_total_disk, max_keys)",
         ));
     }
     Ok(out)
@@ -220,12 +225,14 @@ pub(crate) fn shown(
         max_sandbox_memory: l.max_sandbox_memory.unwrap_or(unlimited),
         max_total_memory: l.max_total_memory.unwrap_or(unlimited),
         max_total_disk: l.max_total_disk.unwrap_or(unlimited),
+        max_keys: l.max_keys.unwrap_or(unlimited),
         custom: own.set_names(),
         usage: wire::TenantUsage {
             sandboxes: usage.sandboxes,
             volumes: usage.volumes,
             memory_bytes: usage.memory_bytes,
             disk_bytes: usage.disk_bytes,
+            keys: usage.keys,
         },
     }
 }

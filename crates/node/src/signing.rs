@@ -74,50 +74,47 @@ impl Signer {
         Signer { key: key.to_vec() }
     }
 
-    fn mac(
-        &self,
-        method: &str,
-        tenant_id: &str,
-        volume_id: &str,
-        path: &VolumePath,
-        expires: i64,
-    ) -> Hmac<Sha256> {
+    fn mac(&self, f: &Fields<'_>) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let Fields {
+            method,
+            tenant_id,
+            volume_id,
+            path,
+            expires,
+            scope,
+        } = f;
         mac.update(format!("{method}\n{tenant_id}\n{volume_id}\n{path}\n{expires}").as_bytes());
+        // A URL made by a volume token with a path is confined to that directory too (the
+        // whole volume's URLs sign what they always signed).
+        if !scope.is_root() {
+            mac.update(format!("\nscope {scope}").as_bytes());
+        }
         mac
     }
 
     /// The lower-case hex signature of these fields.
-    pub fn sign(
-        &self,
-        method: &str,
-        tenant_id: &str,
-        volume_id: &str,
-        path: &VolumePath,
-        expires: i64,
-    ) -> String {
-        hex::encode(
-            self.mac(method, tenant_id, volume_id, path, expires)
-                .finalize()
-                .into_bytes(),
-        )
+    pub fn sign(&self, f: &Fields<'_>) -> String {
+        hex::encode(self.mac(f).finalize().into_bytes())
     }
 
     /// Constant-time check of a presented signature.
-    pub fn verify(
-        &self,
-        method: &str,
-        tenant_id: &str,
-        volume_id: &str,
-        path: &VolumePath,
-        expires: i64,
-        sig: &str,
-    ) -> bool {
+    pub fn verify(&self, f: &Fields<'_>, sig: &str) -> bool {
         let Ok(sig) = hex::decode(sig) else {
             return false;
         };
-        self.mac(method, tenant_id, volume_id, path, expires)
-            .verify_slice(&sig)
-            .is_ok()
+        self.mac(f).verify_slice(&sig).is_ok()
     }
+}
+
+/// What a signature covers: the method, the tenant and volume ids, the normalised path, the
+/// expiry, and the directory the URL is confined to (`/`: the whole volume).
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    pub method: &'a str,
+    pub tenant_id: &'a str,
+    pub volume_id: &'a str,
+    pub path: &'a VolumePath,
+    pub expires: i64,
+    pub scope: &'a VolumePath,
 }

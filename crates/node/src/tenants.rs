@@ -71,6 +71,7 @@ impl Node {
                     expires_at,
                     token: None,
                 },
+                self.volumes().tenant_defaults(),
             )
             .await?;
         Ok(CreatedKey {
@@ -103,14 +104,31 @@ impl Node {
                 req.expires_in
             )));
         }
-        let v = self.volumes().get(caller, volume).await?;
+        let path = match &req.path {
+            None => nullspace_core::VolumePath::root(),
+            Some(p) => nullspace_core::VolumePath::parse(p)?,
+        };
+        // The directory must be there now (a typo is caught here); later, a token whose
+        // directory is gone sees nothing (`VolumeService::open`).
+        let v = self
+            .volumes()
+            .open(caller, volume)
+            .await?
+            .scoped(&path)
+            .await?
+            .volume;
+        let name = if path.is_root() {
+            format!("token for volume {}", v.name)
+        } else {
+            format!("token for {}:{}", v.name, path)
+        };
         let (info, key) = self
             .inner
             .store
             .create_key(
                 &caller.tenant_id,
                 &NewKey {
-                    name: Some(format!("token for volume {}", v.name)),
+                    name: Some(name),
                     role: if req.read_only {
                         Role::ReadOnly
                     } else {
@@ -122,9 +140,11 @@ impl Node {
                         TokenScope {
                             volume_id: v.id.clone(),
                             read_only: req.read_only,
+                            path,
                         },
                     )),
                 },
+                self.volumes().tenant_defaults(),
             )
             .await?;
         Ok(CreatedKey {

@@ -242,10 +242,16 @@ impl VolumeService {
         }
     }
 
-    /// The caller's volume by name, with its data-plane handle open.
+    /// The caller's volume by name, with its data-plane handle open. For a volume token with a
+    /// path, the handle is scoped to that directory (opened by name now, at every request):
+    /// every path outside it is `not_found`, and when the directory is gone, so is everything.
     pub async fn open(&self, caller: &Principal, name: &str) -> Result<OpenVolume, Error> {
         let volume = self.get(caller, name).await?;
-        self.open_record(volume).await
+        let open = self.open_record(volume).await?;
+        match &caller.token {
+            Some(t) if !t.path.is_root() => open.scoped(&t.path).await,
+            _ => Ok(open),
+        }
     }
 
     /// Opens the data plane of a volume record.
@@ -269,11 +275,14 @@ impl VolumeService {
             stored,
             volume: self.live(volume),
             handle,
+            scope: VolumePath::root(),
             service: self.clone(),
         })
     }
 
-    /// Signs a URL's fields for the caller's volume (see [`Signer`]).
+    /// Signs a URL's fields for the caller's volume (see [`Signer`]), and answers the
+    /// directory the URL is confined to: a volume token's path (a path outside it is
+    /// `not_found`), else `/`.
     pub fn sign(
         &self,
         caller: &Principal,
@@ -281,35 +290,54 @@ impl VolumeService {
         method: &str,
         path: &VolumePath,
         expires: i64,
-    ) -> String {
-        self.signer
-            .sign(method, &caller.tenant_id, &volume.id, path, expires)
+    ) -> Result<(String, VolumePath), Error> {
+        let scope = caller
+            .token
+            .as_ref()
+            .map_or_else(VolumePath::root, |t| t.path.clone());
+        if !path.starts_with(&scope) {
+            return Err(Error::not_found(format!("{path}: not found")));
+        }
+        let sig = self.signer.sign(&crate::signing::Fields {
+            method,
+            tenant_id: &caller.tenant_id,
+            volume_id: &volume.id,
+            path,
+            expires,
+            scope: &scope,
+        });
+        Ok((sig, scope))
     }
 
-    /// The volume a signed request names, opened, when its signature holds for these exact
-    /// fields and it has not expired; `None` whatever the reason (a bare 403 at the edge).
+    /// The volume a signed request names (`volume`, by name), opened, when its signature holds
+    /// for these exact fields and it has not expired; `None` whatever the reason (a bare 403
+    /// at the edge). The URL carries the name, so `url.volume_id` is not read: the id signed
+    /// is the named volume's. With a scope, the volume is opened confined to it.
     pub async fn open_signed(
         &self,
-        method: &str,
-        tenant_id: &str,
         volume: &str,
-        path: &VolumePath,
-        expires: i64,
+        url: &crate::signing::Fields<'_>,
         signature: &str,
     ) -> Option<Result<OpenVolume, Error>> {
+        let (expires, tenant_id, scope) = (url.expires, url.tenant_id, url.scope);
         let now = chrono::Utc::now().timestamp();
         if expires <= now || expires - now > crate::signing::MAX_EXPIRY_SECS as i64 + 60 {
             return None;
         }
         let name = VolumeName::parse(volume).ok()?;
         let v = self.store.get_volume(tenant_id, &name).await.ok()?;
-        if !self
-            .signer
-            .verify(method, tenant_id, &v.id, path, expires, signature)
-        {
+        let fields = crate::signing::Fields {
+            volume_id: &v.id,
+            ..*url
+        };
+        if !self.signer.verify(&fields, signature) {
             return None;
         }
-        Some(self.open_record(v).await)
+        let open = self.open_record(v).await;
+        Some(match open {
+            Ok(open) if !scope.is_root() => open.scoped(scope).await,
+            other => other,
+        })
     }
 
     /// Re-measures a volume that a live sandbox has attached, at most once per
@@ -382,6 +410,8 @@ pub struct OpenVolume {
     /// The usage the control plane held when the volume was opened.
     stored: Usage,
     handle: Arc<VolumeHandle>,
+    /// See [`OpenVolume::scope`].
+    scope: VolumePath,
     service: VolumeService,
 }
 
@@ -394,6 +424,22 @@ impl OpenVolume {
     /// The volume's cap in bytes.
     pub fn cap(&self) -> u64 {
         self.handle.cap()
+    }
+
+    /// The directory every path of this opened volume is confined to (`/` unless scoped).
+    pub fn scope(&self) -> &VolumePath {
+        &self.scope
+    }
+
+    /// This volume, confined to the directory `prefix` (see [`VolumeHandle::scoped`]).
+    pub async fn scoped(self, prefix: &VolumePath) -> Result<OpenVolume, Error> {
+        let (h, p) = (self.handle.clone(), prefix.clone());
+        let handle = self.run(move |_| h.scoped(&p)).await?;
+        Ok(OpenVolume {
+            handle: Arc::new(handle),
+            scope: prefix.clone(),
+            ..self
+        })
     }
 
     /// Runs a read-only data-plane operation.

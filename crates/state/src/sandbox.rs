@@ -64,6 +64,8 @@ pub struct TenantLimits {
     pub max_sandbox_memory: Option<u64>,
     pub max_total_memory: Option<u64>,
     pub max_total_disk: Option<u64>,
+    /// Most live (neither revoked nor expired) keys and volume tokens, together.
+    pub max_keys: Option<u64>,
 }
 
 impl TenantLimits {
@@ -76,6 +78,7 @@ impl TenantLimits {
             max_sandbox_memory: self.max_sandbox_memory.or(defaults.max_sandbox_memory),
             max_total_memory: self.max_total_memory.or(defaults.max_total_memory),
             max_total_disk: self.max_total_disk.or(defaults.max_total_disk),
+            max_keys: self.max_keys.or(defaults.max_keys),
         }
     }
 
@@ -88,6 +91,7 @@ impl TenantLimits {
             ("max_sandbox_memory", self.max_sandbox_memory),
             ("max_total_memory", self.max_total_memory),
             ("max_total_disk", self.max_total_disk),
+            ("max_keys", self.max_keys),
         ]
         .iter()
         .filter(|(_, v)| v.is_some())
@@ -156,6 +160,8 @@ pub struct TenantUsage {
     pub memory_bytes: u64,
     /// Sum of its sandboxes' writable-layer caps.
     pub disk_bytes: u64,
+    /// Its live keys and volume tokens (neither revoked nor expired).
+    pub keys: u64,
 }
 
 /// One volume attached to a sandbox (made at create time or later).

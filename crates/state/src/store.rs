@@ -86,7 +86,7 @@ impl<DB: Database, T> Column<DB> for T where
 macro_rules! limit_columns {
     () => {
         "max_sandboxes, max_volumes, max_cpu_millicores, max_sandbox_memory, max_total_memory,
-         max_total_disk"
+         max_total_disk, max_keys"
     };
 }
 
@@ -104,7 +104,8 @@ macro_rules! volume_columns {
 /// The key columns, as `key_from_row` reads them.
 macro_rules! key_columns {
     () => {
-        "id, name, role, prefix, created_at, last_used_at, expires_at, revoked_at, volume_id, read_only"
+        "id, name, role, prefix, created_at, last_used_at, expires_at, revoked_at, volume_id, path,
+         read_only"
     };
 }
 
@@ -351,6 +352,7 @@ where
             expires_at: new.expires_at,
             revoked_at: None,
             volume_id: new.token.as_ref().map(|(_, t)| t.volume_id.clone()),
+            path: new.token.as_ref().map(|(_, t)| t.path.to_string()),
             read_only: new.token.as_ref().is_some_and(|(_, t)| t.read_only),
         };
         sqlx::query(
@@ -370,7 +372,7 @@ where
         .bind(info.expires_at.map(DB::timestamp))
         .bind(new.token.as_ref().map(|(parent, _)| parent.as_str()))
         .bind(info.volume_id.as_deref())
-        .bind(new.token.as_ref().map(|_| "/"))
+        .bind(info.path.as_deref())
         .bind(info.read_only)
         .execute(conn)
         .await
@@ -441,9 +443,12 @@ where
                     CAST((SELECT COALESCE(SUM(memory_bytes), 0) FROM sandboxes
                           WHERE tenant_id = $1) AS BIGINT) AS memory_bytes,
                     CAST((SELECT COALESCE(SUM(disk_bytes), 0) FROM sandboxes
-                          WHERE tenant_id = $1) AS BIGINT) AS disk_bytes",
+                          WHERE tenant_id = $1) AS BIGINT) AS disk_bytes,
+                    (SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL
+                       AND (expires_at IS NULL OR expires_at > $2)) AS keys",
         )
         .bind(tenant_id)
+        .bind(DB::timestamp(now()))
         .fetch_one(&mut *conn)
         .await
         .map_err(DB::db_error)?;
@@ -452,6 +457,7 @@ where
             volumes: Self::count(&row, "volumes")?,
             memory_bytes: Self::count(&row, "memory_bytes")?,
             disk_bytes: Self::count(&row, "disk_bytes")?,
+            keys: Self::count(&row, "keys")?,
         })
     }
 
@@ -468,6 +474,7 @@ where
             max_sandbox_memory: opt("max_sandbox_memory")?,
             max_total_memory: opt("max_total_memory")?,
             max_total_disk: opt("max_total_disk")?,
+            max_keys: opt("max_keys")?,
         })
     }
 
@@ -508,6 +515,7 @@ where
             expires_at: Self::opt_time(row, "expires_at")?,
             revoked_at: Self::opt_time(row, "revoked_at")?,
             volume_id: Self::get(row, "volume_id")?,
+            path: Self::get(row, "path")?,
             read_only: Self::get(row, "read_only")?,
         })
     }
@@ -637,7 +645,7 @@ where
         let rows = self
             .fetch(
                 "SELECT k.id, k.key_hash, k.role, k.expires_at, k.revoked_at, k.last_used_at,
-                        k.volume_id, k.read_only, p.expires_at AS parent_expires_at,
+                        k.volume_id, k.path, k.read_only, p.expires_at AS parent_expires_at,
                         t.id AS tenant_id, t.name AS tenant_name
                  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
                  LEFT JOIN api_keys p ON p.id = k.parent_id
@@ -681,9 +689,12 @@ where
                 .map_err(|_| StateError::Internal(format!("stored key role {role:?}")))?;
             let tenant_name: String = Self::get(&row, "tenant_name")?;
             let token = Self::get::<Option<String>>(&row, "volume_id")?.map(|volume_id| {
+                let path: Option<String> = Self::get(&row, "path")?;
                 Ok::<_, StateError>(TokenScope {
                     volume_id,
                     read_only: Self::get(&row, "read_only")?,
+                    path: nullspace_core::VolumePath::parse(path.as_deref().unwrap_or("/"))
+                        .map_err(|e| StateError::Internal(format!("stored token path: {e}")))?,
                 })
             });
             let token = token.transpose()?;
@@ -703,10 +714,23 @@ where
         &self,
         tenant_id: &str,
         new: &NewKey,
+        defaults: &TenantLimits,
     ) -> Result<(KeyInfo, ApiKey), StateError> {
+        // As for volumes: the tenant's row locked, so its count of live keys cannot change
+        // before the insert commits (on every server of one database).
         let mut conn = self.conn().await?;
+        let mut tx = begin_write(&mut conn).await?;
+        let own = Self::lock_tenant(&mut tx, tenant_id).await?;
+        let max = own.or(*defaults).max_keys;
+        if max.is_some() {
+            let usage = Self::usage(&mut tx, tenant_id).await?;
+            within("max_keys", max, usage.keys, 1, |n| {
+                format!("{n} live key(s) and volume token(s)")
+            })?;
+        }
         let key = ApiKey::generate();
-        let info = Self::insert_key(&mut conn, tenant_id, &key, new).await?;
+        let info = Self::insert_key(&mut tx, tenant_id, &key, new).await?;
+        tx.commit().await.map_err(DB::db_error)?;
         Ok((info, key))
     }
 
@@ -900,8 +924,9 @@ where
                     max_cpu_millicores = COALESCE($3, max_cpu_millicores),
                     max_sandbox_memory = COALESCE($4, max_sandbox_memory),
                     max_total_memory = COALESCE($5, max_total_memory),
-                    max_total_disk = COALESCE($6, max_total_disk)
-             WHERE name = $7",
+                    max_total_disk = COALESCE($6, max_total_disk),
+                    max_keys = COALESCE($7, max_keys)
+             WHERE name = $8",
         )
         .bind(bind("max_sandboxes", limits.max_sandboxes)?)
         .bind(bind("max_volumes", limits.max_volumes)?)
@@ -909,6 +934,7 @@ where
         .bind(bind("max_sandbox_memory", limits.max_sandbox_memory)?)
         .bind(bind("max_total_memory", limits.max_total_memory)?)
         .bind(bind("max_total_disk", limits.max_total_disk)?)
+        .bind(bind("max_keys", limits.max_keys)?)
         .bind(name.as_str());
         let mut conn = self.conn().await?;
         Self::change(&mut conn, statement, || tenant_not_found(name.as_str())).await

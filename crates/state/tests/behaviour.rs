@@ -292,6 +292,7 @@ mod claims {
                     expires_at: None,
                     token: None,
                 },
+                &TenantLimits::default(),
             )
             .await
             .unwrap();
@@ -335,11 +336,49 @@ mod claims {
                     expires_at: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
                     token: None,
                 },
+                &TenantLimits::default(),
             )
             .await
             .unwrap();
         let e = other.authenticate(&old).await.unwrap_err();
         assert!(matches!(e, StateError::Unauthenticated), "{e:?}");
+
+        // At most `max_keys` live keys: the revoked and the expired one do not count, so the
+        // first key and one more fit under 2; then `Exhausted` for this tenant only, until
+        // one is revoked.
+        let two = TenantLimits {
+            max_keys: Some(2),
+            ..Default::default()
+        };
+        let member = || NewKey {
+            name: None,
+            role: Role::Member,
+            expires_at: None,
+            token: None,
+        };
+        let (second, _) = s.create_key(&acme, &member(), &two).await.unwrap();
+        let e = other.create_key(&acme, &member(), &two).await.unwrap_err();
+        assert!(
+            matches!(&e, StateError::Exhausted(m) if m.contains("max_keys")),
+            "{e:?}"
+        );
+        let beta = new_tenant(&*s, "beta").await;
+        s.create_key(&beta, &member(), &two).await.unwrap();
+        s.revoke_key(&acme, &second.id).await.unwrap();
+        other.create_key(&acme, &member(), &two).await.unwrap();
+        // The tenant's own limit wins over the default.
+        s.set_tenant_limits(
+            &tenant("acme"),
+            &TenantLimits {
+                max_keys: Some(3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        s.create_key(&acme, &member(), &two).await.unwrap();
+        let (_, _, usage) = s.tenant_limits(&tenant("acme")).await.unwrap();
+        assert_eq!(usage.keys, 3);
     }
 
     pub async fn create_tenant_issues_a_non_admin_key(s: &dyn StateStore) {
@@ -1036,7 +1075,14 @@ mod claims {
         let (t, own, usage) = s.tenant_limits(&tenant("acme")).await.unwrap();
         assert_eq!(t.id, acme);
         assert_eq!(own, TenantLimits::default(), "no limits of its own yet");
-        assert_eq!(usage, TenantUsage::default());
+        // Nothing held but the tenant's first key.
+        assert_eq!(
+            usage,
+            TenantUsage {
+                keys: 1,
+                ..Default::default()
+            }
+        );
         let first = TenantLimits {
             max_sandboxes: Some(3),
             max_total_memory: Some(5 << 30),
@@ -1109,7 +1155,9 @@ mod claims {
                 sandboxes: 1,
                 volumes: 0,
                 memory_bytes: 64 << 20,
-                disk_bytes: 128 << 20
+                disk_bytes: 128 << 20,
+                // The tenant's first key.
+                keys: 1,
             }
         );
         assert_eq!(ids(&s.list_sandboxes(&acme).await.unwrap()), ["sb-1"]);

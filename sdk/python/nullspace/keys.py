@@ -41,6 +41,7 @@ class KeyInfo:
         prefix: the first characters of the key, to recognise it.
         created_at, last_used_at (refreshed at most once a minute), expires_at, revoked_at.
         volume_id: for a volume token, the one volume it reaches; ``None`` for a key.
+        path: for a volume token, the directory it is confined to (``/``: the whole volume).
         read_only: a volume token that only reads.
     """
 
@@ -53,6 +54,7 @@ class KeyInfo:
     expires_at: Optional[datetime] = None
     revoked_at: Optional[datetime] = None
     volume_id: Optional[str] = None
+    path: Optional[str] = None
     read_only: bool = False
 
     @classmethod
@@ -69,6 +71,7 @@ class KeyInfo:
             expires_at=time_field(d, "expires_at", what),
             revoked_at=time_field(d, "revoked_at", what),
             volume_id=opt_field(d, "volume_id", str, what),
+            path=opt_field(d, "path", str, what),
             read_only=bool(opt_field(d, "read_only", bool, what)),
         )
 

@@ -368,17 +368,20 @@ class Volume:
         most 7 days); revoked with ``nullspace.keys.revoke(token.info.id)`` or with the key that
         made it. Use it as ``Volume(name, token.info.volume_id, client=Client(url, token.key))``.
 
-        Only ``path="/"`` is supported so far (tokens confined to a directory are not built yet).
+        With ``path="/dir"`` (an existing directory) the token reaches only ``/dir`` and below:
+        it names paths as the volume does (``/dir/x``), and any path outside, ``/`` included, is
+        :class:`NotFoundError`, like a missing file. If the directory is later removed or
+        moved away, the token reaches nothing (a new directory of that name is reached again).
         """
         from .keys import CreatedKey
 
-        if path != "/":
-            raise ValueError("tokens confined to a directory are not supported yet: use path='/'")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"path must be an absolute volume path, not {path!r}")
         check_bool("read_only", read_only)
         doc = self._client.request_json(
             "POST",
             f"/v1/volumes/{self._name}/tokens",
-            json={"read_only": read_only, "expires_in": expires},
+            json={"path": path, "read_only": read_only, "expires_in": expires},
             idempotent=False,
         )
         return CreatedKey._from_json(doc)

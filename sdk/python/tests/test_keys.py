@@ -101,9 +101,36 @@ def test_a_volume_token_reaches_its_volume_only(server: Server, client: nullspac
                 r.files.read("/a.txt")
         assert v.files.read("/a.txt") == "ok"
         with pytest.raises(ValueError):
-            v.token(path="/dir")
+            v.token(path="dir")
+        with pytest.raises(nullspace.NotFoundError):
+            v.token(path="/no-such-dir")
         with pytest.raises(nullspace.InvalidArgumentError):
             v.token(expires=8 * 86400)
     finally:
         nullspace.Volume.delete(v.name, if_exists=True, client=client)
         nullspace.Volume.delete(other.name, if_exists=True, client=client)
+
+
+def test_a_path_token_reaches_its_directory_only(server: Server, client: nullspace.Client) -> None:
+    v = nullspace.Volume.create(unique_name(), client=client)
+    try:
+        v.files.write("/dir/in.txt", "inside")
+        v.files.write("/out.txt", "outside")
+        tok = v.token(path="/dir", expires=600)
+        assert tok.info.path == "/dir" and tok.info.volume_id == v.id
+        assert [k.path for k in keys.list(client=client) if k.id == tok.info.id] == ["/dir"]
+        with client_of(server, tok.key) as tc:
+            mine = nullspace.Volume(v.name, v.id, client=tc)
+            # Volume paths, in and out.
+            assert mine.files.read("/dir/in.txt") == "inside"
+            mine.files.write("/dir/new.txt", "new")
+            for outside in ("/out.txt", "/", "/dir2/x"):
+                with pytest.raises(nullspace.NotFoundError):
+                    mine.files.read(outside)
+            with pytest.raises(nullspace.NotFoundError):
+                mine.files.write("/out.txt", "evil")
+            assert not mine.files.exists("/out.txt")
+        assert v.files.read("/out.txt") == "outside"
+        assert v.files.read("/dir/new.txt") == "new"
+    finally:
+        nullspace.Volume.delete(v.name, if_exists=True, client=client)

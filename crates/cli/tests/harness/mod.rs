@@ -19,6 +19,7 @@
 
 pub mod cli;
 pub mod disk;
+pub mod hostile;
 pub mod http;
 pub mod launch;
 
@@ -365,6 +366,19 @@ impl Server {
             "the server logged faults:\n{}",
             faults.join("\n")
         );
+    }
+
+    /// Panics if the server's log holds anything shaped like a key or token (`nsk_` and 48 hex
+    /// digits), whoever made it: secrets are never logged. The message shows only where.
+    #[track_caller]
+    pub fn assert_log_has_no_secret(&self) {
+        let log = self.log();
+        let b = log.as_bytes();
+        for (at, _) in log.match_indices("nsk_") {
+            let tail = &b[at + 4..];
+            let hex = tail.iter().take_while(|c| c.is_ascii_hexdigit()).count();
+            assert!(hex < 48, "the server log holds a key at byte {at}");
+        }
     }
 
     /// The last `n` lines of the log, for failure messages.

@@ -45,7 +45,7 @@ impl<'h> Lookup<'h> {
     fn lstat(&mut self, target: &VolumePath) -> FsResult<Option<rustix::fs::Stat>> {
         let parent = target.parent().unwrap_or_else(VolumePath::root);
         if self.parent.as_ref().is_none_or(|(p, _)| *p != parent) {
-            let fd = match self.handle.beneath.open_dir(&parent) {
+            let fd = match self.handle.beneath().open_dir(&parent) {
                 Ok(fd) => Some(fd),
                 Err(FsError::NotFound(_) | FsError::NotADirectory(_)) => None,
                 Err(e) => return Err(e),
@@ -111,11 +111,12 @@ impl VolumeHandle {
     /// across a crash too (see the module's doc). Staged bytes never pass what the cap leaves
     /// (after pending uploads' reservations).
     pub fn write_batch(&self, tar_stream: impl Read, dest: &VolumePath) -> FsResult<BatchResult> {
-        let entry = self.staging.temp_name(TempKind::Batch);
+        self.beneath().reach(dest)?;
+        let entry = self.shared.staging.temp_name(TempKind::Batch);
         let result = self
             .stage_batch(tar_stream, dest, &entry)
             .and_then(|staged| self.publish_batch(&staged, dest));
-        self.staging.discard(&entry);
+        self.shared.staging.discard(&entry);
         result
     }
 
@@ -127,7 +128,7 @@ impl VolumeHandle {
         entry: &str,
     ) -> FsResult<StagedBatch> {
         let fs_err = |p: &str, e: std::io::Error| FsError::from_io(p, e);
-        let root: PathBuf = self.staging.path().join(entry);
+        let root: PathBuf = self.shared.staging.path().join(entry);
         std::fs::create_dir(&root).map_err(|e| fs_err(dest.as_str(), e))?;
         let tree = root.join("tree");
         let mut staged = StagedBatch {
@@ -138,9 +139,9 @@ impl VolumeHandle {
         // The room the cap leaves; files the batch replaces give theirs back.
         let used = self.usage().used_bytes;
         let pending = self.pending_upload_bytes();
-        let mut room = self.cap.saturating_sub(used).saturating_sub(pending);
+        let mut room = self.shared.cap.saturating_sub(used).saturating_sub(pending);
         let mut total: u64 = 0;
-        let quota = |total: u64| FsError::over_cap(used, pending, total, self.cap);
+        let quota = |total: u64| FsError::over_cap(used, pending, total, self.shared.cap);
         let conflict = |rel: &str| {
             FsError::Invalid(format!(
                 "batch entry {rel:?} conflicts with another entry of the batch (a file and a \
@@ -221,7 +222,7 @@ impl VolumeHandle {
             }
             staged.files.insert(target, size);
         }
-        self.staging.sync().map_err(io_at(dest.as_str()))?;
+        self.shared.staging.sync().map_err(io_at(dest.as_str()))?;
         Ok(staged)
     }
 
@@ -239,7 +240,7 @@ impl VolumeHandle {
         if staged.files.is_empty() && staged.dirs.is_empty() {
             return Ok(result);
         }
-        let _change = self.events.begin_change();
+        let _change = self.shared.events.begin_change();
         let mut usage = self.lock();
         // The first directory on the way to dest that does not exist, if one does not.
         let mut missing = None;
@@ -269,7 +270,8 @@ impl VolumeHandle {
             made.extend(staged.dirs.iter().cloned());
             self.created_dirs(&made);
             for target in staged.files.keys() {
-                self.events
+                self.shared
+                    .events
                     .publish(ChangeKind::Created, target.as_str(), None, false);
             }
             return Ok(result);
@@ -293,8 +295,14 @@ impl VolumeHandle {
             .collect();
         let mut freed = Usage::default();
         let mut modified = BTreeSet::new();
-        std::fs::create_dir(self.staging.path().join(&staged.entry).join("backup"))
-            .map_err(|e| FsError::from_io(dest.as_str(), e))?;
+        std::fs::create_dir(
+            self.shared
+                .staging
+                .path()
+                .join(&staged.entry)
+                .join("backup"),
+        )
+        .map_err(|e| FsError::from_io(dest.as_str(), e))?;
         let mut lookup = Lookup::new(self);
         for (i, target) in staged.files.keys().enumerate() {
             match lookup.lstat(target)? {
@@ -315,7 +323,7 @@ impl VolumeHandle {
             });
         }
         self.check_cap(&usage, freed.used_bytes, adding.used_bytes)?;
-        let journal = Journal::begin(&self.staging, &self.beneath, &staged.entry, steps)?;
+        let journal = Journal::begin(&self.shared.staging, &self.beneath(), &staged.entry, steps)?;
         match self.take_steps(journal.steps()) {
             Ok(()) => journal.commit()?,
             Err(e) => {
@@ -332,7 +340,9 @@ impl VolumeHandle {
             } else {
                 ChangeKind::Created
             };
-            self.events.publish(kind, target.as_str(), None, false);
+            self.shared
+                .events
+                .publish(kind, target.as_str(), None, false);
         }
         Ok(result)
     }
@@ -346,7 +356,7 @@ impl VolumeHandle {
         top: &VolumePath,
     ) -> FsResult<()> {
         let err = io_at(dest.as_str());
-        let root = self.staging.path().join(&staged.entry);
+        let root = self.shared.staging.path().join(&staged.entry);
         std::fs::create_dir_all(root.join("tree"))
             .map_err(|e| FsError::from_io(dest.as_str(), e))?;
         let mut from = format!("{}/tree", staged.entry);
@@ -359,9 +369,9 @@ impl VolumeHandle {
             rustix::fs::rename(root.join("tree"), &wrapped).map_err(&err)?;
             from = format!("{}/wrap", staged.entry);
         }
-        let (dir, name) = self.beneath.parent(top, None)?;
+        let (dir, name) = self.beneath().parent(top, None)?;
         rustix::fs::renameat_with(
-            self.staging.fd(),
+            self.shared.staging.fd(),
             from.as_str(),
             &dir,
             name,
@@ -378,7 +388,7 @@ impl VolumeHandle {
             match step {
                 Step::Mkdir(d) => {
                     let d = VolumePath::parse(d).map_err(|e| FsError::Invalid(e.message))?;
-                    let (dir, name) = self.beneath.parent(&d, None)?;
+                    let (dir, name) = self.beneath().parent(&d, None)?;
                     rustix::fs::mkdirat(&dir, name, rustix::fs::Mode::from_raw_mode(0o755))
                         .map_err(io_at(d.as_str()))?;
                 }
@@ -393,7 +403,7 @@ impl VolumeHandle {
                     // Consecutive targets often share a parent (the plan is sorted).
                     let parent = target.parent().unwrap_or_else(VolumePath::root);
                     if parent_fd.as_ref().is_none_or(|(p, _)| *p != parent) {
-                        let (dir, _) = self.beneath.parent(&target, None)?;
+                        let (dir, _) = self.beneath().parent(&target, None)?;
                         parent_fd = Some((parent, dir));
                     }
                     let dir = &parent_fd.as_ref().expect("set above").1;
@@ -401,7 +411,7 @@ impl VolumeHandle {
                     let err = io_at(target.as_str());
                     if into_data {
                         rustix::fs::renameat_with(
-                            self.staging.fd(),
+                            self.shared.staging.fd(),
                             staged.as_str(),
                             dir,
                             name,
@@ -409,23 +419,24 @@ impl VolumeHandle {
                         )
                         .map_err(err)?;
                     } else {
-                        rustix::fs::renameat(dir, name, self.staging.fd(), staged.as_str())
+                        rustix::fs::renameat(dir, name, self.shared.staging.fd(), staged.as_str())
                             .map_err(err)?;
                     }
                 }
             }
         }
-        rustix::fs::syncfs(self.beneath.root()).map_err(io_at("/"))
+        rustix::fs::syncfs(self.beneath().root()).map_err(io_at("/"))
     }
 
     /// Rolls back every publish that a crashed or stopped server left journalled in staging
     /// (see `journal`); returns how many. Runs when a volume is opened, before it serves and
     /// before usage is measured.
     pub(crate) fn roll_back_interrupted(&self) -> usize {
-        self.staging
+        self.shared
+            .staging
             .leftovers()
             .iter()
-            .filter(|name| crate::journal::recover(&self.staging, &self.beneath, name))
+            .filter(|name| crate::journal::recover(&self.shared.staging, &self.beneath(), name))
             .count()
     }
 }

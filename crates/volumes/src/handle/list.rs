@@ -86,7 +86,7 @@ impl VolumeHandle {
             });
         }
         let dir = self
-            .beneath
+            .beneath()
             .open(path, OFlags::RDONLY | OFlags::DIRECTORY, false)?;
         // The cursor is opaque: the previous page's last entry as raw name bytes below the
         // listed directory, base64url-encoded (names need not be UTF-8).

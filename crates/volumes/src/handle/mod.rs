@@ -39,11 +39,22 @@ pub(crate) use list::NameGlob;
 pub use list::{ListEntry, ListOptions, ListPage};
 pub use write::{PendingWrite, WriteOptions};
 
-/// One open volume: its confined root, its staging directory, its cap and usage.
+/// One open volume: its confined root, its staging directory, its cap and usage. A handle
+/// [`VolumeHandle::scoped`] to a directory shares all of that but resolves every user path
+/// below the directory.
 #[derive(Debug)]
 pub struct VolumeHandle {
+    shared: Arc<Shared>,
+    /// Where user paths resolve when scoped; else the volume's data directory.
+    scope: Option<Beneath>,
+}
+
+/// What every handle of one volume shares.
+#[derive(Debug)]
+pub struct Shared {
     id: String,
-    beneath: Beneath,
+    /// The volume's data directory (usage is measured over all of it).
+    data: Beneath,
     /// Where data waits before a rename publishes it (and whose temporary files are whose).
     staging: Staging,
     cap: u64,
@@ -138,9 +149,9 @@ impl VolumeHandle {
         let staging = Staging::new(open_dir(&staging_path)?, staging_path, owner.clone());
         let usage = SharedUsage::open(usage_file)
             .map_err(|e| FsError::from_io(&usage_file.display().to_string(), e))?;
-        let handle = VolumeHandle {
+        let shared = Shared {
             id: id.to_owned(),
-            beneath: Beneath::new(data),
+            data: Beneath::new(data),
             staging,
             cap,
             usage,
@@ -151,12 +162,16 @@ impl VolumeHandle {
             }),
             fs_source: crate::fswatch::FsSource::new(root.join("data"), hub),
         };
+        let handle = VolumeHandle {
+            shared: Arc::new(shared),
+            scope: None,
+        };
         // Before anything else looks at the tree: undo publishes a crash interrupted.
         handle.roll_back_interrupted();
         handle.clean_staging();
         // Measured under the commit lock, so that no server commits to the volume meanwhile.
         let mut usage = handle.lock();
-        usage.set_measured(tree_usage(handle.beneath.root()).map_err(io_at("/"))?);
+        usage.set_measured(tree_usage(handle.shared.data.root()).map_err(io_at("/"))?);
         drop(usage);
         Ok(handle)
     }
@@ -165,32 +180,32 @@ impl VolumeHandle {
     /// stopped or crashed (see [`ServerInstance`]). Resumable uploads are kept (they expire on
     /// their own). Returns how many entries went.
     pub fn clean_staging(&self) -> usize {
-        self.staging.clean()
+        self.shared.staging.clean()
     }
 
     /// The volume's id.
     pub fn id(&self) -> &str {
-        &self.id
+        &self.shared.id
     }
 
     /// The volume's cap in bytes.
     pub fn cap(&self) -> u64 {
-        self.cap
+        self.shared.cap
     }
 
     /// The volume's change events.
     pub fn events(&self) -> &EventLog {
-        &self.events
+        &self.shared.events
     }
 
     /// Subscribes to the volume's changes, made through the API or by sandbox code in a mount
     /// (the file-system source runs while the subscription lives, and a while after).
     pub fn watch(&self, last_event_id: Option<u64>) -> FsResult<crate::events::Subscription> {
-        let (attached, observed) = self.fs_source.attach(&self.events)?;
-        let mut sub = self.events.subscribe(last_event_id);
+        let (attached, observed) = self.shared.fs_source.attach(&self.shared.events)?;
+        let mut sub = self.shared.events.subscribe(last_event_id);
         if !observed && sub.gap.is_none() {
             // No inotify to be had: changes by sandbox code go unseen, and the watcher knows.
-            let next = self.events.next_id();
+            let next = self.shared.events.next_id();
             sub.gap = Some(crate::events::Gap {
                 last_event_id: last_event_id.unwrap_or(next.saturating_sub(1)),
                 oldest_available: next,
@@ -202,28 +217,41 @@ impl VolumeHandle {
 
     /// Stops the file-system source (the server stops or the volume is deleted).
     pub fn stop_watching(&self) {
-        self.fs_source.stop();
+        self.shared.fs_source.stop();
     }
 
     /// Whether the file-system source runs.
     pub fn fs_source_running(&self) -> bool {
-        self.fs_source.running()
+        self.shared.fs_source.running()
     }
 
+    /// This handle confined to the directory `prefix` (a volume token's path): every user path
+    /// resolves below that directory, and one outside it is `NotFound`; the rest (usage,
+    /// staging, events) is the volume's. A prefix that is missing, not a directory or a
+    /// symlink is `NotFound`.
+    pub fn scoped(&self, prefix: &VolumePath) -> FsResult<VolumeHandle> {
+        Ok(VolumeHandle {
+            shared: self.shared.clone(),
+            scope: Some(self.beneath().scoped(prefix)?),
+        })
+    }
+
+    /// The resolver of user paths: the scope's, else the volume's.
     pub(crate) fn beneath(&self) -> &Beneath {
-        &self.beneath
+        self.scope.as_ref().unwrap_or(&self.shared.data)
     }
 
     fn created_dirs(&self, dirs: &[VolumePath]) {
         for d in dirs {
-            self.events
+            self.shared
+                .events
                 .publish(ChangeKind::Created, d.as_str(), None, true);
         }
     }
 
     /// Current usage (as of the last commit through any server).
     pub fn usage(&self) -> Usage {
-        self.usage.current()
+        self.shared.usage.current()
     }
 
     /// Measures usage from disk again, under the commit lock, and keeps it: sandbox code
@@ -231,15 +259,23 @@ impl VolumeHandle {
     /// the next write uses the new figure.
     pub fn remeasure(&self) -> FsResult<Usage> {
         let mut usage = self.lock();
-        let fresh = tree_usage(self.beneath.root()).map_err(io_at("/"))?;
+        let fresh = tree_usage(self.shared.data.root()).map_err(io_at("/"))?;
         usage.set_measured(fresh);
-        *self.measured_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        *self
+            .shared
+            .measured_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Instant::now();
         Ok(fresh)
     }
 
     /// [`VolumeHandle::remeasure`] unless usage was measured less than `max_age` ago.
     pub fn remeasure_if_older(&self, max_age: Duration) -> FsResult<Usage> {
-        let at = *self.measured_at.lock().unwrap_or_else(|e| e.into_inner());
+        let at = *self
+            .shared
+            .measured_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if at.elapsed() < max_age {
             return Ok(self.usage());
         }
@@ -248,7 +284,7 @@ impl VolumeHandle {
 
     /// Enters the volume's commit critical section (see `shared_usage`).
     fn lock(&self) -> CommitGuard<'_> {
-        self.usage.lock()
+        self.shared.usage.lock()
     }
 
     /// Refuses a change that would take `usage` past the cap: `adding` bytes, `freed` going.
@@ -258,21 +294,21 @@ impl VolumeHandle {
             .used_bytes
             .saturating_sub(freed)
             .saturating_add(adding);
-        if after > self.cap {
+        if after > self.shared.cap {
             return Err(FsError::QuotaExceeded {
                 used: usage.used_bytes,
                 adding,
-                cap: self.cap,
+                cap: self.shared.cap,
             });
         }
         if adding > freed {
             let pending = self.pending_upload_bytes();
-            if after.saturating_add(pending) > self.cap {
+            if after.saturating_add(pending) > self.shared.cap {
                 return Err(FsError::over_cap(
                     usage.used_bytes,
                     pending,
                     adding,
-                    self.cap,
+                    self.shared.cap,
                 ));
             }
         }

@@ -11,11 +11,12 @@ use crate::error::{FsError, FsResult};
 impl VolumeHandle {
     /// `stat` without following a final symlink.
     pub fn stat(&self, path: &VolumePath) -> FsResult<FileStat> {
-        if path.is_root() {
-            let st = rustix::fs::fstat(self.beneath.root()).map_err(io_at("/"))?;
-            return Ok(file_stat("/".into(), &st));
+        if self.beneath().is_root(path) {
+            // The volume's root, or a scoped handle's directory (which has no parent here).
+            let st = rustix::fs::fstat(self.beneath().root()).map_err(io_at(path.as_str()))?;
+            return Ok(file_stat(path.to_string(), &st));
         }
-        let (dir, name) = self.beneath.parent(path, None)?;
+        let (dir, name) = self.beneath().parent(path, None)?;
         let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(io_at(path.as_str()))?;
         Ok(file_stat(path.to_string(), &st))
@@ -34,7 +35,7 @@ impl VolumeHandle {
     pub fn open_read(&self, path: &VolumePath) -> FsResult<(File, FileStat)> {
         // O_NONBLOCK so that a FIFO planted by sandbox code cannot hang the request.
         let fd = self
-            .beneath
+            .beneath()
             .open(path, OFlags::RDONLY | OFlags::NONBLOCK, true)?;
         let st = rustix::fs::fstat(&fd).map_err(io_at(path.as_str()))?;
         match FileType::from_raw_mode(st.st_mode) {

@@ -16,7 +16,8 @@ use crate::Usage;
 impl VolumeHandle {
     /// Makes a directory (`parents`: also its parents, and an existing directory is fine).
     pub fn mkdir(&self, path: &VolumePath, parents: bool) -> FsResult<FileStat> {
-        let _change = self.events.begin_change();
+        self.beneath().reach(path)?;
+        let _change = self.shared.events.begin_change();
         if parents {
             if let Ok(st) = self.stat(path) {
                 if st.file_type != StatType::Dir {
@@ -24,18 +25,19 @@ impl VolumeHandle {
                 }
             }
             let mut created = Vec::new();
-            let fd = self.beneath.ensure_dir(path, &mut created)?;
+            let fd = self.beneath().ensure_dir(path, &mut created)?;
             rustix::fs::fsync(&fd).map_err(io_at(path.as_str()))?;
             self.created_dirs(&created);
         } else {
             if path.is_root() {
                 return Err(FsError::AlreadyExists("/".into()));
             }
-            let (dir, name) = self.beneath.parent(path, None)?;
+            let (dir, name) = self.beneath().parent(path, None)?;
             rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755))
                 .map_err(io_at(path.as_str()))?;
             rustix::fs::fsync(&dir).map_err(io_at(path.as_str()))?;
-            self.events
+            self.shared
+                .events
                 .publish(ChangeKind::Created, path.as_str(), None, true);
         }
         self.stat(path)
@@ -48,6 +50,8 @@ impl VolumeHandle {
         dst: &VolumePath,
         overwrite: bool,
     ) -> FsResult<FileStat> {
+        self.beneath().reach(src)?;
+        self.beneath().reach(dst)?;
         if src.is_root() || dst.is_root() {
             return Err(FsError::Invalid(
                 "the volume root cannot be moved or replaced".into(),
@@ -58,15 +62,15 @@ impl VolumeHandle {
                 "cannot move {src} into itself ({dst})"
             )));
         }
-        let (sdir, sname) = self.beneath.parent(src, None)?;
+        let (sdir, sname) = self.beneath().parent(src, None)?;
         let sst = rustix::fs::statat(&sdir, sname, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(io_at(src.as_str()))?;
         if src == dst {
             return Ok(file_stat(dst.to_string(), &sst));
         }
-        let _change = self.events.begin_change();
+        let _change = self.shared.events.begin_change();
         let mut created = Vec::new();
-        let (ddir, dname) = self.beneath.parent(dst, Some(&mut created))?;
+        let (ddir, dname) = self.beneath().parent(dst, Some(&mut created))?;
         let mut usage = self.lock();
         self.created_dirs(&created);
         let old = lstat_opt(&ddir, dname, dst.as_str())?;
@@ -101,7 +105,7 @@ impl VolumeHandle {
         rustix::fs::fsync(&ddir).map_err(&err)?;
         rustix::fs::fsync(&sdir).map_err(&err)?;
         *usage -= freed;
-        self.events.publish(
+        self.shared.events.publish(
             ChangeKind::Moved,
             dst.as_str(),
             Some(src.as_str()),
@@ -116,10 +120,10 @@ impl VolumeHandle {
     /// staging, then `src` in) under a journal, so that a crash between them is rolled back
     /// at the next open (see `journal`); the old tree is removed afterwards.
     fn move_over_dir(&self, src: &VolumePath, dst: &VolumePath) -> FsResult<()> {
-        let entry = self.staging.temp_name(TempKind::Trash);
+        let entry = self.shared.staging.temp_name(TempKind::Trash);
         let err = io_at(dst.as_str());
         rustix::fs::mkdirat(
-            self.staging.fd(),
+            self.shared.staging.fd(),
             entry.as_str(),
             Mode::from_raw_mode(0o700),
         )
@@ -135,27 +139,28 @@ impl VolumeHandle {
                 to: Place::Data(dst.to_string()),
             },
         ];
-        let result = Journal::begin(&self.staging, &self.beneath, &entry, steps).and_then(|j| {
-            let taken = (|| {
-                let (sdir, sname) = self.beneath.parent(src, None)?;
-                let (ddir, dname) = self.beneath.parent(dst, None)?;
-                rustix::fs::renameat(&ddir, dname, self.staging.fd(), old.as_str())
-                    .map_err(&err)?;
-                rustix::fs::renameat_with(&sdir, sname, &ddir, dname, RenameFlags::NOREPLACE)
-                    .map_err(&err)?;
-                rustix::fs::fsync(self.staging.fd()).map_err(&err)?;
-                rustix::fs::fsync(&ddir).map_err(&err)?;
-                rustix::fs::fsync(&sdir).map_err(&err)
-            })();
-            match taken {
-                Ok(()) => j.commit(),
-                Err(e) => {
-                    j.roll_back();
-                    Err(e)
+        let result =
+            Journal::begin(&self.shared.staging, &self.beneath(), &entry, steps).and_then(|j| {
+                let taken = (|| {
+                    let (sdir, sname) = self.beneath().parent(src, None)?;
+                    let (ddir, dname) = self.beneath().parent(dst, None)?;
+                    rustix::fs::renameat(&ddir, dname, self.shared.staging.fd(), old.as_str())
+                        .map_err(&err)?;
+                    rustix::fs::renameat_with(&sdir, sname, &ddir, dname, RenameFlags::NOREPLACE)
+                        .map_err(&err)?;
+                    rustix::fs::fsync(self.shared.staging.fd()).map_err(&err)?;
+                    rustix::fs::fsync(&ddir).map_err(&err)?;
+                    rustix::fs::fsync(&sdir).map_err(&err)
+                })();
+                match taken {
+                    Ok(()) => j.commit(),
+                    Err(e) => {
+                        j.roll_back();
+                        Err(e)
+                    }
                 }
-            }
-        });
-        self.staging.discard(&entry);
+            });
+        self.shared.staging.discard(&entry);
         result
     }
 
@@ -168,6 +173,8 @@ impl VolumeHandle {
         overwrite: bool,
         recursive: bool,
     ) -> FsResult<FileStat> {
+        self.beneath().reach(src)?;
+        self.beneath().reach(dst)?;
         if src.is_root() || dst.is_root() {
             return Err(FsError::Invalid(
                 "the volume root cannot be copied or replaced".into(),
@@ -178,7 +185,7 @@ impl VolumeHandle {
                 "cannot copy {src} into itself ({dst})"
             )));
         }
-        let (sdir, sname) = self.beneath.parent(src, None)?;
+        let (sdir, sname) = self.beneath().parent(src, None)?;
         let sst = rustix::fs::statat(&sdir, sname, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(io_at(src.as_str()))?;
         if is_dir(&sst) && !recursive {
@@ -188,17 +195,22 @@ impl VolumeHandle {
         }
         let size = entry_usage(&sdir, &cname(sname), &sst).map_err(io_at(src.as_str()))?;
         self.check_cap(&self.usage(), 0, size.used_bytes)?;
-        let staged = self.staging.temp_name(TempKind::Copy);
+        let staged = self.shared.staging.temp_name(TempKind::Copy);
         let result = (|| {
-            let copied = copy_entry(&sdir, &cname(sname), self.staging.fd(), &cname(&staged))
-                .map_err(|e| match e {
-                    rustix::io::Errno::INVAL => FsError::Invalid(format!(
-                        "{src} is or holds a special file (a FIFO, socket or device): \
+            let copied = copy_entry(
+                &sdir,
+                &cname(sname),
+                self.shared.staging.fd(),
+                &cname(&staged),
+            )
+            .map_err(|e| match e {
+                rustix::io::Errno::INVAL => FsError::Invalid(format!(
+                    "{src} is or holds a special file (a FIFO, socket or device): \
                          only files, directories and symlinks can be copied"
-                    )),
-                    e => FsError::from_errno(src.as_str(), e),
-                })?;
-            self.staging.sync().map_err(io_at(dst.as_str()))?;
+                )),
+                e => FsError::from_errno(src.as_str(), e),
+            })?;
+            self.shared.staging.sync().map_err(io_at(dst.as_str()))?;
             let opts = WriteOptions {
                 overwrite,
                 if_match: None,
@@ -206,7 +218,7 @@ impl VolumeHandle {
             self.publish(&staged, dst, copied, is_dir(&sst), &opts)
         })();
         if result.is_err() {
-            self.staging.discard(&staged);
+            self.shared.staging.discard(&staged);
         }
         result
     }
@@ -214,6 +226,7 @@ impl VolumeHandle {
     /// Removes a file, symlink or empty directory; with `recursive`, a whole tree (moved out of
     /// sight in one rename, then deleted). `/` with `recursive` empties the volume.
     pub fn remove(&self, path: &VolumePath, recursive: bool) -> FsResult<()> {
+        self.beneath().reach(path)?;
         if path.is_root() {
             if !recursive {
                 return Err(FsError::Invalid(
@@ -221,14 +234,14 @@ impl VolumeHandle {
                 ));
             }
             // By raw names, relative to the root fd: names need not be UTF-8.
-            let root = self.beneath.open_dir(path)?;
+            let root = self.beneath().open_dir(path)?;
             for e in read_entries(&root).map_err(io_at("/"))? {
                 let shown = VolumePath::root().child(&e.name_lossy());
                 self.remove_at(&root, &e.name, shown.as_str(), true)?;
             }
             return Ok(());
         }
-        let (dir, name) = self.beneath.parent(path, None)?;
+        let (dir, name) = self.beneath().parent(path, None)?;
         self.remove_at(&dir, &cname(name), path.as_str(), recursive)
     }
 
@@ -241,32 +254,39 @@ impl VolumeHandle {
         recursive: bool,
     ) -> FsResult<()> {
         let err = io_at(shown);
-        let _change = self.events.begin_change();
+        let _change = self.shared.events.begin_change();
         let mut usage = self.lock();
         let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(&err)?;
         if !is_dir(&st) {
             rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(&err)?;
             rustix::fs::fsync(dir).map_err(&err)?;
             *usage -= stat_usage(&st);
-            self.events.publish(ChangeKind::Deleted, shown, None, false);
+            self.shared
+                .events
+                .publish(ChangeKind::Deleted, shown, None, false);
             return Ok(());
         }
         if !recursive {
             rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(&err)?;
             rustix::fs::fsync(dir).map_err(&err)?;
-            self.events.publish(ChangeKind::Deleted, shown, None, true);
+            self.shared
+                .events
+                .publish(ChangeKind::Deleted, shown, None, true);
             return Ok(());
         }
         let freed = entry_usage(dir, name, &st).map_err(&err)?;
         let trash = self
+            .shared
             .staging
             .move_in(dir, name, TempKind::Trash)
             .map_err(&err)?;
         rustix::fs::fsync(dir).map_err(&err)?;
         *usage -= freed;
-        self.events.publish(ChangeKind::Deleted, shown, None, true);
+        self.shared
+            .events
+            .publish(ChangeKind::Deleted, shown, None, true);
         drop(usage);
-        self.staging.discard(&trash);
+        self.shared.staging.discard(&trash);
         Ok(())
     }
 }

@@ -29,13 +29,17 @@ fn parse_path(state: &UploadState) -> UploadResult<VolumePath> {
 
 impl VolumeHandle {
     fn uploads(&self) -> Uploads<'_> {
-        Uploads::new(&self.staging)
+        Uploads::new(&self.shared.staging)
     }
 
     /// The state of an upload; `Expired` once past its expiry (its files are then removed).
     pub fn upload_state(&self, id: &str) -> UploadResult<UploadState> {
         let files = self.uploads().files(id)?;
         let mut state = files.load(id)?;
+        // A scoped handle sees only the uploads to paths within its scope.
+        if !self.beneath().contains(&parse_path(&state)?) {
+            return Err(UploadError::NotFound(id.to_owned()));
+        }
         if state.completed.is_none() && state.offset == state.length {
             // Every byte is stored but a crash came before the upload was published (or
             // before its record said so): finish it now, unless a request holds it.
@@ -65,6 +69,7 @@ impl VolumeHandle {
         metadata: Option<String>,
         ttl: Duration,
     ) -> UploadResult<UploadState> {
+        self.beneath().reach(path)?;
         if path.is_root() {
             return Err(FsError::IsADirectory("/".into()).into());
         }
@@ -114,7 +119,7 @@ impl VolumeHandle {
             .ok()
             .filter(|s| s.file_type == nullspace_core::FileType::File)
             .map_or(0, |s| s.size);
-        let cap = self.cap;
+        let cap = self.shared.cap;
         let over_cap = move |offset: u64| FsError::over_cap(used, others, offset, cap);
         let bound = AppendBound {
             max_offset: cap

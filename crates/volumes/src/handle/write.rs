@@ -28,6 +28,7 @@ impl VolumeHandle {
     /// Starts an atomic write of `path`: data goes to a temporary file in staging, published by
     /// [`PendingWrite::commit`]. Dropping the `PendingWrite` removes the temporary file.
     pub fn begin_write(self: &Arc<Self>, path: &VolumePath) -> FsResult<PendingWrite> {
+        self.beneath().reach(path)?;
         if path.is_root() {
             return Err(FsError::IsADirectory("/".into()));
         }
@@ -38,11 +39,13 @@ impl VolumeHandle {
             .filter(|s| s.file_type == StatType::File)
             .map_or(0, |s| s.size);
         let limit = self
+            .shared
             .cap
             .saturating_sub(self.usage().used_bytes)
             .saturating_add(existing);
-        let name = self.staging.temp_name(TempKind::Write);
+        let name = self.shared.staging.temp_name(TempKind::Write);
         let file = self
+            .shared
             .staging
             .create_file(&name)
             .map_err(io_at(path.as_str()))?;
@@ -68,9 +71,9 @@ impl VolumeHandle {
         staged_dir: bool,
         opts: &WriteOptions,
     ) -> FsResult<FileStat> {
-        let _change = self.events.begin_change();
+        let _change = self.shared.events.begin_change();
         let mut created = Vec::new();
-        let (dir, name) = match self.beneath.parent(path, None) {
+        let (dir, name) = match self.beneath().parent(path, None) {
             Ok(found) => found,
             Err(FsError::NotFound(_)) => {
                 // Nothing is at the target yet: refuse what can be refused before making parents,
@@ -81,7 +84,7 @@ impl VolumeHandle {
                     )));
                 }
                 self.check_cap(&self.usage(), 0, adding.used_bytes)?;
-                self.beneath.parent(path, Some(&mut created))?
+                self.beneath().parent(path, Some(&mut created))?
             }
             Err(e) => return Err(e),
         };
@@ -121,7 +124,9 @@ impl VolumeHandle {
         } else {
             ChangeKind::Created
         };
-        self.events.publish(kind, path.as_str(), None, staged_dir);
+        self.shared
+            .events
+            .publish(kind, path.as_str(), None, staged_dir);
         let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(io_at(path.as_str()))?;
         Ok(file_stat(path.to_string(), &st))
@@ -141,7 +146,7 @@ impl VolumeHandle {
         match old {
             Some(old) if is_dir(old) => {
                 rustix::fs::renameat_with(
-                    self.staging.fd(),
+                    self.shared.staging.fd(),
                     staged,
                     dir,
                     name,
@@ -149,12 +154,14 @@ impl VolumeHandle {
                 )
                 .map_err(&err)?;
                 // The old tree now sits at the staged name: remove it.
-                self.staging.discard(staged);
+                self.shared.staging.discard(staged);
                 Ok(())
             }
-            Some(_) => rustix::fs::renameat(self.staging.fd(), staged, dir, name).map_err(err),
+            Some(_) => {
+                rustix::fs::renameat(self.shared.staging.fd(), staged, dir, name).map_err(err)
+            }
             None => rustix::fs::renameat_with(
-                self.staging.fd(),
+                self.shared.staging.fd(),
                 staged,
                 dir,
                 name,
@@ -179,12 +186,14 @@ impl VolumeHandle {
             .filter(|s| s.file_type == StatType::File)
             .map_or(0, |s| s.size);
         let limit = self
+            .shared
             .cap
             .saturating_sub(self.usage().used_bytes)
             .saturating_add(existing);
-        let staged = self.staging.temp_name(TempKind::Write);
+        let staged = self.shared.staging.temp_name(TempKind::Write);
         let result = (|| {
             let f = self
+                .shared
                 .staging
                 .create_file(&staged)
                 .map_err(io_at(path.as_str()))?;
@@ -199,7 +208,7 @@ impl VolumeHandle {
                 return Err(FsError::QuotaExceeded {
                     used: self.usage().used_bytes,
                     adding: out.written,
-                    cap: self.cap,
+                    cap: self.shared.cap,
                 });
             }
             let produced = produced?;
@@ -215,7 +224,7 @@ impl VolumeHandle {
             Ok((st, produced))
         })();
         if result.is_err() {
-            self.staging.discard(&staged);
+            self.shared.staging.discard(&staged);
         }
         result
     }
@@ -269,7 +278,7 @@ impl PendingWrite {
             return Err(FsError::QuotaExceeded {
                 used,
                 adding: self.written,
-                cap: self.handle.cap,
+                cap: self.handle.shared.cap,
             });
         }
         self.file
@@ -314,7 +323,7 @@ impl PendingWrite {
 impl Drop for PendingWrite {
     fn drop(&mut self) {
         if !self.done {
-            self.handle.staging.remove_file(&self.name);
+            self.handle.shared.staging.remove_file(&self.name);
         }
     }
 }
