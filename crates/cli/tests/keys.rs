@@ -366,6 +366,16 @@ fn every_route_answers_each_credential_as_its_role_allows_and_refusals_change_no
             let r: Resp = api.send(method.clone(), &pq, &hs, body);
             let label = format!("{cred:?} {method} {template}");
             match refused {
+                // The list of pending uploads names no path: it shows those within the
+                // token's directory (none here), like a listing of the directory.
+                Some((404, _))
+                    if matches!(cred, Cred::PathRw | Cred::PathRo)
+                        && *method == Method::GET
+                        && template == "/v1/volumes/{name}/uploads" =>
+                {
+                    assert_eq!(r.status, 200, "{label}: {}", r.text());
+                    assert_eq!(r.json()["uploads"], json!([]), "{label}: {}", r.text());
+                }
                 // `exists` answers whether it can see the path: outside, it cannot.
                 Some((404, _))
                     if matches!(cred, Cred::PathRw | Cred::PathRo)
@@ -1124,6 +1134,24 @@ fn a_path_token_reaches_its_directory_by_volume_paths_and_nothing_outside() {
         404,
         "not_found",
         "tus delete of an upload outside",
+    );
+    // The list of pending uploads shows the token only its own directory's.
+    let listed = |api: &Api| -> Vec<String> {
+        let r = api
+            .get(&format!("/v1/volumes/{VOL}/uploads"))
+            .expect(200, "uploads list");
+        r.json()["uploads"]
+            .as_array()
+            .expect("uploads")
+            .iter()
+            .map(|u| u["path"].as_str().expect("path").to_owned())
+            .collect()
+    };
+    assert_eq!(listed(&admin), vec!["/tus-outside.txt".to_owned()]);
+    assert_eq!(
+        listed(&t),
+        Vec::<String>::new(),
+        "no upload outside is listed"
     );
     patch(&admin, &theirs).expect(204, "the admin's upload is untouched");
     assert_eq!(

@@ -166,7 +166,11 @@ mod tests {
 
     #[test]
     fn field_lists() {
-        assert_eq!(VolumeField::parse_list("").unwrap().len(), 10);
+        assert_eq!(
+            VolumeField::parse_list("").unwrap().len(),
+            VolumeField::ALL.len()
+        );
+        assert_eq!(VolumeField::ALL.len(), 11);
         assert_eq!(
             VolumeField::parse_list("name, used_bytes,name").unwrap(),
             vec![VolumeField::Name, VolumeField::UsedBytes]

@@ -107,6 +107,17 @@ impl<'a> Journal<'a> {
     }
 }
 
+/// Rolls back every journalled publish among the staging entries no running server owns;
+/// returns how many. Runs before a volume serves (at open) and before start-up cleans its
+/// staging (which would remove the journals).
+pub(crate) fn roll_back_all(staging: &Staging, beneath: &Beneath) -> usize {
+    staging
+        .leftovers()
+        .iter()
+        .filter(|name| recover(staging, beneath, name))
+        .count()
+}
+
 /// Rolls back the operation whose temporary entry `entry` holds a journal, if it does;
 /// whether there was one. The journal is removed afterwards (the entry itself is left to
 /// staging's cleaning).

@@ -277,17 +277,25 @@ impl VolumeStore {
     /// Removes from a volume's staging what no running server uses (temporary files of
     /// servers that stopped or crashed), without opening the volume; returns how many entries
     /// went. Start-up does this for every volume, holding one descriptor at a time.
+    /// Publishes those servers left journalled are rolled back first (see `journal`), since
+    /// cleaning would remove their journals.
     pub fn clean_staging(&self, volume_id: &str) -> FsResult<usize> {
-        let path = self.placement.locate(volume_id)?.join("staging");
-        let fd = rustix::fs::open(
-            &path,
-            rustix::fs::OFlags::RDONLY
-                | rustix::fs::OFlags::DIRECTORY
-                | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| FsError::from_errno(&path.display().to_string(), e))?;
-        Ok(staging::Staging::new(fd, path, self.owner.clone()).clean())
+        let root = self.placement.locate(volume_id)?;
+        let open_dir = |path: &std::path::Path| {
+            rustix::fs::open(
+                path,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| FsError::from_errno(&path.display().to_string(), e))
+        };
+        let path = root.join("staging");
+        let staging = staging::Staging::new(open_dir(&path)?, path, self.owner.clone());
+        let data = resolve::Beneath::new(open_dir(&root.join("data"))?);
+        journal::roll_back_all(&staging, &data);
+        Ok(staging.clean())
     }
 
     /// The open handle of a volume, opening it (and measuring its usage) on first use.

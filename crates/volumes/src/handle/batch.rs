@@ -432,11 +432,6 @@ impl VolumeHandle {
     /// (see `journal`); returns how many. Runs when a volume is opened, before it serves and
     /// before usage is measured.
     pub(crate) fn roll_back_interrupted(&self) -> usize {
-        self.shared
-            .staging
-            .leftovers()
-            .iter()
-            .filter(|name| crate::journal::recover(&self.shared.staging, &self.beneath(), name))
-            .count()
+        crate::journal::roll_back_all(&self.shared.staging, self.beneath())
     }
 }

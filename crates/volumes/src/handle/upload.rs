@@ -175,6 +175,8 @@ impl VolumeHandle {
             .iter()
             .filter_map(|id| self.uploads().files(id).ok()?.load(id).ok())
             .filter(|s| s.completed.is_none() && s.offset < s.length && s.expires_at > now)
+            // A scoped handle lists only the uploads to paths within its scope.
+            .filter(|s| parse_path(s).is_ok_and(|p| self.beneath().contains(&p)))
             .collect();
         list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         list
