@@ -166,6 +166,9 @@ impl Client {
         };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // Well below the server's idle timeout (60 s by default), so a kept-alive
+            // connection is never reused just as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(20))
             .user_agent(concat!("nullspace-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::internal(format!("cannot set up the HTTP client: {e}")))?;

@@ -84,6 +84,9 @@ impl Api {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(120))
+            // Below the server's idle timeout (60 s): a pooled connection is never reused
+            // just as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(20))
             .build()
             .expect("reqwest client");
         Api {
