@@ -1,0 +1,157 @@
+//! gvisor only: hibernate keeps process memory (a counter goes on, same pid), memory is freed
+//! while hibernated, fork continues from the same value in both copies, a volume write made
+//! while hibernated is seen after resume, runtime attach is `failed` with a reason.
+
+mod common;
+
+use nullspace_sandbox::{AttachmentState, MountSpec, SandboxRuntime, SandboxSpec, SandboxState};
+
+const COUNTER: &str = "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done) >/dev/null 2>&1 </dev/null & echo $!";
+
+fn count(t: &common::TestEnv, id: &str) -> u64 {
+    t.ok(id, "cat /tmp/count").trim().parse().unwrap()
+}
+
+/// Polls until the counter passes `v` (bounded).
+fn wait_past(t: &common::TestEnv, id: &str, v: u64) -> u64 {
+    for _ in 0..200 {
+        let c = count(t, id);
+        if c > v {
+            return c;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("counter of {id} stuck at {v}");
+}
+
+fn memory_usage(id: &str) -> Option<u64> {
+    std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/nullspace/{id}/memory.usage_in_bytes"
+    ))
+    .ok()
+    .and_then(|s| s.trim().parse().ok())
+}
+
+#[test]
+fn hibernate_keeps_memory_and_frees_it() {
+    if !common::gvisor_or_skip("hibernate_keeps_memory_and_frees_it") {
+        return;
+    }
+    let t = common::env();
+    let vol = t.volume("v");
+    let id = common::id("gvhib");
+    t.rt.create(
+        SandboxSpec::new(&id)
+            .runtime(SandboxRuntime::Gvisor)
+            .mount(MountSpec::new(&vol, "/data")),
+    )
+    .unwrap();
+    let pid = t.ok(&id, COUNTER).trim().to_string();
+    // 64 MiB held in memory by a process that sleeps.
+    t.ok(&id, "python3 -c 'import time; b = bytearray(64 << 20); b[::4096] = b\"x\" * (len(b) // 4096); open(\"/tmp/held\", \"w\").write(\"1\"); time.sleep(100000)' >/dev/null 2>&1 </dev/null &");
+    for _ in 0..200 {
+        if t.sh(&id, "cat /tmp/held").exit_code == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let before = wait_past(&t, &id, 0);
+    let used = memory_usage(&id).expect("the sandbox's memory cgroup");
+    assert!(used >= 64 << 20, "memory usage {used} with 64 MiB held");
+    let info = t.rt.hibernate(&id).unwrap();
+    assert_eq!(info.state, SandboxState::Hibernated);
+    assert_eq!(info.mounts[0].state, AttachmentState::Released);
+    let freed = memory_usage(&id).unwrap_or(0);
+    assert!(freed < 16 << 20, "memory usage {freed} while hibernated");
+    std::fs::write(vol.join("while-asleep"), "z").unwrap();
+    // exec auto-resumes.
+    let after = count(&t, &id);
+    assert!(after >= before, "counter went back: {before} -> {after}");
+    let info = t.rt.info(&id).unwrap();
+    assert_eq!(info.state, SandboxState::Running);
+    assert_eq!(info.mounts[0].state, AttachmentState::Mounted);
+    wait_past(&t, &id, after);
+    assert_eq!(
+        t.ok(&id, &format!("kill -0 {pid} && echo alive")),
+        "alive\n"
+    );
+    assert_eq!(t.ok(&id, "cat /data/while-asleep"), "z");
+    assert_eq!(t.ok(&id, "cat /tmp/held"), "1");
+}
+
+#[test]
+fn fork_continues_from_the_same_value_and_diverges() {
+    if !common::gvisor_or_skip("fork_continues_from_the_same_value_and_diverges") {
+        return;
+    }
+    let t = common::env();
+    let vol = t.volume("shared");
+    let id = common::id("gvsrc");
+    t.rt.create(
+        SandboxSpec::new(&id)
+            .runtime(SandboxRuntime::Gvisor)
+            .mount(MountSpec::new(&vol, "/shared")),
+    )
+    .unwrap();
+    t.ok(&id, COUNTER);
+    t.ok(&id, "echo layer > /root/in-layer");
+    let at_fork = wait_past(&t, &id, 3);
+    let copy = common::id("gvcopy");
+    let info = t.rt.fork(&id, &copy).unwrap();
+    assert_eq!(info.runtime, SandboxRuntime::Gvisor);
+    assert_eq!(info.mounts[0].state, AttachmentState::Mounted);
+    let a = count(&t, &id);
+    let b = count(&t, &copy);
+    assert!(a >= at_fork && b >= at_fork, "{at_fork}: {a} {b}");
+    assert_eq!(t.ok(&copy, "cat /root/in-layer"), "layer\n");
+    // Diverge: the copy's counter is reset, the source's is not.
+    t.ok(&copy, "echo copy > /root/in-layer");
+    assert_eq!(t.ok(&id, "cat /root/in-layer"), "layer\n");
+    t.ok(&copy, "echo v > /shared/from-copy");
+    assert_eq!(t.ok(&id, "cat /shared/from-copy"), "v\n");
+    assert_eq!(
+        std::fs::read_to_string(vol.join("from-copy")).unwrap(),
+        "v\n"
+    );
+    wait_past(&t, &copy, b);
+    wait_past(&t, &id, a);
+}
+
+#[test]
+fn runtime_attach_is_failed_with_a_reason() {
+    if !common::gvisor_or_skip("runtime_attach_is_failed_with_a_reason") {
+        return;
+    }
+    let t = common::env();
+    let vol = t.volume("late");
+    let id = common::id("gvatt");
+    t.rt.create(SandboxSpec::new(&id).runtime(SandboxRuntime::Gvisor))
+        .unwrap();
+    let st = t.rt.attach(&id, MountSpec::new(&vol, "/late")).unwrap();
+    assert_eq!(st.state, AttachmentState::Failed);
+    assert!(st
+        .error
+        .unwrap()
+        .contains("not supported on the gvisor runtime"));
+    assert_ne!(t.sh(&id, "test -d /late").exit_code, 0);
+    t.rt.detach(&id, "/late").unwrap();
+    assert!(t.rt.info(&id).unwrap().mounts.is_empty());
+}
+
+#[test]
+fn unavailable_runtime_says_what_to_install() {
+    // Real only where runsc is missing; where it is present, this checks the message text.
+    let t = common::env();
+    let id = common::id("gvnone");
+    match common::gvisor_missing() {
+        Some(_) => {
+            let e = t
+                .rt
+                .create(SandboxSpec::new(&id).runtime(SandboxRuntime::Gvisor))
+                .unwrap_err();
+            assert_eq!(e.code().as_str(), "unavailable");
+            assert!(e.to_string().contains("apt-get install runsc"), "{e}");
+        }
+        None => eprintln!("unavailable_runtime_says_what_to_install: runsc is installed here; the missing case is not exercised"),
+    }
+}
