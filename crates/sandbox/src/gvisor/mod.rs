@@ -588,8 +588,16 @@ impl Runtime {
         let (dir, env) = {
             let mut sb = lock(&sb);
             self.gv_check_alive(&mut sb)?;
-            if sb.record.state == SandboxState::Hibernated {
-                self.gv_wake(&mut sb)?;
+            match sb.record.state {
+                SandboxState::Hibernated => self.gv_wake(&mut sb)?,
+                // runsc cannot exec in a paused container, and its /tmp is in its memory.
+                SandboxState::Paused => {
+                    return Err(SandboxError::Conflict {
+                        id: id.to_string(),
+                        reason: "sandbox is paused (gvisor): resume it to use its files".into(),
+                    })
+                }
+                SandboxState::Running => {}
             }
             (sb.dir.clone(), sb.record.env.clone())
         };
