@@ -155,3 +155,110 @@ fn unavailable_runtime_says_what_to_install() {
         None => eprintln!("unavailable_runtime_says_what_to_install: runsc is installed here; the missing case is not exercised"),
     }
 }
+
+#[test]
+fn restart_adopts_running_and_resumes_hibernated_from_memory() {
+    if !common::gvisor_or_skip("restart_adopts_running_and_resumes_hibernated_from_memory") {
+        return;
+    }
+    let t = common::env();
+    let vol = t.volume("r");
+    let (live, asleep) = (common::id("gvlive"), common::id("gvasleep"));
+    for id in [&live, &asleep] {
+        t.rt.create(
+            SandboxSpec::new(id)
+                .runtime(SandboxRuntime::Gvisor)
+                .mount(MountSpec::new(&vol, "/data")),
+        )
+        .unwrap();
+        t.ok(id, COUNTER);
+    }
+    let live_pid = t.rt.info(&live).unwrap().init_pid.unwrap();
+    let slept_at = wait_past(&t, &asleep, 2);
+    t.rt.hibernate(&asleep).unwrap();
+    // A "restart": a second runtime over the same state dir.
+    let rt2 = nullspace_sandbox::Runtime::new(t.dir.path().join("state")).unwrap();
+    let info = rt2.info(&live).unwrap();
+    assert_eq!(info.state, SandboxState::Running);
+    assert_eq!(info.runtime, SandboxRuntime::Gvisor);
+    assert_eq!(info.init_pid, Some(live_pid));
+    assert_eq!(info.mounts[0].state, AttachmentState::Mounted);
+    let info = rt2.info(&asleep).unwrap();
+    assert_eq!(info.state, SandboxState::Hibernated);
+    let sh = |id: &str, cmd: &str| {
+        let r = rt2
+            .exec(id, nullspace_sandbox::ExecRequest::shell(cmd))
+            .unwrap();
+        assert_eq!(r.exit_code, 0, "{r:?}");
+        String::from_utf8(r.stdout).unwrap()
+    };
+    let v: u64 = sh(&asleep, "cat /tmp/count").trim().parse().unwrap();
+    assert!(v >= slept_at, "{slept_at} -> {v}");
+    sh(&live, "echo adopted > /data/a");
+    assert_eq!(std::fs::read_to_string(vol.join("a")).unwrap(), "adopted\n");
+    rt2.destroy_all().unwrap();
+}
+
+#[test]
+fn subpath_escapes_fail_on_gvisor() {
+    if !common::gvisor_or_skip("subpath_escapes_fail_on_gvisor") {
+        return;
+    }
+    let t = common::env();
+    let vol = t.volume("sub");
+    let outside = t.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), "HOST-SECRET").unwrap();
+    std::fs::write(vol.join("top-secret"), "VOLUME-TOP").unwrap();
+    std::fs::create_dir_all(vol.join("proj/src")).unwrap();
+    std::os::unix::fs::symlink("../top-secret", vol.join("proj/up")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret"), vol.join("proj/abs")).unwrap();
+    std::os::unix::fs::symlink(&outside, vol.join("escape-abs")).unwrap();
+    let id = common::id("gvsub");
+    t.rt.create(
+        SandboxSpec::new(&id)
+            .runtime(SandboxRuntime::Gvisor)
+            .mount(MountSpec::new(&vol, "/work").subpath(common::sub("proj"))),
+    )
+    .unwrap();
+    assert_ne!(t.sh(&id, "cat /work/up").exit_code, 0);
+    assert_ne!(t.sh(&id, "cat /work/abs").exit_code, 0);
+    // (/usr is the host's, read-only, and slow to walk on ptrace.)
+    let everything = t.ok(&id, "grep -rs -l -e VOLUME-TOP -e HOST-SECRET / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev --exclude-dir=usr; true");
+    assert_eq!(everything, "", "reachable: {everything}");
+    // A subpath through a symlink out of the volume is refused at create, naming the field.
+    let e =
+        t.rt.create(
+            SandboxSpec::new(common::id("gvbad"))
+                .runtime(SandboxRuntime::Gvisor)
+                .mount(MountSpec::new(&vol, "/bad").subpath(common::sub("escape-abs"))),
+        )
+        .unwrap_err();
+    assert_eq!(e.code().as_str(), "invalid_argument", "{e}");
+    assert!(e.to_string().contains("subpath"), "{e}");
+}
+
+#[test]
+fn the_layer_cap_gives_enospc_inside_gvisor() {
+    if !common::gvisor_or_skip("the_layer_cap_gives_enospc_inside_gvisor") {
+        return;
+    }
+    let t = common::env();
+    let id = common::id("gvcap");
+    let limits = nullspace_sandbox::Limits {
+        disk_bytes: 64 << 20,
+        ..Default::default()
+    };
+    let mut spec = SandboxSpec::new(&id).runtime(SandboxRuntime::Gvisor);
+    spec.limits = limits;
+    t.rt.create(spec).unwrap();
+    let r = t.sh(
+        &id,
+        "dd if=/dev/zero of=/root/big bs=1M count=200 2>&1; sync",
+    );
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(out.contains("No space left on device"), "{r:?}");
+    // The layer still works after it filled up.
+    t.ok(&id, "rm /root/big; echo ok > /root/small");
+    assert_eq!(t.ok(&id, "cat /root/small"), "ok\n");
+}

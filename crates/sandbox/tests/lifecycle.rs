@@ -191,8 +191,12 @@ fn destroy_keeps_volume_data_and_leaves_no_mount() {
         let t = common::env();
         let vol = t.volume("d");
         let id = common::id("destroy");
-        t.rt.create(SandboxSpec::new(&id).runtime(rt).mount(MountSpec::new(&vol, "/data")))
-            .unwrap();
+        t.rt.create(
+            SandboxSpec::new(&id)
+                .runtime(rt)
+                .mount(MountSpec::new(&vol, "/data")),
+        )
+        .unwrap();
         t.ok(&id, "echo kept > /data/kept; sleep 1000 &");
         let pid = t.rt.info(&id).unwrap().init_pid.unwrap();
         t.rt.destroy(&id).unwrap();

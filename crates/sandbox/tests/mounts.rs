@@ -17,10 +17,18 @@ fn two_sandboxes_share_one_volume_at_once() {
         let t = common::env();
         let vol = t.volume("shared");
         let (a, b) = (common::id("sha"), common::id("shb"));
-        t.rt.create(SandboxSpec::new(&a).runtime(rt).mount(MountSpec::new(&vol, "/workspace/shared")))
-            .unwrap();
-        t.rt.create(SandboxSpec::new(&b).runtime(rt).mount(MountSpec::new(&vol, "/data")))
-            .unwrap();
+        t.rt.create(
+            SandboxSpec::new(&a)
+                .runtime(rt)
+                .mount(MountSpec::new(&vol, "/workspace/shared")),
+        )
+        .unwrap();
+        t.rt.create(
+            SandboxSpec::new(&b)
+                .runtime(rt)
+                .mount(MountSpec::new(&vol, "/data")),
+        )
+        .unwrap();
         t.ok(&a, "echo from-a > /workspace/shared/x.txt");
         assert_eq!(t.ok(&b, "cat /data/x.txt"), "from-a\n");
         assert_eq!(
