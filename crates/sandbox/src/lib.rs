@@ -20,6 +20,8 @@
 //! quota, pids); `layer.rs` the capped writable layer (an ext4 image per sandbox, mounted
 //! detached); `rootfs.rs` the template skeleton and the fd-based tree copy; `files.rs` the sandbox-view file API
 //! (`/proc/<init>/root` + `RESOLVE_IN_ROOT`); `sys.rs` the raw syscalls rustix lacks.
+//! `gvisor/` is the second runtime (a record's `runtime`: every public method below hands a
+//! gvisor sandbox to its `gv_*` half): runsc containers, hibernate that keeps memory.
 //!
 //! **Why this shape.** Every namespace but the user namespace is owned by the host's user
 //! namespace, so sandbox root — root only in its own user namespace — holds no mount, network
