@@ -84,105 +84,123 @@ fn pause_freezes_and_resume_continues() {
 
 #[test]
 fn hibernate_keeps_the_layer_and_exec_wakes_it() {
-    let t = common::env();
-    let keep = t.volume("keep");
-    let doomed = t.volume("doomed");
-    let id = common::id("hib");
-    let spec = SandboxSpec::new(&id)
-        .mount(MountSpec::new(&keep, "/keep"))
-        .mount(MountSpec::new(&doomed, "/doomed"));
-    t.rt.create(spec).unwrap();
-    t.ok(
-        &id,
-        "echo layer > /root/file; echo vol > /keep/v; sleep 100 &",
-    );
-    let info = t.rt.hibernate(&id).unwrap();
-    assert_eq!(info.state, SandboxState::Hibernated);
-    assert_eq!(info.init_pid, None);
-    assert!(info
-        .mounts
-        .iter()
-        .all(|m| m.state == AttachmentState::Released));
-    // The volume was deleted while the sandbox slept: that mount fails, the rest resumes.
-    std::fs::remove_dir_all(&doomed).unwrap();
-    // exec wakes it (auto-resume) with the writable layer intact and the processes gone.
-    assert_eq!(t.ok(&id, "cat /root/file; cat /keep/v"), "layer\nvol\n");
-    assert!(!t.ok(&id, "cat /proc/[0-9]*/comm").contains("sleep"));
-    let info = t.rt.info(&id).unwrap();
-    assert_eq!(info.state, SandboxState::Running);
-    assert_eq!(info.mounts[0].state, AttachmentState::Mounted);
-    assert_eq!(info.mounts[1].state, AttachmentState::Failed);
-    assert!(
-        info.mounts[1]
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("not found"),
-        "{:?}",
-        info.mounts[1]
-    );
-    // The file API acts with host privileges: it refuses the sandbox's kernel file systems,
-    // through which it would reach host-wide files.
-    for p in [
-        "/proc/meminfo",
-        "/proc/sys/kernel/core_pattern",
-        "/proc/1/status",
-    ] {
-        assert_eq!(
-            t.rt.read_file(&id, p).unwrap_err().code().as_str(),
-            "invalid_argument",
-            "{p}"
+    for rt in common::runtimes("hibernate_keeps_the_layer_and_exec_wakes_it") {
+        let t = common::env();
+        let keep = t.volume("keep");
+        let doomed = t.volume("doomed");
+        let id = common::id("hib");
+        let spec = SandboxSpec::new(&id)
+            .runtime(rt)
+            .mount(MountSpec::new(&keep, "/keep"))
+            .mount(MountSpec::new(&doomed, "/doomed"));
+        t.rt.create(spec).unwrap();
+        t.ok(
+            &id,
+            "echo layer > /root/file; echo vol > /keep/v; sleep 100 >/dev/null 2>&1 </dev/null &",
         );
+        let info = t.rt.hibernate(&id).unwrap();
+        assert_eq!(info.state, SandboxState::Hibernated);
+        assert_eq!(info.init_pid, None);
+        assert!(info
+            .mounts
+            .iter()
+            .all(|m| m.state == AttachmentState::Released));
+        // The volume was deleted while the sandbox slept: that mount fails, the rest resumes.
+        std::fs::remove_dir_all(&doomed).unwrap();
+        // exec wakes it (auto-resume) with the writable layer intact and the processes gone
+        // (namespace) or going on where they were (gvisor: memory and processes were checkpointed).
+        assert_eq!(t.ok(&id, "cat /root/file; cat /keep/v"), "layer\nvol\n");
+        assert_eq!(
+            t.ok(&id, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+                .contains("sleep 100 "),
+            rt == SandboxRuntime::Gvisor
+        );
+        let info = t.rt.info(&id).unwrap();
+        assert_eq!(info.state, SandboxState::Running);
+        assert_eq!(info.mounts[0].state, AttachmentState::Mounted);
+        assert_eq!(info.mounts[1].state, AttachmentState::Failed);
+        assert!(
+            info.mounts[1]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("not found"),
+            "{:?}",
+            info.mounts[1]
+        );
+        // The file API acts with host privileges: it refuses the sandbox's kernel file systems,
+        // through which it would reach host-wide files. (gvisor's file API runs inside, and its
+        // /proc is gVisor's own kernel's: no host-wide file behind it.)
+        if rt == SandboxRuntime::Namespace {
+            for p in [
+                "/proc/meminfo",
+                "/proc/sys/kernel/core_pattern",
+                "/proc/1/status",
+            ] {
+                assert_eq!(
+                    t.rt.read_file(&id, p).unwrap_err().code().as_str(),
+                    "invalid_argument",
+                    "{p}"
+                );
+            }
+            assert_eq!(
+                t.rt.write_file(&id, "/proc/sys/kernel/core_pattern", b"|/x")
+                    .unwrap_err()
+                    .code()
+                    .as_str(),
+                "invalid_argument"
+            );
+            assert_eq!(
+                t.rt.list_dir(&id, "/proc").unwrap_err().code().as_str(),
+                "invalid_argument"
+            );
+            assert_eq!(
+                t.rt.list_dir(&id, "/dev/pts").unwrap_err().code().as_str(),
+                "invalid_argument"
+            );
+        }
+        // Hibernated → files also wake it.
+        t.rt.hibernate(&id).unwrap();
+        assert_eq!(t.rt.read_file(&id, "/root/file").unwrap(), b"layer\n");
+        assert_eq!(t.rt.info(&id).unwrap().state, SandboxState::Running);
     }
-    assert_eq!(
-        t.rt.write_file(&id, "/proc/sys/kernel/core_pattern", b"|/x")
-            .unwrap_err()
-            .code()
-            .as_str(),
-        "invalid_argument"
-    );
-    assert_eq!(
-        t.rt.list_dir(&id, "/proc").unwrap_err().code().as_str(),
-        "invalid_argument"
-    );
-    assert_eq!(
-        t.rt.list_dir(&id, "/dev/pts").unwrap_err().code().as_str(),
-        "invalid_argument"
-    );
-    // Hibernated → files also wake it.
-    t.rt.hibernate(&id).unwrap();
-    assert_eq!(t.rt.read_file(&id, "/root/file").unwrap(), b"layer\n");
-    assert_eq!(t.rt.info(&id).unwrap().state, SandboxState::Running);
 }
 
 #[test]
 fn fork_copies_the_layer_and_mounts_the_same_volumes() {
-    let t = common::env();
-    let vol = t.volume("f");
-    let (src, dst) = (common::id("fsrc"), common::id("fdst"));
-    t.rt.create(SandboxSpec::new(&src).mount(MountSpec::new(&vol, "/data").read_only()))
+    for rt in common::runtimes("fork_copies_the_layer_and_mounts_the_same_volumes") {
+        let t = common::env();
+        let vol = t.volume("f");
+        let (src, dst) = (common::id("fsrc"), common::id("fdst"));
+        t.rt.create(
+            SandboxSpec::new(&src)
+                .runtime(rt)
+                .mount(MountSpec::new(&vol, "/data").read_only()),
+        )
         .unwrap();
-    t.ok(&src, "echo mine > /root/a; mkdir -p /opt/x && echo deep > /opt/x/y; rm /etc/nsswitch.conf; ln -s /root/a /root/link");
-    std::fs::write(vol.join("shared"), "s").unwrap();
-    let info = t.rt.fork(&src, &dst).unwrap();
-    assert_eq!(info.mounts[0].state, AttachmentState::Mounted);
-    assert!(info.mounts[0].spec.read_only);
-    assert_eq!(
-        t.ok(&dst, "cat /root/a /opt/x/y /root/link /data/shared"),
-        "mine\ndeep\nmine\ns"
-    );
-    // The deletion (an overlayfs whiteout) was copied too.
-    assert_ne!(t.sh(&dst, "test -e /etc/nsswitch.conf").exit_code, 0);
-    assert_eq!(t.ok(&dst, "hostname").trim(), dst);
-    assert_eq!(t.ok(&dst, "stat -c %U /root/a").trim(), "root");
-    // Independent afterwards; the source still runs.
-    t.ok(&dst, "echo theirs > /root/a");
-    assert_eq!(t.ok(&src, "cat /root/a"), "mine\n");
-    assert_ne!(t.sh(&dst, "touch /data/nope").exit_code, 0);
-    assert_eq!(
-        t.rt.fork(&src, &dst).unwrap_err().code().as_str(),
-        "already_exists"
-    );
+        t.ok(&src, "echo mine > /root/a; mkdir -p /opt/x && echo deep > /opt/x/y; rm /etc/nsswitch.conf; ln -s /root/a /root/link");
+        std::fs::write(vol.join("shared"), "s").unwrap();
+        let info = t.rt.fork(&src, &dst).unwrap();
+        assert_eq!(info.mounts[0].state, AttachmentState::Mounted);
+        assert!(info.mounts[0].spec.read_only);
+        assert_eq!(
+            t.ok(&dst, "cat /root/a /opt/x/y /root/link /data/shared"),
+            "mine\ndeep\nmine\ns"
+        );
+        // The deletion (an overlayfs whiteout) was copied too.
+        assert_ne!(t.sh(&dst, "test -e /etc/nsswitch.conf").exit_code, 0);
+        assert_eq!(t.ok(&dst, "hostname").trim(), dst);
+        // (find, not stat: this runsc refuses the statx flag AT_NO_AUTOMOUNT that stat(1) uses.)
+        assert_eq!(t.ok(&dst, "find /root/a -printf %u").trim(), "root");
+        // Independent afterwards; the source still runs.
+        t.ok(&dst, "echo theirs > /root/a");
+        assert_eq!(t.ok(&src, "cat /root/a"), "mine\n");
+        assert_ne!(t.sh(&dst, "touch /data/nope").exit_code, 0);
+        assert_eq!(
+            t.rt.fork(&src, &dst).unwrap_err().code().as_str(),
+            "already_exists"
+        );
+    }
 }
 
 #[test]

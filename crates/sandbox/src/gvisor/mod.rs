@@ -53,6 +53,13 @@ pub(crate) struct Live {
 /// The last lines of a runsc log (error messages).
 pub(crate) fn log_tail(log: &Path) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
+    // A Go panic's first line says what happened; its stack follows.
+    if let Some(p) = text
+        .lines()
+        .find(|l| l.starts_with("panic:") || l.contains("error"))
+    {
+        return p.to_string();
+    }
     let lines: Vec<&str> = text.lines().rev().take(3).collect();
     lines.into_iter().rev().collect::<Vec<_>>().join(" / ")
 }
@@ -305,6 +312,25 @@ impl Runtime {
         Ok(())
     }
 
+    /// `gv_start`, and when a restore fails, a fresh boot over the same layer (the processes
+    /// are lost, the files kept). A restore fails on this runsc when a process still held an
+    /// exec's standard streams at checkpoint time (they were host pipes that no longer exist).
+    fn gv_start_or_boot(
+        &self,
+        sb: &mut Sandbox,
+        m: Option<layer::Mounted>,
+        restore: bool,
+    ) -> Result<()> {
+        match self.gv_start(sb, m, restore) {
+            Err(e) if restore => {
+                tracing::warn!(id = %sb.record.id, error = %e, "gvisor restore failed; booting the sandbox afresh from its layer");
+                let _ = fs::remove_dir_all(checkpoint_dir(&sb.dir));
+                self.gv_start(sb, None, false)
+            }
+            r => r,
+        }
+    }
+
     /// Stops the container without a checkpoint (its processes are gone); keeps the dir.
     pub(crate) fn gv_teardown(&self, sb: &mut Sandbox) {
         if let Ok(gv) = self.gvisor() {
@@ -335,7 +361,7 @@ impl Runtime {
     /// Wakes a hibernated sandbox: restores its checkpoint, or boots it afresh without one.
     pub(crate) fn gv_wake(&self, sb: &mut Sandbox) -> Result<()> {
         let restore = has_checkpoint(&sb.dir);
-        let r = self.gv_start(sb, None, restore);
+        let r = self.gv_start_or_boot(sb, None, restore);
         if r.is_err() {
             gv_released(sb);
         }
@@ -520,7 +546,7 @@ impl Runtime {
             }
         });
         if was_live {
-            let r = self.gv_start(s, None, true);
+            let r = self.gv_start_or_boot(s, None, true);
             if r.is_err() {
                 gv_released(s);
             }
@@ -541,10 +567,20 @@ impl Runtime {
         self.gv_write_bundle(new)?;
         let restore = has_checkpoint(&new.dir);
         let m = layer::mount(&new.dir)?;
-        if !restore {
-            rootfs::write_identity(&m.upper(), 0, &new.record.hostname)?;
+        rootfs::write_identity(&m.upper(), 0, &new.record.hostname)?;
+        self.gv_start_or_boot(new, Some(m), restore)?;
+        if restore {
+            // The host name lives in the restored kernel's memory: set the copy's own.
+            self.gvisor()?.call(&[
+                "exec",
+                "--cap",
+                "CAP_SYS_ADMIN",
+                &new.record.id,
+                "/bin/hostname",
+                &new.record.hostname,
+            ])?;
         }
-        self.gv_start(new, Some(m), restore)
+        Ok(())
     }
 
     /// Reconcile of one gVisor record: a running (or paused) container is adopted, anything
