@@ -35,6 +35,23 @@ use crate::{info_of, layer, lock, mounts, rootfs, status_of, sys, MountRecord, R
 pub(crate) const INSTALL_HINT: &str =
     "the gvisor runtime needs gVisor's runsc: install it (apt-get install runsc)";
 
+/// How a command runs under `runsc exec`: its standard streams are files in the sandbox's own
+/// /tmp, never the exec's host pipes, which a process left running would hold into a
+/// checkpoint (this runsc cannot restore them). Output is handed back when the command ends
+/// (background processes keep writing to the unlinked files). A missing program is 127 (126:
+/// not executable), as in the namespace runtime. No `setsid` and no group kill: on this runsc
+/// both can bring the sandbox down (urpc EOF), so a timeout kills the command's own process.
+/// `$1`: scratch prefix, `$2`: 1 if stdin is given.
+const EXEC_WRAPPER: &str = r#"d=$1; i=/dev/null; umask 077
+[ "$2" = 1 ] && { i="$d.in"; cat > "$i" || exit 125; }
+shift 2
+"$@" <"$i" >"$d.out" 2>"$d.err" &
+echo $! > "$d.pid"
+wait $!; s=$?
+cat "$d.out"; cat "$d.err" >&2
+rm -f "$d.in" "$d.out" "$d.err" "$d.pid"
+exit $s"#;
+
 const ATTACH_UNSUPPORTED: &str = "runtime attach is not supported on the gvisor runtime (this runsc cannot add a mount to a running or checkpointed sandbox): create the sandbox with the mount";
 
 /// The runsc binary and this server's state root.
@@ -483,16 +500,20 @@ impl Runtime {
         for a in &req.argv {
             cstring(a).map_err(|_| SandboxError::invalid("argv", "contains NUL"))?;
         }
-        let pid_file = dir.join(format!(".exec-{}.pid", rootfs::unique()));
+        let _ = dir;
+        let scratch = format!("/tmp/.nullspace-exec-{}", rootfs::unique());
         let mut cmd = gv.cmd();
         cmd.arg("exec").arg("--cwd").arg(cwd);
         for (k, v) in crate::spec::exec_env(sandbox_env, &req.env) {
             cmd.arg("--env").arg(format!("{k}={v}"));
         }
-        cmd.arg("--internal-pid-file").arg(&pid_file).arg(id);
-        // Through sh so that a missing program is exit 127 (126: not executable), as in the
-        // namespace runtime.
-        cmd.args(["/bin/sh", "-c", "exec \"$@\"", "sh"]);
+        let has_stdin = if req.stdin.as_ref().is_some_and(|s| !s.is_empty()) {
+            "1"
+        } else {
+            "0"
+        };
+        cmd.arg(id)
+            .args(["/bin/sh", "-c", EXEC_WRAPPER, "sh", &scratch, has_stdin]);
         cmd.args(&req.argv);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -500,9 +521,7 @@ impl Runtime {
         let mut child = cmd
             .spawn()
             .map_err(|e| SandboxError::sys("spawn", "runsc exec", e))?;
-        let r = pump(gv, id, &mut child, &pid_file, req);
-        let _ = fs::remove_file(&pid_file);
-        r
+        pump(gv, id, &mut child, &scratch, req)
     }
 
     pub(crate) fn gv_attach(&self, sb: &mut Sandbox, mount: MountSpec) -> Result<MountStatus> {
@@ -762,7 +781,7 @@ fn pump(
     gv: &Gvisor,
     id: &str,
     child: &mut std::process::Child,
-    pid_file: &Path,
+    scratch: &str,
     req: &ExecRequest,
 ) -> Result<ExecResult> {
     use crate::exec::{drain, set_nonblocking};
@@ -798,12 +817,17 @@ fn pump(
         if wait == Some(Duration::ZERO) {
             if killed_at.is_none() {
                 timed_out = true;
-                if let Some(pid) = fs::read_to_string(pid_file)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<i32>().ok())
-                {
-                    let _ = gv.call(&["kill", "--pid", &pid.to_string(), id, "KILL"]);
-                }
+                // The command itself (what it started goes on); the wrapper then hands back
+                // what the command wrote and ends.
+                let _ = gv.call(&[
+                    "exec",
+                    id,
+                    "/bin/sh",
+                    "-c",
+                    "kill -KILL \"$(cat \"$1.pid\")\"",
+                    "sh",
+                    scratch,
+                ]);
                 killed_at = Some(Instant::now());
                 continue;
             }
