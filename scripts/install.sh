@@ -20,6 +20,16 @@ if ! command -v mkfs.ext4 >/dev/null 2>&1 && ! [ -x /usr/sbin/mkfs.ext4 ] && ! [
   fi
 fi
 
+# The gvisor sandbox runtime (`--runtime gvisor`) runs sandboxes under gVisor's runsc.
+if ! command -v runsc >/dev/null 2>&1 && ! [ -x /usr/bin/runsc ]; then
+  echo "== installing runsc (gVisor, for the gvisor sandbox runtime)"
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -q runsc || echo "warning: could not install runsc; the gvisor sandbox runtime will be unavailable" >&2
+  else
+    echo "warning: install gVisor's runsc, or the gvisor sandbox runtime will be unavailable" >&2
+  fi
+fi
+
 echo "== building nullspace (release)"
 cargo build --release --locked -p nullspace-cli
 TARGET="${CARGO_TARGET_DIR:-target}"

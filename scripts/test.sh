@@ -14,6 +14,12 @@ echo "== documents"
 "${PYTHON:-python3}" scripts/check_architecture.py
 "${PYTHON:-python3}" bench/run.py --check --allow-stale
 
+# The gvisor runtime's tests need runsc; without it they say they were skipped and why.
+if ! command -v runsc >/dev/null 2>&1 && ! [ -x /usr/bin/runsc ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "== installing runsc (gVisor)"
+  apt-get install -y -q runsc >/dev/null || echo "warning: could not install runsc; gvisor tests will be skipped" >&2
+fi
+
 export CARGO_TERM_COLOR=never
 # Reuse one build directory across checkouts of this repo (CI clones afresh each time).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nullspace-target}"

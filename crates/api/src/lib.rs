@@ -22,7 +22,9 @@ mod volumes;
 mod watch;
 
 pub use error::status_of;
-pub use nullspace_node::{ConnectionLimits, Node, SandboxLimits, ServerConfig, VolumeBackend};
+pub use nullspace_node::{
+    ConnectionLimits, Node, SandboxLimits, SandboxRuntime, ServerConfig, VolumeBackend,
+};
 pub use openapi::{openapi_document, router};
 pub use server::run;
 

@@ -75,6 +75,7 @@ async fn openapi_document_matches_the_router() {
         server_id: Some("openapi-test".into()),
         volume_backend: Some(VolumeBackend::Directory),
         sandbox_limits: Default::default(),
+        sandbox_runtime: Default::default(),
         connections: Default::default(),
     };
     let node = Node::start(&config, addr).await.unwrap();

@@ -41,6 +41,9 @@ pub enum SandboxCommand {
         /// Cap of the sandbox's own writable layer (e.g. 4GiB) [default: the server's --sandbox-disk]
         #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
         disk: Option<String>,
+        /// namespace, or gvisor (hibernate keeps memory and processes) [default: the server's --sandbox-runtime]
+        #[arg(long, value_name = "RUNTIME")]
+        runtime: Option<String>,
     },
     /// List sandboxes
     List,
@@ -210,6 +213,7 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
             cpu,
             memory,
             disk,
+            runtime,
         } => {
             let mounts = volumes
                 .iter()
@@ -228,6 +232,7 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
                     cpu: cpu.map(serde_json::Value::String),
                     memory: memory.map(serde_json::Value::String),
                     disk: disk.map(serde_json::Value::String),
+                    runtime,
                 })
                 .await?;
             print_record(g, &sb, sb.id.clone())?;
@@ -244,6 +249,7 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
                             s.id.clone(),
                             s.name.clone().unwrap_or_else(|| "-".into()),
                             s.template.clone(),
+                            s.runtime.clone(),
                             s.state.to_string(),
                             s.attachments.len().to_string(),
                             output::time(&s.created_at),
@@ -251,7 +257,15 @@ pub async fn run(cmd: SandboxCommand, g: &Global) -> anyhow::Result<ExitCode> {
                     })
                     .collect();
                 output::table(
-                    Some(&["ID", "NAME", "TEMPLATE", "STATE", "ATTACHMENTS", "CREATED"]),
+                    Some(&[
+                        "ID",
+                        "NAME",
+                        "TEMPLATE",
+                        "RUNTIME",
+                        "STATE",
+                        "ATTACHMENTS",
+                        "CREATED",
+                    ]),
                     &rows,
                 )?;
             }

@@ -68,6 +68,10 @@ pub struct ServerArgs {
     #[arg(long, env = "NULLSPACE_SANDBOX_PIDS", value_name = "N", default_value = "1024",
           value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
     sandbox_pids: u32,
+    /// Runtime of a sandbox whose create does not say: namespace, or gvisor (needs runsc)
+    #[arg(long, env = "NULLSPACE_SANDBOX_RUNTIME", value_name = "RUNTIME", default_value = "namespace",
+          value_parser = ["namespace", "gvisor"])]
+    sandbox_runtime: String,
     /// Connections served at once; one more is answered 503 and closed (capped at half the
     /// open-file limit)
     #[arg(long, env = "NULLSPACE_MAX_CONNECTIONS", value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
@@ -132,6 +136,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let sandbox_limits = sandbox_limits(&args)?;
     let config = ServerConfig {
         sandbox_limits,
+        sandbox_runtime: nullspace_api::SandboxRuntime::parse(&args.sandbox_runtime)
+            .expect("clap checked the value"),
         listen: args.listen,
         data_dir: args
             .data_dir

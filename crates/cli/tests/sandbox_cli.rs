@@ -53,6 +53,83 @@ fn quick_example_verbatim() {
     assert_eq!(out.stderr_str(), "oops\n");
 }
 
+/// The quick example with `--runtime gvisor` added (skipped, saying why, without runsc):
+/// the record says its runtime, hibernate keeps a process and its memory, a bad runtime is
+/// refused naming the field.
+#[test]
+fn quick_example_with_runtime_gvisor() {
+    if !std::path::Path::new("/usr/bin/runsc").is_file() {
+        eprintln!("quick_example_with_runtime_gvisor: skipped: runsc is not installed (apt-get install runsc)");
+        return;
+    }
+    let mut s = SandboxServer(Server::start(), Vec::new());
+    s.ok(&["volume", "create", "team-data"]);
+    s.cli_stdin(
+        &["volume", "write", "team-data", "/hello.txt"],
+        b"persistent\n",
+    )
+    .assert_ok(&["volume", "write"]);
+    let id = s
+        .ok(&[
+            "sandbox",
+            "create",
+            "--template",
+            "base",
+            "--volume",
+            "ref=team-data,mount=/workspace/shared",
+            "--runtime",
+            "gvisor",
+        ])
+        .trim()
+        .to_owned();
+    s.1.push(id.clone());
+    assert_eq!(
+        s.ok(&[
+            "sandbox",
+            "exec",
+            &id,
+            "--",
+            "cat",
+            "/workspace/shared/hello.txt"
+        ]),
+        "persistent\n"
+    );
+    let got = json(&s.ok(&["sandbox", "get", &id]));
+    assert_eq!(got["runtime"], "gvisor");
+    let list = s.ok(&["sandbox", "list"]);
+    assert!(list.lines().next().unwrap().contains("RUNTIME"), "{list}");
+    assert!(list.contains(" gvisor "), "{list}");
+    // A process started before hibernate is the same process after resume.
+    let pid = s
+        .ok(&[
+            "sandbox",
+            "exec",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "sleep 100000 >/dev/null 2>&1 </dev/null & echo $!",
+        ])
+        .trim()
+        .to_owned();
+    assert!(s.ok(&["sandbox", "hibernate", &id]).contains("hibernated"));
+    assert_eq!(
+        s.ok(&[
+            "sandbox",
+            "exec",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            &format!("kill -0 {pid} && echo alive")
+        ]),
+        "alive\n"
+    );
+    s.cli(&["sandbox", "create", "--runtime", "firecracker"])
+        .assert_err(2, "runtime");
+    s.ok(&["sandbox", "destroy", &id]);
+}
+
 #[test]
 fn attachments_errors_tenants_force_delete_and_restart() {
     let mut s = SandboxServer(Server::start(), Vec::new());

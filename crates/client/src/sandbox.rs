@@ -57,6 +57,7 @@ impl Client {
             cpu: None,
             memory: None,
             disk: None,
+            runtime: None,
         })
         .await
     }

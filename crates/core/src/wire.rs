@@ -639,6 +639,10 @@ pub struct CreateSandbox {
     #[serde(default)]
     #[schema(value_type = Option<SizeValue>)]
     pub disk: Option<serde_json::Value>,
+    /// `namespace` or `gvisor` (hibernate keeps memory and processes); default: the
+    /// server's `--sandbox-runtime`. A runtime the server cannot run is `unavailable`.
+    #[serde(default)]
+    pub runtime: Option<String>,
 }
 
 fn base() -> String {
@@ -684,6 +688,8 @@ pub struct Sandbox {
     pub disk_bytes: u64,
     /// Most processes and threads alive at once.
     pub pids: u32,
+    /// The runtime that runs it: `namespace` or `gvisor`.
+    pub runtime: String,
 }
 
 /// `{"sandboxes": [...]}`

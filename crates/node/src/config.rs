@@ -27,6 +27,9 @@ pub struct ServerConfig {
     /// What a sandbox gets when its create does not say (`--sandbox-cpu`, `--sandbox-memory`,
     /// `--sandbox-disk`, `--sandbox-pids`; default 1 core, 1 GiB, 4 GiB, 1,024).
     pub sandbox_limits: nullspace_sandbox::Limits,
+    /// The runtime of a sandbox whose create does not say (`--sandbox-runtime`; default
+    /// `namespace`).
+    pub sandbox_runtime: nullspace_sandbox::SandboxRuntime,
     /// Bounds on HTTP connections (`--max-connections`, `--idle-timeout`, `--body-timeout`).
     pub connections: ConnectionLimits,
 }
@@ -155,6 +158,7 @@ impl fmt::Debug for ServerConfig {
             .field("server_id", &self.server_id)
             .field("volume_backend", &self.volume_backend)
             .field("sandbox_limits", &self.sandbox_limits)
+            .field("sandbox_runtime", &self.sandbox_runtime)
             .finish()
     }
 }

@@ -28,6 +28,7 @@ pub use config::{
 };
 /// Per-sandbox limits (the runtime's type), as `ServerConfig::sandbox_limits` holds them.
 pub use nullspace_sandbox::Limits as SandboxLimits;
+pub use nullspace_sandbox::SandboxRuntime;
 pub use nullspace_state::Principal;
 pub use sandboxes::{Lifecycle, SandboxService, MAX_EXEC_TIMEOUT_SECS};
 pub use signing::{Fields as SignedFields, Signer, MAX_EXPIRY_SECS};

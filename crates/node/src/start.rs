@@ -99,6 +99,7 @@ impl Node {
             store.clone(),
             volumes.clone(),
             config.sandbox_limits,
+            config.sandbox_runtime,
             shutdown.clone(),
         )
         .await;

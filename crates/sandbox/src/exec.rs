@@ -401,14 +401,14 @@ struct Output {
     truncated: bool,
 }
 
-fn set_nonblocking(fd: &OwnedFd) {
+pub(crate) fn set_nonblocking(fd: &OwnedFd) {
     if let Ok(fl) = rustix::fs::fcntl_getfl(fd) {
         let _ = rustix::fs::fcntl_setfl(fd, fl | rustix::fs::OFlags::NONBLOCK);
     }
 }
 
 /// Reads what is available from `fd` into `buf` (up to `max`); returns false at EOF.
-fn drain(fd: &OwnedFd, buf: &mut Vec<u8>, max: usize, truncated: &mut bool) -> bool {
+pub(crate) fn drain(fd: &OwnedFd, buf: &mut Vec<u8>, max: usize, truncated: &mut bool) -> bool {
     let mut chunk = [0u8; 65536];
     loop {
         match rustix::io::read(fd, &mut chunk) {

@@ -435,7 +435,7 @@ fn stage_layers(plan: &InitPlan) -> SysResult<()> {
     }
 }
 
-fn move_mount_to(tree: RawFd, target: &CStr) -> SysResult<()> {
+pub(crate) fn move_mount_to(tree: RawFd, target: &CStr) -> SysResult<()> {
     const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
     // SAFETY: raw syscall with valid fds and C strings.
     sys::check(unsafe {

@@ -20,6 +20,8 @@
 //! quota, pids); `layer.rs` the capped writable layer (an ext4 image per sandbox, mounted
 //! detached); `rootfs.rs` the template skeleton and the fd-based tree copy; `files.rs` the sandbox-view file API
 //! (`/proc/<init>/root` + `RESOLVE_IN_ROOT`); `sys.rs` the raw syscalls rustix lacks.
+//! `gvisor/` is the second runtime (a record's `runtime`: every public method below hands a
+//! gvisor sandbox to its `gv_*` half): runsc containers, hibernate that keeps memory.
 //!
 //! **Why this shape.** Every namespace but the user namespace is owned by the host's user
 //! namespace, so sandbox root — root only in its own user namespace — holds no mount, network
@@ -37,6 +39,7 @@ mod cgroup;
 mod error;
 mod exec;
 mod files;
+mod gvisor;
 mod init;
 mod layer;
 pub mod mounts;
@@ -58,7 +61,7 @@ pub use error::{Result, SandboxError};
 pub use mounts::{parse_mountinfo, MountInfo};
 pub use spec::{
     AttachmentState, DirEntry, ExecRequest, ExecResult, Limits, MountSpec, MountStatus,
-    SandboxInfo, SandboxSpec, SandboxState, TEMPLATES,
+    SandboxInfo, SandboxRuntime, SandboxSpec, SandboxState, TEMPLATES,
 };
 
 use cgroup::Cgroups;
@@ -118,6 +121,10 @@ struct MountRecord {
     state: AttachmentState,
     error: Option<String>,
     mnt_id: Option<u64>,
+    /// gvisor: the bundle's bind (`vols/<i>`) that serves this mount (`None`: a runtime
+    /// attach, which gvisor cannot make).
+    #[serde(default)]
+    bind: Option<usize>,
 }
 
 /// What is persisted per sandbox (`sandboxes/<id>/sandbox.json`).
@@ -134,6 +141,9 @@ struct Record {
     /// Written by servers before limits existed: read as the defaults.
     #[serde(default)]
     limits: Limits,
+    /// Written by servers before runtimes existed: read as `namespace`.
+    #[serde(default)]
+    runtime: SandboxRuntime,
 }
 
 /// A running init and the fds we keep for it.
@@ -149,6 +159,8 @@ struct Live {
 struct Sandbox {
     record: Record,
     live: Option<Live>,
+    /// The running container of a gvisor sandbox.
+    gv: Option<gvisor::Live>,
     dir: PathBuf,
     cgroups: Cgroups,
 }
@@ -165,6 +177,8 @@ pub struct Runtime {
     sandboxes: Mutex<HashMap<String, Arc<Mutex<Sandbox>>>>,
     /// Ids being created or forked right now (reconcile leaves their directories alone).
     creating: Mutex<HashSet<String>>,
+    /// The gvisor runtime, or why this host cannot run it.
+    gvisor: std::result::Result<gvisor::Gvisor, String>,
 }
 
 /// Marks an id as being created for as long as it lives.
@@ -222,7 +236,9 @@ impl Runtime {
         } else {
             None
         };
+        let gvisor = gvisor::Gvisor::find(&cfg.state_dir);
         let rt = Runtime {
+            gvisor,
             cfg,
             template_dir,
             layers,
@@ -266,6 +282,9 @@ impl Runtime {
     /// Any failure undoes everything (no half-made sandbox, no mount left).
     pub fn create(&self, spec: SandboxSpec) -> Result<SandboxInfo> {
         validate_spec(&spec)?;
+        if spec.runtime == SandboxRuntime::Gvisor {
+            self.gvisor()?;
+        }
         let sources = spec
             .mounts
             .iter()
@@ -296,6 +315,7 @@ impl Runtime {
                 hostname,
                 env: spec.env.clone(),
                 limits: spec.limits,
+                runtime: spec.runtime,
                 state: SandboxState::Hibernated,
                 init_pid: None,
                 init_start: None,
@@ -307,16 +327,24 @@ impl Runtime {
                         state: AttachmentState::Released,
                         error: None,
                         mnt_id: None,
+                        bind: None,
                     })
                     .collect(),
             },
             live: None,
+            gv: None,
             dir: dir.clone(),
             cgroups,
         };
         let built = (|| {
             self.layers.make(&dir, spec.limits.disk_bytes)?;
             let m = layer::mount(&dir)?;
+            if spec.runtime == SandboxRuntime::Gvisor {
+                // gVisor's root is the host's root on the files it serves: no id shift.
+                rootfs::create_layer(&dir, &m.upper(), 0, &sb.record.hostname)?;
+                self.gv_create(&mut sb, m)?;
+                return self.persist(&sb);
+            }
             rootfs::create_layer(&dir, &m.upper(), self.cfg.uid_base, &sb.record.hostname)?;
             self.boot(&mut sb, Some(m))?;
             let live = sb.live.as_ref().expect("booted");
@@ -341,15 +369,24 @@ impl Runtime {
             self.persist(&sb)
         })();
         if let Err(e) = built {
-            let _ = self.teardown(&mut sb);
-            let _ = sb.cgroups.remove();
-            let _ = layer::release(&dir);
-            let _ = fs::remove_dir_all(&dir);
+            self.undo(&mut sb);
             return Err(e);
         }
         let info = info_of(&sb);
         lock(&self.sandboxes).insert(spec.id, Arc::new(Mutex::new(sb)));
         Ok(info)
+    }
+
+    /// Undoes a half-made sandbox (create, fork): processes, cgroups, layer, directory.
+    fn undo(&self, sb: &mut Sandbox) {
+        if sb.record.runtime == SandboxRuntime::Gvisor {
+            self.gv_teardown(sb);
+        } else {
+            let _ = self.teardown(sb);
+        }
+        let _ = sb.cgroups.remove();
+        let _ = layer::release(&sb.dir);
+        let _ = fs::remove_dir_all(&sb.dir);
     }
 
     /// Starts the init over the sandbox's existing writable layer (no volume mounts yet);
@@ -540,6 +577,9 @@ impl Runtime {
 
     /// If the init died behind our back, clean up and call the sandbox hibernated.
     fn check_alive(&self, sb: &mut Sandbox) -> Result<()> {
+        if sb.record.runtime == SandboxRuntime::Gvisor {
+            return self.gv_check_alive(sb);
+        }
         let dead = sb
             .live
             .as_ref()
@@ -555,6 +595,9 @@ impl Runtime {
 
     /// Wakes a hibernated sandbox (used by exec and files, which auto-resume).
     fn ensure_running(&self, sb: &mut Sandbox) -> Result<()> {
+        if sb.record.runtime == SandboxRuntime::Gvisor {
+            return self.gv_ensure_running(sb);
+        }
         self.check_alive(sb)?;
         match sb.record.state {
             SandboxState::Running => Ok(()),
@@ -567,6 +610,9 @@ impl Runtime {
     }
 
     fn wake(&self, sb: &mut Sandbox) -> Result<()> {
+        if sb.record.runtime == SandboxRuntime::Gvisor {
+            return self.gv_wake(sb);
+        }
         self.wake_with(sb, None)
     }
 
@@ -602,6 +648,9 @@ impl Runtime {
         let sb = self.get(id)?;
         let (pidfd, cgroup_procs, env, cgroups) = {
             let mut sb = lock(&sb);
+            if sb.record.runtime == SandboxRuntime::Gvisor {
+                return self.gv_exec(&mut sb, &req);
+            }
             self.ensure_running(&mut sb)?;
             let live = sb.live.as_ref().expect("running");
             let dup = |f: &OwnedFd| {
@@ -652,12 +701,16 @@ impl Runtime {
                 format!("{:?} already has a mount", mount.target),
             ));
         }
+        if sb.record.runtime == SandboxRuntime::Gvisor {
+            return self.gv_attach(&mut sb, mount);
+        }
         let source = mounts::resolve_source(&mount, "")?;
         let mut rec = MountRecord {
             spec: mount,
             state: AttachmentState::Released,
             error: None,
             mnt_id: None,
+            bind: None,
         };
         if let (SandboxState::Running, Some(live)) = (sb.record.state, sb.live.as_ref()) {
             let tree =
@@ -691,6 +744,9 @@ impl Runtime {
                 name: target.to_string(),
             });
         };
+        if sb.record.runtime == SandboxRuntime::Gvisor {
+            return self.gv_detach(&mut sb, i);
+        }
         let rec = sb.record.mounts[i].clone();
         if let (AttachmentState::Mounted, Some(live), Some(mnt_id)) =
             (rec.state, sb.live.as_ref(), rec.mnt_id)
@@ -715,6 +771,9 @@ impl Runtime {
     pub fn pause(&self, id: &str) -> Result<SandboxInfo> {
         let sb = self.get(id)?;
         let mut sb = lock(&sb);
+        if sb.record.runtime == SandboxRuntime::Gvisor {
+            return self.gv_pause(&mut sb);
+        }
         self.check_alive(&mut sb)?;
         if sb.record.state != SandboxState::Running {
             return Ok(info_of(&sb));
@@ -734,6 +793,9 @@ impl Runtime {
     pub fn resume(&self, id: &str) -> Result<SandboxInfo> {
         let sb = self.get(id)?;
         let mut sb = lock(&sb);
+        if sb.record.runtime == SandboxRuntime::Gvisor {
+            return self.gv_resume(&mut sb);
+        }
         self.check_alive(&mut sb)?;
         match sb.record.state {
             SandboxState::Running => {}
@@ -753,6 +815,9 @@ impl Runtime {
     pub fn hibernate(&self, id: &str) -> Result<SandboxInfo> {
         let sb = self.get(id)?;
         let mut sb = lock(&sb);
+        if sb.record.runtime == SandboxRuntime::Gvisor {
+            return self.gv_hibernate(&mut sb);
+        }
         self.check_alive(&mut sb)?;
         if sb.record.state != SandboxState::Hibernated {
             self.teardown(&mut sb)?;
@@ -767,7 +832,11 @@ impl Runtime {
     pub fn destroy(&self, id: &str) -> Result<()> {
         let arc = self.get(id)?;
         let mut sb = lock(&arc);
-        self.teardown(&mut sb)?;
+        if sb.record.runtime == SandboxRuntime::Gvisor {
+            self.gv_destroy(&mut sb)?;
+        } else {
+            self.teardown(&mut sb)?;
+        }
         sb.cgroups.remove()?;
         layer::release(&sb.dir)?;
         fs::remove_dir_all(&sb.dir)
@@ -796,6 +865,9 @@ impl Runtime {
         let src_arc = self.get(src)?;
         let _creating = self.creating(new_id);
         let dir = self.dir_of(new_id);
+        if lock(&src_arc).record.runtime == SandboxRuntime::Gvisor {
+            return self.fork_gvisor(&src_arc, new_id, dir);
+        }
         let (record, copy_res) = {
             let mut s = lock(&src_arc);
             self.check_alive(&mut s)?;
@@ -842,6 +914,7 @@ impl Runtime {
                 hostname: hostname.clone(),
                 env: record.env,
                 limits: record.limits,
+                runtime: record.runtime,
                 state: SandboxState::Hibernated,
                 init_pid: None,
                 init_start: None,
@@ -853,10 +926,12 @@ impl Runtime {
                         state: AttachmentState::Released,
                         error: None,
                         mnt_id: None,
+                        bind: None,
                     })
                     .collect(),
             },
             live: None,
+            gv: None,
             dir: dir.clone(),
             cgroups: self.cgroups_of(new_id),
         };
@@ -865,15 +940,67 @@ impl Runtime {
             self.wake_with(&mut sb, Some(m))
         });
         if let Err(e) = built {
-            let _ = self.teardown(&mut sb);
-            let _ = sb.cgroups.remove();
-            let _ = layer::release(&dir);
-            let _ = fs::remove_dir_all(&dir);
+            self.undo(&mut sb);
             return Err(e);
         }
         let info = info_of(&sb);
         lock(&self.sandboxes).insert(new_id.to_string(), Arc::new(Mutex::new(sb)));
         Ok(info)
+    }
+
+    /// `fork` of a gvisor sandbox: memory and processes included (`gvisor::gv_fork`).
+    fn fork_gvisor(
+        &self,
+        src_arc: &Arc<Mutex<Sandbox>>,
+        new_id: &str,
+        dir: PathBuf,
+    ) -> Result<SandboxInfo> {
+        let mut s = lock(src_arc);
+        self.gvisor()?;
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(SandboxError::AlreadyExists {
+                    id: new_id.to_string(),
+                })
+            }
+            Err(e) => return Err(SandboxError::sys("mkdir", dir.display().to_string(), e)),
+        }
+        let mut record = s.record.clone();
+        record.id = new_id.to_string();
+        record.hostname = new_id.chars().take(63).collect();
+        record.state = SandboxState::Hibernated;
+        record.init_pid = None;
+        record.init_start = None;
+        for m in &mut record.mounts {
+            m.state = AttachmentState::Released;
+            m.error = None;
+            m.mnt_id = None;
+        }
+        let mut sb = Sandbox {
+            record,
+            live: None,
+            gv: None,
+            dir,
+            cgroups: self.cgroups_of(new_id),
+        };
+        let built = self
+            .gv_fork(&mut s, &mut sb)
+            .and_then(|()| self.persist(&sb));
+        drop(s);
+        if let Err(e) = built {
+            self.undo(&mut sb);
+            return Err(e);
+        }
+        let info = info_of(&sb);
+        lock(&self.sandboxes).insert(new_id.to_string(), Arc::new(Mutex::new(sb)));
+        Ok(info)
+    }
+
+    fn runtime_of(&self, id: &str) -> Result<SandboxRuntime> {
+        let sb = self.get(id)?;
+        let runtime = lock(&sb).record.runtime;
+        Ok(runtime)
     }
 
     fn with_files<T: Send>(
@@ -901,16 +1028,25 @@ impl Runtime {
 
     /// Reads a file as the sandbox sees it (volume mounts included).
     pub fn read_file(&self, id: &str, path: &str) -> Result<Vec<u8>> {
+        if self.runtime_of(id)? == SandboxRuntime::Gvisor {
+            return self.gv_read(id, path);
+        }
         self.with_files(id, |root| files::read(root, path))
     }
 
     /// Writes a file as the sandbox's root would (parents created, atomic replace).
     pub fn write_file(&self, id: &str, path: &str, data: &[u8]) -> Result<()> {
+        if self.runtime_of(id)? == SandboxRuntime::Gvisor {
+            return self.gv_write(id, path, data);
+        }
         self.with_files(id, |root| files::write(root, path, data))
     }
 
     /// Lists a directory as the sandbox sees it.
     pub fn list_dir(&self, id: &str, path: &str) -> Result<Vec<DirEntry>> {
+        if self.runtime_of(id)? == SandboxRuntime::Gvisor {
+            return self.gv_list(id, path);
+        }
         self.with_files(id, |root| files::list(root, path))
     }
 
@@ -965,9 +1101,21 @@ impl Runtime {
             let mut sb = Sandbox {
                 record,
                 live: None,
+                gv: None,
                 dir,
                 cgroups,
             };
+            if sb.record.runtime == SandboxRuntime::Gvisor {
+                let was = sb.record.state;
+                if self.gv_reconcile(&mut sb) {
+                    report.adopted.push(id.clone());
+                } else if was != SandboxState::Hibernated {
+                    report.hibernated.push(id.clone());
+                }
+                self.persist(&sb)?;
+                lock(&self.sandboxes).insert(id, Arc::new(Mutex::new(sb)));
+                continue;
+            }
             match adopt(&sb.record, &sb.cgroups) {
                 Some(live) => {
                     sb.record.state = if sb.cgroups.state() == "FROZEN" {
@@ -1049,7 +1197,12 @@ fn info_of(sb: &Sandbox) -> SandboxInfo {
         id: sb.record.id.clone(),
         template: sb.record.template.clone(),
         state: sb.record.state,
-        init_pid: sb.live.as_ref().map(|l| l.pid),
+        runtime: sb.record.runtime,
+        init_pid: sb
+            .live
+            .as_ref()
+            .map(|l| l.pid)
+            .or(sb.gv.as_ref().map(|l| l.pid)),
         hostname: sb.record.hostname.clone(),
         env: sb.record.env.clone(),
         mounts: sb.record.mounts.iter().map(status_of).collect(),

@@ -93,6 +93,39 @@ pub struct SandboxSpec {
     /// What the sandbox may use. Records written before limits existed read as the defaults.
     #[serde(default)]
     pub limits: Limits,
+    /// Which runtime runs it. Specs and records written before runtimes existed read as
+    /// `namespace`.
+    #[serde(default)]
+    pub runtime: SandboxRuntime,
+}
+
+/// The runtime that runs a sandbox: Linux namespaces on the host kernel, or gVisor's `runsc`
+/// (a user-space kernel between the sandbox and the host; hibernate keeps process memory).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxRuntime {
+    #[default]
+    Namespace,
+    Gvisor,
+}
+
+impl SandboxRuntime {
+    /// The name used in records, the API and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxRuntime::Namespace => "namespace",
+            SandboxRuntime::Gvisor => "gvisor",
+        }
+    }
+
+    /// Parses `namespace` or `gvisor`.
+    pub fn parse(s: &str) -> Option<SandboxRuntime> {
+        match s {
+            "namespace" => Some(SandboxRuntime::Namespace),
+            "gvisor" => Some(SandboxRuntime::Gvisor),
+            _ => None,
+        }
+    }
 }
 
 /// The resources one sandbox may use: chosen by the node (request, server defaults, tenant
@@ -131,7 +164,14 @@ impl SandboxSpec {
             env: BTreeMap::new(),
             hostname: None,
             limits: Limits::default(),
+            runtime: SandboxRuntime::Namespace,
         }
+    }
+
+    /// Chooses the runtime.
+    pub fn runtime(mut self, runtime: SandboxRuntime) -> SandboxSpec {
+        self.runtime = runtime;
+        self
     }
 
     /// Adds a mount.
@@ -155,6 +195,8 @@ pub struct SandboxInfo {
     pub id: String,
     pub template: String,
     pub state: SandboxState,
+    /// The runtime that runs it.
+    pub runtime: SandboxRuntime,
     /// Host pid of the sandbox's init (pid 1 inside), when it runs.
     pub init_pid: Option<i32>,
     pub hostname: String,

@@ -8,54 +8,64 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::sub;
-use nullspace_sandbox::{AttachmentState, MountSpec, SandboxSpec};
+use nullspace_sandbox::{AttachmentState, MountSpec, SandboxRuntime, SandboxSpec};
 
 // SEMANTICS: Mounts are the volume
 #[test]
 fn two_sandboxes_share_one_volume_at_once() {
-    let t = common::env();
-    let vol = t.volume("shared");
-    let (a, b) = (common::id("sha"), common::id("shb"));
-    t.rt.create(SandboxSpec::new(&a).mount(MountSpec::new(&vol, "/workspace/shared")))
+    for rt in common::runtimes("two_sandboxes_share_one_volume_at_once") {
+        let t = common::env();
+        let vol = t.volume("shared");
+        let (a, b) = (common::id("sha"), common::id("shb"));
+        t.rt.create(
+            SandboxSpec::new(&a)
+                .runtime(rt)
+                .mount(MountSpec::new(&vol, "/workspace/shared")),
+        )
         .unwrap();
-    t.rt.create(SandboxSpec::new(&b).mount(MountSpec::new(&vol, "/data")))
+        t.rt.create(
+            SandboxSpec::new(&b)
+                .runtime(rt)
+                .mount(MountSpec::new(&vol, "/data")),
+        )
         .unwrap();
-    t.ok(&a, "echo from-a > /workspace/shared/x.txt");
-    assert_eq!(t.ok(&b, "cat /data/x.txt"), "from-a\n");
-    assert_eq!(
-        std::fs::read_to_string(vol.join("x.txt")).unwrap(),
-        "from-a\n"
-    );
-    // Written inside as root: owned by root on the host too (idmapped mount), not by 100000.
-    assert_eq!(std::fs::metadata(vol.join("x.txt")).unwrap().uid(), 0);
-    std::fs::write(vol.join("host.txt"), "from-host\n").unwrap();
-    assert_eq!(t.ok(&a, "cat /workspace/shared/host.txt"), "from-host\n");
-    // A host-root-owned file is root's inside, so sandbox root may change it.
-    assert_eq!(
-        t.ok(&a, "stat -c %U:%G /workspace/shared/host.txt"),
-        "root:root\n"
-    );
-    t.ok(&b, "echo more >> /data/host.txt");
-    assert_eq!(
-        std::fs::read_to_string(vol.join("host.txt")).unwrap(),
-        "from-host\nmore\n"
-    );
-    // The file API sees the sandbox's view, mounts included, in both directions.
-    assert_eq!(
-        t.rt.read_file(&a, "/workspace/shared/x.txt").unwrap(),
-        b"from-a\n"
-    );
-    t.rt.write_file(&a, "/workspace/shared/sub/api.txt", b"api")
-        .unwrap();
-    assert_eq!(t.ok(&b, "cat /data/sub/api.txt"), "api");
-    assert_eq!(std::fs::metadata(vol.join("sub/api.txt")).unwrap().uid(), 0);
-    let names: Vec<String> =
-        t.rt.list_dir(&b, "/data")
-            .unwrap()
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
-    assert_eq!(names, ["host.txt", "sub", "x.txt"]);
+        t.ok(&a, "echo from-a > /workspace/shared/x.txt");
+        assert_eq!(t.ok(&b, "cat /data/x.txt"), "from-a\n");
+        assert_eq!(
+            std::fs::read_to_string(vol.join("x.txt")).unwrap(),
+            "from-a\n"
+        );
+        // Written inside as root: owned by root on the host too (idmapped mount), not by 100000.
+        assert_eq!(std::fs::metadata(vol.join("x.txt")).unwrap().uid(), 0);
+        std::fs::write(vol.join("host.txt"), "from-host\n").unwrap();
+        assert_eq!(t.ok(&a, "cat /workspace/shared/host.txt"), "from-host\n");
+        // A host-root-owned file is root's inside, so sandbox root may change it.
+        assert_eq!(
+            t.ok(&a, "find /workspace/shared/host.txt -printf '%u:%g\\n'"),
+            "root:root\n"
+        );
+        t.ok(&b, "echo more >> /data/host.txt");
+        assert_eq!(
+            std::fs::read_to_string(vol.join("host.txt")).unwrap(),
+            "from-host\nmore\n"
+        );
+        // The file API sees the sandbox's view, mounts included, in both directions.
+        assert_eq!(
+            t.rt.read_file(&a, "/workspace/shared/x.txt").unwrap(),
+            b"from-a\n"
+        );
+        t.rt.write_file(&a, "/workspace/shared/sub/api.txt", b"api")
+            .unwrap();
+        assert_eq!(t.ok(&b, "cat /data/sub/api.txt"), "api");
+        assert_eq!(std::fs::metadata(vol.join("sub/api.txt")).unwrap().uid(), 0);
+        let names: Vec<String> =
+            t.rt.list_dir(&b, "/data")
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name)
+                .collect();
+        assert_eq!(names, ["host.txt", "sub", "x.txt"]);
+    }
 }
 
 fn assert_read_only(t: &common::TestEnv, id: &str, path: &str) {
@@ -116,26 +126,34 @@ fn assert_read_only(t: &common::TestEnv, id: &str, path: &str) {
 // SEMANTICS: Read-only mounts
 #[test]
 fn read_only_mounts_stay_read_only() {
-    let t = common::env();
-    let vol = t.volume("ro");
-    std::fs::write(vol.join("data.txt"), "readable\n").unwrap();
-    let id = common::id("ro");
-    t.rt.create(SandboxSpec::new(&id).mount(MountSpec::new(&vol, "/ro").read_only()))
+    for rt in common::runtimes("read_only_mounts_stay_read_only") {
+        let t = common::env();
+        let vol = t.volume("ro");
+        std::fs::write(vol.join("data.txt"), "readable\n").unwrap();
+        let id = common::id("ro");
+        t.rt.create(
+            SandboxSpec::new(&id)
+                .runtime(rt)
+                .mount(MountSpec::new(&vol, "/ro").read_only()),
+        )
         .unwrap();
-    assert_eq!(t.ok(&id, "cat /ro/data.txt"), "readable\n");
-    assert_read_only(&t, &id, "/ro");
-    // The same for a mount attached at run time.
-    let st =
-        t.rt.attach(&id, MountSpec::new(&vol, "/late/ro").read_only())
-            .unwrap();
-    assert_eq!(st.state, AttachmentState::Mounted);
-    assert_eq!(t.ok(&id, "cat /late/ro/data.txt"), "readable\n");
-    assert_read_only(&t, &id, "/late/ro");
-    assert!(
-        !vol.join("new.txt").exists()
-            && !vol.join("escaped").exists()
-            && !vol.join("later").exists()
-    );
+        assert_eq!(t.ok(&id, "cat /ro/data.txt"), "readable\n");
+        assert_read_only(&t, &id, "/ro");
+        // The same for a mount attached at run time (gvisor cannot attach: tests/gvisor.rs).
+        if rt == SandboxRuntime::Namespace {
+            let st =
+                t.rt.attach(&id, MountSpec::new(&vol, "/late/ro").read_only())
+                    .unwrap();
+            assert_eq!(st.state, AttachmentState::Mounted);
+            assert_eq!(t.ok(&id, "cat /late/ro/data.txt"), "readable\n");
+            assert_read_only(&t, &id, "/late/ro");
+        }
+        assert!(
+            !vol.join("new.txt").exists()
+                && !vol.join("escaped").exists()
+                && !vol.join("later").exists()
+        );
+    }
 }
 
 // SEMANTICS: Subpath mounts

@@ -29,6 +29,8 @@ pub struct SandboxRecord {
     pub attachments: Vec<AttachmentRecord>,
     /// What the sandbox may use (set at create; a fork inherits its source's).
     pub limits: SandboxLimits,
+    /// The runtime that runs it (`namespace`, `gvisor`; rows from before: `namespace`).
+    pub runtime: String,
 }
 
 /// The resources one sandbox was given, as recorded (the runtime applies them).

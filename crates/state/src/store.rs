@@ -197,7 +197,7 @@ impl<'a> Sandboxes<'a> {
         format!(
             "SELECT s.id, s.tenant_id, s.server_id, s.name, s.template, s.state, s.timeout_secs,
                     s.expires_at, s.created_at, s.updated_at, s.cpu_millicores, s.memory_bytes,
-                    s.disk_bytes, s.pids,
+                    s.disk_bytes, s.pids, s.runtime,
                     a.id AS a_id, a.volume_id AS a_volume_id, a.volume_name AS a_volume_name,
                     a.mount_path AS a_mount_path, a.read_only AS a_read_only,
                     a.subpath AS a_subpath, a.state AS a_state, a.error AS a_error,
@@ -582,6 +582,7 @@ where
                 disk_bytes: Self::count(row, "disk_bytes")?,
                 pids: small("pids", Self::count(row, "pids")?)?,
             },
+            runtime: Self::get(row, "runtime")?,
         };
         let attachment = match Self::get::<Option<String>>(row, "a_id")? {
             None => None,
@@ -1012,8 +1013,8 @@ where
         sqlx::query(
             "INSERT INTO sandboxes (id, tenant_id, server_id, name, template, state,
                                     timeout_secs, expires_at, created_at, updated_at,
-                                    cpu_millicores, memory_bytes, disk_bytes, pids)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                                    cpu_millicores, memory_bytes, disk_bytes, pids, runtime)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(sandbox.id.as_str())
         .bind(sandbox.tenant_id.as_str())
@@ -1034,6 +1035,7 @@ where
         .bind(to_i64("memory_bytes", sandbox.limits.memory_bytes)?)
         .bind(to_i64("disk_bytes", sandbox.limits.disk_bytes)?)
         .bind(i64::from(sandbox.limits.pids))
+        .bind(sandbox.runtime.as_str())
         .execute(&mut *tx)
         .await
         .map_err(|e| {

@@ -857,6 +857,8 @@ mod claims {
                 disk_bytes: 128 << 20,
                 pids: 64,
             },
+            // Not the default either.
+            runtime: "gvisor".to_owned(),
         }
     }
 

@@ -64,7 +64,8 @@ class SandboxInfo:
     sharing the database raise :class:`UnavailableError` naming that server. ``timeout`` is the
     lifetime given at create (seconds) and ``expires_at`` when the sandbox will be destroyed.
     ``cpu`` (cores), ``memory_bytes`` (hard memory limit), ``disk_bytes`` (cap of its own
-    writable layer) and ``pids`` (most processes at once) are its limits.
+    writable layer) and ``pids`` (most processes at once) are its limits. ``runtime`` is
+    ``namespace`` or ``gvisor``.
     """
 
     id: str
@@ -80,6 +81,7 @@ class SandboxInfo:
     memory_bytes: Optional[int] = None
     disk_bytes: Optional[int] = None
     pids: Optional[int] = None
+    runtime: Optional[str] = None
 
     @classmethod
     def _from_json(cls, doc: object) -> "SandboxInfo":
@@ -99,7 +101,14 @@ class SandboxInfo:
             memory_bytes=opt_field(d, "memory_bytes", int, w),
             disk_bytes=opt_field(d, "disk_bytes", int, w),
             pids=opt_field(d, "pids", int, w),
+            runtime=opt_field(d, "runtime", str, w),
         )
+
+
+def _check_runtime(runtime: Optional[str]) -> Optional[str]:
+    if runtime is not None and not isinstance(runtime, str):
+        raise TypeError(f"runtime must be a str, not {type(runtime).__name__}")
+    return runtime
 
 
 def _opt_number(d: Mapping[str, Any], key: str, what: str) -> Optional[float]:
@@ -274,6 +283,7 @@ class Sandbox:
         cpu: Optional[float] = None,
         memory: Optional[Union[int, str]] = None,
         disk: Optional[Union[int, str]] = None,
+        runtime: Optional[str] = None,
         *,
         client: Optional[Client] = None,
     ) -> "Sandbox":
@@ -284,7 +294,9 @@ class Sandbox:
         of cores (fractions allowed), ``memory`` and ``disk`` are byte counts or sizes such as
         ``"512MiB"``; ``None`` takes the server's defaults. A value the server refuses raises
         :class:`InvalidArgumentError` naming it; a tenant at a limit raises
-        :class:`ResourceExhaustedError` naming the limit.
+        :class:`ResourceExhaustedError` naming the limit. ``runtime`` is ``"namespace"`` or
+        ``"gvisor"`` (hibernate keeps memory and processes; ``None``: the server's
+        ``--sandbox-runtime``); a server that cannot run it raises :class:`UnavailableError`.
         """
         c = resolve_client(client)
         body: Dict[str, Any] = {
@@ -298,6 +310,7 @@ class Sandbox:
             ("cpu", _check_cpu(cpu)),
             ("memory", _check_size("memory", memory)),
             ("disk", _check_size("disk", disk)),
+            ("runtime", _check_runtime(runtime)),
         ):
             if value is not None:
                 body[key] = value

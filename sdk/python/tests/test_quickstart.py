@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import Server
@@ -34,6 +36,26 @@ def test_quick_example_verbatim(server: Server, monkeypatch: pytest.MonkeyPatch,
 
     with Sandbox.create(volumes=[volume.mount("/workspace/shared")]) as sandbox:
         print(sandbox.files.read("/workspace/shared/hello.txt").strip())
+
+    assert capsys.readouterr().out == "persistent\n"
+    assert Sandbox.list() == []
+
+
+@pytest.mark.skipif(not os.path.isfile("/usr/bin/runsc"), reason="runsc is not installed (apt-get install runsc)")
+def test_quick_example_verbatim_with_runtime_gvisor(
+    server: Server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NULLSPACE_API_URL", server.url)
+    monkeypatch.setenv("NULLSPACE_API_KEY", server.admin_key)
+
+    from nullspace import Sandbox, Volume
+
+    volume = Volume.from_name("team-data", create_if_missing=True)
+    volume.files.write("/hello.txt", "persistent\n")
+
+    with Sandbox.create(volumes=[volume.mount("/workspace/shared")], runtime="gvisor") as sandbox:
+        print(sandbox.files.read("/workspace/shared/hello.txt").strip())
+        assert sandbox.info().runtime == "gvisor"
 
     assert capsys.readouterr().out == "persistent\n"
     assert Sandbox.list() == []

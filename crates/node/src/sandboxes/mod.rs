@@ -64,6 +64,8 @@ struct Inner {
     shutdown: CancellationToken,
     /// What a sandbox gets when its create does not say.
     server_limits: nullspace_sandbox::Limits,
+    /// The runtime of a sandbox whose create does not say.
+    server_runtime: nullspace_sandbox::SandboxRuntime,
 }
 
 impl SandboxService {
@@ -77,6 +79,7 @@ impl SandboxService {
         store: Arc<dyn StateStore>,
         volumes: VolumeService,
         server_limits: nullspace_sandbox::Limits,
+        server_runtime: nullspace_sandbox::SandboxRuntime,
         shutdown: CancellationToken,
     ) -> SandboxService {
         let root = root.to_owned();
@@ -103,6 +106,7 @@ impl SandboxService {
                 deadlines: tokio::sync::Notify::new(),
                 shutdown,
                 server_limits,
+                server_runtime,
             }),
         }
     }
@@ -111,6 +115,14 @@ impl SandboxService {
     pub async fn create(&self, caller: &Principal, req: CreateSandbox) -> Result<Sandbox, Error> {
         self.available()?;
         deadline(chrono::Utc::now(), req.timeout)?;
+        let runtime = match req.runtime.as_deref() {
+            None => self.inner.server_runtime,
+            Some(r) => nullspace_sandbox::SandboxRuntime::parse(r).ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "runtime must be \"namespace\" or \"gvisor\", not {r:?}"
+                ))
+            })?,
+        };
         let defaults = *self.inner.volumes.tenant_defaults();
         let (tenant, usage) = limits::in_force(&*self.inner.store, caller, &defaults).await?;
         let chosen = limits::choose(&req, &self.inner.server_limits, &tenant)?;
@@ -120,6 +132,7 @@ impl SandboxService {
         spec.template = req.template;
         spec.env = req.env;
         spec.limits = chosen;
+        spec.runtime = runtime;
         let mut atts = Vec::new();
         for (i, m) in req.volumes.iter().enumerate() {
             let (mount, att) = self
@@ -143,6 +156,7 @@ impl SandboxService {
             updated_at: created_at,
             attachments: atts,
             limits: limits::recorded(&chosen),
+            runtime: info.runtime.as_str().to_string(),
         };
         apply(&mut rec, &info, created_at);
         self.store_new(&rec).await?;

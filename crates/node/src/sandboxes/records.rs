@@ -112,5 +112,6 @@ pub(crate) fn sandbox(rec: &SandboxRecord) -> Sandbox {
         memory_bytes: rec.limits.memory_bytes,
         disk_bytes: rec.limits.disk_bytes,
         pids: rec.limits.pids,
+        runtime: rec.runtime.clone(),
     }
 }

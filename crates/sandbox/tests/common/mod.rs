@@ -66,3 +66,35 @@ pub fn id(prefix: &str) -> String {
 pub fn sub(s: &str) -> nullspace_core::VolumePath {
     nullspace_core::VolumePath::parse(&format!("/{}", s.trim_start_matches('/'))).unwrap()
 }
+
+/// The runtimes a suite runs over: `namespace` always, `gvisor` when runsc is installed
+/// (else the gvisor cases print that they were skipped and why).
+pub fn runtimes(test: &str) -> Vec<nullspace_sandbox::SandboxRuntime> {
+    let mut all = vec![nullspace_sandbox::SandboxRuntime::Namespace];
+    match gvisor_missing() {
+        None => all.push(nullspace_sandbox::SandboxRuntime::Gvisor),
+        Some(why) => eprintln!("{test}: gvisor case skipped: {why}"),
+    }
+    all
+}
+
+/// Why the gvisor runtime cannot run here (None: it can).
+pub fn gvisor_missing() -> Option<String> {
+    let found = std::env::var_os("NULLSPACE_RUNSC")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(["/usr/bin/runsc".into(), "/usr/local/bin/runsc".into()])
+        .any(|p: std::path::PathBuf| p.is_file());
+    (!found).then(|| "runsc is not installed (apt-get install runsc)".to_string())
+}
+
+/// For gvisor-only tests: false (and a note) when runsc is missing.
+pub fn gvisor_or_skip(test: &str) -> bool {
+    match gvisor_missing() {
+        None => true,
+        Some(why) => {
+            eprintln!("{test}: skipped: {why}");
+            false
+        }
+    }
+}

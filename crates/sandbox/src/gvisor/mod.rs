@@ -1,0 +1,891 @@
+//! The gVisor runtime: a sandbox is a runsc container (`--platform=ptrace --network=none`,
+//! one state root per server: `<state_dir>/runsc`), started from an OCI bundle per sandbox
+//! (`bundle.rs`) by the launcher (`launch.rs`), which holds the sandbox's mounts in a private
+//! mount namespace. Hibernate is `runsc checkpoint` (memory and processes into
+//! `<sandbox>/checkpoint`, the container stops and its memory is freed) and wake is `runsc
+//! restore` through the launcher with the same mounts; processes go on where they were.
+//! Exec and the file API go through `runsc exec` (pipes, never regular files: the sentry
+//! writes at its own offset). Runtime attach/detach cannot work on this runsc (a restore with
+//! a changed mount list hangs): an attach is recorded `failed` with the reason.
+//!
+//! `Runtime` (lib.rs) dispatches here on the record's runtime; the methods below are the
+//! gvisor halves of its public methods.
+
+mod bundle;
+mod launch;
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
+use rustix::mount::OpenTreeFlags;
+
+use crate::error::{Result, SandboxError};
+use crate::spec::{AttachmentState, DirEntry, ExecRequest, ExecResult, MountSpec, MountStatus};
+use crate::spec::{SandboxInfo, SandboxState};
+use crate::{info_of, layer, lock, mounts, rootfs, status_of, sys, MountRecord, Runtime, Sandbox};
+
+/// What to install when runsc is missing.
+pub(crate) const INSTALL_HINT: &str =
+    "the gvisor runtime needs gVisor's runsc: install it (apt-get install runsc)";
+
+/// How a command runs under `runsc exec`: its standard streams are files in the sandbox's own
+/// /tmp, never the exec's host pipes, which a process left running would hold into a
+/// checkpoint (this runsc cannot restore them). Output is handed back when the command ends
+/// (background processes keep writing to the unlinked files). A missing program is 127 (126:
+/// not executable), as in the namespace runtime. No `setsid` and no group kill: on this runsc
+/// both can bring the sandbox down (urpc EOF), so a timeout kills the command's own process.
+/// `$1`: scratch prefix, `$2`: 1 if stdin is given.
+const EXEC_WRAPPER: &str = r#"d=$1; i=/dev/null; umask 077
+[ "$2" = 1 ] && { i="$d.in"; cat > "$i" || exit 125; }
+shift 2
+"$@" <"$i" >"$d.out" 2>"$d.err" &
+echo $! > "$d.pid"
+wait $!; s=$?
+cat "$d.out"; cat "$d.err" >&2
+rm -f "$d.in" "$d.out" "$d.err" "$d.pid"
+exit $s"#;
+
+const ATTACH_UNSUPPORTED: &str = "runtime attach is not supported on the gvisor runtime (this runsc cannot add a mount to a running or checkpointed sandbox): create the sandbox with the mount";
+
+/// The runsc binary and this server's state root.
+#[derive(Debug)]
+pub(crate) struct Gvisor {
+    runsc: PathBuf,
+    root: PathBuf,
+}
+
+/// A running (or paused) gVisor sandbox: its sandbox process on the host.
+pub(crate) struct Live {
+    pub pid: i32,
+    pidfd: OwnedFd,
+}
+
+/// The last lines of a runsc log (error messages).
+pub(crate) fn log_tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    // A Go panic's first line says what happened; its stack follows.
+    if let Some(p) = text
+        .lines()
+        .find(|l| l.starts_with("panic:") || l.contains("error"))
+    {
+        return p.to_string();
+    }
+    let lines: Vec<&str> = text.lines().rev().take(3).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" / ")
+}
+
+impl Gvisor {
+    /// Finds runsc (`NULLSPACE_RUNSC`, else `/usr/bin/runsc`, `/usr/local/bin/runsc`); the
+    /// error says what to install.
+    pub fn find(state_dir: &Path) -> std::result::Result<Gvisor, String> {
+        let candidates: Vec<PathBuf> = std::env::var_os("NULLSPACE_RUNSC")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(["/usr/bin/runsc", "/usr/local/bin/runsc"].map(PathBuf::from))
+            .collect();
+        let runsc = candidates
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| INSTALL_HINT.to_string())?;
+        let root = state_dir.join("runsc");
+        fs::create_dir_all(&root).map_err(|e| format!("mkdir {}: {e}", root.display()))?;
+        Ok(Gvisor { runsc, root })
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.runsc);
+        c.arg("--root")
+            .arg(&self.root)
+            .args(["--platform=ptrace", "--network=none"]);
+        c
+    }
+
+    /// Runs a runsc subcommand to completion; its stdout, or the error with its stderr.
+    fn call(&self, args: &[&str]) -> Result<String> {
+        let out = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| SandboxError::sys("spawn", "runsc", e))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(SandboxError::Unavailable(format!(
+                "runsc {} failed: {}",
+                args.first().copied().unwrap_or(""),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+
+    /// `runsc state`: the container's status and host pid (None: no such container).
+    fn state(&self, id: &str) -> Option<(String, i32)> {
+        let text = self.call(&["state", id]).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some((
+            v["status"].as_str()?.to_string(),
+            v["pid"].as_i64().unwrap_or(0) as i32,
+        ))
+    }
+
+    /// Kills and deletes the container if it exists.
+    fn delete(&self, id: &str) {
+        let _ = self.call(&["delete", "--force", id]);
+    }
+}
+
+fn checkpoint_dir(dir: &Path) -> PathBuf {
+    dir.join("checkpoint")
+}
+
+fn has_checkpoint(dir: &Path) -> bool {
+    checkpoint_dir(dir).join("checkpoint.img").is_file()
+}
+
+/// A detached clone of a resolved volume directory (nosuid, nodev, read-only if asked). No
+/// idmap: gVisor's root is the host's root on the files it serves.
+fn volume_tree(dir: std::os::fd::BorrowedFd<'_>, read_only: bool) -> Result<OwnedFd> {
+    let tree = rustix::mount::open_tree(
+        dir,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .map_err(|e| SandboxError::sys("open_tree", "volume", e))?;
+    let mut set = sys::attr::NOSUID | sys::attr::NODEV;
+    if read_only {
+        set |= sys::attr::RDONLY;
+    }
+    sys::mount_setattr(tree.as_raw_fd(), set, None)
+        .map_err(|e| SandboxError::errno("mount_setattr", "volume", e))?;
+    Ok(tree)
+}
+
+fn attach_unsupported(spec: MountSpec) -> MountRecord {
+    MountRecord {
+        spec,
+        state: AttachmentState::Failed,
+        error: Some(ATTACH_UNSUPPORTED.into()),
+        mnt_id: None,
+        bind: None,
+    }
+}
+
+impl Runtime {
+    pub(crate) fn gvisor(&self) -> Result<&Gvisor> {
+        self.gvisor
+            .as_ref()
+            .map_err(|why| SandboxError::Unavailable(why.clone()))
+    }
+
+    /// Writes a new sandbox's bundle (every mount a bind of the bundle) and starts it.
+    pub(crate) fn gv_create(&self, sb: &mut Sandbox, m: layer::Mounted) -> Result<()> {
+        for (i, rec) in sb.record.mounts.iter_mut().enumerate() {
+            rec.bind = Some(i);
+        }
+        self.gv_write_bundle(sb)?;
+        self.gv_start(sb, Some(m), false)
+    }
+
+    fn gv_write_bundle(&self, sb: &Sandbox) -> Result<()> {
+        let binds = sb
+            .record
+            .mounts
+            .iter()
+            .filter_map(|m| {
+                Some(bundle::Bind {
+                    index: m.bind?,
+                    target: m.spec.target.clone(),
+                    read_only: m.spec.read_only,
+                })
+            })
+            .collect();
+        bundle::write(
+            &sb.dir,
+            &bundle::Config {
+                hostname: &sb.record.hostname,
+                env: &sb.record.env,
+                limits: &sb.record.limits,
+                pids_max: self.cfg.pids_max,
+                cgroups_path: format!("/{}/{}", self.cfg.cgroup_parent, sb.record.id),
+                binds,
+            },
+        )
+        .map(drop)
+    }
+
+    /// Starts the container (`run`, or `restore` from the sandbox's checkpoint) through the
+    /// launcher. A volume that cannot be resolved leaves its bind empty and its record
+    /// `failed` (the mount list of a checkpoint must not change).
+    fn gv_start(&self, sb: &mut Sandbox, m: Option<layer::Mounted>, restore: bool) -> Result<()> {
+        let gv = self.gvisor()?;
+        let m = match m {
+            Some(m) => m,
+            None => layer::mount(&sb.dir)?,
+        };
+        rootfs::sanitize_upper(&m.upper())?;
+        let layer_fd = m
+            .tree()
+            .ok_or_else(|| {
+                SandboxError::Unavailable("a gvisor sandbox needs a capped layer image".into())
+            })?
+            .try_clone_to_owned()
+            .map_err(|e| SandboxError::sys("dup", "layer", e))?;
+        let bundle = bundle::bundle_dir(&sb.dir);
+        let mut vols = Vec::new();
+        let mut mounted = Vec::new();
+        for (i, rec) in sb.record.mounts.iter_mut().enumerate() {
+            let Some(b) = rec.bind else { continue };
+            let tree = mounts::resolve_source(&rec.spec, &format!("mounts[{i}]"))
+                .and_then(|fd| volume_tree(fd.as_fd(), rec.spec.read_only));
+            match tree {
+                Ok(t) => {
+                    vols.push((t, cstring(&format!("vols/{b}"))?));
+                    mounted.push(i);
+                }
+                Err(e) => {
+                    rec.state = AttachmentState::Failed;
+                    rec.error = Some(e.to_string());
+                    rec.mnt_id = None;
+                }
+            }
+        }
+        let id = sb.record.id.clone();
+        // A container left behind (stopped, or from a crash) would block the id.
+        gv.delete(&id);
+        let mut cmd = gv.cmd();
+        let b = bundle.to_string_lossy().into_owned();
+        if restore {
+            let img = checkpoint_dir(&sb.dir).to_string_lossy().into_owned();
+            cmd.args([
+                "restore",
+                "--detach",
+                "--bundle",
+                &b,
+                "--image-path",
+                &img,
+                &id,
+            ]);
+        } else {
+            cmd.args(["run", "--detach", "--bundle", &b, &id]);
+        }
+        let launched = launch::run(
+            cmd,
+            launch::Mounts {
+                layer: layer_fd,
+                lower: cstring(&self.template_dir.to_string_lossy())?,
+                bundle: cstring(&b)?,
+                vols,
+            },
+            &sb.dir.join("runsc.log"),
+        );
+        drop(m);
+        if let Err(e) = launched {
+            gv.delete(&id);
+            let _ = sb.cgroups.remove();
+            return Err(e);
+        }
+        let live = gv
+            .state(&id)
+            .filter(|(s, pid)| s == "running" && *pid > 0)
+            .and_then(|(_, pid)| {
+                let pidfd = rustix::process::pidfd_open(
+                    rustix::process::Pid::from_raw(pid)?,
+                    rustix::process::PidfdFlags::empty(),
+                )
+                .ok()?;
+                Some(Live { pid, pidfd })
+            });
+        let Some(live) = live else {
+            gv.delete(&id);
+            let _ = sb.cgroups.remove();
+            return Err(SandboxError::Unavailable(format!(
+                "runsc started {id} but it is not running: {}",
+                log_tail(&sb.dir.join("runsc.log"))
+            )));
+        };
+        if restore {
+            // The image is spent: the layer moves on from here, the memory must not go back.
+            let _ = fs::remove_dir_all(checkpoint_dir(&sb.dir));
+        }
+        for i in mounted {
+            let rec = &mut sb.record.mounts[i];
+            rec.state = AttachmentState::Mounted;
+            rec.error = None;
+        }
+        sb.record.init_pid = Some(live.pid);
+        sb.record.init_start = crate::start_time(live.pid);
+        sb.record.state = SandboxState::Running;
+        sb.gv = Some(live);
+        Ok(())
+    }
+
+    /// `gv_start`, and when a restore fails, a fresh boot over the same layer (the processes
+    /// are lost, the files kept). A restore fails on this runsc when a process still held an
+    /// exec's standard streams at checkpoint time (they were host pipes that no longer exist).
+    fn gv_start_or_boot(
+        &self,
+        sb: &mut Sandbox,
+        m: Option<layer::Mounted>,
+        restore: bool,
+    ) -> Result<()> {
+        match self.gv_start(sb, m, restore) {
+            Err(e) if restore => {
+                tracing::warn!(id = %sb.record.id, error = %e, "gvisor restore failed; booting the sandbox afresh from its layer");
+                let _ = fs::remove_dir_all(checkpoint_dir(&sb.dir));
+                self.gv_start(sb, None, false)
+            }
+            r => r,
+        }
+    }
+
+    /// Stops the container without a checkpoint (its processes are gone); keeps the dir.
+    pub(crate) fn gv_teardown(&self, sb: &mut Sandbox) {
+        if let Ok(gv) = self.gvisor() {
+            gv.delete(&sb.record.id);
+        }
+        if let Some(live) = sb.gv.take() {
+            sys::pidfd_wait_exit(live.pidfd.as_raw_fd(), 2000);
+        }
+        let _ = sb.cgroups.kill_all();
+        let _ = sb.cgroups.remove();
+        gv_released(sb);
+    }
+
+    /// If the sandbox process died behind our back: hibernated, without memory.
+    pub(crate) fn gv_check_alive(&self, sb: &mut Sandbox) -> Result<()> {
+        if sb
+            .gv
+            .as_ref()
+            .is_some_and(|l| sys::pidfd_exited(l.pidfd.as_raw_fd()))
+        {
+            tracing::warn!(id = %sb.record.id, "gvisor sandbox exited; keeping it as hibernated");
+            self.gv_teardown(sb);
+            self.persist(sb)?;
+        }
+        Ok(())
+    }
+
+    /// Wakes a hibernated sandbox: restores its checkpoint, or boots it afresh without one.
+    pub(crate) fn gv_wake(&self, sb: &mut Sandbox) -> Result<()> {
+        let restore = has_checkpoint(&sb.dir);
+        let r = self.gv_start_or_boot(sb, None, restore);
+        if r.is_err() {
+            gv_released(sb);
+        }
+        self.persist(sb)?;
+        r
+    }
+
+    pub(crate) fn gv_ensure_running(&self, sb: &mut Sandbox) -> Result<()> {
+        self.gv_check_alive(sb)?;
+        match sb.record.state {
+            SandboxState::Running => Ok(()),
+            SandboxState::Hibernated => self.gv_wake(sb),
+            SandboxState::Paused => Err(SandboxError::Conflict {
+                id: sb.record.id.clone(),
+                reason: "sandbox is paused; resume it first".into(),
+            }),
+        }
+    }
+
+    pub(crate) fn gv_pause(&self, sb: &mut Sandbox) -> Result<SandboxInfo> {
+        self.gv_check_alive(sb)?;
+        if sb.record.state == SandboxState::Running {
+            self.gvisor()?.call(&["pause", &sb.record.id])?;
+            sb.record.state = SandboxState::Paused;
+            self.persist(sb)?;
+        }
+        Ok(info_of(sb))
+    }
+
+    pub(crate) fn gv_resume(&self, sb: &mut Sandbox) -> Result<SandboxInfo> {
+        self.gv_check_alive(sb)?;
+        match sb.record.state {
+            SandboxState::Running => {}
+            SandboxState::Paused => {
+                self.gvisor()?.call(&["resume", &sb.record.id])?;
+                sb.record.state = SandboxState::Running;
+                self.persist(sb)?;
+            }
+            SandboxState::Hibernated => self.gv_wake(sb)?,
+        }
+        Ok(info_of(sb))
+    }
+
+    /// Checkpoints memory and processes into `<dir>/checkpoint`; the container stops and is
+    /// deleted (its memory and cgroup freed).
+    pub(crate) fn gv_hibernate(&self, sb: &mut Sandbox) -> Result<SandboxInfo> {
+        self.gv_check_alive(sb)?;
+        if sb.record.state == SandboxState::Hibernated {
+            return Ok(info_of(sb));
+        }
+        self.gv_checkpoint(sb)?;
+        self.persist(sb)?;
+        Ok(info_of(sb))
+    }
+
+    fn gv_checkpoint(&self, sb: &mut Sandbox) -> Result<()> {
+        let gv = self.gvisor()?;
+        let id = sb.record.id.clone();
+        if sb.record.state == SandboxState::Paused {
+            gv.call(&["resume", &id])?;
+            sb.record.state = SandboxState::Running;
+        }
+        let img = checkpoint_dir(&sb.dir);
+        let _ = fs::remove_dir_all(&img);
+        fs::create_dir_all(&img)
+            .map_err(|e| SandboxError::sys("mkdir", img.display().to_string(), e))?;
+        let img_s = img.to_string_lossy().into_owned();
+        if let Err(e) = gv.call(&["checkpoint", "--image-path", &img_s, &id]) {
+            let _ = fs::remove_dir_all(&img);
+            return Err(e);
+        }
+        // The container has stopped; deleting it ends the sandbox and gofer processes, and
+        // with the gofer the launcher's mount namespace (layer and volume mounts).
+        gv.delete(&id);
+        if let Some(live) = sb.gv.take() {
+            sys::pidfd_wait_exit(live.pidfd.as_raw_fd(), 5000);
+        }
+        let _ = sb.cgroups.kill_all();
+        let _ = sb.cgroups.remove();
+        gv_released(sb);
+        Ok(())
+    }
+
+    pub(crate) fn gv_destroy(&self, sb: &mut Sandbox) -> Result<()> {
+        self.gv_teardown(sb);
+        Ok(())
+    }
+
+    /// Runs a command through `runsc exec`.
+    pub(crate) fn gv_exec(&self, sb: &mut Sandbox, req: &ExecRequest) -> Result<ExecResult> {
+        self.gv_ensure_running(sb)?;
+        let env = sb.record.env.clone();
+        let id = sb.record.id.clone();
+        let ooms = sb.cgroups.oom_kills();
+        let mut res = self.gv_run(&id, &sb.dir, &env, req)?;
+        res.oom_killed = sb.cgroups.oom_kills() > ooms;
+        Ok(res)
+    }
+
+    fn gv_run(
+        &self,
+        id: &str,
+        dir: &Path,
+        sandbox_env: &BTreeMap<String, String>,
+        req: &ExecRequest,
+    ) -> Result<ExecResult> {
+        let gv = self.gvisor()?;
+        if req.argv.is_empty() || req.argv[0].is_empty() {
+            return Err(SandboxError::invalid("argv", "must name a program"));
+        }
+        crate::spec::validate_env("env", &req.env)?;
+        let cwd = req.cwd.as_deref().unwrap_or("/");
+        if !cwd.starts_with('/') {
+            return Err(SandboxError::invalid(
+                "cwd",
+                format!("{cwd:?} must be an absolute path"),
+            ));
+        }
+        for a in &req.argv {
+            cstring(a).map_err(|_| SandboxError::invalid("argv", "contains NUL"))?;
+        }
+        let _ = dir;
+        let scratch = format!("/tmp/.nullspace-exec-{}", rootfs::unique());
+        let mut cmd = gv.cmd();
+        cmd.arg("exec").arg("--cwd").arg(cwd);
+        for (k, v) in crate::spec::exec_env(sandbox_env, &req.env) {
+            cmd.arg("--env").arg(format!("{k}={v}"));
+        }
+        let has_stdin = if req.stdin.as_ref().is_some_and(|s| !s.is_empty()) {
+            "1"
+        } else {
+            "0"
+        };
+        cmd.arg(id)
+            .args(["/bin/sh", "-c", EXEC_WRAPPER, "sh", &scratch, has_stdin]);
+        cmd.args(&req.argv);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| SandboxError::sys("spawn", "runsc exec", e))?;
+        pump(gv, id, &mut child, &scratch, req)
+    }
+
+    pub(crate) fn gv_attach(&self, sb: &mut Sandbox, mount: MountSpec) -> Result<MountStatus> {
+        // Bad input is still an error that records nothing.
+        mounts::resolve_source(&mount, "")?;
+        let rec = attach_unsupported(mount);
+        let status = status_of(&rec);
+        sb.record.mounts.push(rec);
+        self.persist(sb)?;
+        Ok(status)
+    }
+
+    pub(crate) fn gv_detach(&self, sb: &mut Sandbox, i: usize) -> Result<()> {
+        if sb.record.mounts[i].bind.is_some() {
+            return Err(SandboxError::Conflict {
+                id: sb.record.id.clone(),
+                reason: format!(
+                    "runtime detach is not supported on the gvisor runtime: {} stays mounted until the sandbox is destroyed",
+                    sb.record.mounts[i].spec.target
+                ),
+            });
+        }
+        sb.record.mounts.remove(i);
+        self.persist(sb)
+    }
+
+    /// A fork: the source is checkpointed (and stopped), its layer image and checkpoint are
+    /// copied, then both restore from the same moment; the copy with the same volume binds.
+    pub(crate) fn gv_fork(&self, s: &mut Sandbox, new: &mut Sandbox) -> Result<()> {
+        self.gv_check_alive(s)?;
+        let was_live = s.record.state != SandboxState::Hibernated;
+        if was_live {
+            self.gv_checkpoint(s)?;
+            layer::release(&s.dir)?;
+        }
+        let copied = layer::copy_image(&s.dir.join(layer::IMAGE), &new.dir).and_then(|()| {
+            if has_checkpoint(&s.dir) {
+                copy_dir(&checkpoint_dir(&s.dir), &checkpoint_dir(&new.dir))
+            } else {
+                Ok(())
+            }
+        });
+        if was_live {
+            let r = self.gv_start_or_boot(s, None, true);
+            if r.is_err() {
+                gv_released(s);
+            }
+            self.persist(s)?;
+            r?;
+        }
+        copied?;
+        for rec in new.record.mounts.iter_mut() {
+            rec.bind = None;
+        }
+        for (i, rec) in s.record.mounts.iter().enumerate() {
+            if let Some(b) = rec.bind {
+                new.record.mounts[i].bind = Some(b);
+            }
+        }
+        // Attaches that failed on the source are not the fork's.
+        new.record.mounts.retain(|m| m.bind.is_some());
+        self.gv_write_bundle(new)?;
+        let restore = has_checkpoint(&new.dir);
+        let m = layer::mount(&new.dir)?;
+        rootfs::write_identity(&m.upper(), 0, &new.record.hostname)?;
+        self.gv_start_or_boot(new, Some(m), restore)?;
+        if restore {
+            // The host name lives in the restored kernel's memory: set the copy's own.
+            self.gvisor()?.call(&[
+                "exec",
+                "--cap",
+                "CAP_SYS_ADMIN",
+                &new.record.id,
+                "/bin/hostname",
+                &new.record.hostname,
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Reconcile of one gVisor record: a running (or paused) container is adopted, anything
+    /// else is hibernated (with its checkpoint, if it has one).
+    pub(crate) fn gv_reconcile(&self, sb: &mut Sandbox) -> bool {
+        let Ok(gv) = self.gvisor() else {
+            gv_released(sb);
+            return false;
+        };
+        if let Some((status, pid)) = gv.state(&sb.record.id) {
+            if (status == "running" || status == "paused") && pid > 0 {
+                if let Some(pidfd) = rustix::process::Pid::from_raw(pid).and_then(|p| {
+                    rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+                }) {
+                    sb.record.state = if status == "paused" {
+                        SandboxState::Paused
+                    } else {
+                        SandboxState::Running
+                    };
+                    sb.record.init_pid = Some(pid);
+                    sb.gv = Some(Live { pid, pidfd });
+                    return true;
+                }
+            }
+        }
+        self.gv_teardown(sb);
+        false
+    }
+
+    /// The file API through `runsc exec` (the sandbox's own view: its /tmp lives in gVisor's
+    /// memory, volumes at their targets).
+    fn gv_files(
+        &self,
+        id: &str,
+        script: &str,
+        args: &[&str],
+        stdin: Vec<u8>,
+    ) -> Result<ExecResult> {
+        crate::files::relative(args[0])?;
+        let sb = self.get(id)?;
+        let (dir, env) = {
+            let mut sb = lock(&sb);
+            self.gv_check_alive(&mut sb)?;
+            match sb.record.state {
+                SandboxState::Hibernated => self.gv_wake(&mut sb)?,
+                // runsc cannot exec in a paused container, and its /tmp is in its memory.
+                SandboxState::Paused => {
+                    return Err(SandboxError::Conflict {
+                        id: id.to_string(),
+                        reason: "sandbox is paused (gvisor): resume it to use its files".into(),
+                    })
+                }
+                SandboxState::Running => {}
+            }
+            (sb.dir.clone(), sb.record.env.clone())
+        };
+        let mut argv = vec![
+            "/bin/sh".to_string(),
+            "-c".into(),
+            script.into(),
+            "sh".into(),
+        ];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let req = ExecRequest {
+            argv,
+            stdin: Some(stdin),
+            timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let r = self.gv_run(id, &dir, &env, &req)?;
+        let path = args[0];
+        match r.exit_code {
+            0 => Ok(r),
+            3 => Err(SandboxError::NotFound {
+                kind: "path",
+                name: path.to_string(),
+            }),
+            4 => Err(SandboxError::invalid(
+                "path",
+                format!("{path:?} is not a regular file"),
+            )),
+            5 => Err(SandboxError::invalid(
+                "path",
+                format!("{path:?} is not a directory"),
+            )),
+            _ => Err(SandboxError::sys(
+                "files",
+                format!("{path}: {}", String::from_utf8_lossy(&r.stderr).trim()),
+                std::io::Error::from_raw_os_error(libc::EIO),
+            )),
+        }
+    }
+
+    pub(crate) fn gv_read(&self, id: &str, path: &str) -> Result<Vec<u8>> {
+        let r = self.gv_files(
+            id,
+            "[ -e \"$1\" ] || exit 3; [ -f \"$1\" ] || exit 4; exec cat -- \"$1\"",
+            &[path],
+            Vec::new(),
+        )?;
+        Ok(r.stdout)
+    }
+
+    pub(crate) fn gv_write(&self, id: &str, path: &str, data: &[u8]) -> Result<()> {
+        self.gv_files(
+            id,
+            "d=$(dirname -- \"$1\"); mkdir -p -- \"$d\" || exit 1; [ -d \"$1\" ] && exit 4; \
+             t=\"$d/.nullspace-write.$$\"; cat > \"$t\" && mv -f -- \"$t\" \"$1\" || { rm -f -- \"$t\"; exit 1; }",
+            &[path],
+            data.to_vec(),
+        )
+        .map(drop)
+    }
+
+    pub(crate) fn gv_list(&self, id: &str, path: &str) -> Result<Vec<DirEntry>> {
+        let r = self.gv_files(
+            id,
+            "[ -e \"$1\" ] || exit 3; [ -d \"$1\" ] || exit 5; \
+             exec find \"$1/\" -mindepth 1 -maxdepth 1 -printf '%f\\0%y\\0%s\\0'",
+            &[path],
+            Vec::new(),
+        )?;
+        let fields: Vec<&[u8]> = r.stdout.split(|b| *b == 0).collect();
+        let mut out: Vec<DirEntry> = fields
+            .chunks_exact(3)
+            .map(|c| DirEntry {
+                name: String::from_utf8_lossy(c[0]).into_owned(),
+                kind: match c[1] {
+                    b"f" => "file",
+                    b"d" => "dir",
+                    b"l" => "symlink",
+                    _ => "other",
+                }
+                .to_string(),
+                size: String::from_utf8_lossy(c[2]).parse().unwrap_or(0),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+/// Records after the container stopped: mounted binds are `released`, no process.
+fn gv_released(sb: &mut Sandbox) {
+    for m in &mut sb.record.mounts {
+        if m.state == AttachmentState::Mounted {
+            m.state = AttachmentState::Released;
+        }
+    }
+    sb.gv = None;
+    sb.record.init_pid = None;
+    sb.record.init_start = None;
+    sb.record.state = SandboxState::Hibernated;
+}
+
+fn cstring(s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| SandboxError::invalid("path", format!("{s:?} contains NUL")))
+}
+
+/// Copies a checkpoint directory (regular files only).
+fn copy_dir(src: &Path, dst: &Path) -> Result<()> {
+    let e = |op: &'static str, p: &Path| {
+        let d = p.display().to_string();
+        move |err| SandboxError::sys(op, d, err)
+    };
+    fs::create_dir_all(dst).map_err(e("mkdir", dst))?;
+    for ent in fs::read_dir(src).map_err(e("readdir", src))? {
+        let ent = ent.map_err(e("readdir", src))?;
+        if ent.file_type().map_err(e("stat", src))?.is_file() {
+            fs::copy(ent.path(), dst.join(ent.file_name())).map_err(e("copy", dst))?;
+        }
+    }
+    Ok(())
+}
+
+/// Feeds stdin, collects bounded output and waits for `runsc exec`; on timeout kills the
+/// command inside (by its pid in the sandbox) and then the client.
+fn pump(
+    gv: &Gvisor,
+    id: &str,
+    child: &mut std::process::Child,
+    scratch: &str,
+    req: &ExecRequest,
+) -> Result<ExecResult> {
+    use crate::exec::{drain, set_nonblocking};
+    let max = req.max_output.unwrap_or(64 << 20);
+    let deadline = req.timeout.map(|t| Instant::now() + t);
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_child(child),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| SandboxError::sys("pidfd_open", "runsc exec", e))?;
+    let stdout: OwnedFd = child.stdout.take().expect("piped").into();
+    let stderr: OwnedFd = child.stderr.take().expect("piped").into();
+    let mut stdin: Option<OwnedFd> = child.stdin.take().map(Into::into);
+    let data: &[u8] = req.stdin.as_deref().unwrap_or(&[]);
+    let mut off = 0;
+    for fd in [&stdout, &stderr].into_iter().chain(stdin.as_ref()) {
+        set_nonblocking(fd);
+    }
+    if data.is_empty() {
+        stdin = None;
+    }
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let (mut out_open, mut err_open) = (true, true);
+    let mut truncated = false;
+    let mut timed_out = false;
+    let mut killed_at: Option<Instant> = None;
+    loop {
+        let wait = match (deadline, killed_at) {
+            (_, Some(k)) => Some(Duration::from_secs(5).saturating_sub(k.elapsed())),
+            (Some(d), None) => Some(d.saturating_duration_since(Instant::now())),
+            (None, None) => None,
+        };
+        if wait == Some(Duration::ZERO) {
+            if killed_at.is_none() {
+                timed_out = true;
+                // The command itself (what it started goes on); the wrapper then hands back
+                // what the command wrote and ends.
+                let _ = gv.call(&[
+                    "exec",
+                    id,
+                    "/bin/sh",
+                    "-c",
+                    "kill -KILL \"$(cat \"$1.pid\")\"",
+                    "sh",
+                    scratch,
+                ]);
+                killed_at = Some(Instant::now());
+                continue;
+            }
+            let _ = child.kill();
+        }
+        let ts = wait.map(|t| rustix::event::Timespec {
+            tv_sec: t.as_secs() as i64,
+            tv_nsec: t.subsec_nanos() as i64,
+        });
+        let mut pfds = vec![PollFd::new(&pidfd, PollFlags::IN)];
+        if out_open {
+            pfds.push(PollFd::new(&stdout, PollFlags::IN));
+        }
+        if err_open {
+            pfds.push(PollFd::new(&stderr, PollFlags::IN));
+        }
+        if let Some(w) = &stdin {
+            pfds.push(PollFd::new(w, PollFlags::OUT));
+        }
+        match poll(&mut pfds, ts.as_ref()) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(SandboxError::sys("poll", "exec output", e)),
+        }
+        drop(pfds);
+        if out_open {
+            out_open = drain(&stdout, &mut out, max, &mut truncated);
+        }
+        if err_open {
+            err_open = drain(&stderr, &mut err, max, &mut truncated);
+        }
+        if let Some(w) = &stdin {
+            match rustix::io::write(w, &data[off..]) {
+                Ok(n) => off += n,
+                Err(Errno::AGAIN | Errno::INTR) => {}
+                Err(_) => off = data.len(),
+            }
+            if off >= data.len() {
+                stdin = None;
+            }
+        }
+        if sys::pidfd_exited(pidfd.as_raw_fd()) {
+            // Background processes that still hold the pipes do not keep us waiting.
+            drain(&stdout, &mut out, max, &mut truncated);
+            drain(&stderr, &mut err, max, &mut truncated);
+            break;
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| SandboxError::sys("wait", "runsc exec", e))?;
+    let code = status.code().unwrap_or(128 + 9);
+    Ok(ExecResult {
+        stdout: out,
+        stderr: err,
+        exit_code: code,
+        signal: (code > 128 && timed_out).then_some(code - 128),
+        timed_out,
+        truncated,
+        oom_killed: false,
+    })
+}
