@@ -65,7 +65,7 @@ pub(crate) const KEEP_CAPS: u64 = {
 
 /// Bytes kept of each of stdout and stderr unless the request says otherwise (the API's
 /// answer budget: no stream needs more raw bytes than that to fill it).
-const DEFAULT_MAX_OUTPUT: usize = nullspace_core::wire::EXEC_OUTPUT_BUDGET;
+pub(crate) const DEFAULT_MAX_OUTPUT: usize = nullspace_core::wire::EXEC_OUTPUT_BUDGET;
 
 /// Failure points of the helper and the command before exec.
 #[repr(u32)]

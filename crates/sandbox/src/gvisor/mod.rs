@@ -785,7 +785,7 @@ fn pump(
     req: &ExecRequest,
 ) -> Result<ExecResult> {
     use crate::exec::{drain, set_nonblocking};
-    let max = req.max_output.unwrap_or(64 << 20);
+    let max = req.max_output.unwrap_or(crate::exec::DEFAULT_MAX_OUTPUT);
     let deadline = req.timeout.map(|t| Instant::now() + t);
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_child(child),
