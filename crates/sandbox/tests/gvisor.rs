@@ -32,6 +32,7 @@ fn memory_usage(id: &str) -> Option<u64> {
     .and_then(|s| s.trim().parse().ok())
 }
 
+// SEMANTICS: Runtimes
 #[test]
 fn hibernate_keeps_memory_and_frees_it() {
     if !common::gvisor_or_skip("hibernate_keeps_memory_and_frees_it") {
