@@ -2,9 +2,10 @@
 //! never stage more than the cap plus a stated slack", "an abandoned upload's bytes are shown
 //! and can be cancelled" and "a long PATCH makes its offset durable as it goes" (issue 12).
 //!
-//! The crash suite kills the real server (SIGKILL) at 20 points, each chosen by progress seen
-//! on disk (files staged, files published), never by a sleep: during batches of 3,000 files
-//! into a new directory and merged into an existing tree, and during recursive copies. After
+//! The crash suite kills the real server (SIGKILL) at 20 points of each kind of operation,
+//! each chosen by progress seen on disk (files staged, files published), never by a sleep:
+//! during batches of 3,000 files into a new directory and merged into an existing tree, and
+//! during recursive copies. After
 //! each restart the volume holds all of the operation or none of it, usage equals a fresh
 //! measurement of the data directory, and staging is empty.
 
@@ -229,14 +230,13 @@ fn kill_9_during_batches_into_a_new_directory_leaves_all_or_none() {
     let mut srv = Server::start();
     srv.api().create_volume(VOL);
     let id = srv.api().volume_id(VOL);
-    let points = [
-        Point::Staged(1),
-        Point::Staged(FILES / 3),
-        Point::Staged(2 * FILES / 3),
-        Point::Staged(FILES),
-        Point::Staged(FILES),
-        Point::Answered,
-    ];
+    // 20 points: staging under way, staging done (publishing: one rename), answered.
+    let points: Vec<Point> = std::iter::once(Point::Staged(1))
+        .chain((1..=15).map(|k| Point::Staged(FILES * k / 15)))
+        .chain([Point::Staged(FILES); 3])
+        .chain([Point::Answered])
+        .collect();
+    assert_eq!(points.len(), 20);
     for (round, &point) in points.iter().enumerate() {
         let files = batch_files(round);
         // The destination and its parent are new: one rename makes both.
@@ -258,6 +258,7 @@ fn kill_9_during_batches_into_a_new_directory_leaves_all_or_none() {
         eprintln!("new directory, round {round} ({point:?}): all={all}");
         check_volume(&srv, &id, &format!("round {round}"));
     }
+    srv.assert_no_server_faults();
 }
 
 #[test]
@@ -281,16 +282,14 @@ fn kill_9_during_batches_merged_into_an_existing_tree_leaves_all_or_none() {
     assert_eq!(r.status, 200, "{}", r.text());
     drop(api);
     let mut current = expected(&old);
-    let points = [
-        Point::Staged(1),
-        Point::Staged(FILES / 2),
-        Point::Staged(FILES),
-        Point::Published(old.len() + 1),
-        Point::Published(old.len() + FILES / 4),
-        Point::Published(old.len() + FILES / 2 - 10),
-        Point::Published(old.len() + 2),
-        Point::Answered,
-    ];
+    // 20 points: staging under way, then publishing (the batch's new files appearing one by
+    // one in the tree), then answered.
+    let points: Vec<Point> = std::iter::once(Point::Staged(1))
+        .chain((1..=8).map(|k| Point::Staged(FILES * k / 8)))
+        .chain((0..10).map(|k| Point::Published(old.len() + 1 + (FILES / 2 - 10) * k / 9)))
+        .chain([Point::Answered])
+        .collect();
+    assert_eq!(points.len(), 20);
     for (round, &point) in points.iter().enumerate() {
         let files = batch_files(round);
         let op = batch_request(srv.port, "/m", tar_of(&files));
@@ -318,6 +317,7 @@ fn kill_9_during_batches_merged_into_an_existing_tree_leaves_all_or_none() {
         }
         check_volume(&srv, &id, &format!("round {round}"));
     }
+    srv.assert_no_server_faults();
 }
 
 #[test]
@@ -335,14 +335,17 @@ fn kill_9_during_recursive_copies_leaves_all_or_none() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     drop(api);
-    let points = [
-        Point::Staged(1),
-        Point::Staged(FILES / 2),
-        Point::Staged(FILES - 1),
-        Point::Staged(FILES),
-        Point::Staged(FILES),
-        Point::Answered,
-    ];
+    // 20 points: copying into staging under way, copied (publishing: one rename), answered.
+    let points: Vec<Point> = std::iter::once(Point::Staged(1))
+        .chain((1..=15).map(|k| Point::Staged(FILES * k / 16)))
+        .chain([
+            Point::Staged(FILES - 1),
+            Point::Staged(FILES),
+            Point::Staged(FILES),
+        ])
+        .chain([Point::Answered])
+        .collect();
+    assert_eq!(points.len(), 20);
     for (round, &point) in points.iter().enumerate() {
         let dst = format!("/copy{round}");
         let op = copy_request(srv.port, "/src", &dst);
@@ -362,6 +365,7 @@ fn kill_9_during_recursive_copies_leaves_all_or_none() {
         eprintln!("copy, round {round} ({point:?}): all={all}");
         check_volume(&srv, &id, &format!("round {round}"));
     }
+    srv.assert_no_server_faults();
 }
 
 fn set_cap(api: &Api, cap: u64) {
@@ -479,6 +483,7 @@ fn staging_stays_within_the_cap(flags: &[&str]) {
         "staging held {peak} bytes for a cap of {cap}"
     );
     assert_eq!(api.volume(VOL)["pending_upload_bytes"], 5 * MIB);
+    srv.assert_no_server_faults();
 }
 
 #[test]
@@ -552,6 +557,7 @@ fn an_abandoned_upload_is_shown_and_cancelled(flags: &[&str]) {
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
         json!([])
     );
+    srv.assert_no_server_faults();
 }
 
 #[test]
@@ -643,6 +649,7 @@ fn a_crash_32_mib_into_one_long_patch_resumes_near_where_it_stopped() {
         "the final sha256"
     );
     check_volume(&srv, &vid, "after the upload");
+    srv.assert_no_server_faults();
 }
 
 fn hex(d: &[u8]) -> String {

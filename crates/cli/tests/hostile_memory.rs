@@ -160,6 +160,7 @@ fn replace_dry_run_and_edit_of_a_1mib_file_with_a_200_byte_replacement_stay_boun
     );
     assert_eq!(api.read(VOL, "/ml.txt").text(), "<a\nb>\n<a\nb>\n");
     assert!(s.healthy());
+    s.assert_no_server_faults();
 }
 
 /// One exec's answer: status 200 and the JSON.
@@ -264,4 +265,5 @@ fn exec_printing_64mib_of_nul_bytes_is_cut_to_the_budget_and_stays_bounded() {
     }
     mem.assert_peak_within(EXEC4_BOUND, "four execs of 2 × 64 MiB of NULs at once");
     assert!(s.healthy());
+    s.assert_no_server_faults();
 }

@@ -95,6 +95,7 @@ fn names_that_are_not_utf8_are_listed_losslessly_and_never_alias_an_api_write() 
         b"fe"
     );
     assert_eq!(api.read(VOL, "/a\u{fffd}").text(), "api");
+    s.assert_no_server_faults();
 }
 
 #[test]
@@ -150,4 +151,5 @@ fn download_of_a_tree_skips_links_that_point_outside_and_keeps_inside_ones() {
         (v["symlinks"].as_u64(), v["skipped_symlinks"].as_u64()),
         (Some(2), Some(3))
     );
+    s.assert_no_server_faults();
 }

@@ -6,7 +6,9 @@ mod common;
 
 use nullspace_sandbox::{AttachmentState, MountSpec, SandboxRuntime, SandboxSpec, SandboxState};
 
-const COUNTER: &str = "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done) >/dev/null 2>&1 </dev/null & echo $!";
+/// A counter in a shell's memory, published to /tmp/count by rename (a reader never sees a
+/// file the shell has just truncated).
+const COUNTER: &str = "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done) >/dev/null 2>&1 </dev/null & echo $!";
 
 fn count(t: &common::TestEnv, id: &str) -> u64 {
     t.ok(id, "cat /tmp/count").trim().parse().unwrap()

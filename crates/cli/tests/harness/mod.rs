@@ -379,6 +379,10 @@ impl Server {
             let hex = tail.iter().take_while(|c| c.is_ascii_hexdigit()).count();
             assert!(hex < 48, "the server log holds a key at byte {at}");
         }
+        assert!(
+            !log.contains(&self.key),
+            "the server log holds the bootstrap key"
+        );
     }
 
     /// The last `n` lines of the log, for failure messages.
@@ -554,6 +558,10 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+        // Secrets are never logged, by any server of any suite (issue 17).
+        if !std::thread::panicking() {
+            self.assert_log_has_no_secret();
+        }
         // Volume file systems stay mounted after the server stops; the temp dir goes next.
         launch::unmount_all_below(self.root.path());
     }
