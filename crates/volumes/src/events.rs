@@ -128,7 +128,9 @@ const MAX_MARKS: usize = 100_000;
 /// The event log of one volume.
 pub struct EventLog {
     inner: Mutex<Inner>,
-    tx: broadcast::Sender<Live>,
+    /// Live subscribers' channel, made at the first subscription: its buffer of
+    /// [`SUBSCRIBER_BUFFER`] slots is allocated whole, and most open volumes are never watched.
+    tx: std::sync::OnceLock<broadcast::Sender<Live>>,
     closed: tokio::sync::watch::Sender<bool>,
     interrupted: tokio::sync::watch::Sender<u64>,
     forward: Option<(Arc<str>, ChangeSink)>,
@@ -169,7 +171,6 @@ impl EventLog {
     /// server are larger than any id a client saw before the restart (which then gets a gap).
     pub fn new() -> EventLog {
         let start = Utc::now().timestamp_micros().max(1) as u64;
-        let (tx, _) = broadcast::channel(SUBSCRIBER_BUFFER);
         EventLog {
             closed: tokio::sync::watch::Sender::new(false),
             interrupted: tokio::sync::watch::Sender::new(0),
@@ -185,7 +186,7 @@ impl EventLog {
                 foreign: None,
                 pending: VecDeque::new(),
             }),
-            tx,
+            tx: std::sync::OnceLock::new(),
             forward: None,
             owner: None,
             in_flight: Mutex::new(InFlight::default()),
@@ -327,7 +328,7 @@ impl EventLog {
     }
 
     fn append(
-        tx: &broadcast::Sender<Live>,
+        tx: &std::sync::OnceLock<broadcast::Sender<Live>>,
         inner: &mut Inner,
         kind: ChangeKind,
         path: &str,
@@ -347,8 +348,11 @@ impl EventLog {
             inner.ring.pop_front();
         }
         inner.ring.push_back(event.clone());
-        // Sent under the lock so that subscribe() sees each event exactly once.
-        let _ = tx.send(Live::Change(event.clone()));
+        // Sent under the lock so that subscribe() sees each event exactly once (before the
+        // first subscription there is no one to send to).
+        if let Some(tx) = tx.get() {
+            let _ = tx.send(Live::Change(event.clone()));
+        }
         event
     }
 
@@ -368,10 +372,12 @@ impl EventLog {
         let mut inner = self.lock();
         let at = inner.next_id;
         Self::note_loss(&mut inner, at);
-        let _ = self.tx.send(Live::Gap(Gap {
-            last_event_id: at - 1,
-            oldest_available: at,
-        }));
+        if let Some(tx) = self.tx.get() {
+            let _ = tx.send(Live::Gap(Gap {
+                last_event_id: at - 1,
+                oldest_available: at,
+            }));
+        }
     }
 
     fn note_loss(inner: &mut Inner, at: u64) {
@@ -433,7 +439,10 @@ impl EventLog {
     /// Subscribes; with `last_event_id`, retained events after it come first.
     pub fn subscribe(&self, last_event_id: Option<u64>) -> Subscription {
         let inner = self.lock();
-        let live = self.tx.subscribe();
+        let live = self
+            .tx
+            .get_or_init(|| broadcast::channel(SUBSCRIBER_BUFFER).0)
+            .subscribe();
         let closed = self.closed.subscribe();
         let interrupted = self.interrupted.subscribe();
         let Some(last) = last_event_id else {
