@@ -407,6 +407,34 @@ pub(crate) fn set_nonblocking(fd: &OwnedFd) {
     }
 }
 
+/// Waits until `first` is readable, one of the open output streams is readable, `stdin`
+/// takes more, or `timeout` passes (EINTR counts as a wake-up).
+pub(crate) fn wait_for_streams(
+    first: &OwnedFd,
+    outputs: [(bool, &OwnedFd); 2],
+    stdin: Option<&OwnedFd>,
+    timeout: Option<Duration>,
+) -> Result<()> {
+    let ts = timeout.map(|t| rustix::event::Timespec {
+        tv_sec: t.as_secs() as i64,
+        tv_nsec: t.subsec_nanos() as i64,
+    });
+    let mut pfds = Vec::with_capacity(4);
+    pfds.push(PollFd::new(first, PollFlags::IN));
+    for (open, fd) in outputs {
+        if open {
+            pfds.push(PollFd::new(fd, PollFlags::IN));
+        }
+    }
+    if let Some(w) = stdin {
+        pfds.push(PollFd::new(w, PollFlags::OUT));
+    }
+    match poll(&mut pfds, ts.as_ref()) {
+        Ok(_) | Err(Errno::INTR) => Ok(()),
+        Err(e) => Err(SandboxError::sys("poll", "exec output", e)),
+    }
+}
+
 /// Reads what is available from `fd` into `buf` (up to `max`); returns false at EOF.
 pub(crate) fn drain(fd: &OwnedFd, buf: &mut Vec<u8>, max: usize, truncated: &mut bool) -> bool {
     let mut chunk = [0u8; 65536];
@@ -487,26 +515,8 @@ fn pump(
             Some(_) if command_pid.is_none() => Some(Duration::from_millis(50)),
             _ => None,
         };
-        let ts = timeout.map(|t| rustix::event::Timespec {
-            tv_sec: t.as_secs() as i64,
-            tv_nsec: t.subsec_nanos() as i64,
-        });
-        let mut pfds = Vec::with_capacity(4);
-        pfds.push(PollFd::new(&status_r, PollFlags::IN));
-        if out_open {
-            pfds.push(PollFd::new(&stdout_r, PollFlags::IN));
-        }
-        if err_open {
-            pfds.push(PollFd::new(&stderr_r, PollFlags::IN));
-        }
-        if let Some(w) = &stdin_w {
-            pfds.push(PollFd::new(w, PollFlags::OUT));
-        }
-        match poll(&mut pfds, ts.as_ref()) {
-            Ok(_) | Err(Errno::INTR) => {}
-            Err(e) => return Err(SandboxError::sys("poll", "exec output", e)),
-        }
-        drop(pfds);
+        let open = [(out_open, &stdout_r), (err_open, &stderr_r)];
+        wait_for_streams(&status_r, open, stdin_w.as_ref(), timeout)?;
         if out_open {
             out_open = drain(&stdout_r, &mut out.stdout, max, &mut out.truncated);
         }

@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::mount::OpenTreeFlags;
 
@@ -833,25 +832,8 @@ fn pump(
             }
             let _ = child.kill();
         }
-        let ts = wait.map(|t| rustix::event::Timespec {
-            tv_sec: t.as_secs() as i64,
-            tv_nsec: t.subsec_nanos() as i64,
-        });
-        let mut pfds = vec![PollFd::new(&pidfd, PollFlags::IN)];
-        if out_open {
-            pfds.push(PollFd::new(&stdout, PollFlags::IN));
-        }
-        if err_open {
-            pfds.push(PollFd::new(&stderr, PollFlags::IN));
-        }
-        if let Some(w) = &stdin {
-            pfds.push(PollFd::new(w, PollFlags::OUT));
-        }
-        match poll(&mut pfds, ts.as_ref()) {
-            Ok(_) | Err(Errno::INTR) => {}
-            Err(e) => return Err(SandboxError::sys("poll", "exec output", e)),
-        }
-        drop(pfds);
+        let open = [(out_open, &stdout), (err_open, &stderr)];
+        crate::exec::wait_for_streams(&pidfd, open, stdin.as_ref(), wait)?;
         if out_open {
             out_open = drain(&stdout, &mut out, max, &mut truncated);
         }

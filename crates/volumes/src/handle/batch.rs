@@ -323,7 +323,7 @@ impl VolumeHandle {
             });
         }
         self.check_cap(&usage, freed.used_bytes, adding.used_bytes)?;
-        let journal = Journal::begin(&self.shared.staging, &self.beneath(), &staged.entry, steps)?;
+        let journal = Journal::begin(&self.shared.staging, self.beneath(), &staged.entry, steps)?;
         match self.take_steps(journal.steps()) {
             Ok(()) => journal.commit()?,
             Err(e) => {

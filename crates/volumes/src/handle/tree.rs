@@ -140,7 +140,7 @@ impl VolumeHandle {
             },
         ];
         let result =
-            Journal::begin(&self.shared.staging, &self.beneath(), &entry, steps).and_then(|j| {
+            Journal::begin(&self.shared.staging, self.beneath(), &entry, steps).and_then(|j| {
                 let taken = (|| {
                     let (sdir, sname) = self.beneath().parent(src, None)?;
                     let (ddir, dname) = self.beneath().parent(dst, None)?;

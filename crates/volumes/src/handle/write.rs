@@ -25,6 +25,20 @@ pub struct WriteOptions {
 }
 
 impl VolumeHandle {
+    /// The most bytes a new file at `path` can hold under the cap: what is left, plus what the
+    /// file it replaces gives back (an early bound; the commit checks again).
+    fn room_for(&self, path: &VolumePath) -> u64 {
+        let existing = self
+            .stat(path)
+            .ok()
+            .filter(|s| s.file_type == StatType::File)
+            .map_or(0, |s| s.size);
+        self.shared
+            .cap
+            .saturating_sub(self.usage().used_bytes)
+            .saturating_add(existing)
+    }
+
     /// Starts an atomic write of `path`: data goes to a temporary file in staging, published by
     /// [`PendingWrite::commit`]. Dropping the `PendingWrite` removes the temporary file.
     pub fn begin_write(self: &Arc<Self>, path: &VolumePath) -> FsResult<PendingWrite> {
@@ -33,16 +47,7 @@ impl VolumeHandle {
             return Err(FsError::IsADirectory("/".into()));
         }
         // An early bound so that a stream that can never fit stops as soon as it passes it.
-        let existing = self
-            .stat(path)
-            .ok()
-            .filter(|s| s.file_type == StatType::File)
-            .map_or(0, |s| s.size);
-        let limit = self
-            .shared
-            .cap
-            .saturating_sub(self.usage().used_bytes)
-            .saturating_add(existing);
+        let limit = self.room_for(path);
         let name = self.shared.staging.temp_name(TempKind::Write);
         let file = self
             .shared
@@ -180,16 +185,7 @@ impl VolumeHandle {
         opts: &WriteOptions,
         produce: impl FnOnce(&mut dyn Write) -> FsResult<T>,
     ) -> FsResult<(FileStat, T)> {
-        let existing = self
-            .stat(path)
-            .ok()
-            .filter(|s| s.file_type == StatType::File)
-            .map_or(0, |s| s.size);
-        let limit = self
-            .shared
-            .cap
-            .saturating_sub(self.usage().used_bytes)
-            .saturating_add(existing);
+        let limit = self.room_for(path);
         let staged = self.shared.staging.temp_name(TempKind::Write);
         let result = (|| {
             let f = self
