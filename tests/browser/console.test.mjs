@@ -74,7 +74,10 @@ describe('web console', () => {
     });
     page = await context.newPage();
     page.on('pageerror', (e) => pageErrors.push(String(e)));
-    page.on('console', (m) => { if (m.type() === 'error' && !/the server responded with a status of (401|409)/.test(m.text())) pageErrors.push(m.text()); });
+    // Chromium logs every failed request; the expected ones are the wrong key's 401, the
+    // volume_in_use 409 and the chunk this test drops.
+    const expected = /the server responded with a status of (401|409)|net::ERR_CONNECTION_RESET/;
+    page.on('console', (m) => { if (m.type() === 'error' && !expected.test(m.text())) pageErrors.push(m.text()); });
   });
 
   after(async () => {
@@ -131,8 +134,21 @@ describe('web console', () => {
     await page.getByRole('link', { name: 'data', exact: true }).click();
     await page.getByRole('heading', { name: 'Volume data' }).waitFor();
     await page.locator('#feed-state', { hasText: 'live' }).waitFor();
+    // The second chunk is lost on the way (the connection drops before the server sees it):
+    // the console asks the server where the upload stands (HEAD) and goes on from there.
+    const tus = [];
+    let dropped = false;
+    await page.route('**/v1/volumes/data/uploads/**', (route) => {
+      const r = route.request();
+      tus.push(`${r.method()} ${r.headers()['upload-offset'] ?? ''}`);
+      if (r.method() === 'PATCH' && r.headers()['upload-offset'] !== '0' && !dropped) { dropped = true; return route.abort('connectionreset'); }
+      return route.continue();
+    });
     await page.locator('#upload-files').setInputFiles(join(files, 'big.bin'));
     await page.locator('#uploads li[data-upload="/big.bin"]', { hasText: 'done (20.0 MiB)' }).waitFor();
+    await page.unroute('**/v1/volumes/data/uploads/**');
+    const chunk = String(8 * MIB);
+    assert.deepEqual(tus, ['PATCH 0', `PATCH ${chunk}`, 'HEAD ', `PATCH ${chunk}`, `PATCH ${16 * MIB}`]);
     await page.locator('#upload-folder').setInputFiles(join(files, 'docs'));
     for (const p of ['/docs/readme.txt', '/docs/notes/todo.md', '/docs/pixel.png']) {
       await page.locator(`#uploads li[data-upload="${p}"]`, { hasText: 'done' }).waitFor();
