@@ -47,6 +47,11 @@ async function screenshot(name) {
 }
 
 const sha = (b) => createHash('sha256').update(b).digest('hex');
+/** Controls of the page without an accessible name (a label, aria-label or text). */
+const unnamed = () => page.evaluate(() => [...document.querySelectorAll('input, select, textarea, button, a[href]')]
+  .filter((el) => !el.closest('[hidden], dialog:not([open])') && el.type !== 'hidden')
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+  .map((el) => el.outerHTML.slice(0, 80)));
 const row = (path) => page.locator(`#files tr[data-path="${path}"]`);
 
 describe('web console', () => {
@@ -105,8 +110,11 @@ describe('web console', () => {
     await page.getByLabel('API key').fill('nsk_not_a_key');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.locator('#signin-error', { hasText: 'not valid' }).waitFor();
-    await page.getByLabel('API key').fill(server.key);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    // By keyboard alone: the key field has the focus, Enter signs in.
+    await page.getByLabel('API key').fill('');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'api-key');
+    await page.keyboard.type(server.key);
+    await page.keyboard.press('Enter');
     await page.locator('#who', { hasText: 'tenant default' }).waitFor();
     await page.getByRole('heading', { name: 'Volumes', level: 1 }).waitFor();
     const stored = await page.evaluate(() => ({ session: sessionStorage.getItem('nullspace.key'), local: localStorage.length, cookie: document.cookie }));
@@ -166,6 +174,7 @@ describe('web console', () => {
     assert.equal(await row('/docs/readme.txt').locator('td.num').textContent(), `${readFileSync(join(files, 'docs', 'readme.txt')).length} B`);
     assert.equal(await row('/docs/pixel.png').locator('td.num').textContent(), `${PNG.length} B`);
     await row('/docs/notes').waitFor();
+    assert.deepEqual(await unnamed(), []);
     await screenshot('folder-listed');
   });
 
@@ -254,6 +263,7 @@ describe('web console', () => {
     await page.getByRole('button', { name: 'Run' }).click();
     await page.locator('#exec-stdout').waitFor();
     assert.equal(await page.locator('#exec-stdout').textContent(), 'from-sandbox\n/mnt/other\n');
+    assert.deepEqual(await unnamed(), []);
     await screenshot('attached');
 
     await page.getByRole('link', { name: 'Volumes' }).click();
