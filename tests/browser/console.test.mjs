@@ -213,6 +213,18 @@ describe('web console', () => {
     await screenshot('zip-downloaded');
   });
 
+  it('makes a folder and renames an entry', async () => {
+    await page.getByRole('textbox', { name: 'New folder' }).fill('made here');
+    await page.getByRole('button', { name: 'Create folder' }).click();
+    await row('/docs/made here').waitFor();
+    await page.getByRole('button', { name: 'Rename notes' }).click();
+    await page.getByLabel('New name for notes').fill('notes2');
+    await page.getByLabel('New name for notes').press('Enter');
+    await row('/docs/notes2').waitFor();
+    assert.equal((await api('GET', '/v1/volumes/data/files/stat?path=/docs/notes2/todo.md')).status, 200);
+    assert.equal((await api('GET', '/v1/volumes/data/files/exists?path=/docs/notes')).json.exists, false);
+  });
+
   it('deletes a file only after confirmation', async () => {
     await page.getByRole('button', { name: 'Delete pixel.png' }).click();
     const dialog = page.getByRole('dialog', { name: 'Delete pixel.png?' });
@@ -265,6 +277,11 @@ describe('web console', () => {
     assert.equal(await page.locator('#exec-stdout').textContent(), 'from-sandbox\n/mnt/other\n');
     assert.deepEqual(await unnamed(), []);
     await screenshot('attached');
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.locator('dd[data-fact="state"]', { hasText: 'paused' }).waitFor();
+    assert.equal((await api('GET', `/v1/sandboxes/${sandbox.id}`)).json.state, 'paused');
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.locator('dd[data-fact="state"]', { hasText: 'running' }).waitFor();
 
     await page.getByRole('link', { name: 'Volumes' }).click();
     await page.getByRole('button', { name: 'Delete volume other' }).click();
@@ -275,6 +292,25 @@ describe('web console', () => {
     await dialog.getByRole('button', { name: 'Detach everywhere and delete' }).click();
     await page.locator('#volumes tr[data-volume="other"]').waitFor({ state: 'detached' });
     assert.equal((await api('GET', '/v1/volumes/other')).status, 404);
+  });
+
+  it('shows an admin a tenant: create it (its key once), its limits and usage, set one', async () => {
+    await page.getByRole('link', { name: 'Tenants' }).click();
+    await page.getByLabel('New tenant').fill('acme');
+    await page.getByRole('button', { name: 'Create tenant' }).click();
+    const key = (await page.locator('#tenant-created .key-once').textContent()).trim();
+    assert.match(key, /^nsk_/);
+    await page.getByRole('heading', { name: 'Tenant acme' }).waitFor();
+    await page.getByLabel(/^max_volumes/).fill('7');
+    await page.getByRole('button', { name: 'Save limits' }).click();
+    await page.getByLabel(/^max_volumes \(set\)/).waitFor();
+    const limits = (await api('GET', '/v1/admin/tenants/acme/limits')).json;
+    assert.equal(limits.max_volumes, 7);
+    assert.ok(limits.custom.includes('max_volumes'));
+    const acme = await fetch(`${server.url}/v1/whoami`, { headers: { Authorization: `Bearer ${key}` } });
+    assert.equal((await acme.json()).tenant, 'acme');
+    assert.deepEqual(await unnamed(), []);
+    await screenshot('tenants');
   });
 
   it('made no request outside the server and logged no page error', () => {
