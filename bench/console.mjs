@@ -124,6 +124,36 @@ async function renderAll(page, volume, dir) {
   }, { volume, dir, n: FILES });
 }
 
+const CODE_PATHS = ['console', 'crates/api/src/console.rs'];
+const kib = (b) => `${(b / 1024).toFixed(1)} KiB`;
+const ms = (x) => `${Math.round(x).toLocaleString('en-US')} ms`;
+
+/** bench/results/console.json (the shape of bench/figures.py) from one run. */
+function writeResults(out) {
+  const git = (...a) => spawnSync('git', ['-C', root, ...a], { encoding: 'utf8' }).stdout.trim();
+  const f = out.first_load;
+  const l = out.listing;
+  const build = /release/.test(out.binary || '') ? 'release build' : 'debug build';
+  const doc = {
+    bench: 'console', order: 90,
+    command: `NULLSPACE_BIN=${out.binary} node bench/console.mjs --runs ${out.runs} --write`,
+    measured: { date: out.date, commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no', '--', ...CODE_PATHS) !== '', commit_is: 'built' },
+    attribution: `built from this commit (${build}) in the worktree of issue 16 (console); load average ${out.load_before} before, ${out.load_after} after`,
+    code_paths: CODE_PATHS,
+    notes: 'bench/notes/issue16-console.md',
+    figures: [
+      { subsystem: 'console', what: `first load of /console/, cold cache, to interactive in Chromium (${f.requests} requests; ${build})`,
+        ours: `${ms(f.ours_ms)}, ${kib(f.ours_bytes)}`, baseline: `nginx, same files: ${ms(f.nginx_ms)}, ${kib(f.nginx_bytes)}`,
+        ratio: `${(f.ours_ms / f.nginx_ms).toFixed(2)}x`, goal: '—', met: '—' },
+      { subsystem: 'console', what: `a ${out.files.toLocaleString('en-US')}-file folder in the file browser: first page (${l.page_rows} rows) shown; a page turn ${ms(l.next_page_ms)}`,
+        ours: ms(l.first_page_ms), baseline: `every row at once: ${ms(l.all_ms)}`,
+        ratio: `${(l.first_page_ms / l.all_ms).toFixed(3)}x`, goal: '—', met: '—' },
+    ],
+  };
+  writeFileSync(join(root, 'bench/results/console.json'), `${JSON.stringify(doc, null, 1)}\n`);
+  console.log('wrote bench/results/console.json');
+}
+
 async function main() {
   const load = loadavg().map((x) => x.toFixed(1)).join(' ');
   const server = await startServer();
@@ -181,6 +211,7 @@ async function main() {
     console.log(`${FILES}-file folder: first page (${l.page_rows} rows, ${l.page_nodes} elements) ${l.first_page_ms.toFixed(0)} ms, next page ${l.next_page_ms.toFixed(0)} ms | all at once (${l.all_rows} rows, ${l.all_nodes} elements) ${l.all_ms.toFixed(0)} ms | ratio ${(l.all_ms / l.first_page_ms).toFixed(1)}x`);
     const json = opt('--json');
     if (json) writeFileSync(json, `${JSON.stringify(out, null, 1)}\n`);
+    if (args.includes('--write')) writeResults(out);
   } finally {
     await browser.close();
     nginx.stop();

@@ -12,6 +12,7 @@ import { watch } from './watch.js';
 export const PAGE = 200;
 const PREVIEW_BYTES = 256 * 1024;
 const FEED_MAX = 200;
+const IMAGE_MAX = 32 * 1024 * 1024;
 const IMAGE = /\.(png|jpe?g|gif|webp|avif|bmp|ico|svg)$/i;
 
 const join = (dir, name) => (dir === '/' ? `/${name}` : `${dir}/${name}`);
@@ -75,6 +76,7 @@ export async function filesView(main, volume, cwd, signal) {
     const name = base(e.path);
     fill(preview, h('h3', {}, e.path), h('p', { class: 'muted' }, `${bytes(e.size)} · modified ${when(e.mtime)}`));
     try {
+      if (IMAGE.test(name) && e.size > IMAGE_MAX) { preview.append(h('p', {}, `An image over ${bytes(IMAGE_MAX)}: download it to view it.`)); return; }
       if (IMAGE.test(name)) {
         const res = await request('GET', `${vol(volume)}/files/content`, { query: { path: e.path }, raw: true, signal });
         const url = URL.createObjectURL(await res.blob());
@@ -109,9 +111,20 @@ export async function filesView(main, volume, cwd, signal) {
         say(`Downloaded ${e.path} as a zip (${bytes(got)}).`);
       } else {
         // A short-lived signed URL: the browser downloads it itself, to disk, however large.
-        const { url } = await post(`${vol(volume)}/files/url`, { path: e.path, method: 'GET', expires_in: 300 });
-        const u = new URL(url, location.origin);
-        saveAs(u.pathname + u.search, base(e.path));
+        // A read-only key may not make one (a URL is a capability): it fetches the file instead.
+        let signed = null;
+        try {
+          signed = (await post(`${vol(volume)}/files/url`, { path: e.path, method: 'GET', expires_in: 300 })).url;
+        } catch (err) {
+          if (err.code !== 'permission_denied') throw err;
+        }
+        if (signed) {
+          const u = new URL(signed, location.origin);
+          saveAs(u.pathname + u.search, base(e.path));
+        } else {
+          const res = await request('GET', `${vol(volume)}/files/content`, { query: { path: e.path }, raw: true, signal });
+          saveAs(await res.blob(), base(e.path));
+        }
       }
     } catch (err) { sayError(err); }
   }

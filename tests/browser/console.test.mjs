@@ -211,6 +211,11 @@ describe('web console', () => {
       'pixel.png': sha(PNG),
     });
     await screenshot('zip-downloaded');
+    // One file: through a signed URL, streamed by the browser itself.
+    const [one] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download readme.txt' }).click()]);
+    assert.equal(one.suggestedFilename(), 'readme.txt');
+    assert.match(one.url(), /\/v1\/signed\//);
+    assert.deepEqual(readFileSync(await one.path()), readFileSync(join(files, 'docs', 'readme.txt')));
   });
 
   it('makes a folder and renames an entry', async () => {
