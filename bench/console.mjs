@@ -30,6 +30,8 @@ const { startServer } = await import(join(root, 'tests/browser/server.mjs'));
 const args = process.argv.slice(2);
 const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : dflt; };
 const RUNS = Number(opt('--runs', 7));
+// First loads are short and noisy: more of them.
+const LOAD_RUNS = Number(opt('--load-runs', 3 * RUNS));
 const FILES = Number(opt('--files', 10_000));
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
@@ -136,7 +138,7 @@ function writeResults(out) {
   const build = /release/.test(out.binary || '') ? 'release build' : 'debug build';
   const doc = {
     bench: 'console', order: 90,
-    command: `NULLSPACE_BIN=${out.binary} node bench/console.mjs --runs ${out.runs} --write`,
+    command: `NULLSPACE_BIN=${out.binary} node bench/console.mjs --runs ${out.runs} --load-runs ${out.load_runs} --write`,
     measured: { date: out.date, commit: git('rev-parse', 'HEAD'), dirty: git('status', '--porcelain', '--untracked-files=no', '--', ...CODE_PATHS) !== '', commit_is: 'built' },
     attribution: `built from this commit (${build}) in the worktree of issue 16 (console); load average ${out.load_before} before, ${out.load_after} after`,
     code_paths: CODE_PATHS,
@@ -163,7 +165,7 @@ async function main() {
     const runs = { ours: [], nginx: [], signedIn: [] };
     await firstLoad(browser, server.url); // warm both servers' page caches once
     await firstLoad(browser, nginx.url);
-    for (let i = 0; i < RUNS; i += 1) {
+    for (let i = 0; i < LOAD_RUNS; i += 1) {
       runs.ours.push(await firstLoad(browser, server.url));
       runs.nginx.push(await firstLoad(browser, nginx.url));
       runs.signedIn.push(await firstLoad(browser, server.url, server.key));
@@ -198,14 +200,14 @@ async function main() {
     const m = (xs, k) => median(xs.map((x) => x[k]));
     const out = {
       date: new Date().toISOString().slice(0, 10), load_before: load, load_after: loadavg().map((x) => x.toFixed(1)).join(' '),
-      binary: process.env.NULLSPACE_BIN, runs: RUNS, files: FILES,
+      binary: process.env.NULLSPACE_BIN, runs: RUNS, load_runs: LOAD_RUNS, files: FILES,
       first_load: { ours_ms: m(runs.ours, 'ms'), nginx_ms: m(runs.nginx, 'ms'), ours_bytes: m(runs.ours, 'bytes'), nginx_bytes: m(runs.nginx, 'bytes'), requests: m(runs.ours, 'requests'), nginx_requests: m(runs.nginx, 'requests'), signed_in_ms: m(runs.signedIn, 'ms'), signed_in_bytes: m(runs.signedIn, 'bytes') },
       listing: { first_page_ms: m(pages, 'first'), next_page_ms: m(pages, 'next'), page_rows: pages[0].rows, page_nodes: pages[0].nodes, all_ms: m(all, 'first'), all_rows: all[0].rows, all_nodes: all[0].nodes },
       raw: { runs, pages, all },
     };
     const f = out.first_load;
     const l = out.listing;
-    console.log(`load average before ${out.load_before}, after ${out.load_after}; ${RUNS} runs, medians`);
+    console.log(`load average before ${out.load_before}, after ${out.load_after}; medians of ${LOAD_RUNS} first loads and ${RUNS} listings`);
     console.log(`first load, sign-in page:  nullspace ${f.ours_ms.toFixed(0)} ms, ${f.ours_bytes} B in ${f.requests} requests | nginx ${f.nginx_ms.toFixed(0)} ms, ${f.nginx_bytes} B in ${f.nginx_requests} | ratio ${(f.ours_ms / f.nginx_ms).toFixed(2)}x`);
     console.log(`first load, signed in (volumes listed): ${f.signed_in_ms.toFixed(0)} ms, ${f.signed_in_bytes} B`);
     console.log(`${FILES}-file folder: first page (${l.page_rows} rows, ${l.page_nodes} elements) ${l.first_page_ms.toFixed(0)} ms, next page ${l.next_page_ms.toFixed(0)} ms | all at once (${l.all_rows} rows, ${l.all_nodes} elements) ${l.all_ms.toFixed(0)} ms | ratio ${(l.all_ms / l.first_page_ms).toFixed(1)}x`);
