@@ -5,6 +5,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -243,6 +244,32 @@ describe('web console', () => {
     await row('/docs/pixel.png').waitFor({ state: 'detached' });
     assert.equal((await api('GET', '/v1/volumes/data/files/exists?path=/docs/pixel.png')).json.exists, false);
     await screenshot('deleted');
+  });
+
+  it('pages through a large folder and filters it by name', async () => {
+    const tree = join(files, 'tree');
+    mkdirSync(join(tree, 'many'), { recursive: true });
+    for (let i = 0; i < 450; i += 1) writeFileSync(join(tree, 'many', `file-${String(i).padStart(3, '0')}.txt`), `${i}\n`);
+    const tar = spawnSync('tar', ['-C', tree, '-cf', '-', 'many'], { maxBuffer: 1 << 26 }).stdout;
+    const put = await fetch(`${server.url}/v1/volumes/data/files/batch?path=/`, { method: 'POST', headers: { Authorization: `Bearer ${server.key}`, 'Content-Type': 'application/x-tar' }, body: tar });
+    assert.equal(put.status, 200, await put.text());
+    await page.goto(`${server.url}/console/#/volumes/data?path=%2Fmany`);
+    const label = page.locator('#page-label');
+    await label.filter({ hasText: 'Entries 1\u2013200 (more on the next page)' }).waitFor();
+    assert.equal(await page.locator('#files tbody tr').count(), 200);
+    assert.equal(await page.locator('#files tbody tr').first().getAttribute('data-path'), '/many/file-000.txt');
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await label.filter({ hasText: 'Entries 201\u2013400' }).waitFor();
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await label.filter({ hasText: /^Entries 401\u2013450$/ }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Next page' }).isDisabled(), true);
+    assert.equal(await page.locator('#files tbody tr').last().getAttribute('data-path'), '/many/file-449.txt');
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await label.filter({ hasText: 'Entries 201\u2013400' }).waitFor();
+    await page.getByLabel('Filter names (glob)').fill('file-44?.txt');
+    await page.getByRole('button', { name: 'Filter', exact: true }).click();
+    await label.filter({ hasText: /^Entries 1\u201310$/ }).waitFor();
+    await screenshot('paged-and-filtered');
   });
 
   it("shows a sandbox's write in the live feed", async (t) => {
