@@ -345,6 +345,32 @@ describe('web console', () => {
     await screenshot('tenants');
   });
 
+  it('a read-only key browses and downloads, its changes are refused; signing out forgets the key', async () => {
+    const made = await api('POST', '/v1/keys', { name: 'viewer', role: 'read-only' });
+    assert.equal(made.status, 201, made.text);
+    const context = await browser.newContext({ acceptDownloads: true });
+    const ro = await context.newPage();
+    ro.on('pageerror', (e) => pageErrors.push(String(e)));
+    await ro.goto(`${server.url}/console/`);
+    await ro.getByLabel('API key').fill(made.json.key);
+    await ro.getByLabel('API key').press('Enter');
+    await ro.locator('#who', { hasText: 'read-only' }).waitFor();
+    assert.equal(await ro.locator('#nav-admin').isHidden(), true);
+    await ro.getByLabel('Name', { exact: true }).fill('not-allowed');
+    await ro.getByRole('button', { name: 'Create volume' }).click();
+    await ro.locator('#status', { hasText: 'permission_denied' }).waitFor();
+    await ro.goto(`${server.url}/console/#/volumes/data?path=%2Fdocs`);
+    await ro.locator('#files tr[data-path="/docs/readme.txt"]').waitFor();
+    // No signed URL for a read-only key (a URL is a capability): the file is fetched instead.
+    const [one] = await Promise.all([ro.waitForEvent('download'), ro.getByRole('button', { name: 'Download readme.txt' }).click()]);
+    assert.match(one.url(), /^blob:/);
+    assert.deepEqual(readFileSync(await one.path()), readFileSync(join(files, 'docs', 'readme.txt')));
+    await ro.getByRole('button', { name: 'Sign out' }).click();
+    await ro.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assert.equal(await ro.evaluate(() => sessionStorage.getItem('nullspace.key')), null);
+    await context.close();
+  });
+
   it('made no request outside the server and logged no page error', () => {
     assert.deepEqual(external, []);
     assert.deepEqual(pageErrors, []);
