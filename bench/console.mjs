@@ -126,7 +126,8 @@ async function renderAll(page, volume, dir) {
   }, { volume, dir, n: FILES });
 }
 
-const CODE_PATHS = ['console', 'crates/api/src/console.rs'];
+// The files the console serves (not its README) and the module that serves them.
+const CODE_PATHS = [...readdirSync(join(root, 'console')).filter((f) => f !== 'README.md').sort().map((f) => `console/${f}`), 'crates/api/src/console.rs'];
 const kib = (b) => `${(b / 1024).toFixed(1)} KiB`;
 const ms = (x) => `${Math.round(x).toLocaleString('en-US')} ms`;
 
