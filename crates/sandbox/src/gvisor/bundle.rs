@@ -1,6 +1,6 @@
 //! The OCI bundle of a gVisor sandbox: `config.json` written by us (serde_json), and the
-//! bundle's directories (`layer`, `merged`, `vols/<i>`: mount points inside the launcher's
-//! private mount namespace only).
+//! bundle's directories (`layer`, `merged`, `vols/<i>`, `attach`: mount points inside the
+//! launcher's private mount namespace only).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -29,6 +29,16 @@ const CAPS: [&str; 14] = [
     "CAP_SYS_CHROOT",
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
+];
+
+/// The attach roots inside the sandbox, both the bundle's `attach` dir (a small tmpfs of the
+/// launcher): read-write and read-only. A runtime-attached volume is mounted on the host side
+/// at `<root>/<name>` in the gofer's mount namespace (the gofer serves it like every bind)
+/// and bound from there onto its target inside. This runsc cannot remount inside and a bind
+/// takes the flags of its source, so a read-only attach is bound from the read-only root.
+pub(crate) const ATTACH_ROOTS: [(&str, &str); 2] = [
+    ("rw", "/.nullspace/attach"),
+    ("ro", "/.nullspace/attach-ro"),
 ];
 
 /// One volume bind of the bundle: the staging dir `vols/<index>` → `target` inside.
@@ -71,6 +81,14 @@ pub(crate) fn config_json(bundle: &Path, c: &Config<'_>) -> Value {
             "type": "bind",
             "source": src.to_string_lossy(),
             "options": ["rbind", if b.read_only { "ro" } else { "rw" }, "nosuid", "nodev"],
+        }));
+    }
+    for (mode, dest) in ATTACH_ROOTS {
+        mounts.push(json!({
+            "destination": dest,
+            "type": "bind",
+            "source": bundle.join("attach").to_string_lossy(),
+            "options": ["rbind", mode, "nosuid", "nodev"],
         }));
     }
     let pids = match c.pids_max {
@@ -117,7 +135,7 @@ pub(crate) fn write(dir: &Path, c: &Config<'_>) -> Result<PathBuf> {
         let d = p.display().to_string();
         move |err| SandboxError::sys(op, d, err)
     };
-    for sub in ["layer", "merged"] {
+    for sub in ["layer", "merged", "attach"] {
         let p = bundle.join(sub);
         fs::create_dir_all(&p).map_err(e("mkdir", &p))?;
     }
@@ -162,6 +180,11 @@ mod tests {
         assert_eq!(m["destination"], "/data");
         assert_eq!(m["source"], "/s/x/bundle/vols/0");
         assert_eq!(m["options"][1], "ro");
+        assert_eq!(v["mounts"][3]["destination"], "/.nullspace/attach");
+        assert_eq!(v["mounts"][3]["source"], "/s/x/bundle/attach");
+        assert_eq!(v["mounts"][4]["source"], "/s/x/bundle/attach");
+        assert_eq!(v["mounts"][4]["destination"], "/.nullspace/attach-ro");
+        assert_eq!(v["mounts"][4]["options"][1], "ro");
         let caps = v["process"]["capabilities"]["bounding"].to_string();
         assert!(!caps.contains("SYS_ADMIN"), "{caps}");
         let env = v["process"]["env"].to_string();
