@@ -141,9 +141,24 @@ impl Gvisor {
         ))
     }
 
-    /// Kills and deletes the container if it exists.
+    /// Kills and deletes the container if runsc has one of that id.
     fn delete(&self, id: &str) {
-        let _ = self.call(&["delete", "--force", id]);
+        if self.state_file(id).exists() {
+            let _ = self.call(&["delete", "--force", id]);
+        }
+    }
+
+    /// runsc's record of the container (`<root>/<id>_sandbox:<id>.state`, and its lock).
+    fn state_file(&self, id: &str) -> PathBuf {
+        self.root.join(format!("{id}_sandbox:{id}.state"))
+    }
+
+    /// Forgets a container whose processes have ended: what `runsc delete` does after it has
+    /// waited for them, which it does until they are reaped (on a host whose init reaps
+    /// slowly, seconds after they exited and freed their memory).
+    fn forget(&self, id: &str) {
+        let _ = fs::remove_file(self.state_file(id));
+        let _ = fs::remove_file(self.root.join(format!("{id}_sandbox:{id}.lock")));
     }
 }
 
@@ -384,15 +399,42 @@ impl Runtime {
 
     /// Stops the container without a checkpoint (its processes are gone); keeps the dir.
     pub(crate) fn gv_teardown(&self, sb: &mut Sandbox) {
-        if let Ok(gv) = self.gvisor() {
-            gv.delete(&sb.record.id);
+        let gofer = self.gv_gofer(sb).ok();
+        let pids: Vec<i32> = sb
+            .gv
+            .iter()
+            .map(|l| l.pid)
+            .chain(gofer.iter().map(|g| g.pid))
+            .collect();
+        self.gv_stop(sb, gofer);
+        // Gone means gone from the process table too (as `runsc delete` waits): the host's
+        // init reaps them, a poll is all there is to see that by.
+        for pid in pids {
+            wait_reaped(pid, Duration::from_secs(5));
         }
-        if let Some(live) = sb.gv.take() {
-            sys::pidfd_wait_exit(live.pidfd.as_raw_fd(), 2000);
+        gv_released(sb);
+    }
+
+    /// Ends the container's sandbox and gofer processes (SIGKILL through pidfds, waited for
+    /// until they exit: the sandbox's memory is free then, and with the gofer go the
+    /// launcher's mounts) and the container (runsc's record, the cgroups). A container we do
+    /// not hold (left by a crash) goes through `runsc delete`.
+    fn gv_stop(&self, sb: &mut Sandbox, gofer: Option<Gofer>) {
+        let Ok(gv) = self.gvisor() else { return };
+        match sb.gv.take() {
+            Some(live) => {
+                let _ = sys::pidfd_kill(live.pidfd.as_raw_fd());
+                sys::pidfd_wait_exit(live.pidfd.as_raw_fd(), 5000);
+                if let Some(g) = gofer {
+                    let _ = sys::pidfd_kill(g.pidfd.as_raw_fd());
+                    sys::pidfd_wait_exit(g.pidfd.as_raw_fd(), 5000);
+                }
+                gv.forget(&sb.record.id);
+            }
+            None => gv.delete(&sb.record.id),
         }
         let _ = sb.cgroups.kill_all();
         let _ = sb.cgroups.remove();
-        gv_released(sb);
     }
 
     /// If the sandbox process died behind our back: hibernated, without memory.
@@ -481,18 +523,14 @@ impl Runtime {
         fs::create_dir_all(&img)
             .map_err(|e| SandboxError::sys("mkdir", img.display().to_string(), e))?;
         let img_s = img.to_string_lossy().into_owned();
+        // Found first: after the checkpoint the gofer exits on its own.
+        let gofer = self.gv_gofer(sb).ok();
         if let Err(e) = gv.call(&["checkpoint", "--image-path", &img_s, &id]) {
             let _ = fs::remove_dir_all(&img);
             return Err(e);
         }
-        // The container has stopped; deleting it ends the sandbox and gofer processes, and
-        // with the gofer the launcher's mount namespace (layer and volume mounts).
-        gv.delete(&id);
-        if let Some(live) = sb.gv.take() {
-            sys::pidfd_wait_exit(live.pidfd.as_raw_fd(), 5000);
-        }
-        let _ = sb.cgroups.kill_all();
-        let _ = sb.cgroups.remove();
+        // The container has stopped (the image is complete when runsc returns).
+        self.gv_stop(sb, gofer);
         gv_released(sb);
         Ok(())
     }
@@ -904,6 +942,16 @@ impl Runtime {
     }
 }
 
+/// Waits (bounded) until process `pid`, which has exited, is reaped by the host's init (it is
+/// not our child: runsc detached it).
+fn wait_reaped(pid: i32, limit: Duration) {
+    let start = Instant::now();
+    let stat = format!("/proc/{pid}/stat");
+    while Path::new(&stat).exists() && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Records after the container stopped: mounted binds are `released`, no process.
 fn gv_released(sb: &mut Sandbox) {
     for m in &mut sb.record.mounts {
@@ -1201,7 +1249,7 @@ impl Gvisor {
     /// its command line (`gofer --bundle <bundle>`) after its pidfd is open.
     fn gofer(&self, id: &str, bundle: &Path) -> Result<Gofer> {
         let unavailable = |why: String| SandboxError::Unavailable(format!("gofer of {id}: {why}"));
-        let p = self.root.join(format!("{id}_sandbox:{id}.state"));
+        let p = self.state_file(id);
         let text = fs::read(&p).map_err(|e| unavailable(format!("{}: {e}", p.display())))?;
         let v: serde_json::Value =
             serde_json::from_slice(&text).map_err(|e| unavailable(e.to_string()))?;
