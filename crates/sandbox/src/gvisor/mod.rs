@@ -141,6 +141,17 @@ impl Gvisor {
         ))
     }
 
+    /// The status and sandbox pid of a container runsc has just started, from its state file
+    /// (what `runsc state` reads, without starting another runsc).
+    fn state_just_started(&self, id: &str) -> Option<(String, i32)> {
+        let v: serde_json::Value =
+            serde_json::from_slice(&fs::read(self.state_file(id)).ok()?).ok()?;
+        Some((
+            v["status"].as_str()?.to_string(),
+            i32::try_from(v["sandbox"]["pid"].as_i64()?).ok()?,
+        ))
+    }
+
     /// Kills and deletes the container if runsc has one of that id.
     fn delete(&self, id: &str) {
         if self.state_file(id).exists() {
@@ -341,7 +352,7 @@ impl Runtime {
             return Err(e);
         }
         let live = gv
-            .state(&id)
+            .state_just_started(&id)
             .filter(|(s, pid)| s == "running" && *pid > 0)
             .and_then(|(_, pid)| {
                 let pidfd = rustix::process::pidfd_open(
