@@ -264,6 +264,62 @@ fn runtime_attach_lives_through_pause_hibernate_and_fork() {
 }
 
 #[test]
+fn files_on_a_paused_gvisor_sandbox_reach_its_volume_mounts() {
+    if !common::gvisor_or_skip("files_on_a_paused_gvisor_sandbox_reach_its_volume_mounts") {
+        return;
+    }
+    let t = common::env();
+    let (vol, ro) = (t.volume("p"), t.volume("ro"));
+    std::fs::create_dir_all(vol.join("sub")).unwrap();
+    std::fs::write(vol.join("sub/host.txt"), "h").unwrap();
+    std::fs::write(ro.join("r.txt"), "r").unwrap();
+    let id = common::id("gvpausedfiles");
+    t.rt.create(
+        SandboxSpec::new(&id)
+            .runtime(SandboxRuntime::Gvisor)
+            .mount(MountSpec::new(&vol, "/data"))
+            .mount(MountSpec::new(&ro, "/data/ro").read_only()),
+    )
+    .unwrap();
+    t.ok(&id, "echo inside > /root/own");
+    t.rt.pause(&id).unwrap();
+    assert_eq!(t.rt.read_file(&id, "/data/sub/host.txt").unwrap(), b"h");
+    assert_eq!(t.rt.read_file(&id, "/data/ro/r.txt").unwrap(), b"r");
+    t.rt.write_file(&id, "/data/sub/api.txt", b"while paused")
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(vol.join("sub/api.txt")).unwrap(),
+        "while paused"
+    );
+    let names: Vec<String> =
+        t.rt.list_dir(&id, "/data/sub")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+    assert_eq!(names, ["api.txt", "host.txt"]);
+    assert!(t.rt.write_file(&id, "/data/ro/w.txt", b"x").is_err());
+    assert!(
+        !ro.join("w.txt").exists(),
+        "a read-only mount stays read-only"
+    );
+    assert_eq!(
+        t.rt.read_file(&id, "/data/../etc/passwd")
+            .unwrap_err()
+            .code()
+            .as_str(),
+        "invalid_argument"
+    );
+    // Its own files are in its kernel's memory: not until it resumes.
+    let e = t.rt.read_file(&id, "/root/own").unwrap_err();
+    assert_eq!(e.code().as_str(), "conflict", "{e}");
+    assert_eq!(t.rt.info(&id).unwrap().state, SandboxState::Paused);
+    t.rt.resume(&id).unwrap();
+    assert_eq!(t.ok(&id, "cat /data/sub/api.txt"), "while paused");
+    assert_eq!(t.rt.read_file(&id, "/root/own").unwrap(), b"inside\n");
+}
+
+#[test]
 fn unavailable_runtime_says_what_to_install() {
     // Real only where runsc is missing; where it is present, this checks the message text.
     let t = common::env();

@@ -856,7 +856,8 @@ impl Runtime {
             self.gv_check_alive(&mut sb)?;
             match sb.record.state {
                 SandboxState::Hibernated => self.gv_wake(&mut sb)?,
-                // runsc cannot exec in a paused container, and its /tmp is in its memory.
+                // runsc cannot exec in a paused container (`gv_paused_volume` serves its
+                // volume paths).
                 SandboxState::Paused => {
                     return Err(SandboxError::Conflict {
                         id: id.to_string(),
@@ -904,7 +905,47 @@ impl Runtime {
         }
     }
 
+    /// On a paused sandbox (runsc cannot exec in it, and its /tmp and file cache are in its
+    /// kernel's memory): a path in one of its volume mounts, as the volume directory and the
+    /// path below it (the host serves it; the sandbox's kernel revalidates what it cached of
+    /// a volume); any other path is a conflict. `None`: not paused, go through the sandbox.
+    fn gv_paused_volume(&self, id: &str, path: &str) -> Result<Option<(OwnedFd, String, bool)>> {
+        crate::files::relative(path)?;
+        let sb = self.get(id)?;
+        let mut sb = lock(&sb);
+        self.gv_check_alive(&mut sb)?;
+        if sb.record.state != SandboxState::Paused {
+            return Ok(None);
+        }
+        let under = |target: &str| {
+            path == target
+                || path
+                    .strip_prefix(target)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        let Some(m) = sb
+            .record
+            .mounts
+            .iter()
+            .filter(|m| m.state == AttachmentState::Mounted && under(&m.spec.target))
+            .max_by_key(|m| m.spec.target.len())
+        else {
+            return Err(SandboxError::Conflict {
+                id: id.to_string(),
+                reason: format!(
+                    "sandbox is paused (gvisor): {path} is in no volume mount; resume it to use its other files"
+                ),
+            });
+        };
+        let rest = format!("/{}", path[m.spec.target.len()..].trim_start_matches('/'));
+        let dir = mounts::resolve_source(&m.spec, "volume")?;
+        Ok(Some((dir, rest, m.spec.read_only)))
+    }
+
     pub(crate) fn gv_read(&self, id: &str, path: &str) -> Result<Vec<u8>> {
+        if let Some((dir, rest, _)) = self.gv_paused_volume(id, path)? {
+            return crate::files::read(dir.as_fd(), &rest);
+        }
         let r = self.gv_files(
             id,
             "[ -e \"$1\" ] || exit 3; [ -f \"$1\" ] || exit 4; exec cat -- \"$1\"",
@@ -915,6 +956,16 @@ impl Runtime {
     }
 
     pub(crate) fn gv_write(&self, id: &str, path: &str, data: &[u8]) -> Result<()> {
+        if let Some((dir, rest, read_only)) = self.gv_paused_volume(id, path)? {
+            if read_only {
+                return Err(SandboxError::sys(
+                    "write",
+                    path.to_string(),
+                    std::io::Error::from_raw_os_error(libc::EROFS),
+                ));
+            }
+            return crate::files::write(dir.as_fd(), &rest, data);
+        }
         self.gv_files(
             id,
             "d=$(dirname -- \"$1\"); mkdir -p -- \"$d\" || exit 1; [ -d \"$1\" ] && exit 4; \
@@ -926,6 +977,9 @@ impl Runtime {
     }
 
     pub(crate) fn gv_list(&self, id: &str, path: &str) -> Result<Vec<DirEntry>> {
+        if let Some((dir, rest, _)) = self.gv_paused_volume(id, path)? {
+            return crate::files::list(dir.as_fd(), &rest);
+        }
         let r = self.gv_files(
             id,
             "[ -e \"$1\" ] || exit 3; [ -d \"$1\" ] || exit 5; \
