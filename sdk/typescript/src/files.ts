@@ -1,8 +1,12 @@
 /** The direct file API of a volume: `volume.files.*` (no sandbox needed). */
+import { stat } from "node:fs/promises";
+import { basename, resolve } from "node:path";
+
 import { checkBool, checkInt, checkPath, seg } from "./checks.js";
 import { connectionError, type Client, type RequestBody } from "./client.js";
 import { InternalError } from "./errors.js";
-import { downloadArchive, downloadFile, tusUpload, type DownloadResult, type ProgressCallback, type UploadResult } from "./transfer.js";
+import { END, fileEntry } from "./tar.js";
+import { downloadArchive, downloadFile, tusUpload, uploadTree, type DownloadResult, type ProgressCallback, type UploadResult } from "./transfer.js";
 import { Watch, type WatchOptions } from "./watch.js";
 import type { Volume } from "./volume.js";
 import type * as wire from "./wire.js";
@@ -11,6 +15,8 @@ import type * as wire from "./wire.js";
 export type FileStat = wire.FileStat;
 /** One search hit: `path, line, column, text` (1-based line and byte column). */
 export type SearchMatch = wire.SearchMatch;
+/** What `writeBatch` wrote: `files` and `bytes`. */
+export type BatchResult = wire.BatchResult;
 /** What `replace` changed (or would change, with `dryRun`). */
 export type ReplaceResult = wire.ReplaceSummary;
 
@@ -239,6 +245,33 @@ export class VolumeFiles {
     });
   }
 
+  /**
+   * Writes many files in one request, all or nothing: `{ "/a.txt": "text", "/b/c.bin": bytes }`
+   * is sent as one tar archive; either every file is written or, on any error, none is.
+   */
+  async writeBatch(files: Record<string, string | Uint8Array>): Promise<BatchResult> {
+    if (typeof files !== "object" || files === null) throw new TypeError("files must be an object of path to data");
+    const seen = new Map<string, string>();
+    const chunks: Uint8Array[] = [];
+    const now = Math.floor(Date.now() / 1000);
+    for (const [path, data] of Object.entries(files)) {
+      const p = checkPath(path);
+      if (p === "/") throw new RangeError("cannot write a file at '/'");
+      if (seen.has(p)) throw new RangeError(`paths ${JSON.stringify(seen.get(p))} and ${JSON.stringify(path)} are the same file`);
+      seen.set(p, path);
+      const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+      if (!(bytes instanceof Uint8Array)) throw new TypeError(`data of ${path} must be a string or Uint8Array`);
+      chunks.push(...fileEntry(p.slice(1), bytes, now));
+    }
+    if (seen.size === 0) return { files: 0, bytes: 0 };
+    chunks.push(END);
+    return this.#client.requestJson<BatchResult>("POST", this.#url("/batch"), {
+      query: { path: "/" },
+      body: Buffer.concat(chunks),
+      headers: { "content-type": "application/x-tar" },
+    });
+  }
+
   /** Makes a directory (with its parents unless `parents: false`). */
   async mkdir(path: string, options: { parents?: boolean } = {}): Promise<FileStat> {
     const body: wire.MkdirRequest = { path: checkPath(path), parents: checkBool("parents", options.parents ?? true) };
@@ -376,12 +409,21 @@ export class VolumeFiles {
    * again with the same arguments (the upload's URL is kept under
    * `$XDG_CACHE_HOME/nullspace/uploads/`, shared with the CLI and the Python SDK).
    * `progress(done, total)` is called as chunks are stored.
+   *
+   * A local directory is sent as one streamed, all-or-nothing tar batch into `remotePath`
+   * (default `/` + its name): layout and empty directories kept, existing files replaced,
+   * symlinks and special files skipped (listed in `skipped`).
    */
   async upload(
     localPath: string,
     remotePath?: string,
     options: { chunkSize?: number; resume?: boolean; checksum?: boolean; progress?: ProgressCallback } = {},
   ): Promise<UploadResult> {
+    const st = await stat(localPath);
+    if (st.isDirectory()) {
+      const remote = checkPath(remotePath ?? "/" + basename(resolve(localPath)), "remotePath");
+      return uploadTree(this.#client, this.#url("/batch"), localPath, remote, options.progress);
+    }
     return tusUpload(this.#client, this.#volume.name, localPath, remotePath, options, (p) => this.#isDir(p));
   }
 

@@ -18,6 +18,7 @@ export {
   type FileStat,
   type SearchMatch,
   type ReplaceResult,
+  type BatchResult,
   type WriteData,
   type SearchOptions,
   type ReplaceOptions,

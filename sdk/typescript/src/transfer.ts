@@ -14,6 +14,8 @@ import { checkBool, checkInt, checkPath, seg } from "./checks.js";
 import type { Client } from "./client.js";
 import { APIConnectionError, NotFoundError, NullspaceError } from "./errors.js";
 import type { FileReadStream } from "./files.js";
+import { treeEntries } from "./tar.js";
+import type * as wire from "./wire.js";
 
 /** The tus protocol version spoken. */
 export const TUS_VERSION = "1.0.0";
@@ -32,8 +34,12 @@ export interface UploadResult {
   bytes: number;
   /** Bytes already on the server from an earlier, interrupted run (0 for a fresh upload). */
   resumedFrom: number;
-  /** The uploaded file's etag. */
+  /** The uploaded file's etag (`null` for a directory). */
   etag: string | null;
+  /** Files written (1 for a file). */
+  files: number;
+  /** Local entries a directory upload left out (symlinks, sockets, devices). */
+  skipped: string[];
 }
 
 /** What `volume.files.download` wrote. */
@@ -220,7 +226,24 @@ export async function tusUpload(
     await f.close();
   }
   if (record) await unlink(record).catch(() => undefined);
-  return { path: remote, bytes: size, resumedFrom, etag };
+  return { path: remote, bytes: size, resumedFrom, etag, files: 1, skipped: [] };
+}
+
+/** Sends the tree under `local` into `remote` as one streamed tar batch (constant memory). */
+export async function uploadTree(client: Client, batchUrl: string, local: string, remote: string, progress?: ProgressCallback): Promise<UploadResult> {
+  const skipped: string[] = [];
+  let done = 0;
+  const body = treeEntries(local, skipped, (n) => {
+    done += n;
+    progress?.(done, null);
+  });
+  const doc = await client.requestJson<wire.BatchResult>("POST", batchUrl, {
+    query: { path: remote },
+    body,
+    headers: { "content-type": "application/x-tar" },
+    timeout: 0,
+  });
+  return { path: remote, bytes: doc.bytes, resumedFrom: 0, etag: null, files: doc.files, skipped };
 }
 
 /** Streams chunks into a temp file beside `local`, fsyncs it and renames it into place. */

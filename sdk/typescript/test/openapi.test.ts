@@ -60,6 +60,7 @@ const SDK_ROUTES: Array<[string, string]> = [
   ["delete", "/v1/volumes/{name}"],
   ["get", "/v1/volumes/{name}/files/content"],
   ["put", "/v1/volumes/{name}/files/content"],
+  ["post", "/v1/volumes/{name}/files/batch"],
   ["post", "/v1/volumes/{name}/files/mkdir"],
   ["post", "/v1/volumes/{name}/files/move"],
   ["post", "/v1/volumes/{name}/files/copy"],

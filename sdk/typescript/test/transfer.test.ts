@@ -1,7 +1,7 @@
 // Resumable (tus) uploads and streamed downloads with progress, archives, signed URLs.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 
@@ -121,4 +121,38 @@ test("signed URLs need no key, keep to their method, and refuse any change", asy
   assert.equal((await fetch(put, { method: "PUT", body: "put through a URL" })).status < 300, true);
   assert.equal(await v.files.read("/new.txt"), "put through a URL");
   await assert.rejects(v.files.url("/s.txt", { expires: 8 * 24 * 3600 }), RangeError);
+});
+
+test("writeBatch writes every file or none; long and non-ASCII names survive", async () => {
+  const v = await Volume.create(uniqueName(), { client });
+  const long = "/deep/" + "d".repeat(120) + "/" + "n".repeat(150) + ".txt";
+  const r = await v.files.writeBatch({ "/a.txt": "A", "/sub/b.bin": new Uint8Array([1, 2, 3]), [long]: "long", "/ünï/çødé.txt": "utf8" });
+  assert.deepEqual(r, { files: 4, bytes: 1 + 3 + 4 + 4 });
+  assert.equal(await v.files.read("/a.txt"), "A");
+  assert.deepEqual(await v.files.readBytes("/sub/b.bin"), new Uint8Array([1, 2, 3]));
+  assert.equal(await v.files.read(long), "long");
+  assert.equal(await v.files.read("/ünï/çødé.txt"), "utf8");
+  // A file where the batch needs a directory fails the whole batch.
+  await assert.rejects(v.files.writeBatch({ "/new.txt": "n", "/a.txt/under": "x" }));
+  assert.equal(await v.files.exists("/new.txt"), false, "all or nothing");
+  assert.deepEqual(await v.files.writeBatch({}), { files: 0, bytes: 0 });
+  await assert.rejects(v.files.writeBatch({ "/x": "1", "//x": "2" }), RangeError);
+});
+
+test("upload of a directory sends the tree as one batch, skipping symlinks", async () => {
+  const v = await Volume.create(uniqueName(), { client });
+  const root = join(server.tmp, "tree");
+  mkdirSync(join(root, "a", "empty"), { recursive: true });
+  writeFileSync(join(root, "top.txt"), "top");
+  writeFileSync(join(root, "a", "inner.bin"), randomBytes(2 * MiB));
+  symlinkSync("/etc/passwd", join(root, "link"));
+  const progress: number[] = [];
+  const r = await v.files.upload(root, "/t", { progress: (d) => progress.push(d) });
+  assert.equal(r.path, "/t");
+  assert.equal(r.files, 2);
+  assert.equal(r.bytes, 3 + 2 * MiB);
+  assert.deepEqual(r.skipped, [join(root, "link")]);
+  assert.equal(progress.at(-1), 3 + 2 * MiB);
+  assert.deepEqual((await v.files.list("/t", { recursive: true })).map((e) => e.path), ["/t/a", "/t/a/empty", "/t/a/inner.bin", "/t/top.txt"]);
+  assert.equal(sha256(await v.files.readBytes("/t/a/inner.bin")), sha256(readFileSync(join(root, "a", "inner.bin"))));
 });
