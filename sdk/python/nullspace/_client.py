@@ -1,7 +1,11 @@
-"""The HTTP client: configuration, one ``httpx.Client``, retries and error mapping.
+"""The HTTP clients: configuration, retries and error mapping, written once for both APIs.
 
-Everything that talks to the server goes through :meth:`Client.request`, so every capability
-module (volumes, files, later transfers and sandboxes) gets the same retries and error types.
+Every operation of the SDK is written once, without I/O, as an *operation*: a generator that
+yields :class:`Step` objects (send this request, read that body, sleep, ...) and gets their
+results back (or has their exceptions thrown in). :class:`Client` runs operations with blocking
+I/O on one ``httpx.Client``; :class:`nullspace.aio.AsyncClient` runs the very same generators
+on one ``httpx.AsyncClient``. Request building, retries, error mapping and response decoding are
+therefore shared by the sync and the async SDK; only the two small drivers (``run``) differ.
 """
 
 from __future__ import annotations
@@ -9,7 +13,24 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Generator,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+    cast,
+)
 
 import httpx
 
@@ -22,12 +43,15 @@ from .errors import (
     error_class_for_code,
 )
 
-__all__ = ["Client", "configure", "default_client"]
+__all__ = ["Client", "configure", "default_client", "Op"]
+
+T = TypeVar("T")
 
 #: Query parameters: a mapping or a sequence of pairs (pairs allow repeated keys).
 QueryParams = Union[Mapping[str, Any], Sequence[Tuple[str, Any]], None]
-#: A request body: bytes (replayable), or a factory giving a fresh iterator of chunks per attempt.
-Body = Union[bytes, Callable[[], Iterator[bytes]], None]
+#: A request body: bytes (replayable), or a factory giving a fresh iterator of chunks per attempt
+#: (an async iterator only for the async client).
+Body = Union[bytes, Callable[[], Union[Iterator[bytes], AsyncIterator[bytes]]], None]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
@@ -45,34 +69,97 @@ def _encode_params(params: QueryParams) -> List[Tuple[str, Union[str, int, float
     return [(k, _query_value(v)) for k, v in items if v is not None]
 
 
-class Client:
-    """A connection to one nullspace server, with an API key.
+# ------------------------------------------------------------------------------ operations
 
-    Arguments left out are resolved from the environment (``NULLSPACE_API_URL``,
-    ``NULLSPACE_API_KEY``), then the ``nullspace login`` profile, then the local server's
-    ``client.json``; see :func:`nullspace.configure` for the full order.
 
-    Args:
-        url: base URL of the server, e.g. ``"http://127.0.0.1:7420"``.
-        key: API key (``nsk_...``).
-        timeout: seconds to wait for connecting and for each read or write on the socket.
-        max_retries: how many times a failed idempotent request is retried (0 disables retries).
-        retry_backoff: first delay between retries in seconds; it doubles each time.
-        transport: an ``httpx`` transport to use instead of the network (for tests and proxies).
+@dataclass(frozen=True)
+class Send:
+    """Step: build a request from these ``httpx`` arguments and send it; the result is the
+    response, open (``stream=True``). Connection failures are thrown into the operation."""
 
-    A client is thread-safe and may be used as a context manager; :meth:`close` frees its
-    connections.
-    """
+    args: Dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Read:
+    """Step: read the whole body of ``response`` and close it, whatever happens."""
+
+    response: httpx.Response
+
+
+@dataclass(frozen=True)
+class Close:
+    """Step: close ``response``."""
+
+    response: httpx.Response
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Step: wait ``seconds``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Lines:
+    """Step: the result is an iterator over the lines of the open ``response`` (sync or async:
+    opaque to the operation, which only hands it back in :class:`NextLine`)."""
+
+    response: httpx.Response
+
+
+@dataclass(frozen=True)
+class NextLine:
+    """Step: the next line of ``lines`` (from :class:`Lines`), or ``None`` at the end."""
+
+    lines: Any
+
+
+@dataclass(frozen=True)
+class Consume:
+    """Step: call ``fn`` with a blocking iterator of the body chunks of the open ``response``
+    (at most ``chunk_size`` bytes each, ``None``: as they arrive); the result is ``fn``'s.
+    The async client runs ``fn`` on a worker thread, so local file I/O never blocks its loop."""
+
+    response: httpx.Response
+    fn: Callable[[Iterator[bytes]], Any]
+    chunk_size: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """Step: the result of ``fn()``, blocking work such as reading a local file (the async
+    client runs it on a worker thread)."""
+
+    fn: Callable[[], Any]
+
+
+#: One step of an operation.
+Step = Union[Send, Read, Close, Sleep, Lines, NextLine, Consume, Blocking]
+#: An operation giving a ``T``: run it with ``Client.run`` or ``await AsyncClient.run``.
+Op = Generator[Step, Any, T]
+
+
+def _request_url(e: httpx.TransportError, fallback: str) -> str:
+    try:
+        return str(e.request.url)
+    except RuntimeError:
+        return fallback
+
+
+class BaseClient:
+    """What the sync and the async client share: configuration, default headers, and the
+    request operation with its retries and error mapping. Subclasses add a driver ``run``."""
 
     def __init__(
         self,
-        url: Optional[str] = None,
-        key: Optional[str] = None,
+        url: Optional[str],
+        key: Optional[str],
         *,
-        timeout: float = 60.0,
-        max_retries: int = 3,
-        retry_backoff: float = 0.25,
-        transport: Optional[httpx.BaseTransport] = None,
+        timeout: float,
+        max_retries: int,
+        retry_backoff: float,
     ) -> None:
         if url is not None and not isinstance(url, str):
             raise TypeError(f"url must be a str, not {type(url).__name__}")
@@ -89,16 +176,20 @@ class Client:
         self._config: ResolvedConfig = resolve_config(url, key)
         self.max_retries: int = max_retries
         self.retry_backoff: float = float(retry_backoff)
+
+    def _http_options(self, timeout: float) -> Dict[str, Any]:
+        """Arguments for ``httpx.Client``/``httpx.AsyncClient``: one pool of kept-alive
+        connections, large enough that 64 concurrent callers all reuse theirs."""
         headers = {"User-Agent": f"nullspace-python/{__version__}"}
         if self._config.key:
             headers["Authorization"] = f"Bearer {self._config.key}"
-        self._http = httpx.Client(
-            base_url=self._config.url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(float(timeout), 10.0)),
-            transport=transport,
-            follow_redirects=False,
-        )
+        return {
+            "base_url": self._config.url,
+            "headers": headers,
+            "timeout": httpx.Timeout(timeout, connect=min(float(timeout), 10.0)),
+            "limits": httpx.Limits(max_connections=None, max_keepalive_connections=64, keepalive_expiry=30.0),
+            "follow_redirects": False,
+        }
 
     @property
     def url(self) -> str:
@@ -111,7 +202,115 @@ class Client:
         return self._config
 
     def __repr__(self) -> str:
-        return f"Client(url={self.url!r})"
+        return f"{type(self).__name__}(url={self.url!r})"
+
+    def op_request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: QueryParams = None,
+        json: Any = None,
+        content: Body = None,
+        headers: Optional[Mapping[str, str]] = None,
+        stream: bool = False,
+        replayable: bool = True,
+        idempotent: Optional[bool] = None,
+        timeout: Optional[httpx.Timeout] = None,
+    ) -> Op[httpx.Response]:
+        """The operation behind ``Client.request`` (see there)."""
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in _IDEMPOTENT
+        query = _encode_params(params)
+        attempt = 0
+        while True:
+            body = content() if callable(content) else content
+            args: Dict[str, Any] = {
+                "method": method, "url": path, "params": query, "json": json, "content": body, "headers": headers
+            }
+            if timeout is not None:
+                args["timeout"] = timeout
+            can_retry = replayable and attempt < self.max_retries
+            try:
+                response: httpx.Response = yield Send(args)
+            except httpx.TransportError as e:
+                connect_failed = isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout))
+                if can_retry and (idempotent or connect_failed):
+                    yield Sleep(self._delay(attempt, None))
+                    attempt += 1
+                    continue
+                raise _connection_error(e, _request_url(e, path), self.url) from e
+            if response.status_code < 400 and stream:
+                return response
+            try:
+                yield Read(response)
+            except httpx.TransportError as e:
+                raise _connection_error(e, str(response.request.url), self.url) from e
+            if response.status_code < 400:
+                return response
+            api_err = error_from_response(response)
+            retry = api_err.retryable or api_err.code in ("unavailable", "internal")
+            if can_retry and idempotent and retry:
+                yield Sleep(self._delay(attempt, response.headers.get("retry-after")))
+                attempt += 1
+                continue
+            raise api_err
+
+    def op_json(self, method: str, path: str, **kwargs: Any) -> Op[Any]:
+        """Like :meth:`op_request`, and decodes the JSON body (``InternalError`` if it is not JSON)."""
+        response = yield from self.op_request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise InternalError(
+                f"the server at {self.url} sent an answer that is not JSON to {method} {path} "
+                f"(HTTP {response.status_code})",
+                status=response.status_code,
+            ) from None
+
+    def _delay(self, attempt: int, retry_after: Optional[str]) -> float:
+        delay: float = self.retry_backoff * (2**attempt)
+        delay = delay * (0.5 + random.random() / 2)
+        if retry_after:
+            try:
+                delay = max(delay, min(float(retry_after), 30.0))
+            except ValueError:
+                pass
+        return delay
+
+
+class Client(BaseClient):
+    """A connection to one nullspace server, with an API key.
+
+    Arguments left out are resolved from the environment (``NULLSPACE_API_URL``,
+    ``NULLSPACE_API_KEY``), then the ``nullspace login`` profile, then the local server's
+    ``client.json``; see :func:`nullspace.configure` for the full order.
+
+    Args:
+        url: base URL of the server, e.g. ``"http://localhost:7420"``.
+        key: API key (``nsk_...``).
+        timeout: seconds to wait for connecting and for each read or write on the socket.
+        max_retries: how many times a failed idempotent request is retried (0 disables retries).
+        retry_backoff: first delay between retries in seconds; it doubles each time.
+        transport: an ``httpx`` transport to use instead of the network (for tests and proxies).
+
+    A client is thread-safe and may be used as a context manager; :meth:`close` frees its
+    connections. Its connections are kept alive and reused by every call (up to 64 idle).
+    """
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        key: Optional[str] = None,
+        *,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        retry_backoff: float = 0.25,
+        transport: Optional[httpx.BaseTransport] = None,
+    ) -> None:
+        super().__init__(url, key, timeout=timeout, max_retries=max_retries, retry_backoff=retry_backoff)
+        self._http = httpx.Client(transport=transport, **self._http_options(timeout))
 
     def close(self) -> None:
         """Closes the client's connections."""
@@ -122,6 +321,45 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def run(self, op: Op[T]) -> T:
+        """Runs an operation with blocking I/O and returns its result."""
+        value: Any = None
+        error: Optional[BaseException] = None
+        while True:
+            try:
+                step = op.throw(error) if error is not None else op.send(value)
+            except StopIteration as done:
+                return cast(T, done.value)
+            finally:
+                error = None
+            try:
+                value = self._step(step)
+            except Exception as e:  # the operation decides what a failure means
+                value, error = None, e
+
+    def _step(self, step: Step) -> Any:
+        if isinstance(step, Send):
+            return self._http.send(self._http.build_request(**step.args), stream=True)
+        if isinstance(step, Read):
+            try:
+                return step.response.read()
+            finally:
+                step.response.close()
+        if isinstance(step, Close):
+            step.response.close()
+        elif isinstance(step, Sleep):
+            if step.seconds > 0:
+                time.sleep(step.seconds)
+        elif isinstance(step, Lines):
+            return step.response.iter_lines()
+        elif isinstance(step, NextLine):
+            return next(step.lines, None)
+        elif isinstance(step, Consume):
+            return step.fn(step.response.iter_bytes(step.chunk_size))
+        elif isinstance(step, Blocking):
+            return step.fn()
+        return None
 
     # ----------------------------------------------------------------------------- requests
 
@@ -150,78 +388,18 @@ class Client:
         With ``stream=True`` the body is not read; the caller must close the response.
         ``timeout`` replaces the client's timeouts for this request.
         """
-        method = method.upper()
-        if idempotent is None:
-            idempotent = method in _IDEMPOTENT
-        query = _encode_params(params)
-        attempt = 0
-        while True:
-            body: Union[bytes, Iterator[bytes], None]
-            body = content() if callable(content) else content
-            extra: Dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-            request = self._http.build_request(
-                method, path, params=query, json=json, content=body, headers=headers, **extra
+        return self.run(
+            self.op_request(
+                method, path, params=params, json=json, content=content, headers=headers, stream=stream,
+                replayable=replayable, idempotent=idempotent, timeout=timeout,
             )
-            can_retry = replayable and attempt < self.max_retries
-            try:
-                response = self._http.send(request, stream=True)
-            except httpx.TransportError as e:
-                err = _connection_error(e, request.url, self.url)
-                connect_failed = isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout))
-                if can_retry and (idempotent or connect_failed):
-                    self._sleep(attempt, None)
-                    attempt += 1
-                    continue
-                raise err from e
-            if response.status_code < 400:
-                if not stream:
-                    try:
-                        response.read()
-                    except httpx.TransportError as e:
-                        response.close()
-                        raise _connection_error(e, request.url, self.url) from e
-                    finally:
-                        response.close()
-                return response
-            try:
-                response.read()
-            except httpx.TransportError as e:
-                raise _connection_error(e, request.url, self.url) from e
-            finally:
-                response.close()
-            api_err = error_from_response(response)
-            retry = api_err.retryable or api_err.code in ("unavailable", "internal")
-            if can_retry and idempotent and retry:
-                self._sleep(attempt, response.headers.get("retry-after"))
-                attempt += 1
-                continue
-            raise api_err
+        )
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """Like :meth:`request`, and decodes the JSON body (``InternalError`` if it is not JSON)."""
-        response = self.request(method, path, **kwargs)
-        try:
-            return response.json()
-        except ValueError:
-            raise InternalError(
-                f"the server at {self.url} sent an answer that is not JSON to {method} {path} "
-                f"(HTTP {response.status_code})",
-                status=response.status_code,
-            ) from None
+        return self.run(self.op_json(method, path, **kwargs))
 
-    def _sleep(self, attempt: int, retry_after: Optional[str]) -> None:
-        delay = self.retry_backoff * (2**attempt)
-        delay = delay * (0.5 + random.random() / 2)
-        if retry_after:
-            try:
-                delay = max(delay, min(float(retry_after), 30.0))
-            except ValueError:
-                pass
-        if delay > 0:
-            time.sleep(delay)
-
-
-def _connection_error(e: httpx.TransportError, url: httpx.URL, base: str) -> APIConnectionError:
+def _connection_error(e: httpx.TransportError, url: object, base: str) -> APIConnectionError:
     if isinstance(e, httpx.TimeoutException):
         what = f"timed out talking to the nullspace server at {base} ({url})"
     elif isinstance(e, httpx.ConnectError):

@@ -28,7 +28,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from ._client import Client, error_from_response
+from ._client import BaseClient, Blocking, Op, Read, Send, Sleep, error_from_response
 from .errors import APIConnectionError, NotFoundError, NullspaceError
 
 __all__ = [
@@ -40,7 +40,7 @@ __all__ = [
     "record_name",
     "records_dir",
     "TusUploader",
-    "upload_tree",
+    "op_upload_tree",
     "unpack_tar",
 ]
 
@@ -158,31 +158,34 @@ def raise_connection_error(base: str, method: str, url: str) -> NoReturn:
 class TusUploader:
     """Uploads one local file to one volume path through the tus endpoint, resumably.
 
-    Each ``PATCH`` carries ``chunk_size`` bytes and an ``Upload-Checksum: sha256``. A dropped
-    connection, a bad checksum or an offset mismatch is retried up to ``retries`` times after
-    asking the server (``HEAD``) for its durable offset.
+    Each ``PATCH`` carries ``chunk_size`` bytes (and, with ``checksum``, an
+    ``Upload-Checksum: sha256``). A dropped connection, a bad checksum or an offset mismatch is
+    retried up to ``retries`` times after asking the server (``HEAD``) for its durable offset.
+    Run :meth:`op_run` with the client (sync or async) it was made with.
     """
 
     def __init__(
         self,
-        client: Client,
+        client: BaseClient,
         volume: str,
         local: Path,
         remote: str,
         *,
         chunk_size: int = DEFAULT_TUS_CHUNK,
         resume: bool = True,
+        checksum: bool = False,
         retries: int = 5,
         retry_delay: float = 0.5,
         progress: Optional[ProgressCallback] = None,
     ) -> None:
-        """Prepares the upload; nothing is sent until :meth:`run`."""
+        """Prepares the upload; nothing is sent until :meth:`op_run` runs."""
         self._client = client
         self._volume = volume
         self._local = local
         self._remote = remote
         self._chunk_size = chunk_size
         self._resume = resume
+        self._checksum = checksum
         self._retries = retries
         self._retry_delay = retry_delay
         self._progress = progress
@@ -196,17 +199,18 @@ class TusUploader:
 
     # ---- HTTP
 
-    def _tus(self, method: str, url: str, **kwargs: object) -> httpx.Response:
-        headers = {"Tus-Resumable": TUS_VERSION}
-        extra = kwargs.pop("headers", None)
-        if isinstance(extra, dict):
-            headers.update(extra)
-        http: httpx.Client = self._client._http
+    def _op_tus(
+        self, method: str, url: str, headers: Optional[Dict[str, str]] = None, content: Optional[bytes] = None
+    ) -> Op[httpx.Response]:
+        all_headers = {"Tus-Resumable": TUS_VERSION, **(headers or {})}
         attempts = 2 if method in ("HEAD", "DELETE") else 1
         for attempt in range(attempts):
             try:
-                request = http.build_request(method, url, headers=headers, **kwargs)  # type: ignore[arg-type]
-                return http.send(request)
+                response: httpx.Response = yield Send(
+                    {"method": method, "url": url, "headers": all_headers, "content": content}
+                )
+                yield Read(response)
+                return response
             except httpx.RemoteProtocolError:
                 # A pooled connection the server closed after an early refusal: ask again.
                 if attempt + 1 < attempts:
@@ -224,9 +228,9 @@ class TusUploader:
         a, b = urlsplit(url), urlsplit(self._client.url)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
-    def _create(self) -> str:
+    def _op_create(self) -> Op[str]:
         meta = "path " + base64.b64encode(self._remote.encode("utf-8")).decode("ascii")
-        r = self._tus(
+        r = yield from self._op_tus(
             "POST",
             f"/v1/volumes/{self._volume}/uploads",
             headers={"Upload-Length": str(self._size), "Upload-Metadata": meta},
@@ -251,9 +255,9 @@ class TusUploader:
             )
         return url
 
-    def _offset(self, url: str) -> Optional[int]:
+    def _op_offset(self, url: str) -> Op[Optional[int]]:
         """The durable offset, or ``None`` if the server no longer has the upload (404/410)."""
-        r = self._tus("HEAD", url)
+        r = yield from self._op_tus("HEAD", url)
         if r.status_code in (404, 410):
             return None
         if r.status_code >= 400:
@@ -267,44 +271,41 @@ class TusUploader:
         if self._progress is not None:
             self._progress(done, self._size)
 
+    def _patch_headers(self, offset: int, chunk: bytes) -> Dict[str, str]:
+        headers = {"Content-Type": _OFFSET_TYPE, "Upload-Offset": str(offset)}
+        if self._checksum:
+            digest = base64.b64encode(hashlib.sha256(chunk).digest()).decode("ascii")
+            headers["Upload-Checksum"] = f"sha256 {digest}"
+        return headers
+
     # ---- the loop
 
-    def run(self) -> UploadResult:
+    def op_run(self) -> Op[UploadResult]:
         """Sends the file (or what the server does not have yet) and returns the outcome."""
         url: Optional[str] = None
         offset = 0
         if self.record is not None:
             stored = _read_record(self.record)
             if stored and self._same_server(stored):
-                found = self._offset(stored)
+                found = yield from self._op_offset(stored)
                 if found is not None and found < self._size:
                     url, offset = stored, found
         resumed_from = offset
         if url is None:
-            url = self._create()
+            url = yield from self._op_create()
         self._report(offset)
         etag: Optional[str] = None
         failures = 0
         restarted = False
         with open(self._local, "rb") as f:
             while offset < self._size:
-                f.seek(offset)
-                chunk = f.read(min(self._chunk_size, self._size - offset))
+                at, want = offset, min(self._chunk_size, self._size - offset)
+                chunk: bytes = yield Blocking(lambda: os.pread(f.fileno(), want, at))
                 if len(chunk) == 0:
                     raise ValueError(f"{self._local} shrank while it was being uploaded")
-                digest = base64.b64encode(hashlib.sha256(chunk).digest()).decode("ascii")
                 error: Optional[NullspaceError] = None
                 try:
-                    r = self._tus(
-                        "PATCH",
-                        url,
-                        headers={
-                            "Content-Type": _OFFSET_TYPE,
-                            "Upload-Offset": str(offset),
-                            "Upload-Checksum": f"sha256 {digest}",
-                        },
-                        content=chunk,
-                    )
+                    r = yield from self._op_tus("PATCH", url, headers=self._patch_headers(offset, chunk), content=chunk)
                 except APIConnectionError as e:
                     error = e
                 else:
@@ -318,7 +319,7 @@ class TusUploader:
                         if restarted:
                             raise NotFoundError(f"upload {url} disappeared from the server twice", status=404)
                         restarted = True
-                        url, offset = self._create(), 0
+                        url, offset = (yield from self._op_create()), 0
                         self._report(offset)
                         continue
                     error = error_from_response(r)
@@ -327,16 +328,16 @@ class TusUploader:
                 failures += 1
                 if failures > self._retries:
                     raise error
-                time.sleep(min(self._retry_delay * (2 ** (failures - 1)), 10.0))
+                yield Sleep(min(self._retry_delay * (2 ** (failures - 1)), 10.0))
                 try:
-                    found = self._offset(url)
+                    found = yield from self._op_offset(url)
                 except APIConnectionError:
                     continue
                 if found is None:
                     if restarted:
                         raise error
                     restarted = True
-                    url, found = self._create(), 0
+                    url, found = (yield from self._op_create()), 0
                 offset = found
                 self._report(offset)
         if self.record is not None:
@@ -411,13 +412,13 @@ def _add_tree(tar: tarfile.TarFile, root: Path, rel: str, skipped: List[str]) ->
             skipped.append(entry.path)
 
 
-def upload_tree(
-    client: Client,
+def op_upload_tree(
+    client: BaseClient,
     volume: str,
     local: Path,
     remote: str,
     progress: Optional[ProgressCallback] = None,
-) -> Tuple[int, int, List[str]]:
+) -> Op[Tuple[int, int, List[str]]]:
     """Sends the tree under ``local`` into ``remote`` as one streamed tar batch.
 
     The archive is built on a thread while it is sent, through a small queue, so memory stays
@@ -460,7 +461,7 @@ def upload_tree(
     builder = threading.Thread(target=build, name="nullspace-tar", daemon=True)
     builder.start()
     try:
-        doc = client.request_json(
+        doc = yield from client.op_json(
             "POST",
             f"/v1/volumes/{volume}/files/batch",
             params={"path": remote},
@@ -471,12 +472,12 @@ def upload_tree(
     except BaseException:
         if failure and isinstance(failure[0], OSError):
             stop.set()
-            builder.join()
+            yield Blocking(builder.join)
             raise failure[0] from None
         raise
     finally:
         stop.set()
-        builder.join()
+        yield Blocking(builder.join)
     if failure:
         raise failure[0]
     files = int(doc.get("files", 0)) if isinstance(doc, dict) else 0

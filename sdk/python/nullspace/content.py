@@ -11,15 +11,17 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Generic, List, Optional, TypeVar
 
 import httpx
 
-from ._client import Client
-from ._util import Closing, ResponseStream, as_object, field, malformed, opt_field, parse_datetime
+from ._client import BaseClient, Client, Close, Lines, NextLine, Op, Sleep
+from ._util import Closing, as_object, field, malformed, opt_field, parse_datetime
 from .errors import APIConnectionError, UnavailableError, error_class_for_code
 
 __all__ = ["SearchMatch", "SearchResults", "ReplacedFile", "ReplaceResult", "WatchEvent", "Watch"]
+
+C = TypeVar("C", bound=BaseClient)
 
 #: A watch connection that receives nothing for this long (the server sends a keep-alive every
 #: 15 s) is taken for dead and replaced.
@@ -53,7 +55,76 @@ class SearchMatch:
     text: str
 
 
-class SearchResults(ResponseStream):
+class SearchCore(Generic[C]):
+    """Search results as operations (see ``_client``), shared by :class:`SearchResults` and
+    :class:`nullspace.aio.AsyncSearchResults`."""
+
+    def __init__(self, response: httpx.Response, client: C) -> None:
+        """Wraps an open streaming response (use ``files.search``)."""
+        self._response = response
+        self._client: C = client
+        self._base_url = client.url
+        self._lines: Any = None
+        self._closed = False
+        #: Number of matching lines, once the summary arrived.
+        self.total: Optional[int] = None
+        #: Whether ``max_results`` stopped the search, once the summary arrived.
+        self.truncated: Optional[bool] = None
+
+    def _op_close(self) -> Op[None]:
+        if not self._closed:
+            self._closed = True
+            yield Close(self._response)
+
+    def _op_next(self) -> Op[Optional[SearchMatch]]:
+        """The next match, or ``None`` once the summary arrived (or the results were closed)."""
+        while True:
+            if self._closed:
+                return None
+            if self._lines is None:
+                self._lines = yield Lines(self._response)
+            try:
+                line: Optional[str] = yield NextLine(self._lines)
+            except httpx.TransportError as e:
+                yield from self._op_close()
+                raise _connection_lost(e, self._base_url, "search results") from e
+            except BaseException:
+                yield from self._op_close()
+                raise
+            if line is None:
+                yield from self._op_close()
+                if self.total is None:
+                    raise APIConnectionError(
+                        f"the search answer from {self._base_url} ended before its summary", retryable=True
+                    )
+                return None
+            if not line.strip():
+                continue
+            try:
+                doc = as_object(json.loads(line), "search result")
+            except ValueError:
+                yield from self._op_close()
+                raise malformed("search result", line) from None
+            if "error" in doc:
+                yield from self._op_close()
+                err = as_object(doc["error"], "search error")
+                code = opt_field(err, "code", str, "search error")
+                message = opt_field(err, "message", str, "search error") or "the search failed"
+                raise error_class_for_code(code)(message, code=code)
+            if doc.get("done") is True:
+                self.total = field(doc, "matches", int, "search summary")
+                self.truncated = field(doc, "truncated", bool, "search summary")
+                yield from self._op_close()
+                return None
+            return SearchMatch(
+                path=field(doc, "path", str, "search match"),
+                line=field(doc, "line", int, "search match"),
+                column=field(doc, "column", int, "search match"),
+                text=field(doc, "text", str, "search match"),
+            )
+
+
+class SearchResults(SearchCore[Client], Closing):
     """Matches of :meth:`VolumeFiles.search <nullspace.VolumeFiles.search>`, streamed as the
     server finds them; an iterator of :class:`SearchMatch` and a context manager.
 
@@ -62,66 +133,18 @@ class SearchResults(ResponseStream):
     open until the results are exhausted, :meth:`close` is called or the ``with`` block ends.
     """
 
-    def __init__(self, response: httpx.Response, base_url: str) -> None:
-        """Wraps an open streaming response (use :meth:`VolumeFiles.search`)."""
-        self._response = response
-        self._base_url = base_url
-        self._lines: Optional[Iterator[str]] = None
-        self._closed = False
-        #: Number of matching lines, once the summary arrived.
-        self.total: Optional[int] = None
-        #: Whether ``max_results`` stopped the search, once the summary arrived.
-        self.truncated: Optional[bool] = None
-
     def __iter__(self) -> "SearchResults":
         return self
 
     def __next__(self) -> SearchMatch:
-        while True:
-            if self._closed:
-                raise StopIteration
-            if self._lines is None:
-                self._lines = self._response.iter_lines()
-            try:
-                line = next(self._lines)
-            except StopIteration:
-                self.close()
-                if self.total is None:
-                    raise APIConnectionError(
-                        f"the search answer from {self._base_url} ended before its summary", retryable=True
-                    ) from None
-                raise
-            except httpx.TransportError as e:
-                self.close()
-                raise _connection_lost(e, self._base_url, "search results") from e
-            except BaseException:
-                self.close()
-                raise
-            if not line.strip():
-                continue
-            try:
-                doc = as_object(json.loads(line), "search result")
-            except ValueError:
-                self.close()
-                raise malformed("search result", line) from None
-            if "error" in doc:
-                self.close()
-                err = as_object(doc["error"], "search error")
-                code = opt_field(err, "code", str, "search error")
-                message = opt_field(err, "message", str, "search error") or "the search failed"
-                raise error_class_for_code(code)(message, code=code)
-            if doc.get("done") is True:
-                self.total = field(doc, "matches", int, "search summary")
-                self.truncated = field(doc, "truncated", bool, "search summary")
-                self.close()
-                raise StopIteration
-            return SearchMatch(
-                path=field(doc, "path", str, "search match"),
-                line=field(doc, "line", int, "search match"),
-                column=field(doc, "column", int, "search match"),
-                text=field(doc, "text", str, "search match"),
-            )
+        match = self._client.run(self._op_next())
+        if match is None:
+            raise StopIteration
+        return match
 
+    def close(self) -> None:
+        """Closes the underlying response (idempotent); iteration then stops."""
+        self._client.run(self._op_close())
 
 
 @dataclass(frozen=True)
@@ -227,35 +250,21 @@ class WatchEvent:
         )
 
 
-class Watch(Closing):
-    """Change events below a path, from :meth:`VolumeFiles.watch <nullspace.VolumeFiles.watch>`:
-    an iterator of :class:`WatchEvent` that reconnects by itself, and a context manager.
-
-    The first connection is made when the watch is created, so every change made after that is
-    delivered. When the connection drops, goes silent for 45 s, or the server says this watcher
-    fell behind (``overflow``), a new connection resumes after the last event id seen: nothing
-    is lost, unless the server no longer has the missed events, which it reports as a
-    ``"gap"`` event (see :class:`WatchEvent`). While the server is unavailable, reconnection is
-    retried with a backoff (0.1 s doubling to 5 s) — forever, or until ``reconnect_timeout``
-    seconds have passed without a connection, when the last error is raised. Other errors (the
-    volume or path was deleted, the key revoked) are raised at once.
-
-    :meth:`close` ends the iteration; it may be called from another thread to stop a blocked
-    ``for`` loop. A connection lost before the first event resumes without an id (the server
-    sends no id before the first change), so changes made while it was down are not replayed.
-    """
+class WatchCore(Generic[C]):
+    """A watch's connection, SSE parsing and reconnection as operations (see ``_client``),
+    shared by :class:`Watch` and :class:`nullspace.aio.AsyncWatch`."""
 
     def __init__(
         self,
-        client: Client,
+        client: C,
         url: str,
         path: str,
         recursive: bool,
         last_event_id: Optional[int],
         reconnect_timeout: Optional[float],
     ) -> None:
-        """Connects (use :meth:`VolumeFiles.watch`)."""
-        self._client = client
+        """Prepares the watch; ``_op_connect`` makes the first connection."""
+        self._client: C = client
         self._url = url
         self._path = path
         self._recursive = recursive
@@ -265,15 +274,19 @@ class Watch(Closing):
         self._lock = threading.Lock()
         self._closed = False
         self._response: Optional[httpx.Response] = None
-        self._lines: Optional[Iterator[str]] = None
+        self._lines: Any = None
         self._delivered = False
-        self._connect()
 
-    def _connect(self) -> None:
+    @property
+    def closed(self) -> bool:
+        """True once closed (or a fatal error ended the watch)."""
+        return self._closed
+
+    def _op_connect(self) -> Op[None]:
         params: Dict[str, Any] = {"path": self._path, "recursive": self._recursive}
         if self.last_event_id is not None:
             params["last_event_id"] = self.last_event_id
-        response = self._client.request(
+        response = yield from self._client.op_request(
             "GET",
             self._url,
             params=params,
@@ -282,63 +295,70 @@ class Watch(Closing):
             timeout=httpx.Timeout(WATCH_IDLE_TIMEOUT, connect=10.0),
         )
         with self._lock:
-            if self._closed:
-                response.close()
-                return
-            self._response = response
-            self._lines = response.iter_lines()
-            self._delivered = False
+            closed = self._closed
+            if not closed:
+                self._response = response
+        if closed:
+            yield Close(response)
+            return
+        self._lines = yield Lines(response)
+        self._delivered = False
 
-    def _drop(self) -> None:
+    def _op_drop(self) -> Op[None]:
         with self._lock:
             response, self._response, self._lines = self._response, None, None
         if response is not None:
-            response.close()
+            yield Close(response)
 
-    def _reconnect(self) -> None:
+    def _op_reconnect(self) -> Op[None]:
         backoff = WATCH_FIRST_BACKOFF
         started = time.monotonic()
         first = True
         while not self._closed:
             if not (first and self._delivered):
-                time.sleep(backoff * (0.5 + random.random() / 2))
+                yield Sleep(backoff * (0.5 + random.random() / 2))
                 backoff = min(backoff * 2, WATCH_MAX_BACKOFF)
             first = False
             try:
-                self._connect()
+                yield from self._op_connect()
                 return
             except UnavailableError:
                 limit = self._reconnect_timeout
                 if limit is not None and time.monotonic() - started >= limit:
                     raise
 
-    def __iter__(self) -> "Watch":
-        return self
+    def _op_close(self) -> Op[None]:
+        with self._lock:
+            self._closed = True
+        yield from self._op_drop()
 
-    def __next__(self) -> WatchEvent:
+    def _op_next(self) -> Op[Optional[WatchEvent]]:
+        """The next event, or ``None`` once the watch is closed."""
         event = ""
         data: List[str] = []
         while True:
             if self._closed:
-                raise StopIteration
+                return None
             lines = self._lines
             if lines is None:
                 try:
-                    self._reconnect()
+                    yield from self._op_reconnect()
                 except BaseException:
-                    self.close()
+                    yield from self._op_close()
                     raise
                 event, data = "", []
                 continue
             try:
-                line = next(lines)
+                line: Optional[str] = yield NextLine(lines)
             except Exception as e:
                 if self._closed:
-                    raise StopIteration from None
-                if not isinstance(e, (StopIteration, httpx.TransportError, httpx.StreamError)):
+                    return None
+                if not isinstance(e, (httpx.TransportError, httpx.StreamError)):
                     raise
+                line = None
+            if line is None:
                 # Dropped, broken off or silent: resume after the last id.
-                self._drop()
+                yield from self._op_drop()
                 continue
             if line:
                 if line.startswith(":"):
@@ -379,13 +399,58 @@ class Watch(Closing):
             if kind == "overflow":
                 # The server drops a watcher that fell behind; catch up from the last id.
                 self._delivered = True
-                self._drop()
+                yield from self._op_drop()
             # Other event types are for newer clients.
+
+
+class Watch(WatchCore[Client], Closing):
+    """Change events below a path, from :meth:`VolumeFiles.watch <nullspace.VolumeFiles.watch>`:
+    an iterator of :class:`WatchEvent` that reconnects by itself, and a context manager.
+
+    The first connection is made when the watch is created, so every change made after that is
+    delivered. When the connection drops, goes silent for 45 s, or the server says this watcher
+    fell behind (``overflow``), a new connection resumes after the last event id seen: nothing
+    is lost, unless the server no longer has the missed events, which it reports as a
+    ``"gap"`` event (see :class:`WatchEvent`). While the server is unavailable, reconnection is
+    retried with a backoff (0.1 s doubling to 5 s) — forever, or until ``reconnect_timeout``
+    seconds have passed without a connection, when the last error is raised. Other errors (the
+    volume or path was deleted, the key revoked) are raised at once.
+
+    :meth:`close` ends the iteration; it may be called from another thread to stop a blocked
+    ``for`` loop. A connection lost before the first event resumes without an id (the server
+    sends no id before the first change), so changes made while it was down are not replayed.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        url: str,
+        path: str,
+        recursive: bool,
+        last_event_id: Optional[int],
+        reconnect_timeout: Optional[float],
+    ) -> None:
+        """Connects (use :meth:`VolumeFiles.watch`)."""
+        super().__init__(client, url, path, recursive, last_event_id, reconnect_timeout)
+        client.run(self._op_connect())
+
+    def __iter__(self) -> "Watch":
+        return self
+
+    def __next__(self) -> WatchEvent:
+        ev = self._client.run(self._op_next())
+        if ev is None:
+            raise StopIteration
+        return ev
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called (or a fatal error ended the watch)."""
         return self._closed
+
+    def _drop(self) -> None:
+        """Drops the connection, as a network failure would (the next event reconnects)."""
+        self._client.run(self._op_drop())
 
     def close(self) -> None:
         """Stops watching and closes the connection (idempotent, thread-safe)."""
@@ -404,4 +469,4 @@ class Watch(Closing):
                     sock.shutdown(socket.SHUT_RDWR)
             except Exception:
                 pass
-        self._drop()
+        self._client.run(self._op_drop())

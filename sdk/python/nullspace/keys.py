@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Dict, List, Optional
 from urllib.parse import quote
 
-from ._client import Client, resolve_client
+from ._client import BaseClient, Client, Op, resolve_client
 from ._util import as_object, field, opt_field, time_field
 
 ROLES = ("admin", "member", "read-only")
@@ -89,6 +89,32 @@ class CreatedKey:
         return cls(key=field(d, "key", str, "created key"), info=KeyInfo._from_json(d.get("info")))
 
 
+def op_create(
+    c: BaseClient, name: Optional[str], role: str, expires: Optional[int], tenant: Optional[str]
+) -> Op[CreatedKey]:
+    """The operation behind :func:`create`."""
+    body: Dict[str, Any] = {"role": role}
+    if name is not None:
+        body["name"] = name
+    if expires is not None:
+        body["expires_in"] = expires
+    if tenant is not None:
+        body["tenant"] = tenant
+    return CreatedKey._from_json((yield from c.op_json("POST", "/v1/keys", json=body, idempotent=False)))
+
+
+def op_list(c: BaseClient) -> Op[List[KeyInfo]]:
+    """The operation behind :func:`list`."""
+    doc = as_object((yield from c.op_json("GET", "/v1/keys")), "key list")
+    keys: List[object] = field(doc, "keys", builtins.list, "key list")
+    return [KeyInfo._from_json(k) for k in keys]
+
+
+def op_revoke(c: BaseClient, id: str) -> Op[KeyInfo]:  # noqa: A002
+    """The operation behind :func:`revoke`."""
+    return KeyInfo._from_json((yield from c.op_json("DELETE", f"/v1/keys/{quote(id, safe='')}")))
+
+
 def create(
     *,
     name: Optional[str] = None,
@@ -100,27 +126,18 @@ def create(
     """Creates a key of ``role`` (a key makes keys of its own role or a lower one), living
     ``expires`` seconds (at most 10 years; ``None``: until revoked). ``tenant``: make it in
     another tenant (admin keys of the ``default`` tenant only)."""
-    body: Dict[str, Any] = {"role": role}
-    if name is not None:
-        body["name"] = name
-    if expires is not None:
-        body["expires_in"] = expires
-    if tenant is not None:
-        body["tenant"] = tenant
     c = resolve_client(client)
-    return CreatedKey._from_json(c.request_json("POST", "/v1/keys", json=body, idempotent=False))
+    return c.run(op_create(c, name, role, expires, tenant))
 
 
 def list(*, client: Optional[Client] = None) -> builtins.list[KeyInfo]:  # noqa: A001 - the SDK's verb
     """The keys of the caller's tenant, oldest first, revoked ones included."""
     c = resolve_client(client)
-    doc = as_object(c.request_json("GET", "/v1/keys"), "key list")
-    keys: List[object] = field(doc, "keys", builtins.list, "key list")
-    return [KeyInfo._from_json(k) for k in keys]
+    return c.run(op_list(c))
 
 
 def revoke(id: str, *, client: Optional[Client] = None) -> KeyInfo:  # noqa: A002
     """Revokes a key at once, on every server sharing the database (and what it made).
     Revoking twice keeps the first time."""
     c = resolve_client(client)
-    return KeyInfo._from_json(c.request_json("DELETE", f"/v1/keys/{quote(id, safe='')}"))
+    return c.run(op_revoke(c, id))

@@ -12,15 +12,17 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Type, Union
+from typing import Any, Dict, Generic, List, Mapping, Optional, Sequence, Type, TypeVar, Union
 
 import httpx
 
-from ._client import Client, resolve_client
+from ._client import BaseClient, Client, Op, resolve_client
 from ._util import as_object, field, malformed, opt_field, time_field
 from .volume import Mount
 
 __all__ = ["Sandbox", "SandboxInfo", "Attachment", "ExecResult", "SandboxFiles", "SandboxVolumes"]
+
+C = TypeVar("C", bound=BaseClient)
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,160 @@ def _check_str_map(name: str, value: Optional[Mapping[str, str]]) -> Dict[str, s
     return out
 
 
+def op_create_sandbox(
+    c: BaseClient,
+    template: str,
+    volumes: Optional[Sequence[Mount]],
+    name: Optional[str],
+    env: Optional[Mapping[str, str]],
+    timeout: Optional[int],
+    cpu: Optional[float],
+    memory: Optional[Union[int, str]],
+    disk: Optional[Union[int, str]],
+    runtime: Optional[str],
+) -> Op[str]:
+    """Creates a sandbox (see ``Sandbox.create``); the result is its id."""
+    body: Dict[str, Any] = {
+        "template": template,
+        "volumes": [_mount_body(m) for m in (volumes or [])],
+        "name": name,
+        "env": _check_str_map("env", env),
+        "timeout": timeout,
+    }
+    for key, value in (
+        ("cpu", _check_cpu(cpu)),
+        ("memory", _check_size("memory", memory)),
+        ("disk", _check_size("disk", disk)),
+        ("runtime", _check_runtime(runtime)),
+    ):
+        if value is not None:
+            body[key] = value
+    doc = yield from c.op_json("POST", "/v1/sandboxes", json=body, idempotent=False)
+    return SandboxInfo._from_json(doc).id
+
+
+def op_list_sandboxes(c: BaseClient) -> Op[List[SandboxInfo]]:
+    """This tenant's sandboxes."""
+    doc = as_object((yield from c.op_json("GET", "/v1/sandboxes")), "sandbox list")
+    return [SandboxInfo._from_json(s) for s in field(doc, "sandboxes", list, "sandbox list")]
+
+
+def _exec_result(doc: object) -> ExecResult:
+    d = as_object(doc, "exec result")
+    return ExecResult(
+        stdout=field(d, "stdout", str, "exec result"),
+        stderr=field(d, "stderr", str, "exec result"),
+        exit_code=field(d, "exit_code", int, "exec result"),
+        timed_out=bool(d.get("timed_out", False)),
+        truncated=bool(d.get("truncated", False)),
+        oom_killed=bool(d.get("oom_killed", False)),
+        stdout_base64=opt_field(d, "stdout_base64", str, "exec result"),
+        stderr_base64=opt_field(d, "stderr_base64", str, "exec result"),
+    )
+
+
+class SandboxCore(Generic[C]):
+    """The operations on one sandbox (see ``_client``), shared by :class:`Sandbox` and
+    :class:`nullspace.aio.AsyncSandbox` (and their ``files`` and ``volumes``)."""
+
+    def __init__(self, id: str, client: C) -> None:
+        if not isinstance(id, str) or not id:
+            raise TypeError("id must be a non-empty str")
+        self._id = id
+        self._client: C = client
+
+    @property
+    def id(self) -> str:
+        """The sandbox id."""
+        return self._id
+
+    def _url(self, rest: str = "") -> str:
+        return f"/v1/sandboxes/{self._id}{rest}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self._id!r})"
+
+    def _op_info(self) -> Op[SandboxInfo]:
+        return SandboxInfo._from_json((yield from self._client.op_json("GET", self._url())))
+
+    def _op_exec(
+        self,
+        cmd: Union[str, Sequence[str]],
+        env: Optional[Mapping[str, str]],
+        cwd: Optional[str],
+        stdin: Optional[str],
+        timeout: Optional[float],
+    ) -> Op[ExecResult]:
+        if isinstance(cmd, str):
+            command: Union[str, List[str]] = cmd
+        else:
+            command = list(cmd)
+            if not all(isinstance(a, str) for a in command):
+                raise TypeError("cmd must be a str or a sequence of str")
+        body = {
+            "cmd": command,
+            "env": _check_str_map("env", env),
+            "cwd": cwd,
+            "stdin": stdin,
+            "timeout": timeout,
+        }
+        http_timeout = httpx.Timeout(None if timeout is None else timeout + 60.0, connect=10.0)
+        doc = yield from self._client.op_json(
+            "POST", self._url("/exec"), json=body, idempotent=False, timeout=http_timeout
+        )
+        return _exec_result(doc)
+
+    def _op_lifecycle(self, op: str) -> Op[SandboxInfo]:
+        doc = yield from self._client.op_json("POST", self._url(f"/{op}"), idempotent=False)
+        return SandboxInfo._from_json(doc)
+
+    def _op_destroy(self) -> Op[None]:
+        yield from self._client.op_request("DELETE", self._url())
+
+    def _op_read_file(self, path: str) -> Op[bytes]:
+        r = yield from self._client.op_request("GET", self._url("/files/content"), params={"path": path})
+        return r.content
+
+    def _op_read_text(self, path: str) -> Op[str]:
+        return (yield from self._op_read_file(path)).decode("utf-8")
+
+    def _op_write_file(self, path: str, data: Union[str, bytes]) -> Op[None]:
+        if isinstance(data, str):
+            body = data.encode("utf-8")
+        elif isinstance(data, (bytes, bytearray)):
+            body = bytes(data)
+        else:
+            raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
+        yield from self._client.op_request(
+            "PUT",
+            self._url("/files/content"),
+            params={"path": path},
+            content=body,
+            headers={"content-type": "application/octet-stream"},
+        )
+
+    def _op_list_files(self, path: str) -> Op[List[Dict[str, Any]]]:
+        doc = yield from self._client.op_json("GET", self._url("/files/list"), params={"path": path})
+        listing = as_object(doc, "directory listing")
+        return [as_object(e, "entry") for e in field(listing, "entries", list, "directory listing")]
+
+    def _op_attach(self, mount: Mount) -> Op[Attachment]:
+        doc = yield from self._client.op_json(
+            "POST", self._url("/attachments"), json=_mount_body(mount), idempotent=False
+        )
+        return Attachment._from_json(doc)
+
+    def _op_detach(self, mount_path: str) -> Op[Attachment]:
+        doc = yield from self._client.op_json(
+            "DELETE", self._url("/attachments"), params={"mount_path": mount_path}
+        )
+        return Attachment._from_json(doc)
+
+    def _op_attachments(self) -> Op[List[Attachment]]:
+        doc = as_object((yield from self._client.op_json("GET", self._url("/attachments"))), "attachments")
+        return [Attachment._from_json(a) for a in field(doc, "attachments", list, "attachments")]
+
+
 class SandboxFiles:
     """Files as the sandbox sees them (its own filesystem and its mounted volumes)."""
 
@@ -202,36 +358,19 @@ class SandboxFiles:
 
     def read_bytes(self, path: str) -> bytes:
         """The whole file at ``path`` (absolute, inside the sandbox)."""
-        r = self._sb._client.request("GET", self._sb._url("/files/content"), params={"path": path})
-        return r.content
+        return self._sb._client.run(self._sb._op_read_file(path))
 
     def read(self, path: str) -> str:
         """The whole file at ``path`` decoded as UTF-8."""
-        return self.read_bytes(path).decode("utf-8")
+        return self._sb._client.run(self._sb._op_read_text(path))
 
     def write(self, path: str, data: Union[str, bytes]) -> None:
         """Writes ``data`` to ``path`` inside the sandbox (replacing it)."""
-        if isinstance(data, str):
-            body = data.encode("utf-8")
-        elif isinstance(data, (bytes, bytearray)):
-            body = bytes(data)
-        else:
-            raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
-        self._sb._client.request(
-            "PUT",
-            self._sb._url("/files/content"),
-            params={"path": path},
-            content=body,
-            headers={"content-type": "application/octet-stream"},
-        )
+        self._sb._client.run(self._sb._op_write_file(path, data))
 
     def list(self, path: str = "/") -> List[Dict[str, Any]]:
         """Entries of a directory: ``{"name", "kind", "size"}`` dicts."""
-        doc = as_object(
-            self._sb._client.request_json("GET", self._sb._url("/files/list"), params={"path": path}),
-            "directory listing",
-        )
-        return [as_object(e, "entry") for e in field(doc, "entries", list, "directory listing")]
+        return self._sb._client.run(self._sb._op_list_files(path))
 
 
 class SandboxVolumes:
@@ -242,33 +381,23 @@ class SandboxVolumes:
 
     def attach(self, mount: Mount) -> Attachment:
         """Mounts a volume into the running sandbox."""
-        doc = self._sb._client.request_json(
-            "POST", self._sb._url("/attachments"), json=_mount_body(mount), idempotent=False
-        )
-        return Attachment._from_json(doc)
+        return self._sb._client.run(self._sb._op_attach(mount))
 
     def detach(self, mount_path: str) -> Attachment:
         """Releases the volume mounted at ``mount_path``; its data stays in the volume."""
-        doc = self._sb._client.request_json(
-            "DELETE", self._sb._url("/attachments"), params={"mount_path": mount_path}
-        )
-        return Attachment._from_json(doc)
+        return self._sb._client.run(self._sb._op_detach(mount_path))
 
     def list(self) -> List[Attachment]:
         """Every attachment record of the sandbox."""
-        doc = as_object(self._sb._client.request_json("GET", self._sb._url("/attachments")), "attachments")
-        return [Attachment._from_json(a) for a in field(doc, "attachments", list, "attachments")]
+        return self._sb._client.run(self._sb._op_attachments())
 
 
-class Sandbox:
+class Sandbox(SandboxCore[Client]):
     """A sandbox of the current tenant. As a context manager, it is destroyed on exit."""
 
     def __init__(self, id: str, *, client: Optional[Client] = None) -> None:
         """Wraps an existing sandbox id; prefer :meth:`connect`, which checks it exists."""
-        if not isinstance(id, str) or not id:
-            raise TypeError("id must be a non-empty str")
-        self._id = id
-        self._client = resolve_client(client)
+        super().__init__(id, resolve_client(client))
         self.files = SandboxFiles(self)
         self.volumes = SandboxVolumes(self)
 
@@ -299,23 +428,8 @@ class Sandbox:
         ``--sandbox-runtime``); a server that cannot run it raises :class:`UnavailableError`.
         """
         c = resolve_client(client)
-        body: Dict[str, Any] = {
-            "template": template,
-            "volumes": [_mount_body(m) for m in (volumes or [])],
-            "name": name,
-            "env": _check_str_map("env", env),
-            "timeout": timeout,
-        }
-        for key, value in (
-            ("cpu", _check_cpu(cpu)),
-            ("memory", _check_size("memory", memory)),
-            ("disk", _check_size("disk", disk)),
-            ("runtime", _check_runtime(runtime)),
-        ):
-            if value is not None:
-                body[key] = value
-        doc = c.request_json("POST", "/v1/sandboxes", json=body, idempotent=False)
-        return cls(SandboxInfo._from_json(doc).id, client=c)
+        op = op_create_sandbox(c, template, volumes, name, env, timeout, cpu, memory, disk, runtime)
+        return cls(c.run(op), client=c)
 
     @classmethod
     def connect(cls, id: str, *, client: Optional[Client] = None) -> "Sandbox":
@@ -328,20 +442,11 @@ class Sandbox:
     def list(cls, *, client: Optional[Client] = None) -> List[SandboxInfo]:
         """This tenant's sandboxes."""
         c = resolve_client(client)
-        doc = as_object(c.request_json("GET", "/v1/sandboxes"), "sandbox list")
-        return [SandboxInfo._from_json(s) for s in field(doc, "sandboxes", list, "sandbox list")]
-
-    @property
-    def id(self) -> str:
-        """The sandbox id."""
-        return self._id
-
-    def _url(self, rest: str = "") -> str:
-        return f"/v1/sandboxes/{self._id}{rest}"
+        return c.run(op_list_sandboxes(c))
 
     def info(self) -> SandboxInfo:
         """The sandbox's current record."""
-        return SandboxInfo._from_json(self._client.request_json("GET", self._url()))
+        return self._client.run(self._op_info())
 
     def exec(
         self,
@@ -352,60 +457,27 @@ class Sandbox:
         timeout: Optional[float] = None,
     ) -> ExecResult:
         """Runs ``cmd`` (an argument list, or a string run by ``sh -c``) and waits for it."""
-        if isinstance(cmd, str):
-            command: Union[str, List[str]] = cmd
-        else:
-            command = list(cmd)
-            if not all(isinstance(a, str) for a in command):
-                raise TypeError("cmd must be a str or a sequence of str")
-        body = {
-            "cmd": command,
-            "env": _check_str_map("env", env),
-            "cwd": cwd,
-            "stdin": stdin,
-            "timeout": timeout,
-        }
-        http_timeout = httpx.Timeout(None if timeout is None else timeout + 60.0, connect=10.0)
-        doc = as_object(
-            self._client.request_json(
-                "POST", self._url("/exec"), json=body, idempotent=False, timeout=http_timeout
-            ),
-            "exec result",
-        )
-        return ExecResult(
-            stdout=field(doc, "stdout", str, "exec result"),
-            stderr=field(doc, "stderr", str, "exec result"),
-            exit_code=field(doc, "exit_code", int, "exec result"),
-            timed_out=bool(doc.get("timed_out", False)),
-            truncated=bool(doc.get("truncated", False)),
-            oom_killed=bool(doc.get("oom_killed", False)),
-            stdout_base64=opt_field(doc, "stdout_base64", str, "exec result"),
-            stderr_base64=opt_field(doc, "stderr_base64", str, "exec result"),
-        )
-
-    def _lifecycle(self, op: str) -> SandboxInfo:
-        doc = self._client.request_json("POST", self._url(f"/{op}"), idempotent=False)
-        return SandboxInfo._from_json(doc)
+        return self._client.run(self._op_exec(cmd, env, cwd, stdin, timeout))
 
     def pause(self) -> SandboxInfo:
         """Freezes the sandbox's processes; its mounts are released until resume."""
-        return self._lifecycle("pause")
+        return self._client.run(self._op_lifecycle("pause"))
 
     def resume(self) -> SandboxInfo:
         """Resumes a paused or hibernated sandbox, remounting its volumes."""
-        return self._lifecycle("resume")
+        return self._client.run(self._op_lifecycle("resume"))
 
     def hibernate(self) -> SandboxInfo:
         """Stops the sandbox's processes, keeping its filesystem."""
-        return self._lifecycle("hibernate")
+        return self._client.run(self._op_lifecycle("hibernate"))
 
     def fork(self) -> "Sandbox":
         """A new sandbox from a copy of this one's filesystem, with the same volumes."""
-        return Sandbox(self._lifecycle("fork").id, client=self._client)
+        return Sandbox(self._client.run(self._op_lifecycle("fork")).id, client=self._client)
 
     def destroy(self) -> None:
         """Destroys the sandbox; its volumes and their data stay."""
-        self._client.request("DELETE", self._url())
+        self._client.run(self._op_destroy())
 
     def __enter__(self) -> "Sandbox":
         return self
@@ -417,6 +489,3 @@ class Sandbox:
         tb: Optional[TracebackType],
     ) -> None:
         self.destroy()
-
-    def __repr__(self) -> str:
-        return f"Sandbox(id={self._id!r})"

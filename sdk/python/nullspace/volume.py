@@ -5,9 +5,9 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Generic, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
-from ._client import Client, resolve_client
+from ._client import BaseClient, Client, Op, resolve_client
 from ._util import (
     as_object,
     check_bool,
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .keys import CreatedKey
 
 __all__ = ["Volume", "VolumeInfo", "PendingUpload", "Mount", "VOLUME_FIELDS"]
+
+C = TypeVar("C", bound=BaseClient)
 
 #: Every field of a volume, in display order; ``fields=[...]`` selects among these.
 VOLUME_FIELDS: Tuple[str, ...] = (
@@ -224,7 +226,144 @@ def check_subpath(subpath: object) -> Optional[str]:
     return posixpath.join(*parts)
 
 
-class Volume:
+def op_volume_doc(c: BaseClient, name: str, create_if_missing: bool) -> Op[Any]:
+    """The record of volume ``name`` (created when ``create_if_missing``)."""
+    check_volume_name(name)
+    check_bool("create_if_missing", create_if_missing)
+    if create_if_missing:
+        body = {"name": name, "labels": {}, "if_not_exists": True}
+        return (yield from c.op_json("POST", "/v1/volumes", json=body))
+    return (yield from c.op_json("GET", f"/v1/volumes/{name}", params={"fields": "id,name"}))
+
+
+def op_create_volume(c: BaseClient, name: str, labels: Optional[Mapping[str, str]]) -> Op[Any]:
+    """Creates volume ``name``; the result is its record."""
+    check_volume_name(name)
+    lab = check_labels(labels)
+    body = {"name": name, "labels": lab, "if_not_exists": False}
+    return (yield from c.op_json("POST", "/v1/volumes", json=body))
+
+
+def op_list_volumes(
+    c: BaseClient, labels: Optional[Mapping[str, str]], fields: Optional[Sequence[str]]
+) -> Op[List[VolumeInfo]]:
+    """This tenant's volumes (see ``Volume.list``)."""
+    lab = check_labels(labels)
+    flds = check_fields(fields)
+    params: List[Tuple[str, Any]] = [("label", f"{k}={v}") for k, v in lab.items()]
+    if flds is not None:
+        params.append(("fields", ",".join(flds)))
+    doc = as_object((yield from c.op_json("GET", "/v1/volumes", params=params)), "volume list")
+    return [VolumeInfo._from_json(v) for v in field(doc, "volumes", list, "volume list")]
+
+
+def op_delete_volume(c: BaseClient, name: str, force: bool, if_exists: bool) -> Op[None]:
+    """Deletes volume ``name`` (see ``Volume.delete``)."""
+    check_volume_name(name)
+    check_bool("force", force)
+    check_bool("if_exists", if_exists)
+    yield from c.op_request("DELETE", f"/v1/volumes/{name}", params={"force": force, "if_exists": if_exists})
+
+
+def volume_ref(doc: object) -> Tuple[str, str]:
+    """(name, id) of a volume record."""
+    d = as_object(doc, "volume")
+    return field(d, "name", str, "volume"), field(d, "id", str, "volume")
+
+
+class VolumeCore(Generic[C]):
+    """What :class:`Volume` and :class:`nullspace.aio.AsyncVolume` share: identity, mounts,
+    and the per-volume operations (see ``_client``)."""
+
+    def __init__(self, name: str, id: str, client: C) -> None:
+        self._name = check_volume_name(name)
+        if not isinstance(id, str):
+            raise TypeError(f"id must be a str, not {type(id).__name__}")
+        self._id = id
+        self._client: C = client
+
+    @property
+    def name(self) -> str:
+        """The volume's name."""
+        return self._name
+
+    @property
+    def id(self) -> str:
+        """The volume's unique id (``vol_...``); a re-created volume of the same name has a new id."""
+        return self._id
+
+    @property
+    def client(self) -> C:
+        """The client this volume talks through."""
+        return self._client
+
+    def _op_token(self, path: str, read_only: bool, expires: int) -> Op["CreatedKey"]:
+        from .keys import CreatedKey
+
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"path must be an absolute volume path, not {path!r}")
+        check_bool("read_only", read_only)
+        doc = yield from self._client.op_json(
+            "POST",
+            f"/v1/volumes/{self._name}/tokens",
+            json={"path": path, "read_only": read_only, "expires_in": expires},
+            idempotent=False,
+        )
+        return CreatedKey._from_json(doc)
+
+    def _op_info(self, fields: Optional[Sequence[str]]) -> Op[VolumeInfo]:
+        flds = check_fields(fields)
+        params = {"fields": ",".join(flds)} if flds is not None else None
+        doc = yield from self._client.op_json("GET", f"/v1/volumes/{self._name}", params=params)
+        info = VolumeInfo._from_json(doc)
+        if info.id is not None and info.id != self._id:
+            raise NotFoundError(
+                f"volume {self._name!r} ({self._id}) was deleted; a new volume now has that name ({info.id})"
+            )
+        return info
+
+    def _op_uploads(self) -> Op[List[PendingUpload]]:
+        doc = as_object((yield from self._client.op_json("GET", f"/v1/volumes/{self._name}/uploads")), "upload list")
+        items = doc.get("uploads")
+        if not isinstance(items, list):
+            items = []
+        return [PendingUpload._from_json(u) for u in items]
+
+    def _op_cancel_upload(self, id: str) -> Op[None]:  # noqa: A002 - the upload's id
+        from ._transfer import TUS_VERSION
+
+        yield from self._client.op_request(
+            "DELETE",
+            f"/v1/volumes/{self._name}/uploads/{id}",
+            headers={"Tus-Resumable": TUS_VERSION},
+            idempotent=True,
+        )
+
+    def mount(self, path: str, read_only: bool = False, subpath: Optional[str] = None) -> Mount:
+        """Describes mounting this volume at ``path`` in a sandbox (``Sandbox.create(volumes=[...])``).
+
+        Raises:
+            ValueError: ``path`` is relative, ``/``, contains ``..`` or is under /proc, /sys or
+                /dev; or ``subpath`` contains ``..``.
+        """
+        p = check_mount_path(path)
+        check_bool("read_only", read_only)
+        sp = check_subpath(subpath)
+        return Mount(volume=self._name, path=p, read_only=read_only, subpath=sp, volume_id=self._id)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self._name!r}, id={self._id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VolumeCore):
+            return NotImplemented
+        return self._id == other._id and self._client.url == other._client.url
+
+    def __hash__(self) -> int:
+        return hash((self._id, self._client.url))
+
+
+class Volume(VolumeCore[Client]):
     """A handle on one volume of the current tenant.
 
     Get one with :meth:`Volume.from_name` or :meth:`Volume.create`; manage its files through
@@ -238,11 +377,7 @@ class Volume:
 
     def __init__(self, name: str, id: str, *, client: Optional[Client] = None) -> None:
         """Wraps an existing volume; prefer :meth:`from_name`, which checks it exists."""
-        self._name = check_volume_name(name)
-        if not isinstance(id, str):
-            raise TypeError(f"id must be a str, not {type(id).__name__}")
-        self._id = id
-        self._client = resolve_client(client)
+        super().__init__(name, id, resolve_client(client))
         self._files: Optional[VolumeFiles] = None
 
     # ------------------------------------------------------------------ class-level operations
@@ -256,16 +391,8 @@ class Volume:
         Raises:
             NotFoundError: the volume does not exist and ``create_if_missing`` is false.
         """
-        check_volume_name(name)
-        check_bool("create_if_missing", create_if_missing)
         c = resolve_client(client)
-        if create_if_missing:
-            doc = c.request_json(
-                "POST", "/v1/volumes", json={"name": name, "labels": {}, "if_not_exists": True}
-            )
-        else:
-            doc = c.request_json("GET", f"/v1/volumes/{name}", params={"fields": "id,name"})
-        return cls._from_doc(doc, c)
+        return cls(*volume_ref(c.run(op_volume_doc(c, name, create_if_missing))), client=c)
 
     @classmethod
     def create(
@@ -280,11 +407,8 @@ class Volume:
         Raises:
             AlreadyExistsError: this tenant already has a volume with that name.
         """
-        check_volume_name(name)
-        lab = check_labels(labels)
         c = resolve_client(client)
-        doc = c.request_json("POST", "/v1/volumes", json={"name": name, "labels": lab, "if_not_exists": False})
-        return cls._from_doc(doc, c)
+        return cls(*volume_ref(c.run(op_create_volume(c, name, labels))), client=c)
 
     @classmethod
     def list(
@@ -298,15 +422,8 @@ class Volume:
 
         ``fields`` selects which fields are fetched; the others are ``None`` in the results.
         """
-        lab = check_labels(labels)
-        flds = check_fields(fields)
         c = resolve_client(client)
-        params: List[Tuple[str, Any]] = [("label", f"{k}={v}") for k, v in lab.items()]
-        if flds is not None:
-            params.append(("fields", ",".join(flds)))
-        doc = as_object(c.request_json("GET", "/v1/volumes", params=params), "volume list")
-        vols = field(doc, "volumes", list, "volume list")
-        return [VolumeInfo._from_json(v) for v in vols]
+        return c.run(op_list_volumes(c, labels, fields))
 
     @classmethod
     def delete(
@@ -327,33 +444,10 @@ class Volume:
             NotFoundError: no such volume (unless ``if_exists``).
             VolumeInUseError: a live sandbox has it attached (unless ``force``).
         """
-        check_volume_name(name)
-        check_bool("force", force)
-        check_bool("if_exists", if_exists)
         c = resolve_client(client)
-        c.request("DELETE", f"/v1/volumes/{name}", params={"force": force, "if_exists": if_exists})
-
-    @classmethod
-    def _from_doc(cls, doc: object, client: Client) -> "Volume":
-        d = as_object(doc, "volume")
-        return cls(field(d, "name", str, "volume"), field(d, "id", str, "volume"), client=client)
+        c.run(op_delete_volume(c, name, force, if_exists))
 
     # ------------------------------------------------------------------ instance
-
-    @property
-    def name(self) -> str:
-        """The volume's name."""
-        return self._name
-
-    @property
-    def id(self) -> str:
-        """The volume's unique id (``vol_...``); a re-created volume of the same name has a new id."""
-        return self._id
-
-    @property
-    def client(self) -> Client:
-        """The client this volume talks through."""
-        return self._client
 
     @property
     def files(self) -> VolumeFiles:
@@ -373,18 +467,7 @@ class Volume:
         :class:`NotFoundError`, like a missing file. If the directory is later removed or
         moved away, the token reaches nothing (a new directory of that name is reached again).
         """
-        from .keys import CreatedKey
-
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ValueError(f"path must be an absolute volume path, not {path!r}")
-        check_bool("read_only", read_only)
-        doc = self._client.request_json(
-            "POST",
-            f"/v1/volumes/{self._name}/tokens",
-            json={"path": path, "read_only": read_only, "expires_in": expires},
-            idempotent=False,
-        )
-        return CreatedKey._from_json(doc)
+        return self._client.run(self._op_token(path, read_only, expires))
 
     def info(self, fields: Optional[Sequence[str]] = None) -> VolumeInfo:
         """Fetches fresh fields of this volume from the server (unselected fields are ``None``).
@@ -392,24 +475,12 @@ class Volume:
         Raises:
             NotFoundError: the volume was deleted.
         """
-        flds = check_fields(fields)
-        params = {"fields": ",".join(flds)} if flds is not None else None
-        doc = self._client.request_json("GET", f"/v1/volumes/{self._name}", params=params)
-        info = VolumeInfo._from_json(doc)
-        if info.id is not None and info.id != self._id:
-            raise NotFoundError(
-                f"volume {self._name!r} ({self._id}) was deleted; a new volume now has that name ({info.id})"
-            )
-        return info
+        return self._client.run(self._op_info(fields))
 
     def uploads(self) -> List[PendingUpload]:
         """The volume's resumable uploads still waiting for bytes, oldest first (each reserves
         its declared length against the cap; their sum is ``info().pending_upload_bytes``)."""
-        doc = as_object(self._client.request_json("GET", f"/v1/volumes/{self._name}/uploads"), "upload list")
-        items = doc.get("uploads")
-        if not isinstance(items, list):
-            items = []
-        return [PendingUpload._from_json(u) for u in items]
+        return self._client.run(self._op_uploads())
 
     def cancel_upload(self, id: str) -> None:  # noqa: A002 - the upload's id
         """Cancels a pending upload (tus termination): its data goes and its reserved bytes are
@@ -418,34 +489,4 @@ class Volume:
         Raises:
             NotFoundError: no such upload (finished, cancelled or expired).
         """
-        from ._transfer import TUS_VERSION
-
-        self._client.request(
-            "DELETE",
-            f"/v1/volumes/{self._name}/uploads/{id}",
-            headers={"Tus-Resumable": TUS_VERSION},
-            idempotent=True,
-        )
-
-    def mount(self, path: str, read_only: bool = False, subpath: Optional[str] = None) -> Mount:
-        """Describes mounting this volume at ``path`` in a sandbox (``Sandbox.create(volumes=[...])``).
-
-        Raises:
-            ValueError: ``path`` is relative, ``/``, contains ``..`` or is under /proc, /sys or
-                /dev; or ``subpath`` contains ``..``.
-        """
-        p = check_mount_path(path)
-        check_bool("read_only", read_only)
-        sp = check_subpath(subpath)
-        return Mount(volume=self._name, path=p, read_only=read_only, subpath=sp, volume_id=self._id)
-
-    def __repr__(self) -> str:
-        return f"Volume(name={self._name!r}, id={self._id!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Volume):
-            return NotImplemented
-        return self._id == other._id and self._client.url == other._client.url
-
-    def __hash__(self) -> int:
-        return hash((self._id, self._client.url))
+        self._client.run(self._op_cancel_upload(id))

@@ -11,13 +11,15 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import httpx
 import pytest
 
 import nullspace
-from nullspace import _client
+from nullspace import _client, aio
+
+from blocking import Portal, blocking_sdk, close_client, sync_sdk
 
 # tests/ -> python/ -> sdk/ -> repository root
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -184,14 +186,47 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pa
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(home))
     _client.reset_default_client()
+    aio.reset_default_client()
     yield home
     _client.reset_default_client()
+    aio.reset_default_client()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sync_only: the test is about the sync client or the wire, not the SDK surface"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses the SDK (the `sdk`, `client`, `volume` or `tenant_client`
+    fixtures) runs twice: over the sync SDK and over the async one (`nullspace.aio`)."""
+    if "sdk" in metafunc.fixturenames:
+        flavours = ["sync"] if metafunc.definition.get_closest_marker("sync_only") else ["sync", "async"]
+        metafunc.parametrize("sdk", flavours, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
-def client(server: Server) -> Iterator[nullspace.Client]:
-    """A client of the default tenant (whose key is the admin key)."""
-    with nullspace.Client(server.url, server.admin_key, retry_backoff=0.05) as c:
+def portal() -> Iterator[Portal]:
+    """An event loop on a thread, for the async SDK."""
+    p = Portal()
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="session")
+def sdk(request: pytest.FixtureRequest) -> Any:
+    """The SDK under test: the `nullspace` module, or the same names over `nullspace.aio`
+    (`sdk.Volume` is then `AsyncVolume`, each call awaited; see tests/blocking.py)."""
+    if request.param == "sync":
+        return sync_sdk()
+    return blocking_sdk(request.getfixturevalue("portal"))
+
+
+@pytest.fixture(scope="session")
+def client(server: Server, sdk: Any) -> Iterator[nullspace.Client]:
+    """A client of the default tenant (whose key is the admin key), of the SDK under test."""
+    with sdk.Client(server.url, server.admin_key, retry_backoff=0.05) as c:
         yield c
 
 
@@ -200,24 +235,24 @@ def unique_name(prefix: str = "v") -> str:
 
 
 @pytest.fixture
-def volume(client: nullspace.Client) -> Iterator[nullspace.Volume]:
+def volume(client: nullspace.Client, sdk: Any) -> Iterator[nullspace.Volume]:
     """A fresh empty volume, deleted after the test."""
-    v = nullspace.Volume.create(unique_name(), client=client)
+    v = sdk.Volume.create(unique_name(), client=client)
     yield v
-    nullspace.Volume.delete(v.name, if_exists=True, client=client)
+    sdk.Volume.delete(v.name, if_exists=True, client=client)
 
 
 @pytest.fixture
-def tenant_client(server: Server) -> Iterator[Callable[..., nullspace.Client]]:
+def tenant_client(server: Server, sdk: Any) -> Iterator[Callable[..., nullspace.Client]]:
     """Factory: a client of a new tenant (optionally with a default volume cap)."""
     made = []
 
     def make(cap_bytes: Optional[int] = None) -> nullspace.Client:
         key = server.create_tenant(cap_bytes=cap_bytes)
-        c = nullspace.Client(server.url, key, retry_backoff=0.05)
+        c: nullspace.Client = sdk.Client(server.url, key, retry_backoff=0.05)
         made.append(c)
         return c
 
     yield make
     for c in made:
-        c.close()
+        close_client(getattr(sdk, "portal", None), c)

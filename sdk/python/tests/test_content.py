@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, List
+from typing import Any, Callable, List
 
 import pytest
 
@@ -144,9 +144,9 @@ def test_replace_regex_groups_literal_glob_and_case(volume: Volume) -> None:
     assert f.replace("zzz", "y").files == []
 
 
-def test_replace_keeps_the_cap(tenant_client: Callable[..., nullspace.Client]) -> None:
+def test_replace_keeps_the_cap(sdk: Any, tenant_client: Callable[..., nullspace.Client]) -> None:
     c = tenant_client(cap_bytes=1000)
-    v = Volume.create("capped", client=c)
+    v = sdk.Volume.create("capped", client=c)
     v.files.write("/a.txt", "a" * 300)
     v.files.write("/b.txt", "a" * 300)
     etags = [v.files.stat(p).etag for p in ("/a.txt", "/b.txt")]
@@ -302,10 +302,10 @@ def test_watch_gap_marker_for_an_id_the_server_no_longer_has(volume: Volume) -> 
     assert ev.type == "created" and ev.id >= gap.oldest_available
 
 
-def test_watch_sees_writes_by_sandbox_code_once_each(client: nullspace.Client, volume: Volume) -> None:
+def test_watch_sees_writes_by_sandbox_code_once_each(sdk: Any, client: nullspace.Client, volume: Volume) -> None:
     f = volume.files
     f.mkdir("/w")
-    with nullspace.Sandbox.create(volumes=[volume.mount("/mnt/v")], client=client) as sb:
+    with sdk.Sandbox.create(volumes=[volume.mount("/mnt/v")], client=client) as sb:
         with f.watch("/w") as events:
             assert sb.exec("echo hi > /mnt/v/w/a.txt; mkdir /mnt/v/w/d").exit_code == 0
             got = take(events, 2)

@@ -1,4 +1,4 @@
-"""Sandbox limits through the SDK (issue 11): ``Sandbox.create(cpu=, memory=, disk=)``,
+"""Sandbox limits through the SDK (issue 11): ``sdk.Sandbox.create(cpu=, memory=, disk=)``,
 ``SandboxInfo.cpu/memory_bytes/disk_bytes/pids``, ``ExecResult.oom_killed``, bad values as
 ``InvalidArgumentError`` naming the field, and a tenant at its limit as
 ``ResourceExhaustedError`` naming the limit — against the real server and runtime."""
@@ -38,19 +38,19 @@ def set_limits(server: Server, tenant: str, body: Dict[str, Any]) -> Dict[str, A
         return doc
 
 
-def test_requested_limits_and_defaults_show_in_the_info(client: nullspace.Client, made: List[Sandbox]) -> None:
-    sb = Sandbox.create(cpu=0.5, memory="256MiB", disk=GIB, client=client)
+def test_requested_limits_and_defaults_show_in_the_info(sdk: Any, client: nullspace.Client, made: List[Sandbox]) -> None:
+    sb = sdk.Sandbox.create(cpu=0.5, memory="256MiB", disk=GIB, client=client)
     made.append(sb)
     info = sb.info()
     assert info.cpu == 0.5
     assert info.memory_bytes == 256 * MIB
     assert info.disk_bytes == GIB
     assert info.pids == 1024
-    plain = Sandbox.create(client=client)
+    plain = sdk.Sandbox.create(client=client)
     made.append(plain)
     info = plain.info()
     assert (info.cpu, info.memory_bytes, info.disk_bytes) == (1.0, GIB, 4 * GIB)
-    listed = [s for s in Sandbox.list(client=client) if s.id == sb.id]
+    listed = [s for s in sdk.Sandbox.list(client=client) if s.id == sb.id]
     assert listed and listed[0].memory_bytes == 256 * MIB
     out = sb.exec("echo hi")
     assert out.stdout == "hi\n"
@@ -70,39 +70,40 @@ def test_requested_limits_and_defaults_show_in_the_info(client: nullspace.Client
     ],
 )
 def test_bad_values_are_invalid_argument_naming_the_field(
+    sdk: Any,
     client: nullspace.Client, kwargs: Dict[str, Any], field: str
 ) -> None:
-    before = len(Sandbox.list(client=client))
+    before = len(sdk.Sandbox.list(client=client))
     with pytest.raises(nullspace.InvalidArgumentError) as e:
-        Sandbox.create(client=client, **kwargs)
+        sdk.Sandbox.create(client=client, **kwargs)
     assert field in str(e.value)
-    assert len(Sandbox.list(client=client)) == before
+    assert len(sdk.Sandbox.list(client=client)) == before
 
 
-def test_wrong_types_are_refused_before_sending(client: nullspace.Client) -> None:
+def test_wrong_types_are_refused_before_sending(sdk: Any, client: nullspace.Client) -> None:
     with pytest.raises(TypeError):
-        Sandbox.create(cpu="1", client=client)  # type: ignore[arg-type]
+        sdk.Sandbox.create(cpu="1", client=client)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        Sandbox.create(memory=1.5, client=client)  # type: ignore[arg-type]
+        sdk.Sandbox.create(memory=1.5, client=client)  # type: ignore[arg-type]
 
 
-def test_a_tenant_at_its_limit_is_resource_exhausted(server: Server, made: List[Sandbox]) -> None:
+def test_a_tenant_at_its_limit_is_resource_exhausted(sdk: Any, server: Server, made: List[Sandbox]) -> None:
     name = unique_name("t")
     key = server.create_tenant(name=name)
     limits = set_limits(server, name, {"max_sandboxes": 1, "max_sandbox_memory": "64MiB"})
     assert limits["max_sandboxes"] == 1 and limits["max_sandbox_memory"] == 64 * MIB
-    with nullspace.Client(server.url, key, retry_backoff=0.05) as c:
+    with sdk.Client(server.url, key, retry_backoff=0.05) as c:
         with pytest.raises(nullspace.InvalidArgumentError) as bad:
-            Sandbox.create(memory="128MiB", client=c)
+            sdk.Sandbox.create(memory="128MiB", client=c)
         assert "max_sandbox_memory" in str(bad.value)
-        sb = Sandbox.create(memory="32MiB", client=c)
+        sb = sdk.Sandbox.create(memory="32MiB", client=c)
         made.append(sb)
         with pytest.raises(nullspace.ResourceExhaustedError) as full:
-            Sandbox.create(memory="32MiB", client=c)
+            sdk.Sandbox.create(memory="32MiB", client=c)
         assert "max_sandboxes" in str(full.value)
         assert full.value.retryable is False
         with pytest.raises(nullspace.ResourceExhaustedError):
             sb.fork()
-        assert [s.id for s in Sandbox.list(client=c)] == [sb.id]
+        assert [s.id for s in sdk.Sandbox.list(client=c)] == [sb.id]
         sb.destroy()
         made.remove(sb)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -15,11 +15,11 @@ CAP = 1000
 
 
 @pytest.fixture
-def capped(tenant_client: Callable[..., Client]) -> Iterator[Volume]:
+def capped(sdk: Any, tenant_client: Callable[..., Client]) -> Iterator[Volume]:
     c = tenant_client(cap_bytes=CAP)
-    v = Volume.create(unique_name("capped"), client=c)
+    v = sdk.Volume.create(unique_name("capped"), client=c)
     yield v
-    Volume.delete(v.name, if_exists=True, client=c)
+    sdk.Volume.delete(v.name, if_exists=True, client=c)
 
 
 def used(v: Volume) -> int:

@@ -4,7 +4,7 @@ the SDK, against the real server and runtime."""
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -13,8 +13,8 @@ from nullspace import Sandbox
 
 
 @pytest.fixture
-def sandbox(client: nullspace.Client) -> Iterator[Sandbox]:
-    sb = Sandbox.create(client=client)
+def sandbox(sdk: Any, client: nullspace.Client) -> Iterator[Sandbox]:
+    sb = sdk.Sandbox.create(client=client)
     try:
         yield sb
     finally:
@@ -60,10 +60,10 @@ def test_exec_timeout_kills_the_command(sandbox: Sandbox) -> None:
             sandbox.exec(["true"], timeout=bad)
 
 
-def test_sandbox_timeout_destroys_it(client: nullspace.Client) -> None:
+def test_sandbox_timeout_destroys_it(sdk: Any, client: nullspace.Client) -> None:
     with pytest.raises(nullspace.InvalidArgumentError, match="timeout"):
-        Sandbox.create(timeout=0, client=client)
-    sb = Sandbox.create(timeout=2, client=client)
+        sdk.Sandbox.create(timeout=0, client=client)
+    sb = sdk.Sandbox.create(timeout=2, client=client)
     try:
         info = sb.info()
         assert info.timeout == 2
@@ -79,7 +79,7 @@ def test_sandbox_timeout_destroys_it(client: nullspace.Client) -> None:
                 break
             assert time.monotonic() < deadline, "sandbox not destroyed a minute after its timeout"
             time.sleep(0.2)
-        assert sb.id not in [s.id for s in Sandbox.list(client=client)]
+        assert sb.id not in [s.id for s in sdk.Sandbox.list(client=client)]
     finally:
         try:
             sb.destroy()

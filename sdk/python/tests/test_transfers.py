@@ -17,7 +17,7 @@ import time
 import zipfile
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -125,7 +125,7 @@ def test_a_gone_upload_starts_over(server: Server, volume: nullspace.Volume, tmp
     assert records(cache_home) == []
 
 
-def test_resume_false_keeps_no_record(volume: nullspace.Volume, tmp_path: Path, cache_home: Path) -> None:
+def test_resume_false_keeps_no_record(sdk: Any, volume: nullspace.Volume, tmp_path: Path, cache_home: Path) -> None:
     local = tmp_path / "data.bin"
     local.write_bytes(b"x" * (2 * MiB))
     with pytest.raises(Interrupt):
@@ -139,7 +139,7 @@ SDK_UPLOAD_SCRIPT = textwrap.dedent(
     import sys
     import nullspace
     url, key, volume, local, remote = sys.argv[1:6]
-    v = nullspace.Volume.from_name(volume, client=nullspace.Client(url, key))
+    v = sdk.Volume.from_name(volume, client=sdk.Client(url, key))
     v.files.upload(local, remote, chunk_size=1024 * 1024,
                    progress=lambda done, total: print(done, flush=True))
     print("done", flush=True)
@@ -219,9 +219,9 @@ def test_upload_destinations(volume: nullspace.Volume, tmp_path: Path, monkeypat
         volume.files.upload(tmp_path / "missing", "/x")
 
 
-def test_upload_respects_the_cap(tenant_client: Callable[..., nullspace.Client], tmp_path: Path) -> None:
+def test_upload_respects_the_cap(sdk: Any, tenant_client: Callable[..., nullspace.Client], tmp_path: Path) -> None:
     c = tenant_client(cap_bytes=MiB)
-    v = nullspace.Volume.create(unique_name(), client=c)
+    v = sdk.Volume.create(unique_name(), client=c)
     local = tmp_path / "big"
     local.write_bytes(b"x" * (MiB + 1))
     with pytest.raises(nullspace.PayloadTooLargeError):
@@ -478,6 +478,7 @@ def sign(server: Server, volume: str, path: str, method: str = "GET", expires_in
 
 @pytest.fixture
 def signed_setup(
+    sdk: Any,
     server: Server, client: nullspace.Client, volume: nullspace.Volume,
     tenant_client: Callable[..., nullspace.Client],
 ) -> Iterator[Dict[str, str]]:
@@ -486,10 +487,10 @@ def signed_setup(
     name, all holding the same content."""
     volume.files.write("/s/file.txt", "secret")
     volume.files.write("/s/other.txt", "secret")
-    twin = nullspace.Volume.create(unique_name(), client=client)
+    twin = sdk.Volume.create(unique_name(), client=client)
     twin.files.write("/s/file.txt", "secret")
     other_tenant = tenant_client()
-    mirror = nullspace.Volume.create(volume.name, client=other_tenant)
+    mirror = sdk.Volume.create(volume.name, client=other_tenant)
     mirror.files.write("/s/file.txt", "secret")
     other_id = httpx.get(
         f"{server.url}/v1/whoami", headers={"Authorization": f"Bearer {other_tenant.config.key}"}
@@ -499,7 +500,7 @@ def signed_setup(
     tenant_id = urlsplit(get).path.split("/")[3]
     yield {"get": get, "put": put, "tenant": tenant_id, "other_tenant": other_id, "twin": twin.name,
            "volume": volume.name}
-    nullspace.Volume.delete(twin.name, client=client)
+    sdk.Volume.delete(twin.name, client=client)
 
 
 def test_good_signed_urls_need_no_key(signed_setup: Dict[str, str], volume: nullspace.Volume) -> None:
@@ -617,15 +618,15 @@ def test_signed_get_of_a_missing_file_is_404(server: Server, volume: nullspace.V
     assert httpx.get(url).content == b"now"
 
 
-def test_signed_url_dies_with_its_volume(client: nullspace.Client) -> None:
+def test_signed_url_dies_with_its_volume(sdk: Any, client: nullspace.Client) -> None:
     name = unique_name()
-    v = nullspace.Volume.create(name, client=client)
+    v = sdk.Volume.create(name, client=client)
     v.files.write("/f", "old")
     get = v.files.url("/f")
     put = v.files.url("/f", method="PUT")
     assert httpx.get(get).status_code == 200
-    nullspace.Volume.delete(name, client=client)
-    again = nullspace.Volume.create(name, client=client)
+    sdk.Volume.delete(name, client=client)
+    again = sdk.Volume.create(name, client=client)
     try:
         again.files.write("/f", "new")
         r = httpx.get(get)
@@ -633,4 +634,4 @@ def test_signed_url_dies_with_its_volume(client: nullspace.Client) -> None:
         assert httpx.put(put, content=b"x").status_code == 403
         assert again.files.read("/f") == "new"
     finally:
-        nullspace.Volume.delete(name, client=client)
+        sdk.Volume.delete(name, client=client)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -13,13 +13,13 @@ from nullspace import Client, Volume, VolumeInfo
 from conftest import Server, free_port, unique_name
 
 
-def test_create_from_name_info_delete(client: Client) -> None:
+def test_create_from_name_info_delete(sdk: Any, client: Client) -> None:
     name = unique_name()
-    v = Volume.create(name, labels={"team": "ml"}, client=client)
+    v = sdk.Volume.create(name, labels={"team": "ml"}, client=client)
     try:
         assert v.name == name and v.id.startswith("vol_")
-        assert repr(v) == f"Volume(name={name!r}, id={v.id!r})"
-        same = Volume.from_name(name, client=client)
+        assert repr(v) == f"{sdk.Volume.__name__}(name={name!r}, id={v.id!r})"
+        same = sdk.Volume.from_name(name, client=client)
         assert same.id == v.id and same == v and hash(same) == hash(v)
         info = v.info()
         assert isinstance(info, VolumeInfo)
@@ -30,9 +30,9 @@ def test_create_from_name_info_delete(client: Client) -> None:
         assert isinstance(info.updated_at, datetime)
         assert abs(datetime.now(timezone.utc) - info.created_at) < timedelta(minutes=5)
     finally:
-        Volume.delete(name, client=client)
+        sdk.Volume.delete(name, client=client)
     with pytest.raises(nullspace.NotFoundError):
-        Volume.from_name(name, client=client)
+        sdk.Volume.from_name(name, client=client)
     with pytest.raises(nullspace.NotFoundError):
         v.info()
 
@@ -44,74 +44,74 @@ def test_info_with_fields(volume: Volume) -> None:
     assert info.id is None and info.labels is None and info.created_at is None and info.cap_bytes is None
 
 
-def test_from_name_create_if_missing(client: Client) -> None:
+def test_from_name_create_if_missing(sdk: Any, client: Client) -> None:
     name = unique_name()
     with pytest.raises(nullspace.NotFoundError) as e:
-        Volume.from_name(name, client=client)
+        sdk.Volume.from_name(name, client=client)
     assert e.value.status == 404 and e.value.code == "not_found" and name in e.value.message
-    v1 = Volume.from_name(name, create_if_missing=True, client=client)
-    v2 = Volume.from_name(name, create_if_missing=True, client=client)
+    v1 = sdk.Volume.from_name(name, create_if_missing=True, client=client)
+    v2 = sdk.Volume.from_name(name, create_if_missing=True, client=client)
     assert v1.id == v2.id
-    Volume.delete(name, client=client)
+    sdk.Volume.delete(name, client=client)
 
 
-def test_create_twice_is_already_exists(volume: Volume, client: Client) -> None:
+def test_create_twice_is_already_exists(sdk: Any, volume: Volume, client: Client) -> None:
     with pytest.raises(nullspace.AlreadyExistsError) as e:
-        Volume.create(volume.name, client=client)
+        sdk.Volume.create(volume.name, client=client)
     assert e.value.status == 409 and e.value.code == "already_exists"
 
 
-def test_list_with_labels_and_fields(client: Client) -> None:
+def test_list_with_labels_and_fields(sdk: Any, client: Client) -> None:
     tag = unique_name("tag")
-    a = Volume.create(unique_name(), labels={"suite": tag, "kind": "a"}, client=client)
-    b = Volume.create(unique_name(), labels={"suite": tag, "kind": "b"}, client=client)
+    a = sdk.Volume.create(unique_name(), labels={"suite": tag, "kind": "a"}, client=client)
+    b = sdk.Volume.create(unique_name(), labels={"suite": tag, "kind": "b"}, client=client)
     try:
-        everything = Volume.list(client=client)
+        everything = sdk.Volume.list(client=client)
         assert {a.name, b.name} <= {v.name for v in everything}
         assert all(isinstance(v, VolumeInfo) and v.id for v in everything)
-        mine = Volume.list(labels={"suite": tag}, client=client)
+        mine = sdk.Volume.list(labels={"suite": tag}, client=client)
         assert sorted(v.name or "" for v in mine) == sorted([a.name, b.name])
-        only_a = Volume.list(labels={"suite": tag, "kind": "a"}, client=client)
+        only_a = sdk.Volume.list(labels={"suite": tag, "kind": "a"}, client=client)
         assert [v.id for v in only_a] == [a.id]
-        slim = Volume.list(labels={"suite": tag}, fields=["name", "labels"], client=client)
+        slim = sdk.Volume.list(labels={"suite": tag}, fields=["name", "labels"], client=client)
         assert {v.name for v in slim} == {a.name, b.name}
         assert all(v.id is None and v.used_bytes is None and v.labels for v in slim)
-        assert Volume.list(labels={"suite": "no-such-" + tag}, client=client) == []
+        assert sdk.Volume.list(labels={"suite": "no-such-" + tag}, client=client) == []
     finally:
-        Volume.delete(a.name, client=client)
-        Volume.delete(b.name, client=client)
+        sdk.Volume.delete(a.name, client=client)
+        sdk.Volume.delete(b.name, client=client)
 
 
-def test_invalid_label_is_refused_by_the_server(client: Client) -> None:
+def test_invalid_label_is_refused_by_the_server(sdk: Any, client: Client) -> None:
     with pytest.raises(nullspace.InvalidArgumentError):
-        Volume.create(unique_name(), labels={"bad key!": "x"}, client=client)
+        sdk.Volume.create(unique_name(), labels={"bad key!": "x"}, client=client)
 
 
-def test_delete_missing_and_if_exists_and_force(client: Client) -> None:
+def test_delete_missing_and_if_exists_and_force(sdk: Any, client: Client) -> None:
     name = unique_name()
     with pytest.raises(nullspace.NotFoundError):
-        Volume.delete(name, client=client)
-    Volume.delete(name, if_exists=True, client=client)
-    Volume.create(name, client=client)
-    Volume.delete(name, force=True, client=client)
-    assert name not in [v.name for v in Volume.list(fields=["name"], client=client)]
+        sdk.Volume.delete(name, client=client)
+    sdk.Volume.delete(name, if_exists=True, client=client)
+    sdk.Volume.create(name, client=client)
+    sdk.Volume.delete(name, force=True, client=client)
+    assert name not in [v.name for v in sdk.Volume.list(fields=["name"], client=client)]
 
 
-def test_deleted_and_recreated_volume_is_noticed(client: Client) -> None:
+def test_deleted_and_recreated_volume_is_noticed(sdk: Any, client: Client) -> None:
     name = unique_name()
-    old = Volume.create(name, client=client)
-    Volume.delete(name, client=client)
-    Volume.create(name, client=client)
+    old = sdk.Volume.create(name, client=client)
+    sdk.Volume.delete(name, client=client)
+    sdk.Volume.create(name, client=client)
     try:
         with pytest.raises(nullspace.NotFoundError):
             old.info()
     finally:
-        Volume.delete(name, client=client)
+        sdk.Volume.delete(name, client=client)
 
 
-def test_data_survives_new_handles(volume: Volume, client: Client) -> None:
+def test_data_survives_new_handles(sdk: Any, volume: Volume, client: Client) -> None:
     volume.files.write("/keep.txt", "kept")
-    again = Volume.from_name(volume.name, client=client)
+    again = sdk.Volume.from_name(volume.name, client=client)
     assert again.files.read("/keep.txt") == "kept"
 
 
@@ -121,32 +121,32 @@ def test_mount_of_a_real_volume(volume: Volume) -> None:
         volume.name, "/workspace/shared", False, None, volume.id)
 
 
-def test_wrong_key_is_unauthenticated(server: Server) -> None:
-    with Client(server.url, "nsk_" + "0" * 48) as bad:
+def test_wrong_key_is_unauthenticated(sdk: Any, server: Server) -> None:
+    with sdk.Client(server.url, "nsk_" + "0" * 48) as bad:
         with pytest.raises(nullspace.UnauthenticatedError) as e:
-            Volume.list(client=bad)
+            sdk.Volume.list(client=bad)
         assert e.value.status == 401 and not e.value.retryable
         with pytest.raises(nullspace.UnauthenticatedError):
-            Volume.from_name("anything", client=bad)
+            sdk.Volume.from_name("anything", client=bad)
 
 
-def test_missing_key_is_unauthenticated(server: Server) -> None:
-    with Client(server.url) as nokey:
+def test_missing_key_is_unauthenticated(sdk: Any, server: Server) -> None:
+    with sdk.Client(server.url) as nokey:
         assert nokey.config.key is None
         with pytest.raises(nullspace.UnauthenticatedError) as e:
-            Volume.list(client=nokey)
+            sdk.Volume.list(client=nokey)
         assert "NULLSPACE_API_KEY" in e.value.message
 
 
-def test_tenant_isolation(volume: Volume, tenant_client: Callable[..., Client]) -> None:
+def test_tenant_isolation(sdk: Any, volume: Volume, tenant_client: Callable[..., Client]) -> None:
     volume.files.write("/secret.txt", "mine")
     other = tenant_client()
     with pytest.raises(nullspace.NotFoundError):
-        Volume.from_name(volume.name, client=other)
-    assert volume.name not in [v.name for v in Volume.list(client=other)]
+        sdk.Volume.from_name(volume.name, client=other)
+    assert volume.name not in [v.name for v in sdk.Volume.list(client=other)]
     with pytest.raises(nullspace.NotFoundError):
-        Volume.delete(volume.name, client=other)
-    spy = Volume(volume.name, volume.id, client=other)
+        sdk.Volume.delete(volume.name, client=other)
+    spy = sdk.Volume(volume.name, volume.id, client=other)
     with pytest.raises(nullspace.NotFoundError):
         spy.files.read("/secret.txt")
     with pytest.raises(nullspace.NotFoundError):
@@ -154,17 +154,17 @@ def test_tenant_isolation(volume: Volume, tenant_client: Callable[..., Client]) 
     with pytest.raises(nullspace.NotFoundError):
         spy.info()
     # The other tenant may use the same name for its own volume.
-    theirs = Volume.create(volume.name, client=other)
+    theirs = sdk.Volume.create(volume.name, client=other)
     assert theirs.id != volume.id
     assert not theirs.files.exists("/secret.txt")
-    Volume.delete(volume.name, client=other)
+    sdk.Volume.delete(volume.name, client=other)
     assert volume.files.read("/secret.txt") == "mine"
 
 
-def test_unreachable_server_names_its_url() -> None:
+def test_unreachable_server_names_its_url(sdk: Any) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    with Client(url, "k", max_retries=1, retry_backoff=0) as c:
+    with sdk.Client(url, "k", max_retries=1, retry_backoff=0) as c:
         with pytest.raises(nullspace.APIConnectionError) as e:
-            Volume.from_name("team-data", client=c)
+            sdk.Volume.from_name("team-data", client=c)
     assert url in str(e.value)
     assert isinstance(e.value, nullspace.UnavailableError)
