@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -124,13 +125,16 @@ class Server:
         return key
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@contextlib.contextmanager
+def start_server(root: Path) -> Iterator[Server]:
+    """Starts `nullspace server` on port 0 with its data under `root` (and, when selected, a
+    fresh PostgreSQL database); stops it and cleans up at the end."""
     binary = server_binary()
     if not binary.exists():
         pytest.skip(f"server binary not found at {binary}: run `cargo build -p nullspace-cli` or set NULLSPACE_BIN")
-    data_dir = tmp_path_factory.mktemp("server-data")
-    log = tmp_path_factory.mktemp("server-log") / "server.log"
+    data_dir = root / "server-data"
+    data_dir.mkdir(parents=True)
+    log = root / "server.log"
     key = "nsk_" + secrets.token_hex(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NULLSPACE_")}
     env.setdefault("RUST_LOG", "info")
@@ -175,6 +179,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         unmount_all_below(data_dir)
         if database is not None:
             database.drop()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with start_server(tmp_path_factory.mktemp("server")) as s:
+        yield s
 
 
 @pytest.fixture(autouse=True)
