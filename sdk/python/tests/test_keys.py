@@ -32,7 +32,7 @@ def test_create_list_revoke_and_roles(sdk: Any, server: Server, client: nullspac
     v = sdk.Volume.create(unique_name(), client=client)
     try:
         v.files.write("/f.txt", "data")
-        with client_of(server, made.key) as ro:
+        with client_of(sdk, server, made.key) as ro:
             rv = sdk.Volume.from_name(v.name, client=ro)
             assert rv.files.read("/f.txt") == "data"
             with pytest.raises(nullspace.PermissionDeniedError):
@@ -51,7 +51,7 @@ def test_create_list_revoke_and_roles(sdk: Any, server: Server, client: nullspac
 
 def test_a_member_cannot_make_admin_keys(sdk: Any, server: Server, client: nullspace.Client) -> None:
     member = sdk.keys.create(role="member", client=client)
-    with client_of(server, member.key) as m:
+    with client_of(sdk, server, member.key) as m:
         with pytest.raises(nullspace.PermissionDeniedError):
             sdk.keys.create(role="admin", client=m)
         assert sdk.keys.create(role="read-only", client=m).info.role == "read-only"
@@ -62,7 +62,7 @@ def test_a_member_cannot_make_admin_keys(sdk: Any, server: Server, client: nulls
 def test_an_expired_key_is_unauthenticated(sdk: Any, server: Server, client: nullspace.Client) -> None:
     made = sdk.keys.create(role="member", expires=1, client=client)
     assert made.info.expires_at is not None
-    with client_of(server, made.key) as c:
+    with client_of(sdk, server, made.key) as c:
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -81,7 +81,7 @@ def test_a_volume_token_reaches_its_volume_only(sdk: Any, server: Server, client
         tok = v.token(read_only=False, expires=600)
         assert tok.info.volume_id == v.id and not tok.info.read_only
         assert tok.key not in repr(tok)
-        with client_of(server, tok.key) as tc:
+        with client_of(sdk, server, tok.key) as tc:
             mine = sdk.Volume(v.name, v.id, client=tc)
             mine.files.write("/a.txt", "ok")
             assert mine.files.read("/a.txt") == "ok"
@@ -93,7 +93,7 @@ def test_a_volume_token_reaches_its_volume_only(sdk: Any, server: Server, client
             with pytest.raises(nullspace.PermissionDeniedError):
                 sdk.Volume.create(unique_name(), client=tc)
         ro = v.token(read_only=True)
-        with client_of(server, ro.key) as rc:
+        with client_of(sdk, server, ro.key) as rc:
             r = sdk.Volume(v.name, v.id, client=rc)
             assert r.files.read("/a.txt") == "ok"
             with pytest.raises(nullspace.PermissionDeniedError):
@@ -121,7 +121,7 @@ def test_a_path_token_reaches_its_directory_only(sdk: Any, server: Server, clien
         tok = v.token(path="/dir", expires=600)
         assert tok.info.path == "/dir" and tok.info.volume_id == v.id
         assert [k.path for k in sdk.keys.list(client=client) if k.id == tok.info.id] == ["/dir"]
-        with client_of(server, tok.key) as tc:
+        with client_of(sdk, server, tok.key) as tc:
             mine = sdk.Volume(v.name, v.id, client=tc)
             # Volume paths, in and out.
             assert mine.files.read("/dir/in.txt") == "inside"

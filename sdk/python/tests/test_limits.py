@@ -1,4 +1,4 @@
-"""Sandbox limits through the SDK (issue 11): ``sdk.Sandbox.create(cpu=, memory=, disk=)``,
+"""Sandbox limits through the SDK (issue 11): ``Sandbox.create(cpu=, memory=, disk=)``,
 ``SandboxInfo.cpu/memory_bytes/disk_bytes/pids``, ``ExecResult.oom_killed``, bad values as
 ``InvalidArgumentError`` naming the field, and a tenant at its limit as
 ``ResourceExhaustedError`` naming the limit — against the real server and runtime."""

@@ -18,6 +18,9 @@ from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Set, Tuple
 import httpx
 import pytest
 
+#: About the wire (the tus protocol, the OpenAPI document, foreign clients), not the SDK surface.
+pytestmark = pytest.mark.sync_only
+
 import nullspace
 from nullspace import Attachment, BatchResult, ExecResult, FileStat, KeyInfo, SandboxInfo, VolumeInfo
 from nullspace.content import ReplacedFile, ReplaceResult, SearchMatch, WatchEvent

@@ -139,7 +139,7 @@ SDK_UPLOAD_SCRIPT = textwrap.dedent(
     import sys
     import nullspace
     url, key, volume, local, remote = sys.argv[1:6]
-    v = sdk.Volume.from_name(volume, client=sdk.Client(url, key))
+    v = nullspace.Volume.from_name(volume, client=nullspace.Client(url, key))
     v.files.upload(local, remote, chunk_size=1024 * 1024,
                    progress=lambda done, total: print(done, flush=True))
     print("done", flush=True)

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
+
+#: About the wire (the tus protocol, the OpenAPI document, foreign clients), not the SDK surface.
+pytestmark = pytest.mark.sync_only
 from tusclient import client as tus_client
 from tusclient.storage import filestorage
 

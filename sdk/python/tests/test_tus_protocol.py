@@ -13,6 +13,9 @@ from typing import Callable, Dict, Iterator, Optional
 import httpx
 import pytest
 
+#: About the wire (the tus protocol, the OpenAPI document, foreign clients), not the SDK surface.
+pytestmark = pytest.mark.sync_only
+
 import nullspace
 
 from conftest import Server, unique_name
