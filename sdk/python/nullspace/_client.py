@@ -36,6 +36,8 @@ import httpx
 
 from . import __version__
 from ._config import ResolvedConfig, resolve_config
+from ._large import LargeBodies
+from ._large import usable as large_usable
 from .errors import (
     APIConnectionError,
     InternalError,
@@ -78,6 +80,8 @@ class Send:
     response, open (``stream=True``). Connection failures are thrown into the operation."""
 
     args: Dict[str, Any]
+    #: A GET whose body may be large: the sync client reads it through ``_large`` when it can.
+    large_body: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,8 +221,10 @@ class BaseClient:
         replayable: bool = True,
         idempotent: Optional[bool] = None,
         timeout: Optional[httpx.Timeout] = None,
+        large_body: bool = False,
     ) -> Op[httpx.Response]:
-        """The operation behind ``Client.request`` (see there)."""
+        """The operation behind ``Client.request`` (see there); ``large_body`` marks a GET
+        whose answer may be large (see ``_large``)."""
         method = method.upper()
         if idempotent is None:
             idempotent = method in _IDEMPOTENT
@@ -233,7 +239,7 @@ class BaseClient:
                 args["timeout"] = timeout
             can_retry = replayable and attempt < self.max_retries
             try:
-                response: httpx.Response = yield Send(args)
+                response: httpx.Response = yield Send(args, large_body)
             except httpx.TransportError as e:
                 connect_failed = isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout))
                 if can_retry and (idempotent or connect_failed):
@@ -311,10 +317,13 @@ class Client(BaseClient):
     ) -> None:
         super().__init__(url, key, timeout=timeout, max_retries=max_retries, retry_backoff=retry_backoff)
         self._http = httpx.Client(transport=transport, **self._http_options(timeout))
+        self._large = LargeBodies(self.url, float(timeout)) if large_usable(self.url, transport) else None
 
     def close(self) -> None:
         """Closes the client's connections."""
         self._http.close()
+        if self._large is not None:
+            self._large.close()
 
     def __enter__(self) -> "Client":
         return self
@@ -340,7 +349,10 @@ class Client(BaseClient):
 
     def _step(self, step: Step) -> Any:
         if isinstance(step, Send):
-            return self._http.send(self._http.build_request(**step.args), stream=True)
+            request = self._http.build_request(**step.args)
+            if step.large_body and self._large is not None:
+                return self._large.send(request)
+            return self._http.send(request, stream=True)
         if isinstance(step, Read):
             try:
                 return step.response.read()

@@ -424,7 +424,11 @@ class FilesOps(Generic[C]):
     def _op_open(self, path: str, chunk_size: int, offset: int, length: Optional[int]) -> Op[httpx.Response]:
         params = _range_params(path, offset, length)
         check_int("chunk_size", chunk_size, minimum=1)
-        return (yield from self._client.op_request("GET", self._url("/content"), params=params, stream=True))
+        return (
+            yield from self._client.op_request(
+                "GET", self._url("/content"), params=params, stream=True, large_body=True
+            )
+        )
 
     def _op_write(self, path: str, data: object, if_match: object, overwrite: bool) -> Op[FileStat]:
         p = check_path(path)

@@ -312,3 +312,33 @@ def test_bad_paths_refused_by_sdk(volume: Volume) -> None:
         volume.files.read("relative.txt")
     with pytest.raises(ValueError):
         volume.files.write("/../escape.txt", "x")
+
+
+@pytest.mark.sync_only
+def test_large_reads_keep_their_connection_alive(volume: Volume) -> None:
+    # read_stream and download read bodies through http.client (nullspace/_large.py) on
+    # kept-alive connections: one connection for every read, also after an error answer and
+    # after a stream abandoned halfway (its connection is dropped, not reused dirty).
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    volume.files.write("/big.bin", data)
+    with nullspace.Client(volume.client.url, volume.client.config.key) as own:
+        _large_reads(Volume(volume.name, volume.id, client=own), data)
+
+
+def _large_reads(volume: Volume, data: bytes) -> None:
+    large = volume.client._large
+    assert large is not None
+    before = large.opened
+    for _ in range(3):
+        with volume.files.read_stream("/big.bin") as chunks:
+            assert b"".join(chunks) == data
+    with pytest.raises(nullspace.NotFoundError):
+        volume.files.read_stream("/missing.bin")
+    assert volume.files.read_stream("/big.bin", offset=5, length=10).read() == data[5:15]
+    assert large.opened == before + 1
+    with volume.files.read_stream("/big.bin") as chunks:
+        next(chunks)
+    with volume.files.read_stream("/big.bin", chunk_size=1000) as chunks:
+        pieces = list(chunks)
+    assert b"".join(pieces) == data and {len(p) for p in pieces[:-1]} == {1000}
+    assert large.opened == before + 2
