@@ -65,6 +65,8 @@ VENV="${XDG_CACHE_HOME:-$HOME/.cache}/nullspace-venv"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r sdk/python/requirements-dev.txt
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
 (cd sdk/python && "$VENV/bin/python" -m mypy --strict nullspace)
+# The sync and the async SDK run the same operations: no logic may be written twice.
+(cd sdk/python && "$VENV/bin/python" -m pylint --disable=all --enable=duplicate-code --score=n nullspace)
 (cd sdk/python && "$VENV/bin/python" -m pytest -q tests)
 
 # The browser tests (the web console in headless Chromium, tests/browser): Debian's chromium
@@ -120,7 +122,7 @@ if [ "$PG_ANSWERS" = true ]; then
   NULLSPACE_TEST_STATE=postgres NULLSPACE_TEST_SERVER_LEDGER="$LEDGERS/postgres" \
     run_rust_tests -p nullspace-cli
   echo "== server suites on PostgreSQL took $((SECONDS - started)) s"
-  (cd sdk/python && NULLSPACE_TEST_STATE=postgres "$VENV/bin/python" -m pytest -q tests)
+  (cd sdk/python && NULLSPACE_TEST_STATE=postgres NULLSPACE_TEST_SDK=sync "$VENV/bin/python" -m pytest -q tests)
   check_both_engines
 else
   echo "== notice: PostgreSQL does not answer at $PG_URL; server suites ran on SQLite only"

@@ -8,6 +8,8 @@ Example::
     volume.files.write("/hello.txt", "persistent\\n")
     print(volume.files.read("/hello.txt"))
 
+The same API with ``async`` methods is :mod:`nullspace.aio` (``AsyncVolume``, ``AsyncSandbox``).
+
 The server URL and API key come from ``nullspace.configure(...)``/``nullspace.Client(...)``,
 else ``NULLSPACE_API_URL``/``NULLSPACE_API_KEY``, else the ``nullspace login`` profile, else the
 local server's ``client.json``.
@@ -57,8 +59,15 @@ from .sandbox import (  # noqa: E402
     SandboxVolumes,
 )
 
+from . import aio  # noqa: E402
+from .aio import AsyncClient, AsyncSandbox, AsyncVolume  # noqa: E402
+
 __all__ = [
     "__version__",
+    "aio",
+    "AsyncClient",
+    "AsyncVolume",
+    "AsyncSandbox",
     "Client",
     "configure",
     "resolve_config",

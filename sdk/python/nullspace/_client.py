@@ -145,6 +145,35 @@ Step = Union[Send, Read, Close, Sleep, Lines, NextLine, Consume, Blocking]
 Op = Generator[Step, Any, T]
 
 
+class Outcome:
+    """Where a run of an operation stands, for both drivers: what the last step gave (or
+    raised) is sent (or thrown) back into the operation, which answers with its next step."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.error: Optional[BaseException] = None
+        #: The operation's result, once it returned.
+        self.result: Any = None
+
+    def resume(self, op: Op[Any]) -> Optional[Step]:
+        """The operation's next step, or ``None`` once it returned (its result in :attr:`result`)."""
+        value, error = self.value, self.error
+        self.value = self.error = None
+        try:
+            return op.throw(error) if error is not None else op.send(value)
+        except StopIteration as done:
+            self.result = done.value
+            return None
+
+    def capture(self, perform: Callable[[Step], Any], step: Step) -> None:
+        """Performs a step (blocking), keeping its result or its exception (cancellation and
+        interrupts too: the operation closes what it opened, then lets them through)."""
+        try:
+            self.value = perform(step)
+        except BaseException as e:
+            self.error = e
+
+
 def _request_url(e: httpx.TransportError, fallback: str) -> str:
     try:
         return str(e.request.url)
@@ -333,19 +362,12 @@ class Client(BaseClient):
 
     def run(self, op: Op[T]) -> T:
         """Runs an operation with blocking I/O and returns its result."""
-        value: Any = None
-        error: Optional[BaseException] = None
+        outcome = Outcome()
         while True:
-            try:
-                step = op.throw(error) if error is not None else op.send(value)
-            except StopIteration as done:
-                return cast(T, done.value)
-            finally:
-                error = None
-            try:
-                value = self._step(step)
-            except Exception as e:  # the operation decides what a failure means
-                value, error = None, e
+            step = outcome.resume(op)
+            if step is None:
+                return cast(T, outcome.result)
+            outcome.capture(self._step, step)
 
     def _step(self, step: Step) -> Any:
         if isinstance(step, Send):

@@ -66,6 +66,7 @@ from ._client import (
     Lines,
     NextLine,
     Op,
+    Outcome,
     QueryParams,
     Read,
     Send,
@@ -171,18 +172,15 @@ class AsyncClient(BaseClient):
 
     async def run(self, op: Op[T]) -> T:
         """Runs an operation with async I/O and returns its result."""
-        value: Any = None
-        error: Optional[BaseException] = None
-        while True:
+        outcome = Outcome()
+        step = outcome.resume(op)
+        while step is not None:
             try:
-                step = op.throw(error) if error is not None else op.send(value)
-            except StopIteration as done:
-                return cast(T, done.value)
-            error = None
-            try:
-                value = await self._step(step)
+                outcome.value = await self._step(step)
             except BaseException as e:  # cancellation too: the operation closes what it opened
-                value, error = None, e
+                outcome.error = e
+            step = outcome.resume(op)
+        return cast(T, outcome.result)
 
     async def _step(self, step: Step) -> Any:
         if isinstance(step, Send):

@@ -13,23 +13,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Type
 
-__all__ = [
-    "NullspaceError",
-    "InvalidArgumentError",
-    "UnauthenticatedError",
-    "PermissionDeniedError",
-    "NotFoundError",
-    "AlreadyExistsError",
-    "ConflictError",
-    "VolumeInUseError",
-    "PayloadTooLargeError",
-    "QuotaExceededError",
-    "ResourceExhaustedError",
-    "UnavailableError",
-    "InternalError",
-    "APIConnectionError",
-    "error_class_for_code",
-]
+# Every class here is public; ``nullspace`` re-exports them all (its ``__all__``).
 
 
 class NullspaceError(Exception):

@@ -213,6 +213,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     fixtures) runs twice: over the sync SDK and over the async one (`nullspace.aio`)."""
     if "sdk" in metafunc.fixturenames:
         flavours = ["sync"] if metafunc.definition.get_closest_marker("sync_only") else ["sync", "async"]
+        # NULLSPACE_TEST_SDK=sync (scripts/test.sh's PostgreSQL pass, which tests the server's
+        # engine, not the SDK) narrows the run.
+        wanted = [f for f in os.environ.get("NULLSPACE_TEST_SDK", "").split(",") if f]
+        flavours = [f for f in flavours if not wanted or f in wanted]
         metafunc.parametrize("sdk", flavours, indirect=True, scope="session")
 
 
