@@ -65,8 +65,7 @@ class LargeBodies:
             if self._idle:
                 return self._idle.pop(), True
             self.opened += 1
-        conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-        return conn, False
+        return _Connection(self._host, self._port, timeout=self._timeout), False
 
     def _give_back(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -95,6 +94,14 @@ class LargeBodies:
                 stream=_Body(self, conn, answer, request),
                 request=request,
             )
+
+
+class _Connection(http.client.HTTPConnection):
+    """An ``http.client`` connection with ``TCP_NODELAY``, as httpcore's are."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class _Body(httpx.SyncByteStream):

@@ -635,3 +635,28 @@ def test_signed_url_dies_with_its_volume(sdk: Any, client: nullspace.Client) -> 
         assert again.files.read("/f") == "new"
     finally:
         sdk.Volume.delete(name, client=client)
+
+
+def test_uploads_send_a_checksum_per_chunk_only_when_asked(server: Server, tmp_path: Path, cache_home: Path) -> None:
+    # As the CLI: no Upload-Checksum by default (issue 14); checksum=True sends a sha256 per
+    # PATCH, which the server verifies.
+    sent: List[Optional[str]] = []
+
+    class Recorder(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "PATCH":
+                sent.append(request.headers.get("upload-checksum"))
+            return super().handle_request(request)
+
+    local = tmp_path / "a.bin"
+    local.write_bytes(os.urandom(3 * MiB))
+    with nullspace.Client(server.url, server.admin_key, transport=Recorder()) as c:
+        v = nullspace.Volume.create(unique_name(), client=c)
+        v.files.upload(local, "/plain.bin", chunk_size=MiB, resume=False)
+        assert sent == [None, None, None]
+        sent.clear()
+        r = v.files.upload(local, "/checked.bin", chunk_size=MiB, resume=False, checksum=True)
+        assert len(sent) == 3 and all(s is not None and s.startswith("sha256 ") for s in sent)
+        assert r.bytes == 3 * MiB and v.files.read_bytes("/checked.bin") == local.read_bytes()
+        assert v.files.read_bytes("/plain.bin") == local.read_bytes()
+        nullspace.Volume.delete(v.name, client=c)
