@@ -15,6 +15,10 @@ rotated order (bench/benchlib.py):
 - large upload: ``files.upload(local, p, resume=False)`` (tus, no per-chunk checksum: the
   default), and the same with ``checksum=True``, against ``nullspace volume upload NAME local p``.
 
+- diagnostic, no nullspace server: the same ``read_stream`` loop against a minimal HTTP server
+  that ``sendfile``s the same file, through the SDK's large-body path (``http.client``) and
+  through httpx (h11; what ``read_stream`` used before): what the client side alone costs.
+
 Prints the figures; with ``--json`` writes them in the shape of bench/results/*.json.
 """
 
@@ -78,6 +82,64 @@ def small_async(url: str, key: str, name: str, vid: str, paths: List[str], reads
             return time.perf_counter() - t
 
     return asyncio.run(main())
+
+
+SENDFILE_SERVER = r"""
+import os, socket, sys, threading
+path = sys.argv[1]
+size = os.path.getsize(path)
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print(s.getsockname()[1], flush=True)
+def serve(c):
+    with c, open(path, "rb") as f:
+        buf = b""
+        while True:
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+            buf = buf.split(b"\r\n\r\n", 1)[1]
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+            f.seek(0)
+            c.sendfile(f)
+while True:
+    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+"""
+
+
+def client_paths(src: Path, runs: int, size: int) -> Dict[str, List[float]]:
+    """read_stream through http.client and through httpx, from a sendfile server."""
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-c", SENDFILE_SERVER, str(src)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+        fast = nullspace.Volume("diag", "vol_diag", client=nullspace.Client(url, "k"))
+        slow = nullspace.Volume("diag", "vol_diag", client=nullspace.Client(url, "k", transport=httpx.HTTPTransport()))
+        out: Dict[str, List[float]] = {"http.client": [], "httpx": []}
+
+        def reader(name: str, vol: nullspace.Volume) -> Callable[[], None]:
+            def run() -> None:
+                s = time.perf_counter()
+                n = 0
+                with open(os.devnull, "wb") as f, vol.files.read_stream("/x") as chunks:
+                    for chunk in chunks:
+                        f.write(chunk)
+                        n += len(chunk)
+                assert n == size
+                out[name].append(time.perf_counter() - s)
+            return run
+
+        for i in range(runs):
+            interleave(i, [reader("http.client", fast), reader("httpx", slow)])
+        return out
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def timed_cli(cmd: List[str], env: Dict[str, str], stdout: object = subprocess.DEVNULL) -> float:
@@ -163,6 +225,7 @@ def main() -> int:
         for i in range(args.runs):
             interleave(i, [upload(False), cli_upload, upload(True)])
         client.close()
+        diag = client_paths(src, args.runs, size)
     finally:
         srv.stop()
     facts["load_after"] = load_now()
@@ -186,6 +249,12 @@ def main() -> int:
          "ours": fmt_rate(size, m["sdk upload checksum"]), "baseline": f"the default upload {fmt_rate(size, m['sdk upload'])}",
          "ratio": f"{m['sdk upload'] / m['sdk upload checksum']:.2f}x", "goal": "— (what the old default cost)", "met": "—"},
     ]
+    d_fast, d_slow = median(diag["http.client"]), median(diag["httpx"])
+    figures.append(
+        {"subsystem": "SDK", "what": f"diagnostic: `read_stream` → /dev/null from a bare sendfile HTTP server, {gib}: the large-body path (http.client)",
+         "ours": fmt_rate(size, d_fast), "baseline": f"httpx/h11 (the old path) {fmt_rate(size, d_slow)}",
+         "ratio": f"{d_slow / d_fast:.2f}x", "goal": "— (client cost alone)", "met": "—"})
+    t.update({f"diag {k}": v for k, v in diag.items()})
     for f in figures:
         print(f"{f['what']}: {f['ours']} vs {f['baseline']} = {f['ratio']}")
     print(json.dumps({"raw_seconds": t, "facts": facts}, indent=1))
