@@ -19,7 +19,6 @@ import queue
 import stat as stat_mod
 import tarfile
 import threading
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path

@@ -38,8 +38,6 @@ from typing import (
     Any,
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
-    Callable,
     Coroutine,
     Dict,
     Generator,
@@ -100,6 +98,8 @@ from .volume import op_list_volumes, op_volume_doc, volume_ref
 __all__ = [
     "AsyncClient",
     "configure",
+    "default_client",
+    "reset_default_client",
     "AsyncVolume",
     "AsyncVolumeFiles",
     "AsyncReadStream",

@@ -22,7 +22,6 @@ from typing import (
     TYPE_CHECKING,
     Any,
     AsyncIterable,
-    Callable,
     Dict,
     Iterable,
     Iterator,
