@@ -163,8 +163,10 @@ def main() -> int:
     srv.start()
     try:
         srv.cli("volume", "create", "py")
+        srv.cli("volume", "create", "up")  # uploads go to a volume of their own (the cap is 2 GiB)
         client = nullspace.Client(srv.url, srv.key)
         vol = nullspace.Volume.from_name("py", client=client)
+        up = nullspace.Volume.from_name("up", client=client)
         paths = [f"/small/f{i}" for i in range(CALLERS)]
         for p in paths:
             vol.files.write(p, os.urandom(4096))
@@ -210,15 +212,15 @@ def main() -> int:
             def run() -> None:
                 settle()
                 s = time.perf_counter()
-                vol.files.upload(src, "/up-sdk", resume=False, checksum=checksum)
+                up.files.upload(src, "/up-sdk", resume=False, checksum=checksum)
                 t["sdk upload checksum" if checksum else "sdk upload"].append(time.perf_counter() - s)
-                vol.files.remove("/up-sdk")
+                up.files.remove("/up-sdk")
             return run
 
         def cli_upload() -> None:
             settle()
-            t["cli upload"].append(timed_cli([str(args.binary), "volume", "upload", "py", str(src), "/up-cli"], srv.env))
-            vol.files.remove("/up-cli")
+            t["cli upload"].append(timed_cli([str(args.binary), "volume", "upload", "up", str(src), "/up-cli"], srv.env))
+            up.files.remove("/up-cli")
 
         for i in range(args.runs):
             interleave(i, [sdk_read, cli_read])
