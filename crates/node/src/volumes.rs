@@ -21,7 +21,7 @@ use nullspace_volumes::events::Subscription;
 use nullspace_volumes::uploads::{ChunkChecksum, UploadError, UploadState};
 use nullspace_volumes::{
     BatchResult, FsResult, ListOptions, ListPage, PendingWrite, ReplaceOptions, ReplaceSummary,
-    SearchMatch, SearchOptions, SearchSummary, Usage, VolumeHandle, VolumeStore, WriteOptions,
+    SearchOptions, SearchSummary, Usage, VolumeHandle, VolumeStore, WriteOptions,
 };
 
 use crate::blocking;
@@ -545,15 +545,16 @@ impl OpenVolume {
         self.run(move |h| h.exists(&path)).await
     }
 
-    /// Searches file contents below `path`, handing each match to `on_match` (which returns
+    /// Searches file contents below `path`, handing the matches to `on_block` as NDJSON in
+    /// path order, in blocks of whole lines (see `VolumeHandle::search_ndjson`; it returns
     /// `false` to stop).
     pub async fn search(
         &self,
         path: VolumePath,
         opts: SearchOptions,
-        mut on_match: impl FnMut(SearchMatch) -> bool + Send + 'static,
+        mut on_block: impl FnMut(Vec<u8>) -> bool + Send + 'static,
     ) -> Result<SearchSummary, Error> {
-        self.run(move |h| h.search(&path, &opts, &mut on_match))
+        self.run(move |h| h.search_ndjson(&path, &opts, &mut on_block))
             .await
     }
 

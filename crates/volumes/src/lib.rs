@@ -50,7 +50,7 @@ pub use loop_image::{image_size, loop_unavailable, LoopPlacement, MIN_FS_BYTES, 
 pub use placement::{DirectoryPlacement, VolumePlacement};
 pub use search::{
     ReplaceOptions, ReplaceSummary, ReplacedFile, SearchMatch, SearchOptions, SearchSummary,
-    MAX_REWRITE_BYTES,
+    HELD_PER_FILE, MAX_REWRITE_BYTES, MAX_SEARCH_THREADS, SEARCH_BLOCK, SEARCH_WINDOW_PER_THREAD,
 };
 
 /// Bytes and regular files a volume holds.
