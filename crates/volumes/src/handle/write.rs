@@ -294,6 +294,49 @@ impl PendingWrite {
         Ok(())
     }
 
+    /// Appends several buffers at once: large ones go to the file in one `writev` each
+    /// round, not copied through the write buffer first (what a network body hands over).
+    pub fn write_all_of(&mut self, bufs: &[&[u8]]) -> FsResult<()> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total < self.file.capacity() {
+            for b in bufs {
+                self.write(b)?;
+            }
+            return Ok(());
+        }
+        self.written += total as u64;
+        if self.written > self.limit {
+            let used = self.handle.usage().used_bytes;
+            return Err(FsError::QuotaExceeded {
+                used,
+                adding: self.written,
+                cap: self.handle.shared.cap,
+            });
+        }
+        let io = |e| FsError::from_io(self.path.as_str(), e);
+        self.file.flush().map_err(io)?;
+        let mut slices: Vec<std::io::IoSlice<'_>> =
+            bufs.iter().map(|b| std::io::IoSlice::new(b)).collect();
+        let mut left = &mut slices[..];
+        while !left.is_empty() {
+            match self.file.get_mut().write_vectored(left) {
+                Ok(0) => return Err(io(std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => std::io::IoSlice::advance_slices(&mut left, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        if self.written - self.flushed >= WRITEBACK_STEP {
+            start_writeback(
+                self.file.get_ref(),
+                self.flushed,
+                self.written - self.flushed,
+            );
+            self.flushed = self.written;
+        }
+        Ok(())
+    }
+
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.written
