@@ -38,8 +38,15 @@ from typing import Callable, Dict, List
 import benchlib
 from benchlib import GiB, HERE, KiB, MiB, ROOT, fmt_s, interleave, load_now, median, proc_status, reset_hwm, rm, settle
 
-CODE_PATHS = ["crates/core/src", "crates/volumes/src", "crates/api/src", "crates/node/src",
-              "crates/cli/src", "crates/client/src"]
+# The code each group of figures measures (a later commit touching one makes them stale).
+CODE_PATHS = {
+    "data_path": ["crates/api/src/files.rs", "crates/volumes/src/handle", "crates/volumes/src/staging.rs",
+                  "crates/node/src/volumes.rs", "crates/client/src/lib.rs", "crates/client/src/batch.rs",
+                  "crates/cli/src/volume.rs"],
+    "data_path_search": ["crates/volumes/src/search.rs", "crates/volumes/src/walk.rs", "crates/api/src/content.rs",
+                         "crates/node/src/volumes.rs", "crates/client/src/content.rs", "crates/client/src/sse.rs",
+                         "crates/cli/src/content.rs"],
+}
 MB = 1_000_000
 
 
@@ -58,19 +65,20 @@ def spread(xs: List[float]) -> str:
 class Run:
     def __init__(self, srv: benchlib.Server, work: Path, runs: int) -> None:
         self.srv, self.work, self.runs = srv, work, runs
-        self.figures: List[dict] = []
+        self.figures: Dict[str, List[dict]] = {}
+        self.group = "data_path"
         self.raw: Dict[str, object] = {}
         self.notes: List[str] = []
 
     def bin(self) -> str:
         return str(self.srv.binary)
 
-    def add(self, what: str, ours: str, baseline: str, ratio: float, goal: str, ok: bool,
-            subsystem: str = "data plane") -> None:
+    def add(self, what: str, ours: str, baseline: str, ratio: float, goal: str, ok, subsystem: str = "data plane") -> None:
+        met = "—" if ok is None else "yes" if ok else "**no**"
         f = {"subsystem": subsystem, "what": what, "ours": ours, "baseline": baseline,
-             "ratio": f"{ratio:.2f}x", "goal": goal, "met": "yes" if ok else "**no**"}
+             "ratio": f"{ratio:.2f}x", "goal": goal, "met": met}
         print(f"   {what}: ours {ours}, {baseline}, {f['ratio']} (goal {goal}): {f['met']}", flush=True)
-        self.figures.append(f)
+        self.figures.setdefault(self.group, []).append(f)
 
     def volume(self, name: str) -> Path:
         self.srv.cli("volume", "create", name)
@@ -147,7 +155,7 @@ def bench_transfer(r: Run, big: int) -> None:
     r.add(f"CLI read {g} (`volume read > OUT`)", rate(big, rd), f"`cat` {rate(big, ca)}", ca / rd, "≥0.8x", ca / rd >= 0.8)
     cw, cr = median(t["curl write"]), median(t["curl read"])
     r.add(f"same {g} with curl as the client (`-T` / `-o`): the server alone", f"{rate(big, cw)} / {rate(big, cr)}",
-          f"`cp`+`sync` / `cat`", cs / cw, "— (diagnostic; ratio of the write)", True)
+          f"`cp`+`sync` / `cat`", cs / cw, "— (diagnostic; ratio of the write)", None)
     lo, hi = hwm[256 * MiB], hwm[big]
     r.add(f"server peak RSS during write+read, 256 MiB vs {g}", f"{lo / 1024:.1f} / {hi / 1024:.1f} MiB",
           "(smaller file)", hi / lo, "no growth", hi <= lo * 1.25 + 8 * 1024)
@@ -285,6 +293,7 @@ def main() -> int:
     ap.add_argument("--only", default="transfer,batch,search")
     ap.add_argument("--size", type=int, default=GiB, help="transfer file size in bytes")
     ap.add_argument("--files", type=int, default=10_000, help="batch files")
+    ap.add_argument("--search-mb", type=int, default=300, help="search corpus size (2,000 files)")
     ap.add_argument("--workdir-base", default="/work/benchtmp")
     ap.add_argument("--write", action="store_true", help="write bench/results/data_path.json")
     a = ap.parse_args()
@@ -305,7 +314,8 @@ def main() -> int:
         if "batch" in only:
             bench_batch(r, a.files)
         if "search" in only:
-            bench_search(r, 2000, 300 * MB)
+            r.group = "data_path_search"
+            bench_search(r, 2000, a.search_mb * MB)
     finally:
         srv.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -315,20 +325,22 @@ def main() -> int:
         print("  " + n)
     if a.write:
         head = benchlib.run_ok(["git", "-C", str(ROOT), "rev-parse", "HEAD"]).strip()
-        dirty = bool(benchlib.run_ok(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--",
-                                      *CODE_PATHS]).strip())
-        doc = {
-            "bench": "data_path",
-            "order": 15,
-            "command": f"python3 bench/data_path.py --runs {a.runs} --write",
-            "measured": {"date": dt.date.today().isoformat(), "commit": head, "dirty": dirty, "commit_is": "built"},
-            "attribution": f"bench/notes/issue14-data-path.md; {state}; load at start: {load_start}; at end: {load_end}",
-            "code_paths": CODE_PATHS,
-            "notes": "bench/notes/issue14-data-path.md",
-            "figures": r.figures,
-            "raw": {"notes": r.notes},
-        }
-        (HERE / "results" / "data_path.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        for order, (group, figs) in enumerate(sorted(r.figures.items()), start=15):
+            paths = CODE_PATHS[group]
+            dirty = bool(benchlib.run_ok(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no",
+                                          "--", *paths]).strip())
+            doc = {
+                "bench": group,
+                "order": order,
+                "command": f"python3 bench/data_path.py --runs {a.runs} --only {a.only} --write",
+                "measured": {"date": dt.date.today().isoformat(), "commit": head, "dirty": dirty, "commit_is": "built"},
+                "attribution": f"bench/notes/issue14-data-path.md; {state}; load at start: {load_start}; at end: {load_end}",
+                "code_paths": paths,
+                "notes": "bench/notes/issue14-data-path.md",
+                "figures": figs,
+                "raw": {"notes": r.notes},
+            }
+            (HERE / "results" / f"{group}.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     return 0
 
 
