@@ -261,7 +261,10 @@ fn put_once(port: u16, path: &str, body: &[u8]) -> Option<u16> {
 /// Group commit (SEMANTICS.md "Durability"): writers of one volume share directory fsyncs, and
 /// each still answers only once its own rename is durable. Eight writers of small files in
 /// three directories; `kill -9` while they run; after a restart every acknowledged write is
-/// there with its content, every other file is whole, and usage matches the disk.
+/// there with its content, every other file is whole, and usage matches the disk. (A kill
+/// keeps the page cache: this holds the answer-after-rename order and the bookkeeping of the
+/// rounds; that the fsync reaches the disk is the kernel's part.)
+// SEMANTICS: Group commit
 #[test]
 fn kill_9_under_concurrent_small_writers_keeps_every_acknowledged_write() {
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -58,9 +58,12 @@ pub struct VolumeService {
     /// Open watch streams per tenant (see [`MAX_WATCHES_PER_TENANT`]).
     watch_streams: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// Volume records by (tenant id, name), with the generation each was read under.
-    records: Arc<Mutex<HashMap<(String, String), (u64, Volume)>>>,
+    records: Arc<Mutex<RecordCache>>,
     usage: Arc<UsageWriter>,
 }
+
+/// Volume records by (tenant id, name): the generation each was read under, and the record.
+type RecordCache = HashMap<(String, String), (u64, Volume)>;
 
 /// The control plane's copies of volume usage still to write, and what it holds: written by
 /// one task ([`UsageWriter::run`]), off the request path.
