@@ -121,6 +121,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--rounds", type=int, default=3, help="rounds of every wrk pair (medians)")
     ap.add_argument("--json", type=Path, help="write the raw figures here")
+    ap.add_argument("--write", action="store_true", help="write bench/results/hot_path.json")
     a = ap.parse_args()
     for tool in ("wrk", "curl"):
         if not shutil.which(tool):
@@ -134,7 +135,7 @@ def main() -> None:
         srv.start()
         nginx.start()
         os.environ.update(NULLSPACE_API_URL=srv.url, NULLSPACE_API_KEY=srv.key)
-        api(srv, "POST", "/v1/volumes", json.dumps({"name": VOL}).encode())
+        srv.cli("volume", "create", VOL)
         block = os.urandom(4096)
         api(srv, "PUT", f"/v1/volumes/{VOL}/files/content?path=/4k.bin", block)
         (nginx.root / "files" / "4k.bin").write_bytes(block)
@@ -178,6 +179,52 @@ def main() -> None:
     print(json.dumps(report, indent=1))
     if a.json:
         a.json.write_text(json.dumps(report, indent=1) + "\n")
+    if a.write:
+        write_results(m, rss, load_before, load_after)
+
+
+def write_results(m: Dict[str, float], rss: Dict[str, int], before: str, after: str) -> None:
+    """bench/results/hot_path.json in the shape bench/figures.py reads."""
+    root = Path(__file__).resolve().parent.parent
+    code = ["crates/api/src", "crates/node/src", "crates/state/src", "crates/volumes/src", "sdk/python/nullspace"]
+    git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True).stdout.strip()
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", *code))
+
+    def fig(sub: str, what: str, ours: str, base: str, ratio: str, goal: str, met: bool) -> Dict[str, str]:
+        return {"subsystem": sub, "what": what, "ours": ours, "baseline": base, "ratio": ratio, "goal": goal,
+                "met": "yes" if met else "no"}
+
+    r16 = m["get4k_16"] / m["nginx_get4k_16"]
+    rstat = m["stat_16"] / m["health_16"]
+    rw = m["sdk_write_100b_8"] / m["sdk_write_100b_1"]
+    r1g = m["get1g_gbps"] / m["nginx_get1g_gbps"]
+    figures = [
+        fig("data plane", "4 KiB GET, 16 wrk clients (keep-alive, release build)", f"{m['get4k_16']:,.0f} req/s",
+            f"nginx, same file: {m['nginx_get4k_16']:,.0f} req/s", f"{r16:.2f}x", "≥ 0.3x nginx", r16 >= 0.3),
+        fig("data plane", "4 KiB GET, one keep-alive client (wrk)", f"{m['get4k_1']:,.0f} req/s",
+            f"nginx: {m['nginx_get4k_1']:,.0f} req/s", f"{m['get4k_1'] / m['nginx_get4k_1']:.2f}x",
+            "≥ 3,000 req/s", m["get4k_1"] >= 3000),
+        fig("data plane", "stat, 16 wrk clients", f"{m['stat_16']:,.0f} req/s",
+            f"`GET /v1/health` (no auth, no disk): {m['health_16']:,.0f} req/s", f"{rstat:.2f}x", "≥ 0.3x health",
+            rstat >= 0.3),
+        fig("SDK", "`read_bytes` of 4 KiB, one client (keep-alive)", f"{m['sdk_read_bytes_1']:,.0f} reads/s",
+            "—", "—", "≥ 2,000/s", m["sdk_read_bytes_1"] >= 2000),
+        fig("SDK", "durable 100 B `write`s, 8 worker processes", f"{m['sdk_write_100b_8']:,.0f} writes/s",
+            f"1 worker: {m['sdk_write_100b_1']:,.0f} writes/s", f"{rw:.2f}x", "≥ 1,000/s",
+            m["sdk_write_100b_8"] >= 1000),
+        fig("transfers", "GET of a 1 GiB file (curl), beside the hot-path run", f"{m['get1g_gbps']:.2f} GB/s",
+            f"nginx: {m['nginx_get1g_gbps']:.2f} GB/s", f"{r1g:.2f}x", "≥ 1x nginx (1.23x before)",
+            r1g >= 1.0),
+    ]
+    doc = {
+        "bench": "hot_path", "order": 2, "command": "python3 bench/hot_path.py --binary target/release/nullspace --write",
+        "measured": {"date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": git("rev-parse", "HEAD"),
+                     "dirty": dirty, "commit_is": "built"},
+        "attribution": f"release build of this commit in the worktree of issue 14; load before: {before}; after: "
+                       f"{after}; server peak RSS {rss.get('VmHWM', 0) / 1024:.0f} MiB",
+        "code_paths": code, "notes": "bench/notes/issue14-small-files.md", "figures": figures,
+    }
+    (root / "bench" / "results" / "hot_path.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
