@@ -67,7 +67,9 @@ impl VolumeHandle {
     }
 
     /// Publishes a staged entry `staged` (in staging) at `path`, under the commit lock:
-    /// checks overwrite, if-match and the cap, renames, fsyncs the directory.
+    /// checks overwrite, if-match and the cap, renames; then, after the lock, fsyncs the
+    /// directory together with concurrent writers (group commit, see `dir_sync`) before it
+    /// returns.
     pub(crate) fn publish(
         &self,
         staged: &str,
@@ -76,6 +78,23 @@ impl VolumeHandle {
         staged_dir: bool,
         opts: &WriteOptions,
     ) -> FsResult<FileStat> {
+        let (dir, stat) = self.publish_unsynced(staged, path, adding, staged_dir, opts)?;
+        self.shared
+            .dir_sync
+            .sync(dir)
+            .map_err(io_at(path.as_str()))?;
+        Ok(stat)
+    }
+
+    /// [`VolumeHandle::publish`] up to the rename: returns the directory to fsync.
+    fn publish_unsynced(
+        &self,
+        staged: &str,
+        path: &VolumePath,
+        adding: Usage,
+        staged_dir: bool,
+        opts: &WriteOptions,
+    ) -> FsResult<(OwnedFd, FileStat)> {
         let _change = self.shared.events.begin_change();
         let mut created = Vec::new();
         let (dir, name) = match self.beneath().parent(path, None) {
@@ -121,7 +140,6 @@ impl VolumeHandle {
         }
         self.check_cap(&usage, freed.used_bytes, adding.used_bytes)?;
         self.swap_in(staged, &dir, name, old.as_ref(), path)?;
-        rustix::fs::fsync(&dir).map_err(io_at(path.as_str()))?;
         *usage -= freed;
         *usage += adding;
         let kind = if old.is_some() {
@@ -134,7 +152,7 @@ impl VolumeHandle {
             .publish(kind, path.as_str(), None, staged_dir);
         let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(io_at(path.as_str()))?;
-        Ok(file_stat(path.to_string(), &st))
+        Ok((dir, file_stat(path.to_string(), &st)))
     }
 
     /// Moves `staged` over `dir/name`. A directory replacing a directory is swapped in
