@@ -29,6 +29,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -230,6 +231,7 @@ def main() -> int:
         diag = client_paths(src, args.runs, size)
     finally:
         srv.stop()
+        shutil.rmtree(work, ignore_errors=True)
     facts["load_after"] = load_now()
     m = {k: median(v) for k, v in t.items()}
     reads = (args.reads // CALLERS) * CALLERS
