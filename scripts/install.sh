@@ -30,6 +30,12 @@ if ! command -v runsc >/dev/null 2>&1 && ! [ -x /usr/bin/runsc ]; then
   fi
 fi
 
+# The metrics tests (crates/cli/tests/operating.rs) run promtool and a Prometheus server.
+if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing prometheus (promtool and a server, for the metrics tests)"
+  apt-get install -y -q --no-install-recommends prometheus || echo "warning: could not install prometheus; the metrics tests will fail" >&2
+fi
+
 echo "== building nullspace (release)"
 cargo build --release --locked -p nullspace-cli
 TARGET="${CARGO_TARGET_DIR:-target}"
