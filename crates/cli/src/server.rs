@@ -347,3 +347,61 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     nullspace_api::run_with(config, observe).await?;
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_keep_user_and_host_only() {
+        assert_eq!(
+            redact("database_url", "postgres://u:pw@db.example.com:5432/ns?sslmode=require&password=x"),
+            "postgres://u:<redacted>@db.example.com:5432/ns?<redacted>"
+        );
+        assert_eq!(
+            redact("database_url", "postgres://db.example.com/ns"),
+            "postgres://db.example.com/ns"
+        );
+        // A password holding '@' or ':' does not leak a piece.
+        assert_eq!(
+            redact("database_url", "postgres://u:p@ss:w@h/db"),
+            "postgres://u:<redacted>@h/db"
+        );
+        assert_eq!(redact("database_url", "not a url"), "<redacted>");
+        assert_eq!(redact("bootstrap_key", "nsk_abc"), "<redacted>");
+    }
+
+    #[test]
+    fn printed_values_are_toml_that_reads_back() {
+        for (raw, printed) in [
+            ("1024", "1024"),
+            ("60", "60"),
+            ("0.5", "0.5"),
+            ("true", "true"),
+            ("1GiB", "\"1GiB\""),
+            ("127.0.0.1:7420", "\"127.0.0.1:7420\""),
+            ("inf", "\"inf\""),
+            ("1e3", "\"1e3\""),
+        ] {
+            assert_eq!(toml_value(raw), printed, "{raw}");
+            let doc: toml::Table = format!("k = {printed}").parse().unwrap();
+            assert!(doc.contains_key("k"));
+        }
+        let raw = "a \"quoted\" path\\";
+        let doc: toml::Table = format!("k = {}", toml_value(raw)).parse().unwrap();
+        assert_eq!(doc["k"].as_str(), Some(raw));
+    }
+
+    #[test]
+    fn every_setting_is_a_long_flag_with_an_env_var() {
+        let command = ServerArgs::augment_args(clap::Command::new("server"));
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if ["print_config", "help"].contains(&id) {
+                continue;
+            }
+            assert_eq!(arg.get_long().map(|l| l.replace('-', "_")).as_deref(), Some(id));
+            assert!(arg.get_env().is_some(), "{id} has no environment variable");
+        }
+    }
+}
