@@ -355,7 +355,10 @@ mod tests {
     #[test]
     fn database_urls_keep_user_and_host_only() {
         assert_eq!(
-            redact("database_url", "postgres://u:pw@db.example.com:5432/ns?sslmode=require&password=x"),
+            redact(
+                "database_url",
+                "postgres://u:pw@db.example.com:5432/ns?sslmode=require&password=x"
+            ),
             "postgres://u:<redacted>@db.example.com:5432/ns?<redacted>"
         );
         assert_eq!(
@@ -400,7 +403,10 @@ mod tests {
             if ["print_config", "help"].contains(&id) {
                 continue;
             }
-            assert_eq!(arg.get_long().map(|l| l.replace('-', "_")).as_deref(), Some(id));
+            assert_eq!(
+                arg.get_long().map(|l| l.replace('-', "_")).as_deref(),
+                Some(id)
+            );
             assert!(arg.get_env().is_some(), "{id} has no environment variable");
         }
     }

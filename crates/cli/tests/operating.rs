@@ -94,15 +94,18 @@ fn metrics_pass_promtool_and_count_requests_by_route_template() {
     let (text, before) = scrape(&url);
     promtool_check(&text);
     let get = r#"nullspace_http_requests_total{method="GET",route="/v1/volumes/{name}/files/content",status="200"}"#;
-    let sent = r#"nullspace_http_sent_bytes_total{method="GET",route="/v1/volumes/{name}/files/content"}"#;
-    let missing = r#"nullspace_http_requests_total{method="GET",route="/v1/volumes/{name}",status="404"}"#;
+    let sent =
+        r#"nullspace_http_sent_bytes_total{method="GET",route="/v1/volumes/{name}/files/content"}"#;
+    let missing =
+        r#"nullspace_http_requests_total{method="GET",route="/v1/volumes/{name}",status="404"}"#;
     for _ in 0..5 {
         let r = api.get("/v1/volumes/metered/files/content?path=/a.txt");
         assert_eq!((r.status, r.body.len()), (200, 4096));
     }
     // Raw paths never become labels: a thousand names would be a thousand series.
     for i in 0..3 {
-        api.get(&format!("/v1/volumes/no-such-{i}")).expect(404, "missing");
+        api.get(&format!("/v1/volumes/no-such-{i}"))
+            .expect(404, "missing");
     }
     api.get("/v1/no/such/route").expect(404, "unmatched");
     let (text, after) = scrape(&url);
@@ -110,7 +113,10 @@ fn metrics_pass_promtool_and_count_requests_by_route_template() {
     assert_eq!(sample(&after, get) - sample(&before, get), 5.0, "{text}");
     assert_eq!(sample(&after, sent) - sample(&before, sent), 5.0 * 4096.0);
     assert_eq!(sample(&after, missing) - sample(&before, missing), 3.0);
-    assert!(!text.contains("no-such-") && !text.contains("/v1/no/such"), "{text}");
+    assert!(
+        !text.contains("no-such-") && !text.contains("/v1/no/such"),
+        "{text}"
+    );
     assert!(text.contains(r#"route="unmatched""#));
     let hist = r#"nullspace_http_request_duration_seconds_count{method="GET",route="/v1/volumes/{name}/files/content",class="2xx"}"#;
     assert!(sample(&after, hist) >= 5.0, "{text}");
@@ -130,7 +136,8 @@ fn metrics_pass_promtool_and_count_requests_by_route_template() {
         assert!(after.contains_key(line), "no {line} in:\n{text}");
     }
     // The API listener does not serve metrics.
-    api.get("/metrics").expect(404, "metrics on the API listener");
+    api.get("/metrics")
+        .expect(404, "metrics on the API listener");
     server.assert_no_server_faults();
 }
 
@@ -202,7 +209,10 @@ impl Prometheus {
         let log = dir.path().join("prometheus.log");
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg("--web.listen-address=127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -229,7 +239,10 @@ impl Prometheus {
             if let Ok(Some(status)) = p.child.try_wait() {
                 panic!("prometheus exited with {status}:\n{text}");
             }
-            assert!(Instant::now() < deadline, "prometheus did not start:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "prometheus did not start:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -241,7 +254,9 @@ impl Prometheus {
             return None;
         }
         let doc = r.json();
-        let v = doc["data"]["result"].get(0)?["value"][1].as_str()?.to_owned();
+        let v = doc["data"]["result"].get(0)?["value"][1]
+            .as_str()?
+            .to_owned();
         v.parse().ok()
     }
 }
@@ -337,7 +352,12 @@ fn every_request_gets_one_access_line_with_its_request_id() {
     );
     let r = api
         .with_key(Some(&format!("nsk_{}", "ab".repeat(24))))
-        .send(reqwest::Method::GET, "/v1/volumes", &[("x-request-id", &id(3))], None);
+        .send(
+            reqwest::Method::GET,
+            "/v1/volumes",
+            &[("x-request-id", &id(3))],
+            None,
+        );
     assert_eq!(r.status, 401);
     // An id that is not sane is replaced, and the one made is returned.
     let r = api.send(
@@ -347,8 +367,12 @@ fn every_request_gets_one_access_line_with_its_request_id() {
         None,
     );
     let made = r.headers["x-request-id"].to_str().unwrap().to_owned();
-    assert!(made.len() == 32 && made.bytes().all(|c| c.is_ascii_hexdigit()), "{made}");
-    let sent = 6; // the five above and the create_volume
+    assert!(
+        made.len() == 32 && made.bytes().all(|c| c.is_ascii_hexdigit()),
+        "{made}"
+    );
+    // The five above and the create_volume.
+    let sent = 6;
     // A line is written once its response has been sent: wait for all of them.
     let deadline = Instant::now() + Duration::from_secs(30);
     let lines = loop {
@@ -370,24 +394,43 @@ fn every_request_gets_one_access_line_with_its_request_id() {
     };
     let create = by_id(&id(0));
     assert_eq!(
-        (create["method"].as_str(), create["route"].as_str(), create["status"].as_str()),
+        (
+            create["method"].as_str(),
+            create["route"].as_str(),
+            create["status"].as_str()
+        ),
         ("POST", "/v1/volumes", "400")
     );
     let write = by_id(&id(1));
     assert_eq!(write["route"], "/v1/volumes/{name}/files/content");
-    assert_eq!((write["status"].as_str(), write["bytes_in"].as_str()), ("200", "1000"));
+    assert_eq!(
+        (write["status"].as_str(), write["bytes_in"].as_str()),
+        ("200", "1000")
+    );
     assert_eq!(write["tenant"], "default");
     let read = by_id(&id(2));
-    assert_eq!((read["status"].as_str(), read["bytes_out"].as_str()), ("200", "1000"));
+    assert_eq!(
+        (read["status"].as_str(), read["bytes_out"].as_str()),
+        ("200", "1000")
+    );
     assert!(read["duration_ms"].parse::<f64>().unwrap() >= 0.0);
     let refused = by_id(&id(3));
-    assert_eq!((refused["status"].as_str(), refused["tenant"].as_str()), ("401", "-"));
+    assert_eq!(
+        (refused["status"].as_str(), refused["tenant"].as_str()),
+        ("401", "-")
+    );
     by_id(&made);
     // Route templates, never the raw path or query; and never the key (the harness checks
     // the whole log for keys again when the server stops).
     let log = server.log();
-    assert!(!log.contains("secret-file") && !log.contains("private-name/"), "raw path logged");
-    assert!(!log.contains(&"ab".repeat(24)), "a presented key was logged");
+    assert!(
+        !log.contains("secret-file") && !log.contains("private-name/"),
+        "raw path logged"
+    );
+    assert!(
+        !log.contains(&"ab".repeat(24)),
+        "a presented key was logged"
+    );
     server.assert_log_has_no_secret();
 }
 
@@ -452,8 +495,7 @@ fn print_config(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     for v in harness::SCRUBBED {
         cmd.env_remove(v);
     }
-    cmd.env_remove("NULLSPACE_CONFIG")
-        .env("HOME", dir.path())
+    cmd.env("HOME", dir.path())
         .arg("server")
         .args(args)
         .envs(env.iter().copied())
@@ -469,20 +511,45 @@ fn settings_rank_flag_then_environment_then_file_then_default() {
          database_url = \"postgres://user:pg-secret-pw@localhost/db\"\n",
     );
     let out = print_config(
-        &["--config", &path, "--sandbox-pids", "4096", "--print-config"],
+        &[
+            "--config",
+            &path,
+            "--sandbox-pids",
+            "4096",
+            "--print-config",
+        ],
         &[("NULLSPACE_SANDBOX_MEMORY", "256MiB")],
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}: {text}"));
-    assert_eq!(doc["sandbox_pids"].as_integer(), Some(4096), "flag wins: {text}");
-    assert_eq!(doc["sandbox_memory"].as_str(), Some("256MiB"), "env wins: {text}");
-    assert_eq!(doc["sandbox_disk"].as_str(), Some("4GiB"), "default: {text}");
+    assert_eq!(
+        doc["sandbox_pids"].as_integer(),
+        Some(4096),
+        "flag wins: {text}"
+    );
+    assert_eq!(
+        doc["sandbox_memory"].as_str(),
+        Some("256MiB"),
+        "env wins: {text}"
+    );
+    assert_eq!(
+        doc["sandbox_disk"].as_str(),
+        Some("4GiB"),
+        "default: {text}"
+    );
     assert!(text.contains("sandbox_pids = 4096  # --sandbox-pids"));
     assert!(text.contains("sandbox_memory = \"256MiB\"  # NULLSPACE_SANDBOX_MEMORY"));
     assert!(text.contains("sandbox_disk = \"4GiB\"  # default"));
     // Secrets are redacted (the database URL keeps its user and host).
-    assert!(!text.contains("nsk_file_secret") && !text.contains("pg-secret-pw"), "{text}");
+    assert!(
+        !text.contains("nsk_file_secret") && !text.contains("pg-secret-pw"),
+        "{text}"
+    );
     assert_eq!(doc["bootstrap_key"].as_str(), Some("<redacted>"));
     assert_eq!(
         doc["database_url"].as_str(),
@@ -493,7 +560,12 @@ fn settings_rank_flag_then_environment_then_file_then_default() {
     let out = print_config(&["--config", &again, "--print-config"], &[]);
     let text2 = String::from_utf8(out.stdout).unwrap();
     let doc2: toml::Table = text2.parse().unwrap();
-    for key in ["sandbox_pids", "sandbox_memory", "sandbox_disk", "max_connections"] {
+    for key in [
+        "sandbox_pids",
+        "sandbox_memory",
+        "sandbox_disk",
+        "max_connections",
+    ] {
         assert_eq!(doc[key], doc2[key], "{key}");
     }
 }
@@ -501,9 +573,18 @@ fn settings_rank_flag_then_environment_then_file_then_default() {
 #[test]
 fn a_bad_config_file_is_refused_before_anything_starts() {
     for (text, says) in [
-        ("listen = \"127.0.0.1:0\"\nno_such_setting = 1\n", "unknown setting \"no_such_setting\""),
-        ("config = \"/etc/other.toml\"\n", "unknown setting \"config\""),
-        ("sandbox_pids = [1, 2]\n", "expected a string, a number or a boolean"),
+        (
+            "listen = \"127.0.0.1:0\"\nno_such_setting = 1\n",
+            "unknown setting \"no_such_setting\"",
+        ),
+        (
+            "config = \"/etc/other.toml\"\n",
+            "unknown setting \"config\"",
+        ),
+        (
+            "sandbox_pids = [1, 2]\n",
+            "expected a string, a number or a boolean",
+        ),
         ("sandbox_pids = 3\n", "--sandbox-pids"),
         ("listen = \n", "nullspace.toml"),
     ] {
@@ -513,7 +594,10 @@ fn a_bad_config_file_is_refused_before_anything_starts() {
         assert_eq!(out.status.code(), Some(2), "{text}: {err}");
         assert!(err.contains(says), "{text}: {err}");
     }
-    let out = print_config(&["--config", "/nonexistent/nullspace.toml", "--print-config"], &[]);
+    let out = print_config(
+        &["--config", "/nonexistent/nullspace.toml", "--print-config"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
 }
@@ -522,7 +606,11 @@ fn a_bad_config_file_is_refused_before_anything_starts() {
 fn the_systemd_unit_passes_systemd_analyze_verify() {
     let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/nullspace.service");
     let text = std::fs::read_to_string(&unit).expect("contrib/nullspace.service");
-    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIPPED: systemd-analyze is not installed (Debian package systemd)");
         return;
     }
@@ -545,5 +633,8 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.trim().is_empty(), "systemd-analyze verify:\n{err}");
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "systemd-analyze verify:\n{err}"
+    );
 }
