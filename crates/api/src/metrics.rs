@@ -92,7 +92,7 @@ fn describe() {
         "nullspace_http_connections_refused_total",
         "HTTP connections answered 503 because the connection bound was reached"
     );
-    describe_gauge!("nullspace_volume_count", "Volumes of every tenant");
+    describe_gauge!("nullspace_volume_records", "Volumes of every tenant");
     describe_gauge!(
         "nullspace_volume_used_bytes",
         Unit::Bytes,
@@ -107,7 +107,10 @@ fn describe() {
         "nullspace_volume_near_cap",
         "Volumes whose usage reaches the given fraction of their cap"
     );
-    describe_gauge!("nullspace_volume_open_count", "Volumes open on this server");
+    describe_gauge!(
+        "nullspace_volume_open_handles",
+        "Volumes open on this server"
+    );
     describe_gauge!(
         "nullspace_server_sandboxes",
         "Sandboxes run by this server, by state and runtime"
@@ -190,12 +193,12 @@ async fn collect(node: &Node) {
             return;
         }
     };
-    gauge!("nullspace_volume_count").set(seen.volumes as f64);
+    gauge!("nullspace_volume_records").set(seen.volumes as f64);
     gauge!("nullspace_volume_used_bytes").set(seen.volume_used_bytes as f64);
     gauge!("nullspace_volume_cap_bytes").set(seen.volume_cap_bytes as f64);
     gauge!("nullspace_volume_near_cap", "fraction" => "0.9").set(seen.volumes_near_cap as f64);
     gauge!("nullspace_volume_near_cap", "fraction" => "1").set(seen.volumes_full as f64);
-    gauge!("nullspace_volume_open_count").set(seen.open_volumes as f64);
+    gauge!("nullspace_volume_open_handles").set(seen.open_volumes as f64);
     for ((state, runtime), n) in &seen.sandboxes {
         gauge!("nullspace_server_sandboxes", "state" => *state, "runtime" => runtime.clone())
             .set(*n as f64);

@@ -120,7 +120,7 @@ fn metrics_pass_promtool_and_count_requests_by_route_template() {
     assert!(text.contains(r#"route="unmatched""#));
     let hist = r#"nullspace_http_request_duration_seconds_count{method="GET",route="/v1/volumes/{name}/files/content",class="2xx"}"#;
     assert!(sample(&after, hist) >= 5.0, "{text}");
-    assert_eq!(sample(&after, "nullspace_volume_count"), 1.0);
+    assert_eq!(sample(&after, "nullspace_volume_records"), 1.0);
     assert_eq!(sample(&after, "nullspace_volume_cap_bytes"), {
         api.volume("metered")["cap_bytes"].as_f64().unwrap()
     });
@@ -305,7 +305,7 @@ fn a_real_prometheus_scrapes_the_server_and_sees_counters_move() {
         prom.query(reads).is_some_and(|v| v >= before + 10.0)
     });
     eventually("the volume count is scraped", || {
-        prom.query("nullspace_volume_count") == Some(1.0)
+        prom.query("nullspace_volume_records") == Some(1.0)
     });
 }
 
@@ -467,7 +467,7 @@ fn a_config_file_configures_the_server_and_json_lines_parse() {
         .expect(404, "missing file");
     let url = metrics_url(&server);
     let (_, seen) = scrape(&url);
-    assert_eq!(sample(&seen, "nullspace_volume_count"), 1.0);
+    assert_eq!(sample(&seen, "nullspace_volume_records"), 1.0);
     let log = server.log();
     let lines: Vec<Value> = log
         .lines()
