@@ -106,7 +106,8 @@ def wrk(s: Variant, seconds: float, connections: int, threads: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", type=Path, required=True)
-    ap.add_argument("--baseline", type=Path, required=True, help="main's binary (before issue 16)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="main's binary (before issue 16); without it the baseline is `off`")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--connections", type=int, default=16)
@@ -117,12 +118,16 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="nullspace-ops-bench-"))
     variants = [
-        Variant("main", args.baseline, work / "main", []),
         Variant("off", args.binary, work / "off", ["--access-log", "false"]),
         Variant("on", args.binary, work / "on", ["--metrics-listen", "127.0.0.1:0"]),
         Variant("on-json", args.binary, work / "json",
                 ["--metrics-listen", "127.0.0.1:0", "--log-format", "json"]),
     ]
+    if args.baseline:
+        variants.insert(0, Variant("main", args.baseline, work / "main", []))
+    base = "main" if args.baseline else "off"
+    base_text = ("main (no access layer)" if args.baseline
+                 else "this build, access log off and no metrics")
     load_before = load_now()
     rates: Dict[str, List[float]] = {v.name: [] for v in variants}
     try:
@@ -145,7 +150,7 @@ def main() -> None:
     load_after = load_now()
     med = {n: statistics.median(r) for n, r in rates.items()}
     print(f"medians: " + ", ".join(f"{n} {m:,.0f} req/s" for n, m in med.items()))
-    print(f"ratios to main: " + ", ".join(f"{n} {m / med['main']:.3f}" for n, m in med.items()))
+    print(f"ratios to {base}: " + ", ".join(f"{n} {m / med[base]:.3f}" for n, m in med.items()))
     print(f"access-log lines: {lines}")
     print(f"load before: {load_before}; after: {load_after}")
     print("raw: " + json.dumps(rates))
@@ -157,11 +162,11 @@ def main() -> None:
              f"{args.rounds} x {args.seconds:g} s, medians")
 
     def fig(name: str, what: str) -> dict:
-        ratio = med[name] / med["main"]
+        ratio = med[name] / med[base]
         return {"subsystem": "data plane",
                 "what": f"{what} ({setup})",
                 "ours": f"{med[name]:,.0f} req/s",
-                "baseline": f"main (no access layer): {med['main']:,.0f} req/s",
+                "baseline": f"{base_text}: {med[base]:,.0f} req/s",
                 "ratio": f"{ratio:.2f}x",
                 "goal": "≤ 3 % overhead (≥ 0.97x)",
                 "met": "yes" if ratio >= 0.97 else "no"}
@@ -172,16 +177,16 @@ def main() -> None:
         "command": "python3 bench/ops_overhead.py --binary BIN --baseline MAIN_BIN --write",
         "measured": {"date": dt.date.today().isoformat(), "commit": commit, "dirty": False,
                      "commit_is": "built"},
-        "attribution": f"release builds of this commit and of main in the worktree of issue 16; "
+        "attribution": f"release build of this commit in the worktree of issue 16"
+                       f"{' (and of main)' if args.baseline else ''}; "
                        f"load before: {load_before}; after: {load_after}",
         "code_paths": ["crates/api/src/access.rs", "crates/api/src/metrics.rs",
                        "crates/api/src/server.rs"],
         "notes": "bench/notes/issue16-ops.md",
-        "figures": [
-            fig("on", "metrics + access log (text): 4 KiB reads/s"),
-            fig("on-json", "metrics + access log (JSON): 4 KiB reads/s"),
-            fig("off", "access log off, no metrics (request ids only): 4 KiB reads/s"),
-        ],
+        "figures": [fig("on", "metrics + access log (text): 4 KiB reads/s"),
+                    fig("on-json", "metrics + access log (JSON): 4 KiB reads/s")]
+                   + ([fig("off", "access log off, no metrics (request ids only): 4 KiB reads/s")]
+                      if args.baseline else []),
     }
     out = ROOT / "bench" / "results" / "ops_overhead.json"
     out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")

@@ -36,6 +36,15 @@ if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
   apt-get install -y -q --no-install-recommends prometheus || echo "warning: could not install prometheus; the metrics tests will fail" >&2
 fi
 
+# What the browser tests of the web console need (Chromium, Node.js and tests/browser's
+# packages); the console itself needs nothing on the user's side but a browser.
+if [ "${NULLSPACE_SKIP_BROWSER_DEPS:-}" != 1 ]; then
+  scripts/browser_deps.sh || echo "warning: the browser test dependencies are incomplete; see above" >&2
+  if command -v npm >/dev/null 2>&1; then
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error || echo "warning: npm ci in tests/browser failed" >&2
+  fi
+fi
+
 echo "== building nullspace (release)"
 cargo build --release --locked -p nullspace-cli
 TARGET="${CARGO_TARGET_DIR:-target}"

@@ -73,6 +73,13 @@ VENV="${XDG_CACHE_HOME:-$HOME/.cache}/nullspace-venv"
 (cd sdk/python && "$VENV/bin/python" -m mypy --strict nullspace)
 (cd sdk/python && "$VENV/bin/python" -m pytest -q tests)
 
+# The browser tests (the web console in headless Chromium, tests/browser): Debian's chromium
+# driven by playwright-core, against the server binary built above ($NULLSPACE_BIN).
+echo "== browser tests (Chromium)"
+scripts/browser_deps.sh
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+NULLSPACE_TEST_OUTPUT="${NULLSPACE_TEST_OUTPUT:-$ROOT/tests/browser/output}" node --test tests/browser/
+
 # The tests (suite and name) that started a server, from a ledger of lines `ENGINE SUITE TEST`.
 server_tests() {
   [ -s "$1" ] || return 0

@@ -10,6 +10,7 @@
 mod access;
 mod admin;
 mod auth;
+mod console;
 mod content;
 mod error;
 mod files;
