@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::Response;
 use nullspace_core::wire::{
-    EditRequest, ErrorDetail, ReplaceRequest, ReplaceSummary, SearchLine, SearchMatch,
-    SearchRequest, SearchSummary,
+    EditRequest, ErrorDetail, ReplaceRequest, ReplaceSummary, SearchLine, SearchRequest,
+    SearchSummary,
 };
 use nullspace_core::{Error, FileStat};
 use nullspace_node::data::{ReplaceOptions, SearchOptions};
@@ -17,7 +17,8 @@ use crate::files::parse_path;
 use crate::AppState;
 
 enum Found {
-    Match(SearchMatch),
+    /// Whole NDJSON match lines, as the search wrote them.
+    Lines(bytes::Bytes),
     Done(SearchSummary),
     Failed(Error),
 }
@@ -27,6 +28,9 @@ fn ndjson(value: &impl serde::Serialize) -> bytes::Bytes {
     line.push(b'\n');
     line.into()
 }
+
+/// Blocks of match lines waiting for the network, at most (each about 64 KiB).
+const SEARCH_BLOCKS_QUEUED: usize = 8;
 
 #[utoipa::path(post, path = "/v1/volumes/{name}/files/search", tag = "files", params(("name" = String, Path)),
     request_body = SearchRequest,
@@ -47,12 +51,12 @@ pub async fn search(
         glob: req.glob,
         max_results: req.max_results,
     };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Found>(256);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Found>(SEARCH_BLOCKS_QUEUED);
     tokio::spawn(async move {
         let sender = tx.clone();
         let result = vol
-            .search(path, opts, move |m| {
-                sender.blocking_send(Found::Match(m)).is_ok()
+            .search(path, opts, move |block| {
+                sender.blocking_send(Found::Lines(block.into())).is_ok()
             })
             .await;
         let _ = tx
@@ -68,53 +72,39 @@ pub async fn search(
         Some(other) => other,
         None => return Err(Error::internal("search ended without an answer").into()),
     };
-    // Each chunk carries every line ready at that moment (up to 64 KiB): results still flow
-    // as they are found, without one HTTP chunk per match.
+    // The search hands on blocks of whole lines (what was ready, up to about 64 KiB): each
+    // goes out as it is, one HTTP chunk, and the summary or the failure ends the body.
     let stream = futures::stream::unfold(
         (Some(first), rx, false),
         |(pending, mut rx, finished)| async move {
             if finished {
                 return None;
             }
-            let mut item = match pending {
+            let item = match pending {
                 Some(item) => item,
                 None => rx.recv().await?,
             };
-            let mut chunk = Vec::new();
-            let done = loop {
-                let (line, done) = match item {
-                    Found::Match(m) => (ndjson(&m), false),
-                    Found::Done(summary) => (
-                        ndjson(&SearchLine::Done {
-                            done: true,
-                            summary,
-                        }),
-                        true,
-                    ),
-                    Found::Failed(e) => (
-                        ndjson(&SearchLine::Failed {
-                            error: ErrorDetail {
-                                code: e.code.as_str().to_owned(),
-                                retryable: e.code.retryable(),
-                                message: e.message,
-                            },
-                        }),
-                        true,
-                    ),
-                };
-                chunk.extend_from_slice(&line);
-                if done || chunk.len() >= 64 * 1024 {
-                    break done;
-                }
-                match rx.try_recv() {
-                    Ok(next) => item = next,
-                    Err(_) => break false,
-                }
+            let (chunk, done) = match item {
+                Found::Lines(lines) => (lines, false),
+                Found::Done(summary) => (
+                    ndjson(&SearchLine::Done {
+                        done: true,
+                        summary,
+                    }),
+                    true,
+                ),
+                Found::Failed(e) => (
+                    ndjson(&SearchLine::Failed {
+                        error: ErrorDetail {
+                            code: e.code.as_str().to_owned(),
+                            retryable: e.code.retryable(),
+                            message: e.message,
+                        },
+                    }),
+                    true,
+                ),
             };
-            Some((
-                Ok::<_, std::io::Error>(bytes::Bytes::from(chunk)),
-                (None, rx, done),
-            ))
+            Some((Ok::<_, std::io::Error>(chunk), (None, rx, done)))
         },
     );
     Response::builder()

@@ -268,26 +268,19 @@ fn read_in_thread(
     const CHUNK: usize = 1 << 20;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
-        let mut reader = std::io::Read::take(file, len);
+        use std::io::Read;
+        let mut reader = file.take(len);
         loop {
-            let mut buf = vec![0u8; CHUNK];
-            let mut filled = 0;
-            // Fill whole chunks: fewer, larger frames for hyper.
-            while filled < CHUNK {
-                match std::io::Read::read(&mut reader, &mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
-                }
-            }
-            if filled == 0 {
+            // Whole chunks (fewer, larger frames for hyper), read into memory that is not
+            // zeroed first: `read_to_end` fills the spare capacity.
+            let mut buf = Vec::with_capacity(CHUNK);
+            if let Err(e) = (&mut reader).take(CHUNK as u64).read_to_end(&mut buf) {
+                let _ = tx.blocking_send(Err(e));
                 return;
             }
-            buf.truncate(filled);
+            if buf.is_empty() {
+                return;
+            }
             if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                 return; // the client went away
             }
@@ -399,9 +392,8 @@ pub(crate) async fn receive_file(
     let n = vname.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<_, Error> {
         while let Some(batch) = rx.blocking_recv() {
-            for chunk in batch {
-                pending.write(&chunk).map_err(|e| e.in_volume(&n))?;
-            }
+            let bufs: Vec<&[u8]> = batch.iter().map(|c| &c[..]).collect();
+            pending.write_all_of(&bufs).map_err(|e| e.in_volume(&n))?;
         }
         Ok(pending)
     });

@@ -87,6 +87,7 @@ pub async fn run_with(config: ServerConfig, observe: Observability) -> anyhow::R
             tokio::time::sleep(std::time::Duration::from_secs(SHUTDOWN_GRACE_SECS)).await;
         } => tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE_SECS} s; stopping anyway"),
     }
+    node.flush().await;
     node.stop();
     tracing::info!("nullspace server stopped");
     Ok(())

@@ -6,15 +6,14 @@ use std::process::ExitCode;
 use anyhow::Context;
 use futures::StreamExt;
 use nullspace_client::{
-    BatchUpload, EditCount, EditOptions, Fields, ListOptions, ReplaceOptions, SearchOptions,
-    WatchOptions, WriteOptions,
+    BatchUpload, EditCount, EditOptions, Fields, FileContent, ListOptions, ReplaceOptions,
+    SearchOptions, WatchOptions, WriteOptions,
 };
 use nullspace_core::{
     format_size, parse_size, Error, FileStat, FileType, LabelSelector, Labels, VolumeField,
     VolumeName, VolumePath,
 };
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 
 use crate::output::{self, stdout_error};
 use crate::{config, content, transfer, Global};
@@ -545,14 +544,10 @@ pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
             let path = parse_path("path", &path)?;
             let offset = parse_count("--offset", offset.as_deref())?;
             let length = parse_count("--length", length.as_deref())?;
-            let mut content = config::client(g)?
+            let content = config::client(g)?
                 .read_file(&name, &path, offset, length)
                 .await?;
-            let mut out = tokio::io::stdout();
-            while let Some(chunk) = content.next().await {
-                out.write_all(&chunk?).await.map_err(stdout_error)?;
-            }
-            out.flush().await.map_err(stdout_error)?;
+            stream_to_stdout(content).await?;
         }
         VolumeCommand::Write {
             name,
@@ -589,7 +584,15 @@ pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
                         ))
                         .into());
                     }
-                    client.write_reader(&name, &path, f, &opts).await?
+                    if meta.is_file() {
+                        // Its size is known: read on a thread of its own, sent with its length.
+                        client
+                            .write_local_file(&name, &path, f.into_std().await, &opts)
+                            .await?
+                    } else {
+                        // A pipe or a device: streamed to its end.
+                        client.write_reader(&name, &path, f, &opts).await?
+                    }
                 }
             };
             // Silent on success so that pipelines stay clean.
@@ -909,4 +912,140 @@ async fn ls(
         buf.push_str(if first { "]\n" } else { "\n]\n" });
     }
     output::write_stdout(buf.as_bytes())
+}
+
+/// Chunks of a file on their way to stdout, at most (each as the network delivered it).
+const STDOUT_QUEUE: usize = 16;
+
+/// Writes a file's content to stdout from a thread of its own, straight to the descriptor:
+/// no hop to the blocking pool and no copy into a buffer per chunk, and what has arrived
+/// meanwhile goes out in one `writev`. The network and the disk work at the same time.
+async fn stream_to_stdout(mut content: FileContent) -> anyhow::Result<()> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(stdout_error)?;
+    let mut out = std::fs::File::from(fd);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(STDOUT_QUEUE);
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut batch = Vec::with_capacity(STDOUT_QUEUE);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while let Ok(more) = rx.try_recv() {
+                batch.push(more);
+            }
+            write_all_vectored(&mut out, &batch)?;
+            batch.clear();
+        }
+        Ok(())
+    });
+    let mut failed = None;
+    while let Some(chunk) = content.next().await {
+        match chunk {
+            // A send fails only when the writer stopped: its error is the answer.
+            Ok(c) => {
+                if tx.send(c).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|e| anyhow::anyhow!("the stdout writer failed: {e}"))?
+        .map_err(|_| anyhow::anyhow!("the stdout writer panicked"))?;
+    written.map_err(stdout_error)?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// `write_all` over several buffers with `writev`, resumed after partial writes.
+pub(crate) fn write_all_vectored(
+    out: &mut impl std::io::Write,
+    bufs: &[bytes::Bytes],
+) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        bufs.iter().map(|b| std::io::IoSlice::new(b)).collect();
+    let mut left = &mut slices[..];
+    std::io::IoSlice::advance_slices(&mut left, 0);
+    while !left.is_empty() {
+        match out.write_vectored(left) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut left, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes at most `step` bytes per call, as a pipe or a slow disk may.
+    struct Trickle {
+        out: Vec<u8>,
+        step: usize,
+        calls: usize,
+    }
+
+    impl std::io::Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.write_vectored(&[std::io::IoSlice::new(buf)])
+        }
+
+        fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+            self.calls += 1;
+            if self.calls.is_multiple_of(3) {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.step - n);
+                self.out.extend_from_slice(&b[..take]);
+                n += take;
+                if n == self.step {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn vectored_writes_resume_after_partial_writes_and_interruptions() {
+        let bufs: Vec<bytes::Bytes> = [&b""[..], b"abc", b"", b"defghij", b"k", b""]
+            .iter()
+            .map(|b| bytes::Bytes::copy_from_slice(b))
+            .collect();
+        for step in [1, 2, 4, 100] {
+            let mut t = Trickle {
+                out: Vec::new(),
+                step,
+                calls: 0,
+            };
+            write_all_vectored(&mut t, &bufs).unwrap();
+            assert_eq!(t.out, b"abcdefghijk", "step {step}");
+        }
+        let mut t = Trickle {
+            out: Vec::new(),
+            step: 1,
+            calls: 0,
+        };
+        write_all_vectored(&mut t, &[]).unwrap();
+        assert_eq!(t.calls, 0, "nothing to write: no call");
+    }
 }

@@ -627,8 +627,9 @@ fn a_key_revoked_through_one_server_is_refused_by_the_other_within_a_second() {
     on_b.get("/v1/whoami").expect(200, "the new key works on B");
     a.delete(&format!("/v1/keys/{id}"))
         .expect(200, "revoke through A");
-    // Authentication reads the database on every request, so the very first request after
-    // the acknowledgement is already refused (stricter than the contract's second).
+    // A cached key is used only while the cache generation (bumped by the revocation's
+    // transaction) has not moved, so the very first request after the acknowledgement is
+    // already refused (stricter than the contract's second).
     let r = on_b.get("/v1/whoami");
     assert_eq!(r.status, 401, "B after the revocation: {}", r.text());
     on_b.get("/v1/volumes").expect_err(

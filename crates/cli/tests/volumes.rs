@@ -600,6 +600,77 @@ fn large_files_stream_both_ways() {
         .assert_err(4, r#"volume "nope" not found"#);
 }
 
+/// `volume read` to a regular file (stdout written by its own thread with `writev`), `volume
+/// write --from` of a regular file of an odd size (sent with its length), of an empty one and
+/// of a FIFO (no size: streamed to its end) keep every byte.
+#[test]
+fn reads_to_files_and_writes_from_files_and_fifos_keep_every_byte() {
+    let s = Server::start();
+    s.ok(&["volume", "create", "big"]);
+    let data: Vec<u8> = (0..(3u32 << 20) + 12_345)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let dir = s.scratch("files");
+    let local = dir.join("odd.bin");
+    write_local(&local, &data);
+    s.ok(&[
+        "volume",
+        "write",
+        "big",
+        "/odd",
+        "--from",
+        local.to_str().unwrap(),
+    ]);
+    let out_path = dir.join("out.bin");
+    let status = s
+        .command()
+        .args(["volume", "read", "big", "/odd"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        std::fs::read(&out_path).unwrap() == data,
+        "read back differs"
+    );
+
+    let empty = dir.join("empty");
+    write_local(&empty, b"");
+    s.ok(&[
+        "volume",
+        "write",
+        "big",
+        "/empty",
+        "--from",
+        empty.to_str().unwrap(),
+    ]);
+    let st = json(&s.ok(&["volume", "stat", "big", "/empty", "--json"]));
+    assert_eq!(st["size"], 0);
+
+    let fifo = dir.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let feeder = {
+        let (fifo, data) = (fifo.clone(), data.clone());
+        std::thread::spawn(move || std::fs::write(fifo, data).unwrap())
+    };
+    s.ok(&[
+        "volume",
+        "write",
+        "big",
+        "/fifo",
+        "--from",
+        fifo.to_str().unwrap(),
+    ]);
+    feeder.join().unwrap();
+    let out = s.cli(&["volume", "read", "big", "/fifo"]);
+    assert!(out.status.success(), "{}", out.stderr_str());
+    assert!(out.stdout == data, "the FIFO's bytes differ");
+}
+
 #[test]
 fn data_survives_a_server_restart() {
     let mut s = Server::start();

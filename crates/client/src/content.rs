@@ -10,7 +10,7 @@ use nullspace_core::{Error, ErrorCode, FileStat, Result, VolumeName, VolumePath}
 use reqwest::Method;
 use serde_json::json;
 
-use crate::sse::LineSplitter;
+use crate::sse::{next_line, MAX_LINE};
 use crate::{files_url, root_cause, Client};
 
 use nullspace_core::wire::SearchLine;
@@ -163,18 +163,21 @@ impl Client {
             }));
         let resp = self.send(req).await?;
         let base = self.base.clone();
+        // Lines are decoded where they lie in the received bytes: no copy or allocation per
+        // line (an answer can hold hundreds of thousands of them).
         struct State {
             body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-            lines: LineSplitter,
-            pending: std::collections::VecDeque<Vec<u8>>,
+            buf: Vec<u8>,
+            /// Where the next line starts in `buf`.
+            start: usize,
             eof: bool,
             finished: bool,
             base: String,
         }
         let start = State {
             body: resp.bytes_stream().boxed(),
-            lines: LineSplitter::default(),
-            pending: Default::default(),
+            buf: Vec::new(),
+            start: 0,
             eof: false,
             finished: false,
             base,
@@ -184,16 +187,19 @@ impl Client {
                 if st.finished {
                     return None;
                 }
-                if let Some(line) = st.pending.pop_front() {
+                let rest = &st.buf[st.start..];
+                if let Some((end, next)) = next_line(rest, st.eof) {
+                    let line = &rest[..end];
+                    st.start += next;
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
                     // Matches are nearly every line: decode them directly (an untagged enum
                     // buffers each line first), the rest through `SearchLine`.
                     let parsed = if line.starts_with(b"{\"path\"") {
-                        serde_json::from_slice::<SearchMatch>(&line).map(SearchLine::Match)
+                        serde_json::from_slice::<SearchMatch>(line).map(SearchLine::Match)
                     } else {
-                        serde_json::from_slice::<SearchLine>(&line)
+                        serde_json::from_slice::<SearchLine>(line)
                     };
                     let item = match parsed {
                         Ok(SearchLine::Match(m)) => Ok(SearchItem::Match(m)),
@@ -216,38 +222,38 @@ impl Client {
                     };
                     return Some((item, st));
                 }
-                let failure = match st.body.next().await {
-                    Some(Ok(chunk)) => {
-                        let mut out = Vec::new();
-                        let fed = st.lines.feed(&chunk, &mut out);
-                        st.pending.extend(out);
-                        match fed {
-                            Ok(()) => continue,
-                            Err(_) => Error::internal(format!(
-                                "unexpected search answer from {}: a line is too long",
-                                st.base
-                            )),
-                        }
-                    }
-                    Some(Err(e)) => Error::unavailable(format!(
-                        "the search answer from {} broke off: {}",
-                        st.base,
-                        root_cause(&e)
-                    )),
-                    None if !st.eof => {
-                        // A last line without its newline.
-                        st.eof = true;
-                        let rest = st.lines.take_rest();
-                        st.pending.push_back(rest);
-                        continue;
-                    }
-                    None => Error::unavailable(format!(
+                if st.eof {
+                    st.finished = true;
+                    let e = Error::unavailable(format!(
                         "the search answer from {} ended before its summary",
                         st.base
-                    )),
-                };
-                st.finished = true;
-                return Some((Err(failure), st));
+                    ));
+                    return Some((Err(e), st));
+                }
+                // Keep only the unfinished line, then read more.
+                st.buf.drain(..st.start);
+                st.start = 0;
+                if st.buf.len() > MAX_LINE {
+                    st.finished = true;
+                    let e = Error::internal(format!(
+                        "unexpected search answer from {}: a line is too long",
+                        st.base
+                    ));
+                    return Some((Err(e), st));
+                }
+                match st.body.next().await {
+                    Some(Ok(chunk)) => st.buf.extend_from_slice(&chunk),
+                    Some(Err(e)) => {
+                        st.finished = true;
+                        let e = Error::unavailable(format!(
+                            "the search answer from {} broke off: {}",
+                            st.base,
+                            root_cause(&e)
+                        ));
+                        return Some((Err(e), st));
+                    }
+                    None => st.eof = true,
+                }
             }
         });
         Ok(SearchStream {

@@ -1,5 +1,5 @@
 //! A small incremental parser of `text/event-stream` (the WHATWG Server-Sent Events format)
-//! and a splitter of newline-delimited lines (NDJSON), both fed with chunks as they arrive.
+//! and the line splitting of newline-delimited JSON (NDJSON), over chunks as they arrive.
 //!
 //! Written here rather than taken from a crate: the format is a few lines of rules, we need it
 //! over reqwest's byte stream with a bound on line length (a server that never ends a line
@@ -102,32 +102,21 @@ impl SseParser {
     }
 }
 
-/// Splits a byte stream into `\n`-terminated lines (a trailing `\r` is dropped).
-#[derive(Debug, Default)]
-pub(crate) struct LineSplitter {
-    buf: Vec<u8>,
-}
-
-impl LineSplitter {
-    /// Consumes `chunk` and appends every line it completes to `out`.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), LineTooLong> {
-        self.buf.extend_from_slice(chunk);
-        let mut start = 0;
-        while let Some(i) = self.buf[start..].iter().position(|&b| b == b'\n') {
-            let line = &self.buf[start..start + i];
-            out.push(line.strip_suffix(b"\r").unwrap_or(line).to_vec());
-            start += i + 1;
+/// The next line of `rest` (bytes after the last line taken): `(end, next)`, the line being
+/// `rest[..end]` without a trailing `\r` and the one after it starting at `next`. Without a
+/// newline, a line only once the stream ended (`eof`): the last line may lack its newline.
+pub(crate) fn next_line(rest: &[u8], eof: bool) -> Option<(usize, usize)> {
+    match memchr::memchr(b'\n', rest) {
+        Some(i) => {
+            let end = if i > 0 && rest[i - 1] == b'\r' {
+                i - 1
+            } else {
+                i
+            };
+            Some((end, i + 1))
         }
-        self.buf.drain(..start);
-        if self.buf.len() > MAX_LINE {
-            return Err(LineTooLong);
-        }
-        Ok(())
-    }
-
-    /// What is left after the last newline (a last line without one), taken out.
-    pub fn take_rest(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.buf)
+        None if eof && !rest.is_empty() => Some((rest.len(), rest.len())),
+        None => None,
     }
 }
 
@@ -185,25 +174,32 @@ mod tests {
         let mut out = Vec::new();
         let big = vec![b'x'; MAX_LINE + 1];
         assert_eq!(p.feed(&big, &mut out), Err(LineTooLong));
-        let mut l = LineSplitter::default();
-        let mut lines = Vec::new();
-        assert_eq!(l.feed(&big, &mut lines), Err(LineTooLong));
     }
 
     #[test]
     fn lines_split_across_chunks() {
         let input = b"{\"a\":1}\n{\"b\":2}\r\n\n{\"c\"";
         for n in 1..input.len() {
-            let mut l = LineSplitter::default();
-            let mut out = Vec::new();
-            for chunk in input.chunks(n) {
-                l.feed(chunk, &mut out).unwrap();
+            // What the search stream does: append each chunk, take every whole line.
+            let (mut buf, mut start, mut lines) = (Vec::new(), 0, Vec::new());
+            let chunks: Vec<&[u8]> = input.chunks(n).collect();
+            for (k, chunk) in chunks.iter().enumerate() {
+                buf.extend_from_slice(chunk);
+                let eof = k + 1 == chunks.len();
+                while let Some((end, next)) = next_line(&buf[start..], eof) {
+                    lines.push(buf[start..start + end].to_vec());
+                    start += next;
+                }
             }
             assert_eq!(
-                out,
-                vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec(), Vec::new()]
+                lines,
+                vec![
+                    b"{\"a\":1}".to_vec(),
+                    b"{\"b\":2}".to_vec(),
+                    Vec::new(),
+                    b"{\"c\"".to_vec()
+                ]
             );
-            assert_eq!(l.take_rest(), b"{\"c\"");
         }
     }
 }

@@ -101,6 +101,11 @@ impl Node {
         Ok(())
     }
 
+    /// Writes what the control plane still lacks (usage copies): call after the last request.
+    pub async fn flush(&self) {
+        self.volumes().flush_usage().await;
+    }
+
     /// Stops what runs in the background: long-lived streams end, and the file-system event
     /// sources of watched volumes stop.
     pub fn stop(&self) {

@@ -93,6 +93,7 @@ impl Node {
         };
         tracing::info!(server_id = %server_id, "sandboxes run here are recorded under this server id");
         let shutdown = CancellationToken::new();
+        volumes.start_usage_writer(shutdown.clone());
         let sandboxes = SandboxService::start(
             &data_dir.join("sandboxes"),
             server_id,

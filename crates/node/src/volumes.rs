@@ -6,22 +6,31 @@
 //! only caller of [`VolumeService::record_usage`]), and [`VolumeService::remeasure`] measures
 //! volumes again from disk after sandbox code ran in them (called from the sandbox service's
 //! one runtime wrapper, and at most once a second before answers about attached volumes).
+//! The usage itself is the data plane's (exact, shared by the servers of a data root, what
+//! the cap is checked against); its copy in the control plane is written off the request path
+//! by one task ([`UsageWriter`]), batched, and measured again from disk at every start.
+//!
+//! The hot path of a file request does no I/O to find its volume: the record is kept per
+//! tenant and name under the cache generation the caller was resolved under (see
+//! `StateStore::generation`: a delete or an attachment change anywhere moves it), and an open
+//! handle is found in memory.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nullspace_core::{
     validate_labels, Error, ErrorCode, FileStat, LabelSelector, Labels, Volume, VolumeName,
     VolumePath,
 };
-use nullspace_state::{Principal, StateStore};
+use nullspace_state::{Principal, StateError, StateStore};
 use nullspace_volumes::archive::ArchiveFormat;
 use nullspace_volumes::events::Subscription;
 use nullspace_volumes::uploads::{ChunkChecksum, UploadError, UploadState};
 use nullspace_volumes::{
     BatchResult, FsResult, ListOptions, ListPage, PendingWrite, ReplaceOptions, ReplaceSummary,
-    SearchMatch, SearchOptions, SearchSummary, Usage, VolumeHandle, VolumeStore, WriteOptions,
+    SearchOptions, SearchSummary, Usage, VolumeHandle, VolumeStore, WriteOptions,
 };
 
 use crate::blocking;
@@ -30,6 +39,13 @@ use crate::signing::Signer;
 /// How stale the usage of a volume that a live sandbox may be writing can be when an answer
 /// shows it or a write checks the cap against it.
 const SANDBOX_USAGE_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The usage writer writes at most one batch this often: what changes meanwhile is written
+/// together, once per volume.
+const USAGE_WRITE_EVERY: Duration = Duration::from_millis(50);
+
+/// Volume records kept for file requests; one more empties the cache.
+pub const MAX_CACHED_RECORDS: usize = 16_384;
 
 /// The volumes of every tenant: records in the state store, data in the volume store.
 #[derive(Clone)]
@@ -41,6 +57,123 @@ pub struct VolumeService {
     tenant_defaults: nullspace_state::TenantLimits,
     /// Open watch streams per tenant (see [`MAX_WATCHES_PER_TENANT`]).
     watch_streams: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    /// Volume records by (tenant id, name), with the generation each was read under.
+    records: Arc<Mutex<RecordCache>>,
+    usage: Arc<UsageWriter>,
+}
+
+/// Volume records by (tenant id, name): the generation each was read under, and the record.
+type RecordCache = HashMap<(String, String), (u64, Volume)>;
+
+/// The control plane's copies of volume usage still to write, and what it holds: written by
+/// one task ([`UsageWriter::run`]), off the request path.
+struct UsageWriter {
+    store: Arc<dyn StateStore>,
+    copies: Mutex<UsageCopies>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct UsageCopies {
+    /// The latest figure of each volume whose copy is stale.
+    dirty: HashMap<String, Usage>,
+    /// What the store holds (or is being given) for each volume.
+    written: HashMap<String, Usage>,
+}
+
+impl UsageWriter {
+    fn copies(&self) -> std::sync::MutexGuard<'_, UsageCopies> {
+        self.copies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A volume's usage is `now`: its copy is written soon unless the store holds it.
+    fn note(&self, volume_id: &str, now: Usage) {
+        let mut c = self.copies();
+        if c.written.get(volume_id) == Some(&now) {
+            c.dirty.remove(volume_id);
+            return;
+        }
+        c.dirty.insert(volume_id.to_owned(), now);
+        drop(c);
+        self.wake.notify_one();
+    }
+
+    /// The store holds `stored` for a volume (its record says so).
+    fn holds(&self, volume_id: &str, stored: Usage) {
+        self.copies().written.insert(volume_id.to_owned(), stored);
+    }
+
+    /// A deleted volume: nothing more to write.
+    fn forget(&self, volume_id: &str) {
+        let mut c = self.copies();
+        c.dirty.remove(volume_id);
+        c.written.remove(volume_id);
+    }
+
+    /// Writes every stale copy (one statement per volume); on a failure the rest waits for
+    /// the next round.
+    async fn flush(&self) {
+        loop {
+            let batch: Vec<(String, Usage)> = {
+                let mut c = self.copies();
+                let batch: Vec<_> = c.dirty.drain().collect();
+                for (id, u) in &batch {
+                    // A change back to the old figure meanwhile must be written again.
+                    c.written.insert(id.clone(), *u);
+                }
+                batch
+            };
+            if batch.is_empty() {
+                return;
+            }
+            let mut failed = Vec::new();
+            for (id, u) in batch {
+                if !failed.is_empty() {
+                    failed.push((id, u));
+                    continue;
+                }
+                match self
+                    .store
+                    .set_volume_usage(&id, u.used_bytes, u.file_count)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(StateError::NotFound(_)) => self.forget(&id),
+                    Err(e) => {
+                        tracing::warn!(volume = %id, error = %e, "could not record volume usage");
+                        failed.push((id, u));
+                    }
+                }
+            }
+            if !failed.is_empty() {
+                let mut c = self.copies();
+                for (id, u) in failed {
+                    c.written.remove(&id);
+                    c.dirty.entry(id).or_insert(u);
+                }
+                drop(c);
+                self.wake.notify_one();
+                return;
+            }
+        }
+    }
+
+    /// Writes stale copies as they come, at most one batch per [`USAGE_WRITE_EVERY`], until
+    /// `shutdown`; then the last ones.
+    async fn run(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = shutdown.cancelled() => break,
+            }
+            self.flush().await;
+            tokio::select! {
+                _ = tokio::time::sleep(USAGE_WRITE_EVERY) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        self.flush().await;
+    }
 }
 
 /// Watch streams one tenant may have open on one server at once; one more is
@@ -74,12 +207,28 @@ impl VolumeService {
         tenant_defaults: nullspace_state::TenantLimits,
     ) -> VolumeService {
         VolumeService {
+            usage: Arc::new(UsageWriter {
+                store: store.clone(),
+                copies: Mutex::default(),
+                wake: tokio::sync::Notify::new(),
+            }),
             store,
             volumes,
             signer,
             tenant_defaults,
             watch_streams: Arc::default(),
+            records: Arc::default(),
         }
+    }
+
+    /// Starts the task that writes usage copies to the control plane (until `shutdown`).
+    pub(crate) fn start_usage_writer(&self, shutdown: tokio_util::sync::CancellationToken) {
+        tokio::spawn(self.usage.clone().run(shutdown));
+    }
+
+    /// Writes the usage copies still stale (at shutdown, after the last request).
+    pub async fn flush_usage(&self) {
+        self.usage.flush().await;
     }
 
     /// Takes one of the caller's tenant's watch streams, or `resource_exhausted` when it has
@@ -224,6 +373,7 @@ impl VolumeService {
                 return Err(e);
             }
         };
+        self.usage.forget(&v.id);
         let (vols, id, shown) = (self.volumes.clone(), v.id.clone(), name.as_str().to_owned());
         blocking(move || vols.destroy(&id).map_err(|e| e.in_volume(&shown))).await?;
         Ok(Some(v))
@@ -252,7 +402,19 @@ impl VolumeService {
     /// path, the handle is scoped to that directory (opened by name now, at every request):
     /// every path outside it is `not_found`, and when the directory is gone, so is everything.
     pub async fn open(&self, caller: &Principal, name: &str) -> Result<OpenVolume, Error> {
-        let volume = self.get(caller, name).await?;
+        let name = VolumeName::parse(name)?;
+        let volume = self.cached_record(caller, &name).await?;
+        if caller
+            .token
+            .as_ref()
+            .is_some_and(|t| t.volume_id != volume.id)
+        {
+            return Err(Error::not_found(format!(
+                "volume {:?} not found",
+                name.as_str()
+            )));
+        }
+        self.catch_up(&volume).await;
         let open = self.open_record(volume).await?;
         match &caller.token {
             Some(t) if !t.path.is_root() => open.scoped(&t.path).await,
@@ -260,25 +422,57 @@ impl VolumeService {
         }
     }
 
-    /// Opens the data plane of a volume record.
+    /// The caller's volume record by name: kept from an earlier request under the caller's
+    /// generation, else read (and kept).
+    async fn cached_record(&self, caller: &Principal, name: &VolumeName) -> Result<Volume, Error> {
+        let key = (caller.tenant_id.clone(), name.as_str().to_owned());
+        let lock = || self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(g) = caller.generation {
+            if let Some((at, v)) = lock().get(&key) {
+                if *at == g {
+                    return Ok(v.clone());
+                }
+            }
+        }
+        let v = self.store.get_volume(&caller.tenant_id, name).await?;
+        if let Some(g) = caller.generation {
+            let mut m = lock();
+            if m.len() >= MAX_CACHED_RECORDS {
+                m.clear();
+            }
+            m.insert(key, (g, v.clone()));
+        }
+        Ok(v)
+    }
+
+    /// Opens the data plane of a volume record: an open handle is found in memory; else it is
+    /// opened (measuring usage from disk) on the blocking pool.
     pub(crate) async fn open_record(&self, volume: Volume) -> Result<OpenVolume, Error> {
-        let (store, id, cap, name) = (
-            self.volumes.clone(),
-            volume.id.clone(),
-            volume.cap_bytes,
-            volume.name.clone(),
-        );
-        let handle =
-            blocking(move || store.handle(&id, cap).map_err(|e| e.in_volume(&name))).await?;
-        // A handle opened just now measured usage from disk (sandbox writes, a crash): the
-        // record gets that figure.
-        let stored = Usage {
-            used_bytes: volume.used_bytes,
-            file_count: volume.file_count,
+        let handle = match self.volumes.open_handle(&volume.id) {
+            Some(h) => h,
+            None => {
+                let (store, id, cap, name) = (
+                    self.volumes.clone(),
+                    volume.id.clone(),
+                    volume.cap_bytes,
+                    volume.name.clone(),
+                );
+                let h = blocking(move || store.handle(&id, cap).map_err(|e| e.in_volume(&name)))
+                    .await?;
+                // A handle opened just now measured usage from disk (sandbox writes, a
+                // crash): the record gets that figure.
+                self.usage.holds(
+                    h.id(),
+                    Usage {
+                        used_bytes: volume.used_bytes,
+                        file_count: volume.file_count,
+                    },
+                );
+                self.record_usage(&h);
+                h
+            }
         };
-        self.record_usage(&handle, stored).await;
         Ok(OpenVolume {
-            stored,
             volume: self.live(volume),
             handle,
             scope: VolumePath::root(),
@@ -369,7 +563,7 @@ impl VolumeService {
             let before = h.usage();
             let h2 = h.clone();
             match tokio::task::spawn_blocking(move || h2.remeasure_if_older(max_age)).await {
-                Ok(Ok(now)) if now != before => self.record_usage(&h, before).await,
+                Ok(Ok(now)) if now != before => self.record_usage(&h),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     tracing::warn!(volume = %id, error = %e, "cannot measure volume usage")
@@ -379,21 +573,11 @@ impl VolumeService {
         }
     }
 
-    /// Writes a volume's current usage to the control plane when it differs from `known`,
-    /// the figure the store is believed to hold (best effort: it is measured again from disk
-    /// at every start).
-    async fn record_usage(&self, h: &VolumeHandle, known: Usage) {
-        let u = h.usage();
-        if u == known {
-            return;
-        }
-        if let Err(e) = self
-            .store
-            .set_volume_usage(h.id(), u.used_bytes, u.file_count)
-            .await
-        {
-            tracing::warn!(volume = h.id(), error = %e, "could not record volume usage");
-        }
+    /// Has a volume's current usage copied to the control plane, off the request path, when
+    /// it differs from what the store holds (best effort: it is measured again from disk at
+    /// every start).
+    fn record_usage(&self, h: &VolumeHandle) {
+        self.usage.note(h.id(), h.usage());
     }
 
     /// Overlays the exact, in-process usage figures of an open volume on its stored record.
@@ -413,8 +597,6 @@ impl VolumeService {
 pub struct OpenVolume {
     /// The record, with live usage.
     pub volume: Volume,
-    /// The usage the control plane held when the volume was opened.
-    stored: Usage,
     handle: Arc<VolumeHandle>,
     /// See [`OpenVolume::scope`].
     scope: VolumePath,
@@ -468,7 +650,7 @@ impl OpenVolume {
             Ok(r) => r,
             Err(e) => return Err(Error::internal(format!("blocking task failed: {e}"))),
         };
-        self.service.record_usage(&self.handle, self.stored).await;
+        self.service.record_usage(&self.handle);
         Ok(out)
     }
 
@@ -551,15 +733,16 @@ impl OpenVolume {
         self.run(move |h| h.exists(&path)).await
     }
 
-    /// Searches file contents below `path`, handing each match to `on_match` (which returns
+    /// Searches file contents below `path`, handing the matches to `on_block` as NDJSON in
+    /// path order, in blocks of whole lines (see `VolumeHandle::search_ndjson`; it returns
     /// `false` to stop).
     pub async fn search(
         &self,
         path: VolumePath,
         opts: SearchOptions,
-        mut on_match: impl FnMut(SearchMatch) -> bool + Send + 'static,
+        mut on_block: impl FnMut(Vec<u8>) -> bool + Send + 'static,
     ) -> Result<SearchSummary, Error> {
-        self.run(move |h| h.search(&path, &opts, &mut on_match))
+        self.run(move |h| h.search_ndjson(&path, &opts, &mut on_block))
             .await
     }
 

@@ -7,6 +7,8 @@
 //! (`store.rs`); what differs is behind a small engine trait (`engine.rs`). Both pass the same
 //! behaviour suite (`tests/behaviour.rs`).
 
+mod cache;
+mod changes;
 mod engine;
 mod error;
 pub mod keys;
@@ -81,6 +83,9 @@ pub struct Principal {
     pub key_id: String,
     /// For a volume token: the volume it is confined to.
     pub token: Option<TokenScope>,
+    /// The cache generation this principal was resolved under (see
+    /// [`StateStore::generation`]); `None` when nothing may be cached for it.
+    pub generation: Option<u64>,
 }
 
 /// What a volume token may reach: one volume's files, perhaps only to read them.
@@ -140,8 +145,18 @@ pub trait StateStore: Send + Sync + 'static {
         -> Result<Option<ApiKey>, StateError>;
 
     /// Resolves a presented key; `Unauthenticated` when it matches no stored key.
-    /// Keys are stored hashed and compared in constant time.
+    /// Keys are stored hashed and compared in constant time. A key resolved before is served
+    /// from the store's cache while the cache generation has not moved (see
+    /// [`StateStore::generation`]); its expiry is checked every time.
     async fn authenticate(&self, key: &ApiKey) -> Result<Principal, StateError>;
+
+    /// The cache generation: a counter bumped in the same transaction as every change that
+    /// can make a resolved key or a volume record stale (a key revoked, a volume deleted, a
+    /// sandbox created, updated or deleted). What was read under one generation is current
+    /// while it is still the generation; `None` while nothing may be served from a cache (a
+    /// change is in flight). SQLite: one `pread` of a side file every store of the file
+    /// shares (`changes.rs`), no statement; PostgreSQL: one read of a one-row table.
+    async fn generation(&self) -> Result<Option<u64>, StateError>;
 
     /// Creates a key in a tenant within its `max_keys` (its own, else `defaults`'), counting
     /// live keys and tokens; the secret is returned in plain text, once.

@@ -99,7 +99,7 @@ impl SqlStore<Postgres> {
             // of a proxy) is found out and replaced before a request uses it.
             .test_before_acquire(true)
             .connect_lazy_with(options);
-        Ok(SqlStore::new(pool, server))
+        Ok(SqlStore::new(pool, server, None))
     }
 }
 

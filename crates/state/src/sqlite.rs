@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, SqliteConnection};
 
+use crate::changes::ChangeCounter;
 use crate::engine::Engine;
 use crate::{SqlStore, StateError};
 
@@ -56,7 +57,17 @@ impl SqlStore<Sqlite> {
                     path.display()
                 ))
             })?;
-        Ok(SqlStore::new(pool, path.display().to_string()))
+        let counter = ChangeCounter::open(path).map_err(|e| {
+            StateError::Internal(format!(
+                "cannot open the change counter of SQLite database {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(SqlStore::new(
+            pool,
+            path.display().to_string(),
+            Some(counter),
+        ))
     }
 }
 

@@ -8,6 +8,7 @@
 //! line in PostgreSQL's log.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,6 +23,8 @@ use sqlx::{
     Transaction, Type,
 };
 
+use crate::cache::{CachedKey, KeyCache};
+use crate::changes::ChangeCounter;
 use crate::engine::Engine;
 use crate::record::{
     key_exists, key_not_found, new_id, now, tenant_exists, tenant_id_not_found, tenant_not_found,
@@ -36,18 +39,61 @@ use crate::{
 };
 
 /// The control-plane store on one database of engine `DB` ([`SqliteStore`](crate::SqliteStore)
-/// or [`PostgresStore`](crate::PostgresStore)). It keeps no state of its own beyond the
-/// connection pool: whatever one server writes, every other server on the database reads.
+/// or [`PostgresStore`](crate::PostgresStore)). Beyond the connection pool it keeps only the
+/// keys it resolved, each used while the cache generation has not moved (see `cache`): whatever
+/// one server writes, every other server on the database reads.
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
     /// What the store is open on, for messages: the SQLite file, or PostgreSQL's
     /// `host:port/database` (never a password).
     place: String,
+    /// Resolved keys (see `cache`).
+    keys: Arc<KeyCache>,
+    /// SQLite: the cache generation, shared by the stores open on the file (see `changes`);
+    /// PostgreSQL: `None`, the generation is a row.
+    counter: Option<Arc<ChangeCounter>>,
 }
 
 impl<DB: Database> SqlStore<DB> {
-    pub(crate) fn new(pool: Pool<DB>, place: String) -> SqlStore<DB> {
-        SqlStore { pool, place }
+    pub(crate) fn new(
+        pool: Pool<DB>,
+        place: String,
+        counter: Option<ChangeCounter>,
+    ) -> SqlStore<DB> {
+        SqlStore {
+            pool,
+            place,
+            keys: Arc::default(),
+            counter: counter.map(Arc::new),
+        }
+    }
+
+    /// Starts a change that bumps the cache generation (its transaction also runs
+    /// [`bump_generation`]); keep the mark until after the commit.
+    fn begin_change(&self) -> ChangeMark<'_> {
+        if let Some(c) = &self.counter {
+            c.begin();
+        }
+        ChangeMark {
+            counter: self.counter.as_deref(),
+            keys: &self.keys,
+        }
+    }
+}
+
+/// A change in flight (see [`SqlStore::begin_change`]): when dropped, after the commit or
+/// the rollback, the generation moves on and this store's cached keys go.
+struct ChangeMark<'a> {
+    counter: Option<&'a ChangeCounter>,
+    keys: &'a KeyCache,
+}
+
+impl Drop for ChangeMark<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.counter {
+            c.end();
+        }
+        self.keys.clear();
     }
 }
 
@@ -56,8 +102,24 @@ impl<DB: Database> Clone for SqlStore<DB> {
         SqlStore {
             pool: self.pool.clone(),
             place: self.place.clone(),
+            keys: self.keys.clone(),
+            counter: self.counter.clone(),
         }
     }
+}
+
+/// Bumps the cache generation, in the transaction of the change that makes cached entries
+/// stale (see `cache`).
+async fn bump_generation<DB: Engine>(conn: &mut DB::Connection) -> Result<(), StateError>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    sqlx::query("UPDATE cache_generation SET n = n + 1 WHERE id = 1")
+        .execute(conn)
+        .await
+        .map_err(DB::db_error)?;
+    Ok(())
 }
 
 impl<DB: Engine> fmt::Debug for SqlStore<DB> {
@@ -111,6 +173,11 @@ macro_rules! key_columns {
 
 /// `last_used_at` is refreshed at most this often per key (seconds).
 const LAST_USED_EVERY_SECS: i64 = 60;
+
+/// Whether a key last used at `last` (as stored) should have `last_used_at` written at `now`.
+fn last_use_is_due(last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    last.is_none_or(|t| now - t >= chrono::Duration::seconds(LAST_USED_EVERY_SECS))
+}
 
 /// The first key of a tenant (and the bootstrap key): an admin key without expiry.
 fn first_key() -> NewKey {
@@ -502,6 +569,56 @@ where
             .transpose()
     }
 
+    /// The principal of a key row of `authenticate`'s statement.
+    fn principal_from_row(
+        &self,
+        row: &DB::Row,
+        generation: Option<u64>,
+    ) -> Result<Principal, StateError> {
+        let role: String = Self::get(row, "role")?;
+        let role = Role::parse(&role)
+            .map_err(|_| StateError::Internal(format!("stored key role {role:?}")))?;
+        let tenant_name: String = Self::get(row, "tenant_name")?;
+        let token = Self::get::<Option<String>>(row, "volume_id")?.map(|volume_id| {
+            let path: Option<String> = Self::get(row, "path")?;
+            Ok::<_, StateError>(TokenScope {
+                volume_id,
+                read_only: Self::get(row, "read_only")?,
+                path: nullspace_core::VolumePath::parse(path.as_deref().unwrap_or("/"))
+                    .map_err(|e| StateError::Internal(format!("stored token path: {e}")))?,
+            })
+        });
+        let token = token.transpose()?;
+        Ok(Principal {
+            tenant_id: Self::get(row, "tenant_id")?,
+            admin: role == Role::Admin && tenant_name == DEFAULT_TENANT && token.is_none(),
+            token,
+            tenant_name,
+            role,
+            key_id: Self::get(row, "id")?,
+            generation,
+        })
+    }
+
+    /// Writes a key's `last_used_at` (see [`LAST_USED_EVERY_SECS`]), never failing the
+    /// request: a lost write is retried at the next use.
+    async fn note_use(&self, key_id: &str, now: DateTime<Utc>) {
+        let Ok(mut conn) = self.conn().await else {
+            return;
+        };
+        let _ = sqlx::query(
+            "UPDATE api_keys SET last_used_at = $1
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(DB::timestamp(now))
+        .bind(key_id)
+        .bind(DB::timestamp(
+            now - chrono::Duration::seconds(LAST_USED_EVERY_SECS),
+        ))
+        .execute(&mut *conn)
+        .await;
+    }
+
     fn key_from_row(row: &DB::Row) -> Result<KeyInfo, StateError> {
         let role: String = Self::get(row, "role")?;
         Ok(KeyInfo {
@@ -642,6 +759,20 @@ where
     }
 
     async fn authenticate(&self, key: &ApiKey) -> Result<Principal, StateError> {
+        // The generation first: a key read after it is at least as new as it.
+        let generation = self.generation().await?;
+        let hash = key.hash();
+        let now = now();
+        if let Some(hit) = self.keys.get(&hash, generation) {
+            if hit.expired(now) {
+                return Err(StateError::Unauthenticated);
+            }
+            if last_use_is_due(hit.last_used_at, now) {
+                self.note_use(&hit.principal.key_id, now).await;
+                self.keys.used(&hash, now);
+            }
+            return Ok(hit.principal);
+        }
         let lookup_id = key.lookup_id();
         let rows = self
             .fetch(
@@ -654,61 +785,43 @@ where
                 vec![&lookup_id],
             )
             .await?;
-        let now = now();
         for row in rows {
             let stored: String = Self::get(&row, "key_hash")?;
             if !key.matches_hash(&stored) {
                 continue;
             }
+            let mut entry = CachedKey {
+                expires_at: Self::opt_time(&row, "expires_at")?,
+                parent_expires_at: Self::opt_time(&row, "parent_expires_at")?,
+                last_used_at: Self::opt_time(&row, "last_used_at")?,
+                principal: self.principal_from_row(&row, generation)?,
+            };
             // Revoked or expired: the same answer as an unknown key.
-            if Self::opt_time(&row, "revoked_at")?.is_some()
-                || Self::opt_time(&row, "expires_at")?.is_some_and(|e| e <= now)
-                || Self::opt_time(&row, "parent_expires_at")?.is_some_and(|e| e <= now)
-            {
+            if Self::opt_time(&row, "revoked_at")?.is_some() || entry.expired(now) {
                 return Err(StateError::Unauthenticated);
             }
-            let id: String = Self::get(&row, "id")?;
-            // `last_used_at` is written at most once a minute per key, and never by a
-            // statement that could fail the request.
-            let last = Self::opt_time(&row, "last_used_at")?;
-            if last.is_none_or(|t| now - t >= chrono::Duration::seconds(LAST_USED_EVERY_SECS)) {
-                let mut conn = self.conn().await?;
-                let _ = sqlx::query(
-                    "UPDATE api_keys SET last_used_at = $1
-                     WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
-                )
-                .bind(DB::timestamp(now))
-                .bind(id.as_str())
-                .bind(DB::timestamp(
-                    now - chrono::Duration::seconds(LAST_USED_EVERY_SECS),
-                ))
-                .execute(&mut *conn)
-                .await;
+            if last_use_is_due(entry.last_used_at, now) {
+                self.note_use(&entry.principal.key_id, now).await;
+                entry.last_used_at = Some(now);
             }
-            let role: String = Self::get(&row, "role")?;
-            let role = Role::parse(&role)
-                .map_err(|_| StateError::Internal(format!("stored key role {role:?}")))?;
-            let tenant_name: String = Self::get(&row, "tenant_name")?;
-            let token = Self::get::<Option<String>>(&row, "volume_id")?.map(|volume_id| {
-                let path: Option<String> = Self::get(&row, "path")?;
-                Ok::<_, StateError>(TokenScope {
-                    volume_id,
-                    read_only: Self::get(&row, "read_only")?,
-                    path: nullspace_core::VolumePath::parse(path.as_deref().unwrap_or("/"))
-                        .map_err(|e| StateError::Internal(format!("stored token path: {e}")))?,
-                })
-            });
-            let token = token.transpose()?;
-            return Ok(Principal {
-                tenant_id: Self::get(&row, "tenant_id")?,
-                admin: role == Role::Admin && tenant_name == DEFAULT_TENANT && token.is_none(),
-                token,
-                tenant_name,
-                role,
-                key_id: id,
-            });
+            let principal = entry.principal.clone();
+            self.keys.insert(hash, entry);
+            return Ok(principal);
         }
         Err(StateError::Unauthenticated)
+    }
+
+    async fn generation(&self) -> Result<Option<u64>, StateError> {
+        if let Some(c) = &self.counter {
+            return Ok(c.current());
+        }
+        let rows = self
+            .fetch("SELECT n FROM cache_generation WHERE id = 1", Vec::new())
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StateError::Internal("the cache generation row is missing".into()))?;
+        to_u64("cache generation", Self::get(row, "n")?).map(Some)
     }
 
     async fn create_key(
@@ -765,6 +878,7 @@ where
     }
 
     async fn revoke_key(&self, tenant_id: &str, id: &str) -> Result<KeyInfo, StateError> {
+        let _change = self.begin_change();
         let mut conn = self.conn().await?;
         let mut tx = begin_write(&mut conn).await?;
         let at = DB::timestamp(now());
@@ -790,6 +904,7 @@ where
         .map_err(DB::db_error)?
         .ok_or_else(|| key_not_found(id))?;
         let info = Self::key_from_row(&row)?;
+        bump_generation::<DB>(&mut tx).await?;
         tx.commit().await.map_err(DB::db_error)?;
         Ok(info)
     }
@@ -967,18 +1082,23 @@ where
         tenant_id: &str,
         name: &VolumeName,
     ) -> Result<Volume, StateError> {
+        let _change = self.begin_change();
         let mut conn = self.conn().await?;
+        let mut tx = begin_write(&mut conn).await?;
         let row = sqlx::query(concat!(
             "DELETE FROM volumes WHERE tenant_id = $1 AND name = $2 RETURNING ",
             volume_columns!()
         ))
         .bind(tenant_id)
         .bind(name.as_str())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(DB::db_error)?
         .ok_or_else(|| volume_not_found(name))?;
-        Self::volume_from_row(&row)
+        let volume = Self::volume_from_row(&row)?;
+        bump_generation::<DB>(&mut tx).await?;
+        tx.commit().await.map_err(DB::db_error)?;
+        Ok(volume)
     }
 
     async fn set_volume_usage(
@@ -1003,6 +1123,7 @@ where
         sandbox: &SandboxRecord,
         defaults: &TenantLimits,
     ) -> Result<(), StateError> {
+        let _change = self.begin_change();
         let mut conn = self.conn().await?;
         let mut tx = begin_write(&mut conn).await?;
         let limits = Self::lock_tenant(&mut tx, &sandbox.tenant_id)
@@ -1046,7 +1167,10 @@ where
             )
         })?;
         Self::insert_attachments(&mut tx, &sandbox.id, &sandbox.attachments).await?;
-        tx.commit().await.map_err(DB::db_error)
+        // Volume records count attachments.
+        bump_generation::<DB>(&mut tx).await?;
+        tx.commit().await.map_err(DB::db_error)?;
+        Ok(())
     }
 
     async fn get_sandbox(&self, tenant_id: &str, id: &str) -> Result<SandboxRecord, StateError> {
@@ -1069,6 +1193,7 @@ where
     }
 
     async fn update_sandbox(&self, sandbox: &SandboxRecord) -> Result<(), StateError> {
+        let _change = self.begin_change();
         let mut conn = self.conn().await?;
         let mut tx = begin_write(&mut conn).await?;
         let statement =
@@ -1083,13 +1208,21 @@ where
             .await
             .map_err(DB::db_error)?;
         Self::insert_attachments(&mut tx, &sandbox.id, &sandbox.attachments).await?;
-        tx.commit().await.map_err(DB::db_error)
+        // Volume records count attachments.
+        bump_generation::<DB>(&mut tx).await?;
+        tx.commit().await.map_err(DB::db_error)?;
+        Ok(())
     }
 
     async fn delete_sandbox(&self, id: &str) -> Result<(), StateError> {
+        let _change = self.begin_change();
         let statement = sqlx::query("DELETE FROM sandboxes WHERE id = $1").bind(id);
         let mut conn = self.conn().await?;
-        Self::change(&mut conn, statement, || sandbox_not_found(id)).await
+        let mut tx = begin_write(&mut conn).await?;
+        Self::change(&mut tx, statement, || sandbox_not_found(id)).await?;
+        bump_generation::<DB>(&mut tx).await?;
+        tx.commit().await.map_err(DB::db_error)?;
+        Ok(())
     }
 
     fn peers(&self) -> Option<std::sync::Arc<dyn PeerChannel>> {

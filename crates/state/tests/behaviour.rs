@@ -147,6 +147,7 @@ behaviour! {
     sandbox_creates_within_limits_count_every_sandbox(store),
     volume_creates_within_limits_keep_names_first(store),
     concurrent_creates_through_two_stores_stay_within_max_sandboxes(db),
+    the_cache_generation_moves_with_every_change_that_stales_a_cached_entry(db),
 }
 
 mod claims {
@@ -1070,6 +1071,60 @@ mod claims {
         s.delete_volume(&acme, &vol("data")).await.unwrap();
         let left = s.get_sandbox(&acme, "sb-1").await.unwrap();
         assert_eq!(left.attachments, vec![sb.attachments[1].clone()]);
+    }
+
+    /// What a server may cache (resolved keys, volume records with their attachment counts)
+    /// is current while the generation has not moved: every change that can stale it moves
+    /// the generation seen through another store of the database, and a usage copy does not.
+    pub async fn the_cache_generation_moves_with_every_change_that_stales_a_cached_entry(
+        db: &dyn TestDb,
+    ) {
+        use nullspace_state::{NewKey, Role};
+        let (s, other) = (db.open().await, db.open().await);
+        let generation = || async { other.generation().await.unwrap().expect("a generation") };
+        let acme = new_tenant(&*s, "acme").await;
+        let data = s
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        let (info, key) = s
+            .create_key(
+                &acme,
+                &NewKey {
+                    name: None,
+                    role: Role::Member,
+                    expires_at: None,
+                    token: None,
+                },
+                &TenantLimits::default(),
+            )
+            .await
+            .unwrap();
+        let g = generation().await;
+        // Resolved under the current generation, by either store.
+        assert_eq!(other.authenticate(&key).await.unwrap().generation, Some(g));
+        s.set_volume_usage(&data.id, 10, 1).await.unwrap();
+        assert_eq!(generation().await, g, "a usage copy stales nothing");
+        let mut last = g;
+        let mut moved = |what: &str, now: u64| {
+            assert!(now != last, "{what} did not move the generation");
+            last = now;
+        };
+        let mut sb = sandbox("sb-1", &acme, "a", 0);
+        sb.attachments = vec![attachment("att-1", &data, "/d")];
+        s.create_sandbox(&sb).await.unwrap();
+        moved("a sandbox create", generation().await);
+        sb.attachments.clear();
+        s.update_sandbox(&sb).await.unwrap();
+        moved("a sandbox update", generation().await);
+        s.delete_sandbox("sb-1").await.unwrap();
+        moved("a sandbox delete", generation().await);
+        s.delete_volume(&acme, &vol("data")).await.unwrap();
+        moved("a volume delete", generation().await);
+        s.revoke_key(&acme, &info.id).await.unwrap();
+        moved("a revocation", generation().await);
+        let e = other.authenticate(&key).await.unwrap_err();
+        assert!(matches!(e, StateError::Unauthenticated), "{e:?}");
     }
 
     pub async fn tenant_limits_round_trip_and_change_only_what_is_given(s: &dyn StateStore) {

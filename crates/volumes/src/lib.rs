@@ -19,6 +19,7 @@
 //!   `uploads/`, what cleaning removes); `handle` and `uploads` both go through it.
 
 pub mod archive;
+mod dir_sync;
 mod error;
 pub mod events;
 pub mod fswatch;
@@ -50,7 +51,7 @@ pub use loop_image::{image_size, loop_unavailable, LoopPlacement, MIN_FS_BYTES, 
 pub use placement::{DirectoryPlacement, VolumePlacement};
 pub use search::{
     ReplaceOptions, ReplaceSummary, ReplacedFile, SearchMatch, SearchOptions, SearchSummary,
-    MAX_REWRITE_BYTES,
+    HELD_PER_FILE, MAX_REWRITE_BYTES, MAX_SEARCH_THREADS, SEARCH_BLOCK, SEARCH_WINDOW_PER_THREAD,
 };
 
 /// Bytes and regular files a volume holds.
@@ -262,6 +263,15 @@ impl VolumeStore {
             .values()
             .map(|e| e.handle.clone())
             .collect()
+    }
+
+    /// The handle of a volume if it is already open, marked used (a request's fast path: no
+    /// I/O).
+    pub fn open_handle(&self, volume_id: &str) -> Option<Arc<VolumeHandle>> {
+        let mut h = self.lock();
+        let e = h.open.get_mut(volume_id)?;
+        e.used = Instant::now();
+        Some(e.handle.clone())
     }
 
     /// The handle of a volume if it is already open (for live usage figures).

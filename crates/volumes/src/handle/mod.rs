@@ -64,6 +64,8 @@ pub struct Shared {
     /// When usage was last measured from disk (see [`VolumeHandle::remeasure`]).
     measured_at: Mutex<Instant>,
     events: Arc<EventLog>,
+    /// The group commit of the directory fsyncs of writes (see `dir_sync`).
+    dir_sync: crate::dir_sync::DirSync,
     /// Feeds `events` with changes made by sandbox code (inotify), while the volume is watched.
     fs_source: crate::fswatch::FsSource,
 }
@@ -161,6 +163,7 @@ impl VolumeHandle {
                 None => EventLog::new(),
             }),
             fs_source: crate::fswatch::FsSource::new(root.join("data"), hub),
+            dir_sync: Default::default(),
         };
         let handle = VolumeHandle {
             shared: Arc::new(shared),

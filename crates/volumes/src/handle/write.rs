@@ -67,7 +67,9 @@ impl VolumeHandle {
     }
 
     /// Publishes a staged entry `staged` (in staging) at `path`, under the commit lock:
-    /// checks overwrite, if-match and the cap, renames, fsyncs the directory.
+    /// checks overwrite, if-match and the cap, renames; then, after the lock, fsyncs the
+    /// directory together with concurrent writers (group commit, see `dir_sync`) before it
+    /// returns.
     pub(crate) fn publish(
         &self,
         staged: &str,
@@ -76,6 +78,23 @@ impl VolumeHandle {
         staged_dir: bool,
         opts: &WriteOptions,
     ) -> FsResult<FileStat> {
+        let (dir, stat) = self.publish_unsynced(staged, path, adding, staged_dir, opts)?;
+        self.shared
+            .dir_sync
+            .sync(dir)
+            .map_err(io_at(path.as_str()))?;
+        Ok(stat)
+    }
+
+    /// [`VolumeHandle::publish`] up to the rename: returns the directory to fsync.
+    fn publish_unsynced(
+        &self,
+        staged: &str,
+        path: &VolumePath,
+        adding: Usage,
+        staged_dir: bool,
+        opts: &WriteOptions,
+    ) -> FsResult<(OwnedFd, FileStat)> {
         let _change = self.shared.events.begin_change();
         let mut created = Vec::new();
         let (dir, name) = match self.beneath().parent(path, None) {
@@ -121,7 +140,6 @@ impl VolumeHandle {
         }
         self.check_cap(&usage, freed.used_bytes, adding.used_bytes)?;
         self.swap_in(staged, &dir, name, old.as_ref(), path)?;
-        rustix::fs::fsync(&dir).map_err(io_at(path.as_str()))?;
         *usage -= freed;
         *usage += adding;
         let kind = if old.is_some() {
@@ -134,7 +152,7 @@ impl VolumeHandle {
             .publish(kind, path.as_str(), None, staged_dir);
         let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(io_at(path.as_str()))?;
-        Ok(file_stat(path.to_string(), &st))
+        Ok((dir, file_stat(path.to_string(), &st)))
     }
 
     /// Moves `staged` over `dir/name`. A directory replacing a directory is swapped in
@@ -284,6 +302,49 @@ impl PendingWrite {
             self.file
                 .flush()
                 .map_err(|e| FsError::from_io(self.path.as_str(), e))?;
+            start_writeback(
+                self.file.get_ref(),
+                self.flushed,
+                self.written - self.flushed,
+            );
+            self.flushed = self.written;
+        }
+        Ok(())
+    }
+
+    /// Appends several buffers at once: large ones go to the file in one `writev` each
+    /// round, not copied through the write buffer first (what a network body hands over).
+    pub fn write_all_of(&mut self, bufs: &[&[u8]]) -> FsResult<()> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total < self.file.capacity() {
+            for b in bufs {
+                self.write(b)?;
+            }
+            return Ok(());
+        }
+        self.written += total as u64;
+        if self.written > self.limit {
+            let used = self.handle.usage().used_bytes;
+            return Err(FsError::QuotaExceeded {
+                used,
+                adding: self.written,
+                cap: self.handle.shared.cap,
+            });
+        }
+        let io = |e| FsError::from_io(self.path.as_str(), e);
+        self.file.flush().map_err(io)?;
+        let mut slices: Vec<std::io::IoSlice<'_>> =
+            bufs.iter().map(|b| std::io::IoSlice::new(b)).collect();
+        let mut left = &mut slices[..];
+        while !left.is_empty() {
+            match self.file.get_mut().write_vectored(left) {
+                Ok(0) => return Err(io(std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => std::io::IoSlice::advance_slices(&mut left, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        if self.written - self.flushed >= WRITEBACK_STEP {
             start_writeback(
                 self.file.get_ref(),
                 self.flushed,
