@@ -30,6 +30,12 @@ if ! command -v runsc >/dev/null 2>&1 && ! [ -x /usr/bin/runsc ]; then
   fi
 fi
 
+# The metrics tests (crates/cli/tests/operating.rs) run promtool and a Prometheus server.
+if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing prometheus (promtool and a server, for the metrics tests)"
+  apt-get install -y -q --no-install-recommends prometheus || echo "warning: could not install prometheus; the metrics tests will fail" >&2
+fi
+
 # What the browser tests of the web console need (Chromium, Node.js and tests/browser's
 # packages); the console itself needs nothing on the user's side but a browser.
 if [ "${NULLSPACE_SKIP_BROWSER_DEPS:-}" != 1 ]; then

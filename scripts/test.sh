@@ -21,6 +21,13 @@ if ! command -v runsc >/dev/null 2>&1 && ! [ -x /usr/bin/runsc ] && command -v a
   apt-get install -y -q runsc >/dev/null || echo "warning: could not install runsc; gvisor tests will be skipped" >&2
 fi
 
+# The operating suite (crates/cli/tests/operating.rs) checks /metrics with promtool and
+# scrapes it with a real Prometheus: both come with Debian's prometheus package.
+if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "== installing prometheus (promtool and a server, for the metrics tests)"
+  apt-get install -y -q --no-install-recommends prometheus >/dev/null
+fi
+
 export CARGO_TERM_COLOR=never
 # Reuse one build directory across checkouts of this repo (CI clones afresh each time).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nullspace-target}"

@@ -62,6 +62,9 @@ impl FromRequestParts<AppState> for Caller {
                 Error::unauthenticated("malformed Authorization header: expected `Bearer <key>`")
             })?;
         let caller = node.authenticate(key).await?;
+        if let Some(note) = parts.extensions.get::<crate::access::RequestNote>() {
+            note.set_tenant(&caller.tenant_name);
+        }
         let route = parts
             .extensions
             .get::<MatchedPath>()

@@ -7,6 +7,7 @@
 //! it holds no state of its own, opens no database and starts no sandbox. Only this crate
 //! knows HTTP statuses.
 
+mod access;
 mod admin;
 mod auth;
 mod console;
@@ -14,6 +15,7 @@ mod content;
 mod error;
 mod files;
 mod keys;
+mod metrics;
 mod openapi;
 mod sandboxes;
 mod server;
@@ -27,7 +29,7 @@ pub use nullspace_node::{
     ConnectionLimits, Node, SandboxLimits, SandboxRuntime, ServerConfig, VolumeBackend,
 };
 pub use openapi::{openapi_document, router};
-pub use server::run;
+pub use server::{run, run_with, Observability};
 
 /// What every handler shares: the server's node.
 pub(crate) type AppState = Node;

@@ -23,14 +23,47 @@ const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// How long a refused connection is read from (so the refusal is not lost to a reset).
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
+/// What the HTTP edge reports about itself: metrics and the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observability {
+    /// Where `GET /metrics` is served (`--metrics-listen`); `None`: no metrics at all.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Whether every request gets an access-log line (`--access-log`).
+    pub access_log: bool,
+}
+
+impl Default for Observability {
+    fn default() -> Self {
+        Observability {
+            metrics_listen: None,
+            access_log: true,
+        }
+    }
+}
+
 /// Runs the server until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    run_with(config, Observability::default()).await
+}
+
+/// [`run`], with metrics and access logging as `observe` says.
+pub async fn run_with(config: ServerConfig, observe: Observability) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Installed before the node starts, so that what it records at start-up is kept.
+    let recorder = match observe.metrics_listen {
+        Some(_) => Some(crate::metrics::install()?),
+        None => None,
+    };
     let node = Node::start(&config, addr).await?;
     let limits = effective_limits(config.connections);
+    if let (Some(at), Some(handle)) = (observe.metrics_listen, recorder) {
+        let bound =
+            crate::metrics::serve(at, node.clone(), handle, node.shutdown_token().clone()).await?;
+        tracing::info!(metrics_url = %format!("http://{bound}/metrics"), "serving metrics");
+    }
 
     tracing::info!(%addr, data_dir = %config.data_dir.display(),
         max_connections = limits.max_connections, "nullspace server listening");
@@ -42,12 +75,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             _ = on_signal.cancelled() => {}
         }
     });
-    let serve = serve(
-        listener,
-        crate::router(node.clone()),
-        limits,
-        shutdown.clone(),
-    );
+    let router =
+        crate::router(node.clone()).layer(axum::middleware::from_fn(crate::access::note_route));
+    let serve = serve(listener, router, limits, observe, shutdown.clone());
     // In-flight requests get a grace period; then the server stops anyway (an interrupted
     // write leaves only a temporary file, removed at the next start).
     tokio::select! {
@@ -111,9 +141,13 @@ async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     limits: ConnectionLimits,
+    observe: Observability,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let service = tower::ServiceBuilder::new()
+        .layer(crate::access::AccessLayer {
+            log: observe.access_log,
+        })
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             limits.body_timeout,
@@ -140,9 +174,12 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics::counter!("nullspace_http_connections_refused_total").increment(1);
             tokio::spawn(refuse(stream, limits.max_connections));
             continue;
         };
+        metrics::counter!("nullspace_http_connections_total").increment(1);
+        let open = OpenConnection::new();
         let conn = http.serve_connection(
             TokioIo::new(stream),
             TowerToHyperService::new(service.clone()),
@@ -150,6 +187,7 @@ async fn serve(
         let mut closing = closing.clone();
         tokio::spawn(async move {
             let _slot = slot;
+            let _open = open;
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
@@ -165,6 +203,22 @@ async fn serve(
     let _ = close.send(());
     // Every connection task holds a receiver: this returns once all have finished.
     close.closed().await;
+}
+
+/// Counts one served connection in `nullspace_http_open_connections` while it lives.
+struct OpenConnection;
+
+impl OpenConnection {
+    fn new() -> OpenConnection {
+        metrics::gauge!("nullspace_http_open_connections").increment(1.0);
+        OpenConnection
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("nullspace_http_open_connections").decrement(1.0);
+    }
 }
 
 /// Answers a connection over the bound with `503` (`unavailable`, retryable) and closes it.

@@ -16,7 +16,7 @@ mod volume;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use nullspace_core::{Error, ErrorCode};
 
 use crate::output::StdoutClosed;
@@ -97,8 +97,44 @@ pub struct Global {
     pub json: bool,
 }
 
+/// Parses the command line; for `server`, with the `--config` file's settings added (see
+/// `server`'s module doc), and `--print-config` answered here.
+fn parse_command_line() -> Cli {
+    let matches = Cli::command().get_matches();
+    let Some(server_matches) = matches.subcommand_matches("server") else {
+        return Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    };
+    let (flags, from_file) = match server::config_file_flags(server_matches) {
+        Ok(found) => found,
+        Err(e) => {
+            output::eprint_line(&format!("error: {e:#}"));
+            std::process::exit(2);
+        }
+    };
+    let matches = if flags.is_empty() {
+        matches
+    } else {
+        let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        argv.extend(flags);
+        Cli::command()
+            .try_get_matches_from(argv)
+            .unwrap_or_else(|e| {
+                output::eprint_line("error: in a setting of the --config file:");
+                e.exit()
+            })
+    };
+    let server_matches = matches
+        .subcommand_matches("server")
+        .expect("parsed as server before");
+    if server_matches.get_flag("print_config") {
+        print!("{}", server::effective_config(server_matches, &from_file));
+        std::process::exit(0);
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_command_line();
     let global = Global {
         url: non_empty(cli.url),
         key: non_empty(cli.key),
@@ -159,7 +195,6 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -10,6 +10,7 @@
 
 mod config;
 pub mod limits;
+mod observe;
 mod peers;
 mod sandboxes;
 mod signing;
@@ -30,6 +31,7 @@ pub use config::{
 pub use nullspace_sandbox::Limits as SandboxLimits;
 pub use nullspace_sandbox::SandboxRuntime;
 pub use nullspace_state::Principal;
+pub use observe::Observed;
 pub use sandboxes::{Lifecycle, SandboxService, MAX_EXEC_TIMEOUT_SECS};
 pub use signing::{Fields as SignedFields, Signer, MAX_EXPIRY_SECS};
 pub use tenants::{authorize, Permission, MAX_KEY_EXPIRY_SECS, MAX_KEY_NAME};

@@ -252,6 +252,12 @@ impl VolumeService {
         })
     }
 
+    /// Watch streams open on this server, every tenant's together (for metrics).
+    pub fn open_watch_streams(&self) -> usize {
+        let m = self.watch_streams.lock().unwrap_or_else(|e| e.into_inner());
+        m.values().sum()
+    }
+
     /// Every tenant's limits where it has none of its own.
     pub(crate) fn tenant_defaults(&self) -> &nullspace_state::TenantLimits {
         &self.tenant_defaults

@@ -39,8 +39,16 @@ impl From<StateError> for Error {
             StateError::NotFound(_) => ErrorCode::NotFound,
             StateError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             StateError::Unauthenticated => ErrorCode::Unauthenticated,
-            StateError::Unavailable(_) => ErrorCode::Unavailable,
-            StateError::Internal(_) => ErrorCode::Internal,
+            StateError::Unavailable(_) => {
+                metrics::counter!("nullspace_database_errors_total", "kind" => "unavailable")
+                    .increment(1);
+                ErrorCode::Unavailable
+            }
+            StateError::Internal(_) => {
+                metrics::counter!("nullspace_database_errors_total", "kind" => "internal")
+                    .increment(1);
+                ErrorCode::Internal
+            }
             StateError::InvalidUrl(_) => ErrorCode::InvalidArgument,
             StateError::Exhausted(_) => ErrorCode::ResourceExhausted,
         };

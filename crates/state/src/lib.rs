@@ -293,6 +293,22 @@ pub trait StateStore: Send + Sync + 'static {
     fn peers(&self) -> Option<Arc<dyn PeerChannel>> {
         None
     }
+
+    /// The connection pool's figures, for metrics (`None` for a store without a pool).
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+}
+
+/// A connection pool's figures at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open now (idle ones included).
+    pub open: u32,
+    /// Open connections not handed out.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
 }
 
 #[cfg(test)]

@@ -1228,4 +1228,12 @@ where
     fn peers(&self) -> Option<std::sync::Arc<dyn PeerChannel>> {
         DB::peers(&self.pool)
     }
+
+    fn pool_status(&self) -> Option<crate::PoolStatus> {
+        Some(crate::PoolStatus {
+            open: self.pool.size(),
+            idle: self.pool.num_idle().try_into().unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        })
+    }
 }

@@ -359,6 +359,7 @@ impl EventLog {
     /// Events from other servers may have been lost: skips one id (so that a resume from an
     /// earlier id gets a gap marker) and tells live subscribers to reconnect.
     pub fn interrupt(&self) {
+        metrics::counter!("nullspace_watch_gaps_total", "source" => "peers").increment(1);
         let mut inner = self.lock();
         inner.next_id += 1;
         let at = inner.next_id;
@@ -369,6 +370,7 @@ impl EventLog {
     /// Says that changes may have gone unobserved just now: live subscribers get a gap, and
     /// so does anyone resuming from an earlier id.
     pub fn publish_loss(&self) {
+        metrics::counter!("nullspace_watch_gaps_total", "source" => "file_system").increment(1);
         let mut inner = self.lock();
         let at = inner.next_id;
         Self::note_loss(&mut inner, at);

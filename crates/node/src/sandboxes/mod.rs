@@ -111,6 +111,11 @@ impl SandboxService {
         }
     }
 
+    /// This server's id (the `server_id` of the records of the sandboxes it runs).
+    pub fn server_id(&self) -> &str {
+        &self.inner.server_id
+    }
+
     /// Creates a sandbox for the caller, with its create-time volume mounts.
     pub async fn create(&self, caller: &Principal, req: CreateSandbox) -> Result<Sandbox, Error> {
         self.available()?;
