@@ -202,6 +202,14 @@ pub(crate) async fn stream_file(
 ) -> ApiResult<Response> {
     let (file, stat) = vol.open_read(path).await?;
     let size = stat.size;
+    // If-None-Match comes before Range (RFC 9110 §13.2.2).
+    if not_modified(headers, &stat.etag)? {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, format!("\"{}\"", stat.etag))
+            .body(Body::empty())
+            .map_err(|e| Error::internal(e.to_string()).into());
+    }
     let (start, end, partial) = if let Some(r) = headers.get(header::RANGE) {
         match parse_range(r, size)? {
             ByteRange::Part(s, e) => (s, e, true),
@@ -296,21 +304,72 @@ fn read_in_thread(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    match headers.get(header::IF_MATCH) {
-        None => Ok(None),
-        Some(v) => {
-            let s = v
-                .to_str()
-                .map_err(|_| Error::invalid_argument("If-Match header is not ASCII"))?;
-            Ok(Some(
-                s.trim()
-                    .trim_start_matches("W/")
-                    .trim_matches('"')
-                    .to_owned(),
-            ))
-        }
+/// The entity tags of an `If-Match` or `If-None-Match` value (RFC 9110 §13.1): `None` for
+/// `*`, else the opaque tags (quotes and a weak `W/` prefix removed).
+fn entity_tags(name: &str, v: &HeaderValue) -> ApiResult<Option<Vec<String>>> {
+    let s = v
+        .to_str()
+        .map_err(|_| Error::invalid_argument(format!("{name} header is not ASCII")))?
+        .trim();
+    if s == "*" {
+        return Ok(None);
     }
+    let tags: Vec<String> = s
+        .split(',')
+        .map(|t| {
+            t.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_owned()
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tags.is_empty() {
+        return Err(Error::invalid_argument(format!("{name} header names no entity tag")).into());
+    }
+    Ok(Some(tags))
+}
+
+/// A write's `If-Match`: one etag, or `*` (the file must exist). A failed one is `conflict`.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    match entity_tags("If-Match", v)? {
+        None => Ok(Some("*".to_owned())),
+        Some(mut tags) if tags.len() == 1 => Ok(tags.pop()),
+        Some(_) => Err(Error::invalid_argument(
+            "If-Match on a write takes one entity tag (or *), not a list",
+        )
+        .into()),
+    }
+}
+
+/// A write's `If-None-Match`: only `*` (create, never replace: `already_exists` if a file is
+/// there), the same as `overwrite=false`.
+fn if_none_match_write(headers: &HeaderMap) -> ApiResult<bool> {
+    let Some(v) = headers.get(header::IF_NONE_MATCH) else {
+        return Ok(false);
+    };
+    match entity_tags("If-None-Match", v)? {
+        None => Ok(true),
+        Some(_) => Err(Error::invalid_argument(
+            "If-None-Match on a write takes only * (write only if no file exists)",
+        )
+        .into()),
+    }
+}
+
+/// Whether a read's `If-None-Match` matches `etag` (weak comparison): the answer is then
+/// `304 Not Modified`.
+fn not_modified(headers: &HeaderMap, etag: &str) -> ApiResult<bool> {
+    let Some(v) = headers.get(header::IF_NONE_MATCH) else {
+        return Ok(false);
+    };
+    Ok(match entity_tags("If-None-Match", v)? {
+        None => true,
+        Some(tags) => tags.iter().any(|t| t == etag),
+    })
 }
 
 #[utoipa::path(put, path = "/v1/volumes/{name}/files/content", tag = "files", params(("name" = String, Path), WriteQuery),
@@ -328,7 +387,7 @@ pub async fn write_file(
         let vol = node.volumes().open(&caller.0, &name).await?;
         let path = parse_path("path", &q.path)?;
         let opts = WriteOptions {
-            overwrite: q.overwrite,
+            overwrite: q.overwrite && !if_none_match_write(&headers)?,
             if_match: if_match(&headers)?,
         };
         Ok::<_, ApiError>((vol, path, opts))

@@ -10,6 +10,7 @@
 mod admin;
 mod auth;
 mod content;
+mod edge;
 mod error;
 mod files;
 mod keys;
@@ -21,6 +22,7 @@ mod tus;
 mod volumes;
 mod watch;
 
+pub use edge::{CorsOrigins, HttpOptions};
 pub use error::status_of;
 pub use nullspace_node::{
     ConnectionLimits, Node, SandboxLimits, SandboxRuntime, ServerConfig, VolumeBackend,

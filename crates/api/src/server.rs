@@ -24,7 +24,7 @@ const SHUTDOWN_GRACE_SECS: u64 = 10;
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 /// Runs the server until SIGINT/SIGTERM, then shuts down gracefully.
-pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+pub async fn run(config: ServerConfig, http: crate::HttpOptions) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -45,6 +45,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let serve = serve(
         listener,
         crate::router(node.clone()),
+        Arc::new(http),
         limits,
         shutdown.clone(),
     );
@@ -109,6 +110,7 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Respo
 async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
+    http: Arc<crate::HttpOptions>,
     limits: ConnectionLimits,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
@@ -116,6 +118,12 @@ async fn serve(
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             limits.body_timeout,
+        ))
+        .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new))
+        // Around the router, not inside it: a method override must be seen by routing.
+        .layer(axum::middleware::from_fn_with_state(
+            http,
+            crate::edge::edge,
         ))
         .service(router);
     let mut http = hyper::server::conn::http1::Builder::new();

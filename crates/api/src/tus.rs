@@ -311,6 +311,15 @@ async fn create_inner(
 ) -> Result<Response, Response> {
     let fail = |t: Tus| t.into_response();
     check_version(&headers).map_err(fail)?;
+    // Concatenation is not an advertised extension: a partial upload taken as a plain one
+    // would publish a fragment at the destination.
+    if headers.contains_key("upload-concat") {
+        return Err(fail(Tus::fail(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidArgument,
+            "Upload-Concat is not supported: this server does not offer the concatenation extension",
+        )));
+    }
     let length = header_u64(&headers, "upload-length")
         .map_err(fail)?
         .ok_or_else(|| {

@@ -83,6 +83,15 @@ pub struct ServerArgs {
     /// Seconds a request body may go without a byte arriving (slow but live uploads go on)
     #[arg(long, env = "NULLSPACE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 60.0, value_parser = parse_secs)]
     body_timeout: f64,
+    /// Let pages on this browser origin (`https://app.example.com`) call the API, tus uploads and
+    /// signed URLs (CORS); repeatable, or `*` for any origin [default: off]
+    #[arg(
+        long = "cors-origin",
+        env = "NULLSPACE_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
 }
 
 /// The per-sandbox defaults from the flags, with the bounds a create request meets.
@@ -134,6 +143,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
     let sandbox_limits = sandbox_limits(&args)?;
+    let http = nullspace_api::HttpOptions {
+        cors_origins: nullspace_api::CorsOrigins::parse(&args.cors_origins)
+            .map_err(anyhow::Error::msg)?,
+    };
     let config = ServerConfig {
         sandbox_limits,
         sandbox_runtime: nullspace_api::SandboxRuntime::parse(&args.sandbox_runtime)
@@ -156,6 +169,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             body_timeout: std::time::Duration::from_secs_f64(args.body_timeout),
         },
     };
-    nullspace_api::run(config).await?;
+    nullspace_api::run(config, http).await?;
     Ok(ExitCode::SUCCESS)
 }
