@@ -528,7 +528,7 @@ pub async fn write_batch(
     }))
 }
 
-#[utoipa::path(post, path = "/v1/volumes/{name}/files/mkdir", tag = "files", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/mkdir", operation_id = "make_directory", tag = "files", params(("name" = String, Path)),
     request_body = MkdirRequest, responses((status = 200, body = FileStat), (status = 409, body = ErrorBody)))]
 pub async fn mkdir(
     State(node): State<AppState>,
@@ -569,7 +569,7 @@ pub async fn copy_file(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/volumes/{name}/files", tag = "files", params(("name" = String, Path), RemoveQuery),
+#[utoipa::path(delete, path = "/v1/volumes/{name}/files", operation_id = "remove_file", tag = "files", params(("name" = String, Path), RemoveQuery),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn remove(
     State(node): State<AppState>,
@@ -583,7 +583,7 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/volumes/{name}/files/list", tag = "files", params(("name" = String, Path), ListQuery),
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/list", operation_id = "list_files", tag = "files", params(("name" = String, Path), ListQuery),
     responses((status = 200, body = ListPage), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(node): State<AppState>,
@@ -679,7 +679,7 @@ pub async fn list(
     .into_response())
 }
 
-#[utoipa::path(get, path = "/v1/volumes/{name}/files/stat", tag = "files", params(("name" = String, Path), PathQuery),
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/stat", operation_id = "stat_file", tag = "files", params(("name" = String, Path), PathQuery),
     responses((status = 200, body = FileStat), (status = 404, body = ErrorBody)))]
 pub async fn stat(
     State(node): State<AppState>,
@@ -692,7 +692,7 @@ pub async fn stat(
     Ok(axum::Json(vol.stat(path).await?))
 }
 
-#[utoipa::path(get, path = "/v1/volumes/{name}/files/exists", tag = "files", params(("name" = String, Path), PathQuery),
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/exists", operation_id = "file_exists", tag = "files", params(("name" = String, Path), PathQuery),
     responses((status = 200, body = Exists), (status = 404, body = ErrorBody)))]
 pub async fn exists(
     State(node): State<AppState>,
@@ -784,7 +784,7 @@ fn content_disposition(name: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
-#[utoipa::path(get, path = "/v1/volumes/{name}/files/archive", tag = "files", params(("name" = String, Path), ArchiveQuery),
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/archive", operation_id = "download_archive", tag = "files", params(("name" = String, Path), ArchiveQuery),
     responses((status = 200, description = "the directory as a tar, tar.gz or zip stream"), (status = 404, body = ErrorBody)))]
 pub async fn archive(
     State(node): State<AppState>,

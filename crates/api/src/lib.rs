@@ -15,6 +15,7 @@ mod error;
 mod files;
 mod keys;
 mod openapi;
+mod openapi_contract;
 mod sandboxes;
 mod server;
 mod signed;

@@ -88,6 +88,16 @@ enum Command {
     /// Create sandboxes, run commands in them and attach volumes
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
+    /// Print a shell completion script (bash, zsh or fish) to stdout
+    #[command(after_help = "Examples:
+  nullspace completion bash > /etc/bash_completion.d/nullspace
+  nullspace completion zsh > \"${fpath[1]}/_nullspace\"
+  nullspace completion fish > ~/.config/fish/completions/nullspace.fish")]
+    Completion {
+        /// The shell to complete in
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
 }
 
 /// Options every client verb shares.
@@ -120,6 +130,7 @@ fn main() -> ExitCode {
             Command::Key(cmd) => keys::run(cmd, &global).await,
             Command::Volume(cmd) => volume::run(cmd, &global).await,
             Command::Sandbox(cmd) => sandbox::run(cmd, &global).await,
+            Command::Completion { shell } => completion(&shell),
         }
     });
     // Streams still being read (stdin) must not keep the process alive.
@@ -134,6 +145,21 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Writes the completion script of `shell` for the whole command tree to stdout.
+fn completion(shell: &str) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let shell = match shell {
+        "bash" => Shell::Bash,
+        "zsh" => Shell::Zsh,
+        _ => Shell::Fish,
+    };
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "nullspace", &mut out);
+    output::write_stdout(&out)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
