@@ -210,7 +210,7 @@ pub(crate) async fn stream_file(
             .body(Body::empty())
             .map_err(|e| Error::internal(e.to_string()).into());
     }
-    let (start, end, partial) = if let Some(r) = headers.get(header::RANGE) {
+    let (start, end, partial) = if let Some(r) = present(headers, header::RANGE) {
         match parse_range(r, size)? {
             ByteRange::Part(s, e) => (s, e, true),
             ByteRange::Unsatisfiable => return unsatisfiable(size),
@@ -330,9 +330,16 @@ fn entity_tags(name: &str, v: &HeaderValue) -> ApiResult<Option<Vec<String>>> {
     Ok(Some(tags))
 }
 
+/// A conditional or range header, unless its value is empty (as if it were absent).
+fn present(headers: &HeaderMap, name: header::HeaderName) -> Option<&HeaderValue> {
+    headers
+        .get(name)
+        .filter(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace))
+}
+
 /// A write's `If-Match`: one etag, or `*` (the file must exist). A failed one is `conflict`.
 fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(v) = headers.get(header::IF_MATCH) else {
+    let Some(v) = present(headers, header::IF_MATCH) else {
         return Ok(None);
     };
     match entity_tags("If-Match", v)? {
@@ -348,7 +355,7 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
 /// A write's `If-None-Match`: only `*` (create, never replace: `already_exists` if a file is
 /// there), the same as `overwrite=false`.
 fn if_none_match_write(headers: &HeaderMap) -> ApiResult<bool> {
-    let Some(v) = headers.get(header::IF_NONE_MATCH) else {
+    let Some(v) = present(headers, header::IF_NONE_MATCH) else {
         return Ok(false);
     };
     match entity_tags("If-None-Match", v)? {
@@ -363,7 +370,7 @@ fn if_none_match_write(headers: &HeaderMap) -> ApiResult<bool> {
 /// Whether a read's `If-None-Match` matches `etag` (weak comparison): the answer is then
 /// `304 Not Modified`.
 fn not_modified(headers: &HeaderMap, etag: &str) -> ApiResult<bool> {
-    let Some(v) = headers.get(header::IF_NONE_MATCH) else {
+    let Some(v) = present(headers, header::IF_NONE_MATCH) else {
         return Ok(false);
     };
     Ok(match entity_tags("If-None-Match", v)? {

@@ -73,6 +73,7 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::create_token))
         .routes(routes!(volumes::create_volume, volumes::list_volumes))
         .routes(routes!(volumes::get_volume, volumes::delete_volume))
+        .routes(routes!(volumes::rename_volume))
         .routes(routes!(files::read_file, files::write_file))
         .routes(routes!(files::write_batch))
         .routes(routes!(files::mkdir))

@@ -66,6 +66,15 @@ pub enum VolumeCommand {
         #[arg(long)]
         if_exists: bool,
     },
+    /// Rename a volume (refused while a sandbox has it attached; its files, id, keys and
+    /// tokens stay; signed URLs for the old name stop working)
+    #[command(after_help = "Example:\n  nullspace volume rename team-data team-archive")]
+    Rename {
+        /// Current volume name
+        old: String,
+        /// New volume name
+        new: String,
+    },
     /// Print a file's content (or a byte range) to stdout, streamed
     Read {
         /// Volume name
@@ -533,6 +542,15 @@ pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
                 output::json(&serde_json::json!({ "name": name.as_str(), "deleted": true }))?;
             } else {
                 output::line(format_args!("deleted volume {name}"))?;
+            }
+        }
+        VolumeCommand::Rename { old, new } => {
+            let (old, new) = (VolumeName::parse(&old)?, VolumeName::parse(&new)?);
+            let v = config::client(g)?.rename_volume(&old, &new).await?;
+            if g.json {
+                output::json(&v)?;
+            } else {
+                output::line(format_args!("renamed volume {old} to {}", v.name))?;
             }
         }
         VolumeCommand::Read {

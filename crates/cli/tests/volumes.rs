@@ -614,3 +614,53 @@ fn data_survives_a_server_restart() {
         (Some("b"), Some(10))
     );
 }
+
+#[test]
+fn volume_rename_keeps_the_volume_and_is_refused_while_attached() {
+    let s = Server::start();
+    s.ok(&["volume", "create", "team-data"]);
+    s.ok(&["volume", "create", "taken"]);
+    s.cli_stdin(&["volume", "write", "team-data", "/a.txt"], b"kept\n")
+        .assert_ok(&["volume", "write"]);
+    let before = json(&s.ok(&["volume", "get", "team-data", "--json"]));
+
+    assert_eq!(
+        s.ok(&["volume", "rename", "team-data", "team-archive"]),
+        "renamed volume team-data to team-archive\n"
+    );
+    let after = json(&s.ok(&["volume", "get", "team-archive", "--json"]));
+    assert_eq!(after["id"], before["id"], "the same volume");
+    assert_eq!(after["used_bytes"], before["used_bytes"]);
+    assert_eq!(
+        s.ok(&["volume", "read", "team-archive", "/a.txt"]),
+        "kept\n"
+    );
+    s.cli(&["volume", "get", "team-data"])
+        .assert_err(4, r#"volume "team-data" not found"#);
+
+    s.cli(&["volume", "rename", "team-archive", "taken"])
+        .assert_err(5, r#"volume "taken" already exists"#);
+    s.cli(&["volume", "rename", "nope", "x"])
+        .assert_err(4, r#"volume "nope" not found"#);
+    s.cli(&["volume", "rename", "team-archive", "Bad_Name"])
+        .assert_err(2, "invalid volume name");
+
+    // Attached: refused with volume_in_use, nothing changes; free again once the sandbox goes.
+    let id = s
+        .ok(&[
+            "sandbox",
+            "create",
+            "--volume",
+            "ref=team-archive,mount=/mnt/d",
+        ])
+        .trim()
+        .to_owned();
+    let refused = s.cli(&["volume", "rename", "team-archive", "moved", "--json"]);
+    s.ok(&["sandbox", "destroy", &id]);
+    refused.assert_err(5, "is attached to 1 sandbox(es)");
+    let v = json(&s.ok(&["volume", "rename", "team-archive", "moved", "--json"]));
+    assert_eq!(
+        (v["name"].as_str(), &v["id"]),
+        (Some("moved"), &before["id"])
+    );
+}

@@ -981,6 +981,42 @@ where
         Self::volume_from_row(&row)
     }
 
+    async fn rename_volume(
+        &self,
+        tenant_id: &str,
+        name: &VolumeName,
+        new_name: &VolumeName,
+    ) -> Result<Volume, StateError> {
+        // One statement: the attachment check and the rename cannot be split by an attach.
+        let mut conn = self.conn().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE volumes SET name = $1, updated_at = $2
+             WHERE tenant_id = $3 AND name = $4
+               AND NOT EXISTS (SELECT 1 FROM sandbox_attachments a WHERE a.volume_id = volumes.id)
+             RETURNING ",
+            volume_columns!()
+        ))
+        .bind(new_name.as_str())
+        .bind(DB::timestamp(now()))
+        .bind(tenant_id)
+        .bind(name.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| unique_or::<DB>(e, || volume_exists(new_name)))?;
+        match row {
+            Some(row) => Self::volume_from_row(&row),
+            None => {
+                // Nothing renamed: absent, or attached.
+                drop(conn);
+                let v = self.get_volume(tenant_id, name).await?;
+                Err(StateError::InUse(format!(
+                    "volume {:?} is attached to {} sandbox(es): detach it (or destroy them) before renaming",
+                    v.name, v.attachments
+                )))
+            }
+        }
+    }
+
     async fn set_volume_usage(
         &self,
         volume_id: &str,

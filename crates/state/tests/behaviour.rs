@@ -142,6 +142,7 @@ behaviour! {
     sandbox_update_replaces_state_and_attachments(store),
     sandbox_delete_releases_its_attachments(store),
     volume_delete_removes_its_attachment_records(store),
+    volume_rename_keeps_the_volume_and_refuses_while_attached(store),
     sandbox_records_are_shared_by_two_stores(db),
     tenant_limits_round_trip_and_change_only_what_is_given(store),
     sandbox_creates_within_limits_count_every_sandbox(store),
@@ -1070,6 +1071,70 @@ mod claims {
         s.delete_volume(&acme, &vol("data")).await.unwrap();
         let left = s.get_sandbox(&acme, "sb-1").await.unwrap();
         assert_eq!(left.attachments, vec![sb.attachments[1].clone()]);
+    }
+
+    pub async fn volume_rename_keeps_the_volume_and_refuses_while_attached(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let other = new_tenant(s, "other").await;
+        let data = s
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        s.create_volume(&acme, &vol("taken"), &Labels::new())
+            .await
+            .unwrap();
+        s.create_volume(&other, &vol("free"), &Labels::new())
+            .await
+            .unwrap();
+
+        let renamed = s
+            .rename_volume(&acme, &vol("data"), &vol("fresh"))
+            .await
+            .unwrap();
+        assert_eq!(renamed.id, data.id);
+        assert_eq!(renamed.name, "fresh");
+        assert_eq!(renamed.cap_bytes, data.cap_bytes);
+        assert_eq!(
+            s.get_volume(&acme, &vol("fresh")).await.unwrap().id,
+            data.id
+        );
+        let e = s.get_volume(&acme, &vol("data")).await.unwrap_err();
+        assert_not_found(e, r#"volume "data" not found"#);
+
+        // Another volume's name is taken; another tenant's is not.
+        let e = s
+            .rename_volume(&acme, &vol("fresh"), &vol("taken"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StateError::AlreadyExists(_)), "{e:?}");
+        s.rename_volume(&acme, &vol("fresh"), &vol("free"))
+            .await
+            .unwrap();
+        let e = s
+            .rename_volume(&acme, &vol("nope"), &vol("x"))
+            .await
+            .unwrap_err();
+        assert_not_found(e, r#"volume "nope" not found"#);
+        let e = s
+            .rename_volume(&other, &vol("free"), &vol("free"))
+            .await
+            .unwrap();
+        assert_eq!(e.name, "free", "renaming to its own name is a no-op");
+
+        // Attached (whatever the sandbox's state): refused, nothing changes.
+        let mut sb = sandbox("sb-1", &acme, "a", 0);
+        sb.attachments = vec![attachment("att-1", &renamed, "/d")];
+        s.create_sandbox(&sb).await.unwrap();
+        let e = s
+            .rename_volume(&acme, &vol("free"), &vol("moved"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StateError::InUse(_)), "{e:?}");
+        assert_eq!(s.get_volume(&acme, &vol("free")).await.unwrap().id, data.id);
+        s.delete_sandbox("sb-1").await.unwrap();
+        s.rename_volume(&acme, &vol("free"), &vol("moved"))
+            .await
+            .unwrap();
     }
 
     pub async fn tenant_limits_round_trip_and_change_only_what_is_given(s: &dyn StateStore) {
