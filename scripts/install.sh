@@ -30,6 +30,17 @@ if ! command -v runsc >/dev/null 2>&1 && ! [ -x /usr/bin/runsc ]; then
   fi
 fi
 
+# The tests' JavaScript side (scripts/test.sh): node and npm for the OpenAPI TypeScript check,
+# and Chromium driven by playwright-core for the browser tests.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  command -v npm >/dev/null 2>&1 || apt-get install -y -q nodejs npm || echo "warning: could not install nodejs/npm" >&2
+  [ -x /usr/bin/chromium ] || apt-get install -y -q chromium || echo "warning: could not install chromium; browser tests will be skipped" >&2
+fi
+if command -v npm >/dev/null 2>&1; then
+  npm ci --prefix tests/browser --no-audit --no-fund --silent || echo "warning: npm ci tests/browser failed" >&2
+  npm ci --prefix tests/openapi --no-audit --no-fund --silent || echo "warning: npm ci tests/openapi failed" >&2
+fi
+
 echo "== building nullspace (release)"
 cargo build --release --locked -p nullspace-cli
 TARGET="${CARGO_TARGET_DIR:-target}"

@@ -90,7 +90,8 @@ fn headers_of(operation_id: &str) -> Vec<Value> {
                 "Range",
                 "One byte range, `bytes=START-END`, `bytes=START-` or `bytes=-SUFFIX` (206); \
                  END before START is `400`",
-                json!({"type": "string", "pattern": "^bytes=([0-9]+-[0-9]*|-[0-9]+)$"}),
+                json!({"type": "string",
+                       "pattern": r"^\s*(bytes=\s*([0-9]+\s*-\s*[0-9]*|-\s*[0-9]+)\s*)?$"}),
                 false,
             ),
             header_param(
@@ -185,6 +186,7 @@ fn body_constraints(schema: &str, property: &str) -> Option<Value> {
         ("CreateKey", "expires_in") => json!({"minimum": 1, "maximum": 315_360_000}),
         ("CreateToken" | "SignRequest", "expires_in") => json!({"minimum": 1, "maximum": 604_800}),
         ("SetVolumeCap", "cap_bytes") => json!({"minimum": 1, "maximum": i64::MAX}),
+        ("SetTenantLimits", "max_cpu") => json!({"minimum": 0.01, "maximum": 1024}),
         ("SetTenantLimits", "max_keys" | "max_sandboxes" | "max_volumes") => {
             json!({"minimum": 1, "maximum": i64::MAX})
         }

@@ -6,6 +6,7 @@
 mod admin;
 mod config;
 mod content;
+mod examples;
 mod keys;
 mod output;
 mod sandbox;
@@ -17,6 +18,7 @@ mod volume;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
 use nullspace_core::{Error, ErrorCode};
 
 use crate::output::StdoutClosed;
@@ -89,10 +91,6 @@ enum Command {
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
     /// Print a shell completion script (bash, zsh or fish) to stdout
-    #[command(after_help = "Examples:
-  nullspace completion bash > /etc/bash_completion.d/nullspace
-  nullspace completion zsh > \"${fpath[1]}/_nullspace\"
-  nullspace completion fish > ~/.config/fish/completions/nullspace.fish")]
     Completion {
         /// The shell to complete in
         #[arg(value_parser = ["bash", "zsh", "fish"])]
@@ -107,8 +105,15 @@ pub struct Global {
     pub json: bool,
 }
 
+/// The command tree with the examples of every command's `--help`.
+fn cli_command() -> clap::Command {
+    use clap::CommandFactory;
+    examples::with_examples(Cli::command())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::FromArgMatches;
+    let cli = Cli::from_arg_matches(&cli_command().get_matches()).unwrap_or_else(|e| e.exit());
     let global = Global {
         url: non_empty(cli.url),
         key: non_empty(cli.key),
@@ -149,7 +154,6 @@ fn main() -> ExitCode {
 
 /// Writes the completion script of `shell` for the whole command tree to stdout.
 fn completion(shell: &str) -> anyhow::Result<ExitCode> {
-    use clap::CommandFactory;
     use clap_complete::Shell;
     let shell = match shell {
         "bash" => Shell::Bash,
@@ -157,7 +161,7 @@ fn completion(shell: &str) -> anyhow::Result<ExitCode> {
         _ => Shell::Fish,
     };
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "nullspace", &mut out);
+    clap_complete::generate(shell, &mut cli_command(), "nullspace", &mut out);
     output::write_stdout(&out)?;
     Ok(ExitCode::SUCCESS)
 }

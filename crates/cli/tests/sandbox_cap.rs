@@ -141,9 +141,8 @@ fn dd_past_the_cap_in_a_sandbox_gets_enospc_and_the_volume_stays_usable() {
     // A file the sandbox wrote in place of a big one is seen in a listing of the volume too.
     let listed = s.ok(&["volume", "list", "--json"]);
     let listed = json(&listed);
-    let row = listed
+    let row = listed["volumes"]
         .as_array()
-        .or_else(|| listed["volumes"].as_array())
         .unwrap()
         .iter()
         .find(|r| r["name"] == "capped")
