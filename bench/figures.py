@@ -35,7 +35,7 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 DOC = ROOT / "BENCHMARKS.md"
 
-SUBSYSTEMS = ("data plane", "transfers", "SDK", "sandboxes", "control plane")
+SUBSYSTEMS = ("data plane", "transfers", "SDK", "sandboxes", "control plane", "console")
 FIGURE_KEYS = ("subsystem", "what", "ours", "baseline", "ratio", "goal", "met")
 BEGIN = "<!-- summary: written by `python3 bench/run.py --summary` from bench/results/*.json at commit "
 END = "<!-- end of summary -->"

@@ -30,15 +30,15 @@ if ! command -v runsc >/dev/null 2>&1 && ! [ -x /usr/bin/runsc ]; then
   fi
 fi
 
-# The tests' JavaScript side (scripts/test.sh): node and npm for the OpenAPI TypeScript check,
-# and Chromium driven by playwright-core for the browser tests.
-if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  command -v npm >/dev/null 2>&1 || apt-get install -y -q nodejs npm || echo "warning: could not install nodejs/npm" >&2
-  [ -x /usr/bin/chromium ] || apt-get install -y -q chromium || echo "warning: could not install chromium; browser tests will be skipped" >&2
-fi
-if command -v npm >/dev/null 2>&1; then
-  npm ci --prefix tests/browser --no-audit --no-fund --silent || echo "warning: npm ci tests/browser failed" >&2
-  npm ci --prefix tests/openapi --no-audit --no-fund --silent || echo "warning: npm ci tests/openapi failed" >&2
+# What the browser tests (the web console, browsers as API clients) and the OpenAPI TypeScript
+# check need (Chromium, Node.js and the npm packages of tests/browser and tests/openapi); the
+# console itself needs nothing on the user's side but a browser.
+if [ "${NULLSPACE_SKIP_BROWSER_DEPS:-}" != 1 ]; then
+  scripts/browser_deps.sh || echo "warning: the browser test dependencies are incomplete; see above" >&2
+  if command -v npm >/dev/null 2>&1; then
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error || echo "warning: npm ci in tests/browser failed" >&2
+    npm ci --prefix tests/openapi --no-audit --no-fund --loglevel=error || echo "warning: npm ci in tests/openapi failed" >&2
+  fi
 fi
 
 echo "== building nullspace (release)"

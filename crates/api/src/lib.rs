@@ -9,6 +9,7 @@
 
 mod admin;
 mod auth;
+mod console;
 mod content;
 mod edge;
 mod error;

@@ -140,6 +140,7 @@ pub fn router(state: AppState) -> Router {
             async move { axum::Json((*doc).clone()) }
         }),
     )
+    .merge(crate::console::routes())
     .fallback(fallback)
     .method_not_allowed_fallback(method_not_allowed)
     .with_state(state)

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
-import { startServer } from "./server.js";
+import { startServer } from "./server.mjs";
 
 const require = createRequire(import.meta.url);
 const TUS_BUNDLE = readFileSync(require.resolve("tus-js-client/dist/tus.min.js"));
@@ -38,7 +38,7 @@ let allowedPage, otherPage, api, browser;
 before(async () => {
   allowedPage = await startPageServer();
   otherPage = await startPageServer();
-  api = await startServer({ args: ["--cors-origin", allowedPage.origin] });
+  api = await startServer({ args: ["--cors-origin", allowedPage.origin, "--volume-backend", "directory"] });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
