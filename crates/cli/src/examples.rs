@@ -86,7 +86,7 @@ pub const EXAMPLES: &[(&str, &[&str])] = &[
     ("sandbox pause", &["nullspace sandbox pause sbx_0123456789abcdef"]),
     ("sandbox resume", &["nullspace sandbox resume sbx_0123456789abcdef"]),
     ("sandbox hibernate", &["nullspace sandbox hibernate sbx_0123456789abcdef"]),
-    ("sandbox fork", &["nullspace sandbox fork"]),
+    ("sandbox fork", &["nullspace sandbox fork sbx_0123456789abcdef"]),
     ("sandbox destroy", &["nullspace sandbox destroy sbx_0123456789abcdef"]),
 ];
 
