@@ -47,7 +47,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_nullspace");
 pub const ADMIN_KEY: &str = "nsk_test_admin_key_0123456789abcdef";
 
 /// Environment variables that could leak configuration in from the outside.
-pub const SCRUBBED: [&str; 19] = [
+pub const SCRUBBED: [&str; 20] = [
     "NULLSPACE_API_URL",
     "NULLSPACE_API_KEY",
     "NULLSPACE_LISTEN",
@@ -60,6 +60,7 @@ pub const SCRUBBED: [&str; 19] = [
     "NULLSPACE_SANDBOX_MEMORY",
     "NULLSPACE_SANDBOX_DISK",
     "NULLSPACE_SANDBOX_PIDS",
+    "NULLSPACE_CORS_ORIGIN",
     "HTTP_PROXY",
     "http_proxy",
     "HTTPS_PROXY",
