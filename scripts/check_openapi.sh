@@ -59,15 +59,17 @@ tests/openapi/node_modules/.bin/tsc -p tests/openapi
 echo "tsc: the generated client type-checks"
 
 echo "== OpenAPI: schemathesis --checks all"
-# Left out: revoking keys (the run would revoke its own key and test nothing after), and the
-# two operations that start sandboxes (each a real sandbox on a two-core CI machine; the sandbox
-# suites cover them). Every other operation, sandbox ones included, is run.
+# Left out: revoking keys (the run would revoke its own key and test nothing after), the two
+# operations that start sandboxes (each a real sandbox on a two-core CI machine; the sandbox
+# suites cover them), and write-batch (its body is a tar archive, which the generator cannot
+# make; the batch suites cover it). Every other operation, sandbox ones included, is run, on one
+# worker (hypothesis' lambda descriptions are not thread-safe on this Python).
 # Run from the temp dir: schemathesis keeps a cache of its findings in the working directory.
 ROOT=$PWD
-(cd "$WORK" && "$VENV/bin/st" --config-file "$ROOT/tests/openapi/schemathesis.toml" run "$URL/v1/openapi.json" \
+(cd "$WORK" && PYTHONPATH="$ROOT/tests/openapi" SCHEMATHESIS_HOOKS=st_hooks "$VENV/bin/st" --config-file "$ROOT/tests/openapi/schemathesis.toml" run "$URL/v1/openapi.json" \
   --checks all -H "Authorization: Bearer $KEY" --max-examples 5 --seed 1 --no-shrink \
-  --phases examples,coverage,fuzzing --workers 2 --generation-database none --no-color \
+  --phases examples,coverage,fuzzing --workers 1 --generation-database none --no-color \
   --exclude-operation-id revoke_key --exclude-operation-id create_sandbox \
-  --exclude-operation-id fork_sandbox \
+  --exclude-operation-id fork_sandbox --exclude-operation-id write_batch \
   --baseline "$ROOT/tests/openapi/baseline.json" ${OPENAPI_BASELINE_UPDATE:+--baseline-update} \
   --report junit --report-dir "$WORK/report")
