@@ -6,9 +6,12 @@
 //!
 //! In one run, for each runtime (namespace, gvisor): create with one volume until ready for
 //! exec (p50/p99), exec `true` (p50), fork of a running sandbox; for gvisor also hibernate and
-//! resume time and checkpoint image size with 64 and 256 MiB resident in a Python process
-//! (namespace hibernate keeps no memory: its times are given beside). Writes a Markdown table
-//! to `bench/notes/issue13-gvisor.md` (or the path given).
+//! resume time and checkpoint image size with 64 MiB, 256 MiB and 1 GiB resident in a Python
+//! process (namespace hibernate keeps no memory: its times are given beside). Then volume I/O
+//! beside the host directory in the same run: 1 GiB sequential write (fsync) and read, 2,000
+//! files of 4 KiB written and read by one Python process, and a syscall-heavy shell loop
+//! (20,000 `echo`s, one write each). Writes Markdown tables to `bench/notes/issue13-gvisor.md`
+//! (or the path given).
 
 #[path = "runtime_setup.rs"]
 mod runtime_setup;
@@ -37,6 +40,43 @@ fn dir_size(p: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// One row of the I/O table: each workload in directory `d`, run by `run` (a shell command
+/// line), timed whole; the median of three runs for the small ones.
+fn io_row(what: &str, d: &str, run: impl Fn(&str) -> Result<Duration>) -> Result<String> {
+    let ms = |t: Duration| t.as_secs_f64() * 1e3;
+    let med = |f: &dyn Fn() -> Result<Duration>| -> Result<f64> {
+        let mut v = vec![f()?, f()?, f()?];
+        Ok(pct(&mut v, 0.5))
+    };
+    run(&format!("rm -rf {d}/big {d}/sf; mkdir -p {d}/sf"))?;
+    let w = run(&format!(
+        "dd if=/dev/zero of={d}/big bs=1M count=1024 conv=fsync 2>/dev/null"
+    ))?;
+    let r = run(&format!("dd if={d}/big of=/dev/null bs=1M 2>/dev/null"))?;
+    let gib = |t: Duration| 1.0 / t.as_secs_f64();
+    let sw = med(&|| {
+        run(&format!(
+            "python3 -c \"\nfor i in range(2000):\n  with open('{d}/sf/f%d' % i, 'wb') as f: f.write(b'x' * 4096)\""
+        ))
+    })?;
+    let sr = med(&|| {
+        run(&format!(
+            "python3 -c \"\nfor i in range(2000):\n  with open('{d}/sf/f%d' % i, 'rb') as f: f.read()\""
+        ))
+    })?;
+    let sys = med(&|| {
+        run("i=0; while [ $i -lt 20000 ]; do echo x; i=$((i+1)); done > /tmp/syscall-loop")
+    })?;
+    run(&format!("rm -rf {d}/big {d}/sf"))?;
+    Ok(format!(
+        "| {what} | {:.0} ms ({:.2} GiB/s) | {:.0} ms ({:.2} GiB/s) | {sw:.0} ms | {sr:.0} ms | {sys:.0} ms |",
+        ms(w),
+        gib(w),
+        ms(r),
+        gib(r),
+    ))
+}
+
 fn main() -> Result<()> {
     let runtime_setup::Setup {
         load,
@@ -50,8 +90,13 @@ fn main() -> Result<()> {
     let mut lines = vec![
         format!("load average at start: {load}"),
         String::new(),
-        "| runtime | create + 1 volume p50 / p99 | exec `true` p50 | fork (running) | hibernate / resume, 64 MiB | image 64 MiB | hibernate / resume, 256 MiB | image 256 MiB |".into(),
-        "|---|---|---|---|---|---|---|---|".into(),
+        "| runtime | create + 1 volume p50 / p99 | exec `true` p50 | fork (running) | hibernate / resume, 64 MiB | image 64 MiB | hibernate / resume, 256 MiB | image 256 MiB | hibernate / resume, 1 GiB | image 1 GiB |".into(),
+        "|---|---|---|---|---|---|---|---|---|---|".into(),
+    ];
+    let mut io_lines = vec![
+        String::new(),
+        "| where | 1 GiB write + fsync | 1 GiB read | 2,000 x 4 KiB write | 2,000 x 4 KiB read | 20,000 `echo`s (syscall loop) |".into(),
+        "|---|---|---|---|---|---|".into(),
     ];
     let res = (|| -> Result<()> {
         for runtime in [SandboxRuntime::Namespace, SandboxRuntime::Gvisor] {
@@ -86,9 +131,11 @@ fn main() -> Result<()> {
             rt.destroy(&format!("{src}-copy"))?;
             rt.destroy(&src)?;
             let mut hib = Vec::new();
-            for mib in [64u64, 256] {
+            for mib in [64u64, 256, 1024] {
                 let id = format!("h{tag}{pid}-{mib}");
-                rt.create(spec(&id))?;
+                let mut sp = spec(&id);
+                sp.limits.memory_bytes = (mib + 512) << 20;
+                rt.create(sp)?;
                 let hold = format!("python3 -c 'import time; b = bytearray({mib} << 20); b[::4096] = b\"x\" * (len(b) // 4096); import os; open(\"/tmp/held\", \"w\").write(str(os.getpid())); time.sleep(100000)' >/dev/null 2>&1 </dev/null &");
                 rt.exec(&id, ExecRequest::shell(hold))?;
                 let mut held = false;
@@ -127,7 +174,7 @@ fn main() -> Result<()> {
                 hib.push(format!("{:.1} MB", img as f64 / 1e6));
             }
             lines.push(format!(
-                "| {tag} | {:.1} / {:.1} ms | {:.1} ms | {:.0} ms | {} | {} | {} | {} |",
+                "| {tag} | {:.1} / {:.1} ms | {:.1} ms | {:.0} ms | {} | {} | {} | {} | {} | {} |",
                 pct(&mut create, 0.5),
                 pct(&mut create, 0.99),
                 pct(&mut exec, 0.5),
@@ -136,12 +183,50 @@ fn main() -> Result<()> {
                 hib[1],
                 hib[2],
                 hib[3],
+                hib[4],
+                hib[5],
             ));
+        }
+        // Volume I/O and a syscall-heavy loop: the host directory, then each runtime.
+        let host_dir = dir.path().join("hostio");
+        std::fs::create_dir_all(&host_dir)?;
+        io_lines.push(io_row(
+            "host directory",
+            &host_dir.to_string_lossy(),
+            |cmd| {
+                let t = Instant::now();
+                let out = std::process::Command::new("sh")
+                    .args(["-c", cmd])
+                    .output()?;
+                anyhow::ensure!(out.status.success(), "{cmd}: {out:?}");
+                Ok(t.elapsed())
+            },
+        )?);
+        for runtime in [SandboxRuntime::Namespace, SandboxRuntime::Gvisor] {
+            let id = format!("io{}{pid}", runtime.as_str());
+            let mut sp = SandboxSpec::new(&id)
+                .runtime(runtime)
+                .mount(MountSpec::new(&vol, "/data"));
+            sp.limits.memory_bytes = 2 << 30;
+            rt.create(sp)?;
+            let row = io_row(
+                &format!("{} sandbox, volume mount", runtime.as_str()),
+                "/data",
+                |cmd| {
+                    let t = Instant::now();
+                    let r = rt.exec(&id, ExecRequest::shell(cmd))?;
+                    anyhow::ensure!(r.exit_code == 0, "{cmd}: {r:?}");
+                    Ok(t.elapsed())
+                },
+            );
+            rt.destroy(&id)?;
+            io_lines.push(row?);
         }
         Ok(())
     })();
     let _ = rt.destroy_all();
     res?;
+    lines.extend(io_lines);
     let text = lines.join("\n") + "\n";
     print!("{text}");
     std::fs::write(&out_path, text)?;

@@ -50,6 +50,14 @@ echo "installed $PREFIX/bin/nullspace"
 echo "== installing the Python SDK"
 python3 -m pip install --quiet --disable-pip-version-check ./sdk/python
 
+echo "== the TypeScript SDK (sdk/typescript: npm ci, tsc; needs Node 20+)"
+if scripts/node.sh; then
+  (cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent) \
+    || echo "warning: could not build the TypeScript SDK" >&2
+else
+  echo "warning: no Node.js 20+; the TypeScript SDK was not built" >&2
+fi
+
 URL="http://${NULLSPACE_LISTEN:-127.0.0.1:7420}"
 if curl -fsS "$URL/v1/health" >/dev/null 2>&1; then
   echo "== a nullspace server already answers at $URL"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test suite: Rust (unit, behaviour, integration against the real server binary)
-# and the Python SDK (pytest against the real server, mypy --strict).
+# Runs every test suite: Rust (unit, behaviour, integration against the real server binary),
+# the Python SDK (pytest against the real server, mypy --strict) and the TypeScript SDK
+# (tsc --strict, node --test against the real server).
 # Needs nothing installed by hand beyond the machine's Rust toolchain and Python: it installs
 # the Python test dependencies itself.
 set -euo pipefail
@@ -78,6 +79,12 @@ echo "== browser tests (Chromium)"
 scripts/browser_deps.sh
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 NULLSPACE_TEST_OUTPUT="${NULLSPACE_TEST_OUTPUT:-$ROOT/tests/browser/output}" node --test tests/browser/
+
+# The TypeScript SDK: `npm ci` (typescript and @types/node only), tsc, then node --test against
+# the real server ($NULLSPACE_BIN). Needs Node 20+; installed from Debian when missing.
+echo "== TypeScript SDK"
+scripts/node.sh
+(cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
 
 # The tests (suite and name) that started a server, from a ledger of lines `ENGINE SUITE TEST`.
 server_tests() {

@@ -455,7 +455,7 @@ async fn the_server_stops_on_sigterm_with_a_watcher_connected() {
 struct SandboxGuard<'a>(&'a Server, String);
 
 impl SandboxGuard<'_> {
-    async fn start<'a>(s: &'a Server, c: &Client, volume: &str) -> SandboxGuard<'a> {
+    async fn start<'a>(s: &'a Server, c: &Client, volume: &str, runtime: &str) -> SandboxGuard<'a> {
         let mount = nullspace_client::SandboxMount {
             volume: volume.into(),
             mount_path: "/mnt/v".into(),
@@ -463,7 +463,17 @@ impl SandboxGuard<'_> {
             subpath: None,
         };
         let sb = c
-            .create_sandbox("base", &[mount], None, &Default::default(), None)
+            .create_sandbox_with(&nullspace_core::wire::CreateSandbox {
+                template: "base".into(),
+                volumes: vec![mount],
+                name: None,
+                env: Default::default(),
+                timeout: None,
+                cpu: None,
+                memory: None,
+                disk: None,
+                runtime: Some(runtime.into()),
+            })
             .await
             .unwrap();
         SandboxGuard(s, sb.id.clone())
@@ -505,6 +515,14 @@ fn ch(k: ChangeKind, path: &str, old: Option<&str>, dir: bool) -> Expected {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_by_sandbox_code_yield_the_same_events_once_each() {
+    for runtime in
+        harness::sandbox_runtimes("writes_by_sandbox_code_yield_the_same_events_once_each")
+    {
+        writes_by_sandbox_code_in(runtime).await;
+    }
+}
+
+async fn writes_by_sandbox_code_in(runtime: &str) {
     let s = Server::start();
     let c = Client::new(&s.url, &s.key).unwrap();
     let v = vol("w");
@@ -513,7 +531,7 @@ async fn writes_by_sandbox_code_yield_the_same_events_once_each() {
         .watch(&v, &p("/"), &WatchOptions::default())
         .await
         .unwrap();
-    let sb = SandboxGuard::start(&s, &c, "w").await;
+    let sb = SandboxGuard::start(&s, &c, "w", runtime).await;
     use ChangeKind::*;
 
     // A file written by a shell (create, write, close: one event) and new directories.
@@ -545,12 +563,17 @@ async fn writes_by_sandbox_code_yield_the_same_events_once_each() {
     );
     // An append to an existing file is one `modified`; a directory moved within the tree keeps
     // being watched under its new name.
+    // (The removal waits for the creation's event: on gvisor the gofer keeps a file open after
+    // its writer closed it, so its change is reported after `HOLD`, and a file made and removed
+    // before that is reported as nothing, as with a writer that still holds it.)
     sb.sh(
         &c,
-        "echo more >> /mnt/v/b.txt; mv /mnt/v/d /mnt/v/d2; echo y > /mnt/v/d2/e/g; rm -r /mnt/v/d2",
+        "echo more >> /mnt/v/b.txt; mv /mnt/v/d /mnt/v/d2; echo y > /mnt/v/d2/e/g",
     )
     .await;
-    let last = next_changes(&mut events, 6).await;
+    let mut last = next_changes(&mut events, 3).await;
+    sb.sh(&c, "rm -r /mnt/v/d2").await;
+    last.extend(next_changes(&mut events, 3).await);
     assert_eq!(
         changes_of(&last),
         [
@@ -614,11 +637,18 @@ async fn writes_by_sandbox_code_yield_the_same_events_once_each() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnect_with_the_last_id_loses_no_sandbox_write() {
+    for runtime in harness::sandbox_runtimes("a_reconnect_with_the_last_id_loses_no_sandbox_write")
+    {
+        a_reconnect_loses_no_sandbox_write_in(runtime).await;
+    }
+}
+
+async fn a_reconnect_loses_no_sandbox_write_in(runtime: &str) {
     let s = Server::start();
     let c = Client::new(&s.url, &s.key).unwrap();
     let v = vol("w");
     c.create_volume(&v, &Labels::new(), false).await.unwrap();
-    let sb = SandboxGuard::start(&s, &c, "w").await;
+    let sb = SandboxGuard::start(&s, &c, "w", runtime).await;
     let all = WatchOptions::default();
     let mut first = c.watch_once(&v, &p("/"), &all).await.unwrap();
     sb.sh(&c, "echo 1 > /mnt/v/one").await;
@@ -743,7 +773,7 @@ async fn files_made_in_a_new_directory_are_each_reported_once() {
         .watch(&v, &p("/"), &WatchOptions::default())
         .await
         .unwrap();
-    let sb = SandboxGuard::start(&s, &c, "w").await;
+    let sb = SandboxGuard::start(&s, &c, "w", "namespace").await;
     // Files made right after their directory: some before its watch exists (found by listing
     // it), some after (seen by the watch); either way each is one `created`.
     sb.sh(

@@ -125,6 +125,22 @@ struct MountRecord {
     /// attach, which gvisor cannot make).
     #[serde(default)]
     bind: Option<usize>,
+    /// gvisor: a runtime attach's directory under the attach roots (`attach/{rw,ro}/<name>`).
+    #[serde(default)]
+    attach: Option<String>,
+    /// gvisor: the bind of that directory onto the target exists in the sandbox's kernel
+    /// (kept in its memory, so across a checkpoint and restore too).
+    #[serde(default)]
+    inside: bool,
+}
+
+/// gvisor: a detached runtime attach whose bind still lives in a checkpoint's kernel: undone
+/// right after the restore (its directory is made, empty, so the restore finds it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Unbind {
+    name: String,
+    target: String,
+    read_only: bool,
 }
 
 /// What is persisted per sandbox (`sandboxes/<id>/sandbox.json`).
@@ -144,6 +160,9 @@ struct Record {
     /// Written by servers before runtimes existed: read as `namespace`.
     #[serde(default)]
     runtime: SandboxRuntime,
+    /// gvisor: binds inside to undo after the next restore (`Unbind`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    gv_unbind: Vec<Unbind>,
 }
 
 /// A running init and the fds we keep for it.
@@ -316,6 +335,7 @@ impl Runtime {
                 env: spec.env.clone(),
                 limits: spec.limits,
                 runtime: spec.runtime,
+                gv_unbind: Vec::new(),
                 state: SandboxState::Hibernated,
                 init_pid: None,
                 init_start: None,
@@ -328,6 +348,8 @@ impl Runtime {
                         error: None,
                         mnt_id: None,
                         bind: None,
+                        attach: None,
+                        inside: false,
                     })
                     .collect(),
             },
@@ -711,6 +733,8 @@ impl Runtime {
             error: None,
             mnt_id: None,
             bind: None,
+            attach: None,
+            inside: false,
         };
         if let (SandboxState::Running, Some(live)) = (sb.record.state, sb.live.as_ref()) {
             let tree =
@@ -915,6 +939,7 @@ impl Runtime {
                 env: record.env,
                 limits: record.limits,
                 runtime: record.runtime,
+                gv_unbind: Vec::new(),
                 state: SandboxState::Hibernated,
                 init_pid: None,
                 init_start: None,
@@ -927,6 +952,8 @@ impl Runtime {
                         error: None,
                         mnt_id: None,
                         bind: None,
+                        attach: None,
+                        inside: false,
                     })
                     .collect(),
             },

@@ -1,6 +1,6 @@
 //! gvisor only: hibernate keeps process memory (a counter goes on, same pid), memory is freed
 //! while hibernated, fork continues from the same value in both copies, a volume write made
-//! while hibernated is seen after resume, runtime attach is `failed` with a reason.
+//! while hibernated is seen after resume, runtime attach lives through pause, hibernate and fork.
 
 mod common;
 
@@ -120,25 +120,203 @@ fn fork_continues_from_the_same_value_and_diverges() {
     wait_past(&t, &id, a);
 }
 
+fn has_mount(t: &common::TestEnv, id: &str, target: &str) -> bool {
+    t.ok(id, "cat /proc/self/mountinfo")
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(target))
+}
+
+fn state_of(t: &common::TestEnv, id: &str, target: &str) -> AttachmentState {
+    let info = t.rt.info(id).unwrap();
+    info.mounts
+        .iter()
+        .find(|m| m.spec.target == target)
+        .unwrap_or_else(|| panic!("no record of {target}: {info:?}"))
+        .state
+}
+
+/// No runsc process of this test's state dir and no mount of its temp dir is left.
+fn nothing_left(t: &common::TestEnv) {
+    let dir = t.dir.path().to_string_lossy().into_owned();
+    let _ = t.rt.destroy_all();
+    let mut left = Vec::new();
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("runsc") && cmd.contains(&dir) {
+            left.push(cmd);
+        }
+    }
+    assert!(left.is_empty(), "runsc processes left: {left:?}");
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host.contains(&dir), "mounts left: {host}");
+}
+
+// SEMANTICS: Attach and detach
 #[test]
-fn runtime_attach_is_failed_with_a_reason() {
-    if !common::gvisor_or_skip("runtime_attach_is_failed_with_a_reason") {
+fn runtime_attach_lives_through_pause_hibernate_and_fork() {
+    if !common::gvisor_or_skip("runtime_attach_lives_through_pause_hibernate_and_fork") {
         return;
     }
     let t = common::env();
-    let vol = t.volume("late");
-    let id = common::id("gvatt");
+    let (v1, v2, v3) = (t.volume("one"), t.volume("two"), t.volume("three"));
+    std::fs::create_dir_all(v2.join("proj/src")).unwrap();
+    std::fs::write(v2.join("top-secret"), "VOLUME-TOP").unwrap();
+    std::fs::write(v2.join("proj/src/a"), "a").unwrap();
+    let id = common::id("gvrta");
     t.rt.create(SandboxSpec::new(&id).runtime(SandboxRuntime::Gvisor))
         .unwrap();
-    let st = t.rt.attach(&id, MountSpec::new(&vol, "/late")).unwrap();
-    assert_eq!(st.state, AttachmentState::Failed);
-    assert!(st
-        .error
-        .unwrap()
-        .contains("not supported on the gvisor runtime"));
-    assert_ne!(t.sh(&id, "test -d /late").exit_code, 0);
-    t.rt.detach(&id, "/late").unwrap();
-    assert!(t.rt.info(&id).unwrap().mounts.is_empty());
+    let pid = t.ok(&id, COUNTER).trim().to_string();
+    // Running: read-write, and a read-only subpath (nothing above it, no writes).
+    let st = t.rt.attach(&id, MountSpec::new(&v1, "/one")).unwrap();
+    assert_eq!((st.state, st.error), (AttachmentState::Mounted, None));
+    let st =
+        t.rt.attach(
+            &id,
+            MountSpec::new(&v2, "/two")
+                .read_only()
+                .subpath(common::sub("proj")),
+        )
+        .unwrap();
+    assert_eq!(st.state, AttachmentState::Mounted, "{st:?}");
+    t.ok(&id, "echo 1 > /one/f");
+    assert_eq!(std::fs::read_to_string(v1.join("f")).unwrap(), "1\n");
+    assert_eq!(t.ok(&id, "cat /two/src/a"), "a");
+    let r = t.sh(&id, "echo x > /two/new");
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("Read-only file system"),
+        "{r:?}"
+    );
+    assert_ne!(t.sh(&id, "mount -o remount,rw /two").exit_code, 0);
+    let everything = t.ok(&id, "grep -rs -l -e VOLUME-TOP / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev --exclude-dir=usr; true");
+    assert_eq!(everything, "", "reachable: {everything}");
+    // Hibernate: the processes and both binds come back.
+    let before = wait_past(&t, &id, 0);
+    t.rt.hibernate(&id).unwrap();
+    assert_eq!(state_of(&t, &id, "/one"), AttachmentState::Released);
+    // Attached and detached while hibernated: done at the restore.
+    let st = t.rt.attach(&id, MountSpec::new(&v3, "/three")).unwrap();
+    assert_eq!(st.state, AttachmentState::Released);
+    t.rt.detach(&id, "/one").unwrap();
+    std::fs::write(v3.join("g"), "3").unwrap();
+    let info = t.rt.resume(&id).unwrap();
+    assert_eq!(info.state, SandboxState::Running);
+    assert!(count(&t, &id) >= before);
+    assert_eq!(
+        t.ok(&id, &format!("kill -0 {pid} && echo alive")),
+        "alive\n"
+    );
+    assert_eq!(state_of(&t, &id, "/two"), AttachmentState::Mounted);
+    assert_eq!(state_of(&t, &id, "/three"), AttachmentState::Mounted);
+    assert_eq!(t.ok(&id, "cat /two/src/a /three/g"), "a3");
+    assert!(!has_mount(&t, &id, "/one"), "detached while hibernated");
+    assert_ne!(t.sh(&id, "cat /one/f").exit_code, 0);
+    assert!(t.ok(&id, "grep -rs -l -e 1 /.nullspace; true").is_empty());
+    assert_ne!(t.sh(&id, "echo x > /two/new").exit_code, 0);
+    // Paused: an attach waits for the resume, a detach takes the files away at once.
+    t.rt.pause(&id).unwrap();
+    let st = t.rt.attach(&id, MountSpec::new(&v1, "/again")).unwrap();
+    assert_eq!(st.state, AttachmentState::Released);
+    t.rt.detach(&id, "/three").unwrap();
+    t.rt.resume(&id).unwrap();
+    assert_eq!(state_of(&t, &id, "/again"), AttachmentState::Mounted);
+    assert_eq!(t.ok(&id, "cat /again/f"), "1\n");
+    assert!(!has_mount(&t, &id, "/three"));
+    // A fork has the same attachments, mounted again (shared, not copied).
+    let copy = common::id("gvrtacopy");
+    let info = t.rt.fork(&id, &copy).unwrap();
+    let targets: Vec<(&str, AttachmentState)> = info
+        .mounts
+        .iter()
+        .map(|m| (m.spec.target.as_str(), m.state))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("/two", AttachmentState::Mounted),
+            ("/again", AttachmentState::Mounted)
+        ]
+    );
+    t.ok(&copy, "echo c > /again/from-copy");
+    assert_eq!(t.ok(&id, "cat /again/from-copy"), "c\n");
+    assert_ne!(t.sh(&copy, "echo x > /two/new").exit_code, 0);
+    t.rt.detach(&copy, "/again").unwrap();
+    assert_eq!(
+        t.ok(&id, "cat /again/from-copy"),
+        "c\n",
+        "the source keeps its own"
+    );
+    // A volume gone while hibernated: its record says why, the sandbox runs.
+    t.rt.hibernate(&id).unwrap();
+    std::fs::remove_dir_all(&v1).unwrap();
+    t.rt.resume(&id).unwrap();
+    let info = t.rt.info(&id).unwrap();
+    let again = info
+        .mounts
+        .iter()
+        .find(|m| m.spec.target == "/again")
+        .unwrap();
+    assert_eq!(again.state, AttachmentState::Failed, "{again:?}");
+    assert!(again.error.is_some());
+    assert!(!has_mount(&t, &id, "/again"));
+    assert_eq!(t.ok(&id, "cat /two/src/a"), "a");
+    nothing_left(&t);
+}
+
+#[test]
+fn files_on_a_paused_gvisor_sandbox_reach_its_volume_mounts() {
+    if !common::gvisor_or_skip("files_on_a_paused_gvisor_sandbox_reach_its_volume_mounts") {
+        return;
+    }
+    let t = common::env();
+    let (vol, ro) = (t.volume("p"), t.volume("ro"));
+    std::fs::create_dir_all(vol.join("sub")).unwrap();
+    std::fs::write(vol.join("sub/host.txt"), "h").unwrap();
+    std::fs::write(ro.join("r.txt"), "r").unwrap();
+    let id = common::id("gvpausedfiles");
+    t.rt.create(
+        SandboxSpec::new(&id)
+            .runtime(SandboxRuntime::Gvisor)
+            .mount(MountSpec::new(&vol, "/data"))
+            .mount(MountSpec::new(&ro, "/data/ro").read_only()),
+    )
+    .unwrap();
+    t.ok(&id, "echo inside > /root/own");
+    t.rt.pause(&id).unwrap();
+    assert_eq!(t.rt.read_file(&id, "/data/sub/host.txt").unwrap(), b"h");
+    assert_eq!(t.rt.read_file(&id, "/data/ro/r.txt").unwrap(), b"r");
+    t.rt.write_file(&id, "/data/sub/api.txt", b"while paused")
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(vol.join("sub/api.txt")).unwrap(),
+        "while paused"
+    );
+    let names: Vec<String> =
+        t.rt.list_dir(&id, "/data/sub")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+    assert_eq!(names, ["api.txt", "host.txt"]);
+    assert!(t.rt.write_file(&id, "/data/ro/w.txt", b"x").is_err());
+    assert!(
+        !ro.join("w.txt").exists(),
+        "a read-only mount stays read-only"
+    );
+    assert_eq!(
+        t.rt.read_file(&id, "/data/../etc/passwd")
+            .unwrap_err()
+            .code()
+            .as_str(),
+        "invalid_argument"
+    );
+    // Its own files are in its kernel's memory: not until it resumes.
+    let e = t.rt.read_file(&id, "/root/own").unwrap_err();
+    assert_eq!(e.code().as_str(), "conflict", "{e}");
+    assert_eq!(t.rt.info(&id).unwrap().state, SandboxState::Paused);
+    t.rt.resume(&id).unwrap();
+    assert_eq!(t.ok(&id, "cat /data/sub/api.txt"), "while paused");
+    assert_eq!(t.rt.read_file(&id, "/root/own").unwrap(), b"inside\n");
 }
 
 #[test]

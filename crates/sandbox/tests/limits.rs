@@ -206,6 +206,118 @@ fn fork_bomb_stays_inside_its_pids_limit() {
     t.rt.destroy(&a).unwrap();
 }
 
+fn gvisor_spec(id: &str, limits: Limits) -> SandboxSpec {
+    spec(id, limits).runtime(nullspace_sandbox::SandboxRuntime::Gvisor)
+}
+
+/// gvisor: the sandbox's processes live in gVisor's kernel, which runs as one host process;
+/// past the memory limit the host kills that process (every process of the sandbox, and no
+/// other), exec says `oom_killed`, and the next exec boots the sandbox afresh from its layer.
+// SEMANTICS: Limits inside a sandbox
+#[test]
+fn memory_hog_on_gvisor_ends_only_its_sandbox_and_exec_says_so() {
+    if !common::gvisor_or_skip("memory_hog_on_gvisor_ends_only_its_sandbox_and_exec_says_so") {
+        return;
+    }
+    let t = common::env();
+    let (a, b) = (common::id("gvhog"), common::id("gvneighbour"));
+    t.rt.create(gvisor_spec(&a, small())).unwrap();
+    t.rt.create(gvisor_spec(&b, Limits::default())).unwrap();
+    t.ok(&a, "echo kept > /root/f; sync");
+    let neighbour_pid = init_pid(&t, &b);
+    // Under the limit: runs, and no OOM is reported.
+    let r = t.rt.exec(&a, hog(16)).unwrap();
+    assert_eq!((r.exit_code, r.oom_killed), (0, false), "{r:?}");
+    let r = t.rt.exec(&a, hog(256)).unwrap();
+    assert!(r.oom_killed, "{r:?}");
+    assert!(r.stdout.is_empty(), "the hog finished: {r:?}");
+    assert_ne!(r.exit_code, 0);
+    // The neighbour never noticed (same process, no OOM kill in its cgroup).
+    let r = t.rt.exec(&b, ExecRequest::shell("echo fine")).unwrap();
+    assert_eq!((r.stdout.as_slice(), r.oom_killed), (&b"fine\n"[..], false));
+    assert_eq!(init_pid(&t, &b), neighbour_pid);
+    assert_eq!(
+        keyed(
+            &read(neighbour_pid, "memory", "memory.oom_control"),
+            "oom_kill"
+        ),
+        0
+    );
+    // The hog's sandbox runs again, with its files.
+    assert_eq!(t.ok(&a, "cat /root/f"), "kept\n");
+    let r = t.rt.exec(&a, hog(16)).unwrap();
+    assert_eq!((r.exit_code, r.oom_killed), (0, false), "{r:?}");
+    assert_ne!(
+        cgroup_dir(std::process::id() as i32, "memory"),
+        cgroup_dir(init_pid(&t, &a), "memory")
+    );
+}
+
+/// gvisor: the pids limit is gVisor's RLIMIT_NPROC inside (a fork past it is EAGAIN), and
+/// the host's pids cgroup holds the sentry's threads to a bound made from it.
+#[test]
+fn fork_bomb_on_gvisor_stays_inside_its_limit() {
+    if !common::gvisor_or_skip("fork_bomb_on_gvisor_stays_inside_its_limit") {
+        return;
+    }
+    let t = common::env();
+    let (a, b) = (common::id("gvbomb"), common::id("gvcalm"));
+    // (64 Python processes take about 350 MiB in gVisor's kernel.)
+    let bomb = Limits {
+        memory_bytes: 1024 * MIB,
+        ..small()
+    };
+    t.rt.create(gvisor_spec(&a, bomb)).unwrap();
+    t.rt.create(gvisor_spec(&b, Limits::default())).unwrap();
+    assert_eq!(
+        t.ok(
+            &a,
+            "python3 -c 'import resource; print(resource.getrlimit(resource.RLIMIT_NPROC))'"
+        ),
+        "(64, 64)\n"
+    );
+    let pid = init_pid(&t, &a);
+    let host_max: u64 = read(pid, "pids", "pids.max").parse().unwrap();
+    assert!(
+        host_max > 64,
+        "the host bound leaves room for the sentry: {host_max}"
+    );
+    // Each process forks forever and shrugs off EAGAIN; it counts how often it was refused.
+    let mut req = ExecRequest::new([
+        "python3",
+        "-c",
+        "import os, time\nwhile True:\n try: os.fork()\n except OSError: time.sleep(0.001)",
+    ]);
+    req.timeout = Some(Duration::from_secs(3));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (r, neighbour) = std::thread::scope(|s| {
+        let bomb = s.spawn(|| {
+            let r = t.rt.exec(&a, req);
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            r
+        });
+        let mut neighbour = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) && neighbour.len() < 3 {
+            neighbour.push(t.ok(&b, "sh -c 'echo $((6*7))'"));
+        }
+        (bomb.join().unwrap(), neighbour)
+    });
+    let r = r.unwrap();
+    assert!(r.timed_out, "{r:?}");
+    // The bomb is still trying, held at the limit: its sandbox lives and the host bound held.
+    assert_eq!(
+        t.rt.info(&a).unwrap().state,
+        nullspace_sandbox::SandboxState::Running
+    );
+    assert_eq!(init_pid(&t, &a), pid, "the sandbox was not restarted");
+    let tasks = std::fs::read_to_string(cgroup_dir(pid, "pids").join("tasks")).unwrap();
+    assert!(tasks.lines().count() as u64 <= host_max);
+    assert!(!neighbour.is_empty());
+    assert!(neighbour.iter().all(|o| o == "42\n"), "{neighbour:?}");
+    assert_eq!(t.ok(&b, "sh -c 'echo $((6*7))'"), "42\n");
+    t.rt.destroy(&a).unwrap();
+}
+
 /// Loop iterations python manages in a one-second window of its own clock.
 fn work_in_one_second(t: &common::TestEnv, id: &str) -> u64 {
     let out = t.ok(

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::sub;
-use nullspace_sandbox::{AttachmentState, MountSpec, SandboxRuntime, SandboxSpec};
+use nullspace_sandbox::{AttachmentState, MountSpec, SandboxSpec};
 
 // SEMANTICS: Mounts are the volume
 #[test]
@@ -139,15 +139,13 @@ fn read_only_mounts_stay_read_only() {
         .unwrap();
         assert_eq!(t.ok(&id, "cat /ro/data.txt"), "readable\n");
         assert_read_only(&t, &id, "/ro");
-        // The same for a mount attached at run time (gvisor cannot attach: tests/gvisor.rs).
-        if rt == SandboxRuntime::Namespace {
-            let st =
-                t.rt.attach(&id, MountSpec::new(&vol, "/late/ro").read_only())
-                    .unwrap();
-            assert_eq!(st.state, AttachmentState::Mounted);
-            assert_eq!(t.ok(&id, "cat /late/ro/data.txt"), "readable\n");
-            assert_read_only(&t, &id, "/late/ro");
-        }
+        // The same for a mount attached at run time.
+        let st =
+            t.rt.attach(&id, MountSpec::new(&vol, "/late/ro").read_only())
+                .unwrap();
+        assert_eq!(st.state, AttachmentState::Mounted);
+        assert_eq!(t.ok(&id, "cat /late/ro/data.txt"), "readable\n");
+        assert_read_only(&t, &id, "/late/ro");
         assert!(
             !vol.join("new.txt").exists()
                 && !vol.join("escaped").exists()
@@ -341,46 +339,63 @@ fn subpath_symlink_swapped_in_while_mounting_never_escapes() {
 // SEMANTICS: Attach and detach
 #[test]
 fn runtime_attach_shows_in_mountinfo_and_detach_removes_it() {
-    let t = common::env();
-    let vol = t.volume("rt");
-    let id = common::id("rt");
-    t.rt.create(SandboxSpec::new(&id)).unwrap();
-    assert!(!t.ok(&id, "cat /proc/self/mountinfo").contains(" /mnt/vol "));
-    let st = t.rt.attach(&id, MountSpec::new(&vol, "/mnt/vol")).unwrap();
-    assert_eq!((st.state, st.error), (AttachmentState::Mounted, None));
-    assert!(t.ok(&id, "cat /proc/self/mountinfo").contains(" /mnt/vol "));
-    t.ok(&id, "echo attached > /mnt/vol/f");
-    assert_eq!(
-        std::fs::read_to_string(vol.join("f")).unwrap(),
-        "attached\n"
-    );
-    // A second mount on the same path is refused; the first stays.
-    let e =
-        t.rt.attach(&id, MountSpec::new(&vol, "/mnt/vol"))
-            .unwrap_err();
-    assert!(e.to_string().contains("target"), "{e}");
-    t.rt.detach(&id, "/mnt/vol").unwrap();
-    assert!(!t.ok(&id, "cat /proc/self/mountinfo").contains(" /mnt/vol "));
-    assert_eq!(
-        t.ok(&id, "ls -A /mnt/vol"),
-        "",
-        "the mount point is an empty dir again"
-    );
-    assert!(t.rt.info(&id).unwrap().mounts.is_empty());
-    assert_eq!(
-        t.rt.detach(&id, "/mnt/vol").unwrap_err().code().as_str(),
-        "not_found"
-    );
-    // A mount point through a symlink made inside the sandbox is refused, nothing is mounted.
-    t.ok(&id, "ln -s /etc /linked");
-    let e =
-        t.rt.attach(&id, MountSpec::new(&vol, "/linked/x"))
-            .unwrap_err();
-    assert_eq!(e.code().as_str(), "invalid_argument", "{e}");
-    assert!(!t.ok(&id, "cat /proc/self/mountinfo").contains("/etc/x"));
-    // Nothing of the sandbox is ever mounted in the host's mount namespace.
-    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!host.contains(&t.dir.path().to_string_lossy().into_owned()));
+    for rt in common::runtimes("runtime_attach_shows_in_mountinfo_and_detach_removes_it") {
+        let t = common::env();
+        let vol = t.volume("rt");
+        std::fs::write(vol.join("before"), "b").unwrap();
+        let id = common::id("rt");
+        t.rt.create(SandboxSpec::new(&id).runtime(rt)).unwrap();
+        assert!(!t.ok(&id, "cat /proc/self/mountinfo").contains(" /mnt/vol "));
+        let st = t.rt.attach(&id, MountSpec::new(&vol, "/mnt/vol")).unwrap();
+        assert_eq!((st.state, st.error), (AttachmentState::Mounted, None));
+        assert!(t.ok(&id, "cat /proc/self/mountinfo").contains(" /mnt/vol "));
+        assert_eq!(t.ok(&id, "cat /mnt/vol/before"), "b");
+        t.ok(&id, "echo attached > /mnt/vol/f");
+        assert_eq!(
+            std::fs::read_to_string(vol.join("f")).unwrap(),
+            "attached\n"
+        );
+        std::fs::write(vol.join("from-host"), "h").unwrap();
+        assert_eq!(t.ok(&id, "cat /mnt/vol/from-host"), "h");
+        // A second mount on the same path is refused; the first stays.
+        let e =
+            t.rt.attach(&id, MountSpec::new(&vol, "/mnt/vol"))
+                .unwrap_err();
+        assert!(e.to_string().contains("target"), "{e}");
+        t.rt.detach(&id, "/mnt/vol").unwrap();
+        assert!(!t.ok(&id, "cat /proc/self/mountinfo").contains(" /mnt/vol "));
+        // (find, not ls: this gVisor refuses the statx flags of the host's ls.)
+        assert_eq!(
+            t.ok(&id, "test -d /mnt/vol && find /mnt/vol -mindepth 1"),
+            "",
+            "the mount point is an empty dir again"
+        );
+        // Not reachable by another path inside either (gvisor: its attach roots).
+        let seen = t.ok(&id, "find / -xdev -name from-host 2>/dev/null; find /.nullspace -name from-host 2>/dev/null; true");
+        assert_eq!(
+            seen, "",
+            "after detach the volume is still reachable at {seen}"
+        );
+        assert!(t.rt.info(&id).unwrap().mounts.is_empty());
+        assert_eq!(
+            t.rt.detach(&id, "/mnt/vol").unwrap_err().code().as_str(),
+            "not_found"
+        );
+        // A mount point through a symlink made inside the sandbox is refused, nothing is mounted.
+        t.ok(&id, "ln -s /etc /linked");
+        let e =
+            t.rt.attach(&id, MountSpec::new(&vol, "/linked/x"))
+                .unwrap_err();
+        assert_eq!(e.code().as_str(), "invalid_argument", "{e}");
+        assert!(!t.ok(&id, "cat /proc/self/mountinfo").contains("/etc/x"));
+        assert!(
+            t.rt.info(&id).unwrap().mounts.is_empty(),
+            "refused: no record"
+        );
+        // Nothing of the sandbox is ever mounted in the host's mount namespace.
+        let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!host.contains(&t.dir.path().to_string_lossy().into_owned()));
+    }
 }
 
 #[test]

@@ -678,3 +678,20 @@ impl Drop for Cluster {
         launch::unmount_all_below(self.root.path());
     }
 }
+
+/// The sandbox runtimes a server-level suite runs over: `namespace` always, `gvisor` when
+/// runsc is installed (else the test says the gvisor case was skipped and why).
+#[allow(dead_code)]
+pub fn sandbox_runtimes(test: &str) -> Vec<&'static str> {
+    let found = std::env::var_os("NULLSPACE_RUNSC")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(["/usr/bin/runsc".into(), "/usr/local/bin/runsc".into()])
+        .any(|p: PathBuf| p.is_file());
+    if found {
+        vec!["namespace", "gvisor"]
+    } else {
+        eprintln!("{test}: gvisor case skipped: runsc is not installed (apt-get install runsc)");
+        vec!["namespace"]
+    }
+}

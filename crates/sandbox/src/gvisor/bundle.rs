@@ -1,6 +1,6 @@
 //! The OCI bundle of a gVisor sandbox: `config.json` written by us (serde_json), and the
-//! bundle's directories (`layer`, `merged`, `vols/<i>`: mount points inside the launcher's
-//! private mount namespace only).
+//! bundle's directories (`layer`, `merged`, `vols/<i>`, `attach`: mount points inside the
+//! launcher's private mount namespace only).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -30,6 +30,28 @@ const CAPS: [&str; 14] = [
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
 ];
+
+/// The attach roots inside the sandbox, both the bundle's `attach` dir (a small tmpfs of the
+/// launcher): read-write and read-only. A runtime-attached volume is mounted on the host side
+/// at `<root>/<name>` in the gofer's mount namespace (the gofer serves it like every bind)
+/// and bound from there onto its target inside. This runsc cannot remount inside and a bind
+/// takes the flags of its source, so a read-only attach is bound from the read-only root.
+pub(crate) const ATTACH_ROOTS: [(&str, &str); 2] = [
+    ("rw", "/.nullspace/attach"),
+    ("ro", "/.nullspace/attach-ro"),
+];
+
+/// Host tasks (sentry threads, ptrace stubs) per process inside (measured: about 2.5 with ten
+/// sleeping processes; a fork bomb held at 64 processes peaked at 979-1,411, and with 16 per
+/// process it sometimes hit the bound). Only a backstop: a
+/// clone the sentry needs and cannot have brings the whole sandbox down, so RLIMIT_NPROC
+/// inside must bite first.
+const HOST_TASKS_PER_PROCESS: u64 = 64;
+/// Host tasks of an idle sandbox and its gofer (measured: about 25).
+const SENTRY_TASKS: u64 = 128;
+
+/// Host memory of the sentry and gofer beyond what the sandbox's processes use.
+const SENTRY_MEMORY: u64 = 32 << 20;
 
 /// One volume bind of the bundle: the staging dir `vols/<index>` → `target` inside.
 pub(crate) struct Bind {
@@ -73,10 +95,22 @@ pub(crate) fn config_json(bundle: &Path, c: &Config<'_>) -> Value {
             "options": ["rbind", if b.read_only { "ro" } else { "rw" }, "nosuid", "nodev"],
         }));
     }
+    for (mode, dest) in ATTACH_ROOTS {
+        mounts.push(json!({
+            "destination": dest,
+            "type": "bind",
+            "source": bundle.join("attach").to_string_lossy(),
+            "options": ["rbind", mode, "nosuid", "nodev"],
+        }));
+    }
     let pids = match c.pids_max {
         Some(cap) => u64::from(c.limits.pids).min(cap),
         None => u64::from(c.limits.pids),
     };
+    // The sandbox's processes are tasks of gVisor's kernel, which holds them to
+    // RLIMIT_NPROC (a fork past it is EAGAIN inside); on the host each takes a few threads
+    // of the sentry or its ptrace stubs, beside the sentry's own.
+    let host_pids = pids * HOST_TASKS_PER_PROCESS + SENTRY_TASKS;
     let quota = crate::cgroup::cfs_quota_us(c.limits.cpu_millicores);
     json!({
         "ociVersion": "1.0.0",
@@ -91,6 +125,7 @@ pub(crate) fn config_json(bundle: &Path, c: &Config<'_>) -> Value {
                 "bounding": CAPS, "effective": CAPS, "permitted": CAPS, "inheritable": [],
             },
             "noNewPrivileges": true,
+            "rlimits": [{"type": "RLIMIT_NPROC", "hard": pids, "soft": pids}],
         },
         "root": {"path": bundle.join("merged").to_string_lossy(), "readonly": false},
         "hostname": c.hostname,
@@ -101,9 +136,11 @@ pub(crate) fn config_json(bundle: &Path, c: &Config<'_>) -> Value {
                 {"type": "network"},
             ],
             "resources": {
-                "memory": {"limit": c.limits.memory_bytes, "swap": c.limits.memory_bytes},
+                // The sentry's own memory beside the sandbox's (idle: about 15 MiB).
+                "memory": {"limit": c.limits.memory_bytes + SENTRY_MEMORY,
+                           "swap": c.limits.memory_bytes + SENTRY_MEMORY},
                 "cpu": {"quota": quota, "period": CFS_PERIOD_US},
-                "pids": {"limit": pids},
+                "pids": {"limit": host_pids},
             },
             "cgroupsPath": c.cgroups_path,
         },
@@ -117,7 +154,7 @@ pub(crate) fn write(dir: &Path, c: &Config<'_>) -> Result<PathBuf> {
         let d = p.display().to_string();
         move |err| SandboxError::sys(op, d, err)
     };
-    for sub in ["layer", "merged"] {
+    for sub in ["layer", "merged", "attach"] {
         let p = bundle.join(sub);
         fs::create_dir_all(&p).map_err(e("mkdir", &p))?;
     }
@@ -154,14 +191,23 @@ mod tests {
             }],
         };
         let v = config_json(Path::new("/s/x/bundle"), &c);
-        assert_eq!(v["linux"]["resources"]["pids"]["limit"], 100);
-        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 1u64 << 30);
+        assert_eq!(v["linux"]["resources"]["pids"]["limit"], 100 * 64 + 128);
+        assert_eq!(v["process"]["rlimits"][0]["hard"], 100);
+        assert_eq!(
+            v["linux"]["resources"]["memory"]["limit"],
+            (1u64 << 30) + (32 << 20)
+        );
         assert_eq!(v["linux"]["cgroupsPath"], "/nullspace/x");
         assert_eq!(v["root"]["path"], "/s/x/bundle/merged");
         let m = &v["mounts"][2];
         assert_eq!(m["destination"], "/data");
         assert_eq!(m["source"], "/s/x/bundle/vols/0");
         assert_eq!(m["options"][1], "ro");
+        assert_eq!(v["mounts"][3]["destination"], "/.nullspace/attach");
+        assert_eq!(v["mounts"][3]["source"], "/s/x/bundle/attach");
+        assert_eq!(v["mounts"][4]["source"], "/s/x/bundle/attach");
+        assert_eq!(v["mounts"][4]["destination"], "/.nullspace/attach-ro");
+        assert_eq!(v["mounts"][4]["options"][1], "ro");
         let caps = v["process"]["capabilities"]["bounding"].to_string();
         assert!(!caps.contains("SYS_ADMIN"), "{caps}");
         let env = v["process"]["env"].to_string();

@@ -1,13 +1,14 @@
 //! The launcher: `runsc run|restore` started from a child that first made itself a private
 //! mount namespace holding the sandbox's mounts (the layer's file system, the overlay root
-//! over the base template, and one detached clone per volume at `vols/<i>`). runsc's gofer
+//! over the base template, one detached clone per volume at `vols/<i>`, and the attach root:
+//! a small tmpfs at `attach` holding the runtime-attached volumes at `attach/<name>`). runsc's gofer
 //! is a child of runsc and stays in that namespace, so the mounts live exactly as long as
 //! the sandbox and nothing is ever mounted in the host's namespace.
 //!
 //! The server is multi-threaded: everything the child does between fork and exec is raw
 //! syscalls on C strings and fds prepared by the parent (`pre_exec`, no allocation).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -27,7 +28,17 @@ pub(crate) struct Mounts {
     pub bundle: CString,
     /// Detached clones of the volume directories, in `vols/<i>` order with their names.
     pub vols: Vec<(OwnedFd, CString)>,
+    /// Runtime-attached volumes: detached clones and their `attach/<name>` directories.
+    pub attached: Vec<(OwnedFd, CString)>,
+    /// `attach/<name>` directories left empty (a volume that could not be mounted again, or
+    /// a detach the restored kernel still has to undo: its bind inside must find the name).
+    pub attach_empty: Vec<CString>,
+    /// Whether the bundle has the attach root (bundles written before it existed do not).
+    pub attach_root: bool,
 }
+
+/// Options of the attach root's tmpfs: only directories (mount points) are made there.
+const ATTACH_TMPFS: &CStr = c"size=64k,nr_inodes=1024,mode=0755";
 
 fn mount_all(m: &PreparedMounts) -> SysResult<()> {
     // SAFETY: raw syscalls on C strings prepared by the parent.
@@ -50,7 +61,29 @@ fn mount_all(m: &PreparedMounts) -> SysResult<()> {
     for (fd, name) in &m.vols {
         move_mount_to(*fd, name)?;
     }
+    if !m.attach_root {
+        return Ok(());
+    }
+    sys::mount(
+        Some(c"tmpfs"),
+        c"attach",
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        Some(ATTACH_TMPFS),
+    )?;
+    for name in &m.attach_empty {
+        mkdir(name)?;
+    }
+    for (fd, name) in &m.attached {
+        mkdir(name)?;
+        move_mount_to(*fd, name)?;
+    }
     Ok(())
+}
+
+fn mkdir(path: &CStr) -> SysResult<()> {
+    // SAFETY: mkdir with a C string.
+    check_int(unsafe { libc::mkdir(path.as_ptr(), 0o755) }).map(drop)
 }
 
 struct PreparedMounts {
@@ -58,6 +91,9 @@ struct PreparedMounts {
     bundle: CString,
     overlay_data: CString,
     vols: Vec<(RawFd, CString)>,
+    attached: Vec<(RawFd, CString)>,
+    attach_empty: Vec<CString>,
+    attach_root: bool,
 }
 
 /// Starts `cmd` (a runsc command line) through the launcher and waits for it (runsc
@@ -83,6 +119,13 @@ pub(crate) fn run(mut cmd: Command, mounts: Mounts, log: &Path) -> Result<()> {
             .iter()
             .map(|(fd, n)| (fd.as_raw_fd(), n.clone()))
             .collect(),
+        attached: mounts
+            .attached
+            .iter()
+            .map(|(fd, n)| (fd.as_raw_fd(), n.clone()))
+            .collect(),
+        attach_empty: mounts.attach_empty.clone(),
+        attach_root: mounts.attach_root,
     };
     let out = std::fs::OpenOptions::new()
         .create(true)
