@@ -431,6 +431,7 @@ fn constrain(id: &str, p: &mut Value) {
     let Some(schema) = p.get_mut("schema").and_then(Value::as_object_mut) else {
         return;
     };
+    unsigned(schema);
     match (place.as_str(), name.as_str()) {
         ("path", "name") | ("path", "tenant") => {
             schema.insert("pattern".into(), NAME_PATTERN.into());
