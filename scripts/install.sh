@@ -36,12 +36,14 @@ if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
   apt-get install -y -q --no-install-recommends prometheus || echo "warning: could not install prometheus; the metrics tests will fail" >&2
 fi
 
-# What the browser tests of the web console need (Chromium, Node.js and tests/browser's
-# packages); the console itself needs nothing on the user's side but a browser.
+# What the browser tests (the web console, browsers as API clients) and the OpenAPI TypeScript
+# check need (Chromium, Node.js and the npm packages of tests/browser and tests/openapi); the
+# console itself needs nothing on the user's side but a browser.
 if [ "${NULLSPACE_SKIP_BROWSER_DEPS:-}" != 1 ]; then
   scripts/browser_deps.sh || echo "warning: the browser test dependencies are incomplete; see above" >&2
   if command -v npm >/dev/null 2>&1; then
     npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error || echo "warning: npm ci in tests/browser failed" >&2
+    npm ci --prefix tests/openapi --no-audit --no-fund --loglevel=error || echo "warning: npm ci in tests/openapi failed" >&2
   fi
 fi
 

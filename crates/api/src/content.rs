@@ -32,7 +32,7 @@ fn ndjson(value: &impl serde::Serialize) -> bytes::Bytes {
 /// Blocks of match lines waiting for the network, at most (each about 64 KiB).
 const SEARCH_BLOCKS_QUEUED: usize = 8;
 
-#[utoipa::path(post, path = "/v1/volumes/{name}/files/search", tag = "files", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/search", operation_id = "search_files", tag = "files", params(("name" = String, Path)),
     request_body = SearchRequest,
     responses((status = 200, description = "one JSON match per line, then {\"done\":true,...}", content_type = "application/x-ndjson"),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -113,7 +113,7 @@ pub async fn search(
         .map_err(|e| Error::internal(e.to_string()).into())
 }
 
-#[utoipa::path(post, path = "/v1/volumes/{name}/files/replace", tag = "files", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/replace", operation_id = "replace_in_files", tag = "files", params(("name" = String, Path)),
     request_body = ReplaceRequest,
     responses((status = 200, description = "files and counts", body = ReplaceSummary), (status = 400, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub async fn replace(
@@ -135,7 +135,7 @@ pub async fn replace(
     Ok(axum::Json(vol.replace(path, opts).await?))
 }
 
-#[utoipa::path(post, path = "/v1/volumes/{name}/files/edit", tag = "files", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/edit", operation_id = "edit_file", tag = "files", params(("name" = String, Path)),
     request_body = EditRequest,
     responses((status = 200, body = FileStat), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn edit(

@@ -154,7 +154,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        let axum::Json(mut value) =
+            axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        integral_numbers(&mut value);
         if !value.is_object() {
             let kind = match value {
                 serde_json::Value::Array(_) => "an array",
@@ -171,5 +173,40 @@ where
         serde_path_to_error::deserialize(value)
             .map(Json)
             .map_err(|e| ApiError(Error::invalid_argument(format!("invalid JSON body: {e}"))))
+    }
+}
+
+/// JSON has one number type: `2.0` is the integer 2 (as JSON Schema's `integer` says), so it
+/// is read as one wherever an integer is expected. Other numbers stay as sent.
+fn integral_numbers(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                // Exact below 2^53 only: larger floats are already rounded, leave them alone.
+                if f.abs() < 9_007_199_254_740_992.0 {
+                    *v = serde_json::Value::from(f as i64);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integral_floats_are_integers() {
+        let mut v = serde_json::json!({"a": 1208.0, "b": [2.5, -3.0], "c": {"d": 1e300}});
+        integral_numbers(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"a": 1208, "b": [2.5, -3], "c": {"d": 1e300}})
+        );
+        let n: u64 = serde_json::from_value(v["a"].clone()).unwrap();
+        assert_eq!(n, 1208);
     }
 }

@@ -202,7 +202,15 @@ pub(crate) async fn stream_file(
 ) -> ApiResult<Response> {
     let (file, stat) = vol.open_read(path).await?;
     let size = stat.size;
-    let (start, end, partial) = if let Some(r) = headers.get(header::RANGE) {
+    // If-None-Match comes before Range (RFC 9110 §13.2.2).
+    if not_modified(headers, &stat.etag)? {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, format!("\"{}\"", stat.etag))
+            .body(Body::empty())
+            .map_err(|e| Error::internal(e.to_string()).into());
+    }
+    let (start, end, partial) = if let Some(r) = present(headers, header::RANGE) {
         match parse_range(r, size)? {
             ByteRange::Part(s, e) => (s, e, true),
             ByteRange::Unsatisfiable => return unsatisfiable(size),
@@ -289,21 +297,79 @@ fn read_in_thread(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    match headers.get(header::IF_MATCH) {
-        None => Ok(None),
-        Some(v) => {
-            let s = v
-                .to_str()
-                .map_err(|_| Error::invalid_argument("If-Match header is not ASCII"))?;
-            Ok(Some(
-                s.trim()
-                    .trim_start_matches("W/")
-                    .trim_matches('"')
-                    .to_owned(),
-            ))
-        }
+/// The entity tags of an `If-Match` or `If-None-Match` value (RFC 9110 §13.1): `None` for
+/// `*`, else the opaque tags (quotes and a weak `W/` prefix removed).
+fn entity_tags(name: &str, v: &HeaderValue) -> ApiResult<Option<Vec<String>>> {
+    let s = v
+        .to_str()
+        .map_err(|_| Error::invalid_argument(format!("{name} header is not ASCII")))?
+        .trim();
+    if s == "*" {
+        return Ok(None);
     }
+    let tags: Vec<String> = s
+        .split(',')
+        .map(|t| {
+            t.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_owned()
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tags.is_empty() {
+        return Err(Error::invalid_argument(format!("{name} header names no entity tag")).into());
+    }
+    Ok(Some(tags))
+}
+
+/// A conditional or range header, unless its value is empty (as if it were absent).
+fn present(headers: &HeaderMap, name: header::HeaderName) -> Option<&HeaderValue> {
+    headers
+        .get(name)
+        .filter(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace))
+}
+
+/// A write's `If-Match`: one etag, or `*` (the file must exist). A failed one is `conflict`.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = present(headers, header::IF_MATCH) else {
+        return Ok(None);
+    };
+    match entity_tags("If-Match", v)? {
+        None => Ok(Some("*".to_owned())),
+        Some(mut tags) if tags.len() == 1 => Ok(tags.pop()),
+        Some(_) => Err(Error::invalid_argument(
+            "If-Match on a write takes one entity tag (or *), not a list",
+        )
+        .into()),
+    }
+}
+
+/// A write's `If-None-Match`: only `*` (create, never replace: `already_exists` if a file is
+/// there), the same as `overwrite=false`.
+fn if_none_match_write(headers: &HeaderMap) -> ApiResult<bool> {
+    let Some(v) = present(headers, header::IF_NONE_MATCH) else {
+        return Ok(false);
+    };
+    match entity_tags("If-None-Match", v)? {
+        None => Ok(true),
+        Some(_) => Err(Error::invalid_argument(
+            "If-None-Match on a write takes only * (write only if no file exists)",
+        )
+        .into()),
+    }
+}
+
+/// Whether a read's `If-None-Match` matches `etag` (weak comparison): the answer is then
+/// `304 Not Modified`.
+fn not_modified(headers: &HeaderMap, etag: &str) -> ApiResult<bool> {
+    let Some(v) = present(headers, header::IF_NONE_MATCH) else {
+        return Ok(false);
+    };
+    Ok(match entity_tags("If-None-Match", v)? {
+        None => true,
+        Some(tags) => tags.iter().any(|t| t == etag),
+    })
 }
 
 #[utoipa::path(put, path = "/v1/volumes/{name}/files/content", tag = "files", params(("name" = String, Path), WriteQuery),
@@ -321,7 +387,7 @@ pub async fn write_file(
         let vol = node.volumes().open(&caller.0, &name).await?;
         let path = parse_path("path", &q.path)?;
         let opts = WriteOptions {
-            overwrite: q.overwrite,
+            overwrite: q.overwrite && !if_none_match_write(&headers)?,
             if_match: if_match(&headers)?,
         };
         Ok::<_, ApiError>((vol, path, opts))
@@ -461,7 +527,7 @@ pub async fn write_batch(
     }))
 }
 
-#[utoipa::path(post, path = "/v1/volumes/{name}/files/mkdir", tag = "files", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/mkdir", operation_id = "make_directory", tag = "files", params(("name" = String, Path)),
     request_body = MkdirRequest, responses((status = 200, body = FileStat), (status = 409, body = ErrorBody)))]
 pub async fn mkdir(
     State(node): State<AppState>,
@@ -502,7 +568,7 @@ pub async fn copy_file(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/volumes/{name}/files", tag = "files", params(("name" = String, Path), RemoveQuery),
+#[utoipa::path(delete, path = "/v1/volumes/{name}/files", operation_id = "remove_file", tag = "files", params(("name" = String, Path), RemoveQuery),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn remove(
     State(node): State<AppState>,
@@ -516,7 +582,7 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/volumes/{name}/files/list", tag = "files", params(("name" = String, Path), ListQuery),
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/list", operation_id = "list_files", tag = "files", params(("name" = String, Path), ListQuery),
     responses((status = 200, body = ListPage), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(node): State<AppState>,
@@ -612,7 +678,7 @@ pub async fn list(
     .into_response())
 }
 
-#[utoipa::path(get, path = "/v1/volumes/{name}/files/stat", tag = "files", params(("name" = String, Path), PathQuery),
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/stat", operation_id = "stat_file", tag = "files", params(("name" = String, Path), PathQuery),
     responses((status = 200, body = FileStat), (status = 404, body = ErrorBody)))]
 pub async fn stat(
     State(node): State<AppState>,
@@ -625,7 +691,7 @@ pub async fn stat(
     Ok(axum::Json(vol.stat(path).await?))
 }
 
-#[utoipa::path(get, path = "/v1/volumes/{name}/files/exists", tag = "files", params(("name" = String, Path), PathQuery),
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/exists", operation_id = "file_exists", tag = "files", params(("name" = String, Path), PathQuery),
     responses((status = 200, body = Exists), (status = 404, body = ErrorBody)))]
 pub async fn exists(
     State(node): State<AppState>,
@@ -717,7 +783,7 @@ fn content_disposition(name: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
-#[utoipa::path(get, path = "/v1/volumes/{name}/files/archive", tag = "files", params(("name" = String, Path), ArchiveQuery),
+#[utoipa::path(get, path = "/v1/volumes/{name}/files/archive", operation_id = "download_archive", tag = "files", params(("name" = String, Path), ArchiveQuery),
     responses((status = 200, description = "the directory as a tar, tar.gz or zip stream"), (status = 404, body = ErrorBody)))]
 pub async fn archive(
     State(node): State<AppState>,

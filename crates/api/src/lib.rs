@@ -12,11 +12,13 @@ mod admin;
 mod auth;
 mod console;
 mod content;
+mod edge;
 mod error;
 mod files;
 mod keys;
 mod metrics;
 mod openapi;
+mod openapi_contract;
 mod sandboxes;
 mod server;
 mod signed;
@@ -24,6 +26,7 @@ mod tus;
 mod volumes;
 mod watch;
 
+pub use edge::{CorsOrigins, HttpOptions};
 pub use error::status_of;
 pub use nullspace_node::{
     ConnectionLimits, Node, SandboxLimits, SandboxRuntime, ServerConfig, VolumeBackend,

@@ -73,6 +73,7 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(keys::create_token))
         .routes(routes!(volumes::create_volume, volumes::list_volumes))
         .routes(routes!(volumes::get_volume, volumes::delete_volume))
+        .routes(routes!(volumes::rename_volume))
         .routes(routes!(files::read_file, files::write_file))
         .routes(routes!(files::write_batch))
         .routes(routes!(files::mkdir))
@@ -116,15 +117,22 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI document of every route the server has.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    parts().1
+/// The OpenAPI document of every route the server has, completed by
+/// [`crate::openapi_contract`].
+pub fn openapi_document() -> serde_json::Value {
+    document(parts().1)
+}
+
+fn document(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    crate::openapi_contract::complete(&mut doc);
+    doc
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = parts();
-    let doc = std::sync::Arc::new(doc);
+    let doc = std::sync::Arc::new(document(doc));
     api.route(
         "/v1/openapi.json",
         axum::routing::get(move || {

@@ -75,7 +75,7 @@ pub async fn destroy_sandbox(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/exec", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/exec", operation_id = "exec_in_sandbox", tag = "sandboxes", params(("id" = String, Path)),
     request_body = ExecRequest,
     responses((status = 200, body = ExecOutput), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
@@ -90,7 +90,7 @@ pub async fn exec(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/sandboxes/{id}/files/content", tag = "sandboxes", params(("id" = String, Path), PathQuery),
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/files/content", operation_id = "read_sandbox_file", tag = "sandboxes", params(("id" = String, Path), PathQuery),
     responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ErrorBody)))]
 pub async fn read_file(
     State(node): State<AppState>,
@@ -106,7 +106,7 @@ pub async fn read_file(
         .into_response())
 }
 
-#[utoipa::path(put, path = "/v1/sandboxes/{id}/files/content", tag = "sandboxes", params(("id" = String, Path), PathQuery),
+#[utoipa::path(put, path = "/v1/sandboxes/{id}/files/content", operation_id = "write_sandbox_file", tag = "sandboxes", params(("id" = String, Path), PathQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn write_file(
@@ -122,7 +122,7 @@ pub async fn write_file(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/sandboxes/{id}/files/list", tag = "sandboxes", params(("id" = String, Path), PathQuery),
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/files/list", operation_id = "list_sandbox_files", tag = "sandboxes", params(("id" = String, Path), PathQuery),
     responses((status = 200, body = SandboxDirList), (status = 404, body = ErrorBody)))]
 pub async fn list_files(
     State(node): State<AppState>,
@@ -134,7 +134,7 @@ pub async fn list_files(
     Ok(axum::Json(SandboxDirList { entries }))
 }
 
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/attachments", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/attachments", operation_id = "attach_volume", tag = "sandboxes", params(("id" = String, Path)),
     request_body = VolumeMount,
     responses((status = 201, body = Attachment), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn attach(
@@ -147,7 +147,7 @@ pub async fn attach(
     Ok((StatusCode::CREATED, axum::Json(att)).into_response())
 }
 
-#[utoipa::path(delete, path = "/v1/sandboxes/{id}/attachments", tag = "sandboxes", params(("id" = String, Path), DetachQuery),
+#[utoipa::path(delete, path = "/v1/sandboxes/{id}/attachments", operation_id = "detach_volume", tag = "sandboxes", params(("id" = String, Path), DetachQuery),
     responses((status = 200, body = Attachment), (status = 404, body = ErrorBody)))]
 pub async fn detach(
     State(node): State<AppState>,
@@ -185,7 +185,7 @@ async fn lifecycle(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", operation_id = "pause_sandbox", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = Sandbox), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn pause(
     State(node): State<AppState>,
@@ -195,7 +195,7 @@ pub async fn pause(
     lifecycle(node, caller, id, Lifecycle::Pause).await
 }
 
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/resume", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/resume", operation_id = "resume_sandbox", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = Sandbox), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn resume(
     State(node): State<AppState>,
@@ -205,7 +205,7 @@ pub async fn resume(
     lifecycle(node, caller, id, Lifecycle::Resume).await
 }
 
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/hibernate", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/hibernate", operation_id = "hibernate_sandbox", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 200, body = Sandbox), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn hibernate(
     State(node): State<AppState>,
@@ -215,7 +215,7 @@ pub async fn hibernate(
     lifecycle(node, caller, id, Lifecycle::Hibernate).await
 }
 
-#[utoipa::path(post, path = "/v1/sandboxes/{id}/fork", tag = "sandboxes", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/fork", operation_id = "fork_sandbox", tag = "sandboxes", params(("id" = String, Path)),
     responses((status = 201, body = Sandbox), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn fork(
     State(node): State<AppState>,

@@ -43,11 +43,21 @@ impl Default for Observability {
 
 /// Runs the server until SIGINT/SIGTERM, then shuts down gracefully.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
-    run_with(config, Observability::default()).await
+    run_with(
+        config,
+        Observability::default(),
+        crate::HttpOptions::default(),
+    )
+    .await
 }
 
-/// [`run`], with metrics and access logging as `observe` says.
-pub async fn run_with(config: ServerConfig, observe: Observability) -> anyhow::Result<()> {
+/// [`run`], with metrics and access logging as `observe` says and the HTTP edge (CORS) as
+/// `http` says.
+pub async fn run_with(
+    config: ServerConfig,
+    observe: Observability,
+    http: crate::HttpOptions,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -77,7 +87,14 @@ pub async fn run_with(config: ServerConfig, observe: Observability) -> anyhow::R
     });
     let router =
         crate::router(node.clone()).layer(axum::middleware::from_fn(crate::access::note_route));
-    let serve = serve(listener, router, limits, observe, shutdown.clone());
+    let serve = serve(
+        listener,
+        router,
+        Arc::new(http),
+        limits,
+        observe,
+        shutdown.clone(),
+    );
     // In-flight requests get a grace period; then the server stops anyway (an interrupted
     // write leaves only a temporary file, removed at the next start).
     tokio::select! {
@@ -140,6 +157,7 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Respo
 async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
+    http: Arc<crate::HttpOptions>,
     limits: ConnectionLimits,
     observe: Observability,
     shutdown: tokio_util::sync::CancellationToken,
@@ -151,6 +169,12 @@ async fn serve(
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             limits.body_timeout,
+        ))
+        .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new))
+        // Around the router, not inside it: a method override must be seen by routing.
+        .layer(axum::middleware::from_fn_with_state(
+            http,
+            crate::edge::edge,
         ))
         .service(router);
     let mut http = hyper::server::conn::http1::Builder::new();

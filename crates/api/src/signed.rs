@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody, Json};
 use crate::files::{parse_path, receive_file, stream_file};
 use crate::AppState;
 
-#[utoipa::path(post, path = "/v1/volumes/{name}/files/url", tag = "files", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/volumes/{name}/files/url", operation_id = "sign_url", tag = "files", params(("name" = String, Path)),
     request_body = SignRequest, responses((status = 200, body = SignedUrl), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn sign(
     State(node): State<AppState>,

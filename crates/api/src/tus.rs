@@ -279,13 +279,13 @@ fn discovery() -> Tus {
         .header("tus-checksum-algorithm", "sha1,sha256")
 }
 
-#[utoipa::path(options, path = "/v1/volumes/{name}/uploads", tag = "uploads", params(("name" = String, Path)), security(),
+#[utoipa::path(options, path = "/v1/volumes/{name}/uploads", operation_id = "tus_discovery", tag = "uploads", params(("name" = String, Path)), security(),
     responses((status = 204, description = "tus discovery: Tus-Version, Tus-Extension, Tus-Checksum-Algorithm")))]
 pub async fn options() -> Response {
     discovery().into_response()
 }
 
-#[utoipa::path(post, path = "/v1/volumes/{name}/uploads", tag = "uploads", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/v1/volumes/{name}/uploads", operation_id = "create_upload", tag = "uploads", params(("name" = String, Path)),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream", description = "optional first chunk (creation-with-upload)"),
     responses((status = 201, description = "created; Location names the upload"), (status = 412, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 507, body = ErrorBody)))]
@@ -311,6 +311,15 @@ async fn create_inner(
 ) -> Result<Response, Response> {
     let fail = |t: Tus| t.into_response();
     check_version(&headers).map_err(fail)?;
+    // Concatenation is not an advertised extension: a partial upload taken as a plain one
+    // would publish a fragment at the destination.
+    if headers.contains_key("upload-concat") {
+        return Err(fail(Tus::fail(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidArgument,
+            "Upload-Concat is not supported: this server does not offer the concatenation extension",
+        )));
+    }
     let length = header_u64(&headers, "upload-length")
         .map_err(fail)?
         .ok_or_else(|| {
@@ -369,7 +378,7 @@ async fn create_inner(
         .into_response())
 }
 
-#[utoipa::path(head, path = "/v1/volumes/{name}/uploads/{id}", tag = "uploads", params(("name" = String, Path), ("id" = String, Path)),
+#[utoipa::path(head, path = "/v1/volumes/{name}/uploads/{id}", operation_id = "upload_offset", tag = "uploads", params(("name" = String, Path), ("id" = String, Path)),
     responses((status = 200, description = "Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires"), (status = 404), (status = 410)))]
 pub async fn head(
     State(node): State<AppState>,
@@ -402,7 +411,7 @@ pub async fn head(
     resp
 }
 
-#[utoipa::path(patch, path = "/v1/volumes/{name}/uploads/{id}", tag = "uploads", params(("name" = String, Path), ("id" = String, Path)),
+#[utoipa::path(patch, path = "/v1/volumes/{name}/uploads/{id}", operation_id = "append_upload", tag = "uploads", params(("name" = String, Path), ("id" = String, Path)),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses((status = 204, description = "chunk stored; Upload-Offset is the new offset"), (status = 409, body = ErrorBody),
               (status = 412, body = ErrorBody), (status = 415, body = ErrorBody), (status = 460, body = ErrorBody),
@@ -443,7 +452,7 @@ pub async fn patch(
     r.unwrap_or_else(|t| t).into_response()
 }
 
-#[utoipa::path(delete, path = "/v1/volumes/{name}/uploads/{id}", tag = "uploads", params(("name" = String, Path), ("id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/volumes/{name}/uploads/{id}", operation_id = "terminate_upload", tag = "uploads", params(("name" = String, Path), ("id" = String, Path)),
     responses((status = 204, description = "terminated"), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn terminate(
     State(node): State<AppState>,
@@ -465,7 +474,7 @@ pub async fn terminate(
     r.unwrap_or_else(|t| t).into_response()
 }
 
-#[utoipa::path(get, path = "/v1/volumes/{name}/uploads", tag = "uploads", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v1/volumes/{name}/uploads", operation_id = "list_uploads", tag = "uploads", params(("name" = String, Path)),
     responses((status = 200, body = UploadList), (status = 404, body = ErrorBody)))]
 /// The volume's uploads still waiting for bytes (each reserves its length against the cap).
 pub async fn list(
@@ -490,7 +499,7 @@ pub async fn list(
     Ok(Json(UploadList { uploads }))
 }
 
-#[utoipa::path(options, path = "/v1/volumes/{name}/uploads/{id}", tag = "uploads", params(("name" = String, Path), ("id" = String, Path)), security(),
+#[utoipa::path(options, path = "/v1/volumes/{name}/uploads/{id}", operation_id = "tus_upload_discovery", tag = "uploads", params(("name" = String, Path), ("id" = String, Path)), security(),
     responses((status = 204, description = "tus discovery")))]
 pub async fn options_upload() -> Response {
     discovery().into_response()

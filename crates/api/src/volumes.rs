@@ -3,7 +3,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use nullspace_core::wire::{CreateVolume, VolumeList};
+use nullspace_core::wire::{CreateVolume, RenameVolume, VolumeList};
 use nullspace_core::{Error, LabelSelector, Volume, VolumeField};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -125,4 +125,21 @@ pub async fn delete_volume(
     node.delete_volume(&caller.0, &name, q.force, q.if_exists)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/volumes/{name}/rename", tag = "volumes", params(("name" = String, Path)),
+    request_body = RenameVolume,
+    responses((status = 200, body = Volume, description = "renamed: the same volume under its new name"),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "already_exists, or volume_in_use while a sandbox has it attached")))]
+pub async fn rename_volume(
+    State(node): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(req): Json<RenameVolume>,
+) -> ApiResult<axum::Json<Volume>> {
+    Ok(axum::Json(
+        node.volumes()
+            .rename(&caller.0, &name, &req.new_name)
+            .await?,
+    ))
 }

@@ -99,7 +99,7 @@ fn change(ev: &ChangeEvent) -> Event {
         .unwrap_or_default()
 }
 
-#[utoipa::path(get, path = "/v1/volumes/{name}/watch", tag = "files", params(("name" = String, Path), WatchQuery),
+#[utoipa::path(get, path = "/v1/volumes/{name}/watch", operation_id = "watch_volume", tag = "files", params(("name" = String, Path), WatchQuery),
     responses((status = 200, description = "Server-Sent Events: `change`, `gap`, `overflow`", content_type = "text/event-stream"),
               (status = 404, body = ErrorBody)))]
 pub async fn watch(

@@ -19,6 +19,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("get", "/v1/volumes"),
     ("get", "/v1/volumes/{name}"),
     ("delete", "/v1/volumes/{name}"),
+    ("post", "/v1/volumes/{name}/rename"),
     ("get", "/v1/volumes/{name}/files/content"),
     ("put", "/v1/volumes/{name}/files/content"),
     ("post", "/v1/volumes/{name}/files/batch"),

@@ -150,7 +150,7 @@ pub async fn run(cmd: KeyCommand, global: &Global) -> anyhow::Result<ExitCode> {
 /// Keys (or tokens) as JSON or as a table: the same columns for both.
 fn print_keys(json: bool, keys: &[KeyInfo]) -> anyhow::Result<()> {
     if json {
-        return output::json(&keys);
+        return output::json(&serde_json::json!({ "keys": keys }));
     }
     let rows: Vec<Vec<String>> = keys.iter().map(row).collect();
     output::table(

@@ -6,6 +6,7 @@
 mod admin;
 mod config;
 mod content;
+mod examples;
 mod keys;
 mod output;
 mod sandbox;
@@ -88,6 +89,12 @@ enum Command {
     /// Create sandboxes, run commands in them and attach volumes
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
+    /// Print a shell completion script (bash, zsh or fish) to stdout
+    Completion {
+        /// The shell to complete in
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
 }
 
 /// Options every client verb shares.
@@ -97,10 +104,15 @@ pub struct Global {
     pub json: bool,
 }
 
+/// The command tree with the examples of every command's `--help`.
+fn cli_command() -> clap::Command {
+    examples::with_examples(Cli::command())
+}
+
 /// Parses the command line; for `server`, with the `--config` file's settings added (see
 /// `server`'s module doc), and `--print-config` answered here.
 fn parse_command_line() -> Cli {
-    let matches = Cli::command().get_matches();
+    let matches = cli_command().get_matches();
     let Some(server_matches) = matches.subcommand_matches("server") else {
         return Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     };
@@ -116,7 +128,7 @@ fn parse_command_line() -> Cli {
     } else {
         let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
         argv.extend(flags);
-        Cli::command()
+        cli_command()
             .try_get_matches_from(argv)
             .unwrap_or_else(|e| {
                 output::eprint_line("error: in a setting of the --config file:");
@@ -156,6 +168,7 @@ fn main() -> ExitCode {
             Command::Key(cmd) => keys::run(cmd, &global).await,
             Command::Volume(cmd) => volume::run(cmd, &global).await,
             Command::Sandbox(cmd) => sandbox::run(cmd, &global).await,
+            Command::Completion { shell } => completion(&shell),
         }
     });
     // Streams still being read (stdin) must not keep the process alive.
@@ -170,6 +183,20 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Writes the completion script of `shell` for the whole command tree to stdout.
+fn completion(shell: &str) -> anyhow::Result<ExitCode> {
+    use clap_complete::Shell;
+    let shell = match shell {
+        "bash" => Shell::Bash,
+        "zsh" => Shell::Zsh,
+        _ => Shell::Fish,
+    };
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cli_command(), "nullspace", &mut out);
+    output::write_stdout(&out)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {

@@ -118,6 +118,15 @@ pub struct ServerArgs {
     /// Seconds a request body may go without a byte arriving (slow but live uploads go on)
     #[arg(long, env = "NULLSPACE_BODY_TIMEOUT", value_name = "SECS", default_value_t = 60.0, value_parser = parse_secs)]
     body_timeout: f64,
+    /// Let pages on this browser origin (`https://app.example.com`) call the API, tus uploads and
+    /// signed URLs (CORS); repeatable, or `*` for any origin [default: off]
+    #[arg(
+        long = "cors-origin",
+        env = "NULLSPACE_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
 }
 
 /// The per-sandbox defaults from the flags, with the bounds a create request meets.
@@ -318,6 +327,10 @@ fn init_logging(format: &str) {
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log_format);
     let sandbox_limits = sandbox_limits(&args)?;
+    let http = nullspace_api::HttpOptions {
+        cors_origins: nullspace_api::CorsOrigins::parse(&args.cors_origins)
+            .map_err(anyhow::Error::msg)?,
+    };
     let config = ServerConfig {
         sandbox_limits,
         sandbox_runtime: nullspace_api::SandboxRuntime::parse(&args.sandbox_runtime)
@@ -344,7 +357,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         metrics_listen: args.metrics_listen,
         access_log: args.access_log,
     };
-    nullspace_api::run_with(config, observe).await?;
+    nullspace_api::run_with(config, observe, http).await?;
     Ok(ExitCode::SUCCESS)
 }
 

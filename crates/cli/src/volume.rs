@@ -65,6 +65,14 @@ pub enum VolumeCommand {
         #[arg(long)]
         if_exists: bool,
     },
+    /// Rename a volume (refused while a sandbox has it attached; its files, id, keys and
+    /// tokens stay; signed URLs for the old name stop working)
+    Rename {
+        /// Current volume name
+        old: String,
+        /// New volume name
+        new: String,
+    },
     /// Print a file's content (or a byte range) to stdout, streamed
     Read {
         /// Volume name
@@ -297,7 +305,7 @@ async fn uploads(args: UploadsArgs, g: &Global) -> anyhow::Result<()> {
             let name = VolumeName::parse(args.name.as_deref().unwrap_or_default())?;
             let list = client.list_uploads(&name).await?;
             if g.json {
-                output::json(&list)?;
+                output::json(&serde_json::json!({ "uploads": list }))?;
             } else {
                 let body: Vec<Vec<String>> = list
                     .iter()
@@ -489,7 +497,7 @@ pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
                     .collect::<Result<_, _>>()?,
             };
             if g.json {
-                output::json(&rows)?;
+                output::json(&serde_json::json!({ "volumes": rows }))?;
             } else {
                 let cols = fields.unwrap_or_else(|| LIST_COLUMNS.to_vec());
                 let head: Vec<&str> = cols.iter().map(|f| header(*f)).collect();
@@ -532,6 +540,15 @@ pub async fn run(cmd: VolumeCommand, g: &Global) -> anyhow::Result<ExitCode> {
                 output::json(&serde_json::json!({ "name": name.as_str(), "deleted": true }))?;
             } else {
                 output::line(format_args!("deleted volume {name}"))?;
+            }
+        }
+        VolumeCommand::Rename { old, new } => {
+            let (old, new) = (VolumeName::parse(&old)?, VolumeName::parse(&new)?);
+            let v = config::client(g)?.rename_volume(&old, &new).await?;
+            if g.json {
+                output::json(&v)?;
+            } else {
+                output::line(format_args!("renamed volume {old} to {}", v.name))?;
             }
         }
         VolumeCommand::Read {
@@ -887,11 +904,12 @@ async fn ls(
         }
         return output::table(None, &rows);
     }
-    // JSON is one array, written incrementally so huge listings need no memory.
+    // JSON is one `{"entries": [...]}` document (the convention of every list, see
+    // docs/cli.md), written incrementally so huge listings need no memory.
     let mut buf = String::new();
     let mut first = true;
     if g.json {
-        buf.push('[');
+        buf.push_str("{\"entries\": [");
     }
     while let Some(st) = entries.next().await {
         let st = st?;
@@ -909,7 +927,7 @@ async fn ls(
         }
     }
     if g.json {
-        buf.push_str(if first { "]\n" } else { "\n]\n" });
+        buf.push_str(if first { "]}\n" } else { "\n]}\n" });
     }
     output::write_stdout(buf.as_bytes())
 }

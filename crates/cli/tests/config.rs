@@ -66,7 +66,7 @@ fn bootstrap_client_json_needs_no_configuration() {
         .unwrap();
     assert_eq!(
         json(&out.assert_ok(&["list"])),
-        serde_json::json!([{"name": "via-xdg"}])
+        serde_json::json!({"volumes": [{"name": "via-xdg"}]})
     );
 }
 
@@ -166,7 +166,7 @@ fn login_saves_a_private_profile_used_by_later_commands() {
                 .unwrap()
                 .assert_ok(&["list"])
         ),
-        serde_json::json!([])
+        serde_json::json!({"volumes": []})
     );
 
     // A damaged profile is reported, not ignored.

@@ -530,7 +530,8 @@ fn an_abandoned_upload_is_shown_and_cancelled(flags: &[&str]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = &doc["uploads"];
     assert_eq!(list[0]["id"], id.as_str(), "{list}");
     assert_eq!(list[0]["path"], "/abandoned.bin");
     assert_eq!(list[0]["offset"], arrived);
@@ -555,7 +556,7 @@ fn an_abandoned_upload_is_shown_and_cancelled(flags: &[&str]) {
     let out = srv.cli(&["volume", "uploads", VOL, "--json"]);
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
-        json!([])
+        json!({"uploads": []})
     );
     srv.assert_no_server_faults();
 }

@@ -126,6 +126,8 @@ fn request(method: &Method, template: &str) -> Request {
             Some(b"evil".to_vec()),
         ),
         ("POST", t) if t.ends_with("/files/mkdir") => json_body(json!({"path": "/evil-dir"})),
+        // To its own name: an allowed caller renames nothing, so later requests still find it.
+        ("POST", "/v1/volumes/{name}/rename") => json_body(json!({"new_name": VOL})),
         ("POST", t) if t.ends_with("/files/move") => {
             json_body(json!({"src": "/f.txt", "dst": "/g.txt"}))
         }
@@ -627,7 +629,7 @@ fn key_list_never_shows_a_secret_and_the_cli_prints_a_new_key_once() {
         &srv.cli(&["--json", "key", "list"])
             .assert_ok(&["key", "list"]),
     );
-    let ci = listed
+    let ci = listed["keys"]
         .as_array()
         .expect("array")
         .iter()
@@ -848,7 +850,7 @@ fn a_volume_token_reaches_its_volume_only_and_dies_with_its_key() {
         !listed.to_string().contains(&tok),
         "the list shows the secret"
     );
-    let id = listed
+    let id = listed["keys"]
         .as_array()
         .expect("array")
         .iter()

@@ -156,9 +156,8 @@ fn dd_past_the_cap_in(runtime: &str) {
     // A file the sandbox wrote in place of a big one is seen in a listing of the volume too.
     let listed = s.ok(&["volume", "list", "--json"]);
     let listed = json(&listed);
-    let row = listed
+    let row = listed["volumes"]
         .as_array()
-        .or_else(|| listed["volumes"].as_array())
         .unwrap()
         .iter()
         .find(|r| r["name"] == "capped")

@@ -51,7 +51,7 @@ fn tenant_create_and_isolation() {
             &s.cli_as(&acme, &["volume", "list", "--json"])
                 .assert_ok(&["list"])
         ),
-        serde_json::json!([])
+        serde_json::json!({"volumes": []})
     );
     s.cli_as(&acme, &["volume", "get", "shared-name"])
         .assert_err(4, r#"volume "shared-name" not found"#);

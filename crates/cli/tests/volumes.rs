@@ -56,8 +56,9 @@ fn volume_lifecycle_create_list_get_delete() {
         "{out}"
     );
 
-    // JSON: an array of whole volumes.
-    let all = json(&s.ok(&["volume", "list", "--json"]));
+    // JSON: `{"volumes": [...]}` of whole volumes (every list is an object naming its items).
+    let doc = json(&s.ok(&["volume", "list", "--json"]));
+    let all = &doc["volumes"];
     let names: Vec<&str> = all
         .as_array()
         .unwrap()
@@ -70,7 +71,7 @@ fn volume_lifecycle_create_list_get_delete() {
 
     // Label filters: all must match.
     let out = s.ok(&["volume", "list", "--label", "team=ml", "--json"]);
-    assert_eq!(json(&out).as_array().unwrap().len(), 1);
+    assert_eq!(json(&out)["volumes"].as_array().unwrap().len(), 1);
     let out = s.ok(&[
         "volume",
         "list",
@@ -80,7 +81,7 @@ fn volume_lifecycle_create_list_get_delete() {
         "tier=cold",
         "--json",
     ]);
-    assert_eq!(json(&out), serde_json::json!([]));
+    assert_eq!(json(&out), serde_json::json!({"volumes": []}));
 
     // --fields selects columns and keys.
     let out = s.ok(&["volume", "list", "--fields", "name,labels"]);
@@ -96,7 +97,7 @@ fn volume_lifecycle_create_list_get_delete() {
     let sel = json(&s.ok(&["volume", "list", "--fields", "name,used_bytes", "--json"]));
     assert_eq!(
         sel,
-        serde_json::json!([{"name": "other", "used_bytes": 0}, {"name": "team-data", "used_bytes": 0}])
+        serde_json::json!({"volumes": [{"name": "other", "used_bytes": 0}, {"name": "team-data", "used_bytes": 0}]})
     );
     s.cli(&["volume", "list", "--fields", "name,size"])
         .assert_err(2, r#"unknown field "size""#);
@@ -166,7 +167,7 @@ fn volume_lifecycle_create_list_get_delete() {
     assert_eq!(d, serde_json::json!({"name": "team-data", "deleted": true}));
     assert_eq!(
         json(&s.ok(&["volume", "list", "--json"])),
-        serde_json::json!([])
+        serde_json::json!({"volumes": []})
     );
     assert_eq!(
         s.ok(&["volume", "list"]).lines().count(),
@@ -407,14 +408,14 @@ fn directories_move_copy_remove_and_listing() {
         ("file", "1", "B", "/a/one.txt")
     );
     assert!(rows[1][3].ends_with('Z'), "mtime column: {long}");
-    let arr = json(&s.ok(&["volume", "ls", "v", "-r", "--json"]));
-    let arr = arr.as_array().unwrap();
+    let doc = json(&s.ok(&["volume", "ls", "v", "-r", "--json"]));
+    let arr = doc["entries"].as_array().unwrap();
     assert_eq!(arr.len(), 6);
     assert_eq!(arr[2]["path"], "/a/b/three.md");
     assert_eq!(arr[2]["size"], 3);
     assert_eq!(
         json(&s.ok(&["volume", "ls", "v", "/z", "--json"])),
-        serde_json::json!([])
+        serde_json::json!({"entries": []})
     );
     assert_eq!(s.ok(&["volume", "ls", "v", "/z"]), "");
     s.cli(&["volume", "ls", "v", "/nope"])
@@ -683,5 +684,55 @@ fn data_survives_a_server_restart() {
     assert_eq!(
         (v["labels"]["a"].as_str(), v["used_bytes"].as_u64()),
         (Some("b"), Some(10))
+    );
+}
+
+#[test]
+fn volume_rename_keeps_the_volume_and_is_refused_while_attached() {
+    let s = Server::start();
+    s.ok(&["volume", "create", "team-data"]);
+    s.ok(&["volume", "create", "taken"]);
+    s.cli_stdin(&["volume", "write", "team-data", "/a.txt"], b"kept\n")
+        .assert_ok(&["volume", "write"]);
+    let before = json(&s.ok(&["volume", "get", "team-data", "--json"]));
+
+    assert_eq!(
+        s.ok(&["volume", "rename", "team-data", "team-archive"]),
+        "renamed volume team-data to team-archive\n"
+    );
+    let after = json(&s.ok(&["volume", "get", "team-archive", "--json"]));
+    assert_eq!(after["id"], before["id"], "the same volume");
+    assert_eq!(after["used_bytes"], before["used_bytes"]);
+    assert_eq!(
+        s.ok(&["volume", "read", "team-archive", "/a.txt"]),
+        "kept\n"
+    );
+    s.cli(&["volume", "get", "team-data"])
+        .assert_err(4, r#"volume "team-data" not found"#);
+
+    s.cli(&["volume", "rename", "team-archive", "taken"])
+        .assert_err(5, r#"volume "taken" already exists"#);
+    s.cli(&["volume", "rename", "nope", "x"])
+        .assert_err(4, r#"volume "nope" not found"#);
+    s.cli(&["volume", "rename", "team-archive", "Bad_Name"])
+        .assert_err(2, "invalid volume name");
+
+    // Attached: refused with volume_in_use, nothing changes; free again once the sandbox goes.
+    let id = s
+        .ok(&[
+            "sandbox",
+            "create",
+            "--volume",
+            "ref=team-archive,mount=/mnt/d",
+        ])
+        .trim()
+        .to_owned();
+    let refused = s.cli(&["volume", "rename", "team-archive", "moved", "--json"]);
+    s.ok(&["sandbox", "destroy", &id]);
+    refused.assert_err(5, "is attached to 1 sandbox(es)");
+    let v = json(&s.ok(&["volume", "rename", "team-archive", "moved", "--json"]));
+    assert_eq!(
+        (v["name"].as_str(), &v["id"]),
+        (Some("moved"), &before["id"])
     );
 }

@@ -372,6 +372,14 @@ impl Client {
         self.send(req).await.map(drop)
     }
 
+    /// `POST /v1/volumes/{name}/rename`: the same volume under `new_name`.
+    pub async fn rename_volume(&self, name: &VolumeName, new_name: &VolumeName) -> Result<Volume> {
+        let req = self
+            .request(Method::POST, &format!("/v1/volumes/{name}/rename"))
+            .json(&json!({ "new_name": new_name.as_str() }));
+        self.json(req).await
+    }
+
     /// `GET /v1/volumes/{name}/uploads`: the uploads still waiting for bytes.
     pub async fn list_uploads(&self, name: &VolumeName) -> Result<Vec<wire::UploadInfo>> {
         let req = self.request(Method::GET, &format!("/v1/volumes/{name}/uploads"));

@@ -340,6 +340,14 @@ pub struct CreateVolume {
     pub if_not_exists: bool,
 }
 
+/// Body of `POST /v1/volumes/{name}/rename`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameVolume {
+    /// The volume's new name (the same rules as at creation); unique in the tenant.
+    pub new_name: String,
+}
+
 /// `{"volumes": [...]}` (each volume with the selected fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VolumeList<T = Volume> {

@@ -355,6 +355,25 @@ impl VolumeService {
         Ok((v, true))
     }
 
+    /// Renames the caller's volume. Its id, data, labels, usage, and the keys and tokens bound
+    /// to it stay (they name the id); signed URLs made for the old name stop working (they
+    /// carry the name). `volume_in_use` while any sandbox has it attached, live, paused or
+    /// hibernated: a sandbox's mounts name their volume.
+    pub async fn rename(
+        &self,
+        caller: &Principal,
+        name: &str,
+        new_name: &str,
+    ) -> Result<Volume, Error> {
+        let old = VolumeName::parse(name)?;
+        let new = VolumeName::parse(new_name)?;
+        let v = self
+            .store
+            .rename_volume(&caller.tenant_id, &old, &new)
+            .await?;
+        Ok(self.live(v))
+    }
+
     /// Removes a volume's record, then its storage (the sandbox service has released its
     /// attachments first). `Ok(None)` when it did not exist and `if_exists`.
     pub(crate) async fn remove(

@@ -19,6 +19,9 @@ pub enum StateError {
     /// A tenant limit would be passed; the message names the limit.
     #[error("{0}")]
     Exhausted(String),
+    /// The change needs the volume free of sandboxes; the message names it.
+    #[error("{0}")]
+    InUse(String),
 }
 
 impl StateError {
@@ -51,6 +54,7 @@ impl From<StateError> for Error {
             }
             StateError::InvalidUrl(_) => ErrorCode::InvalidArgument,
             StateError::Exhausted(_) => ErrorCode::ResourceExhausted,
+            StateError::InUse(_) => ErrorCode::VolumeInUse,
         };
         Error::new(code, e.to_string())
     }

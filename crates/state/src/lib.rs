@@ -219,6 +219,17 @@ pub trait StateStore: Send + Sync + 'static {
     async fn delete_volume(&self, tenant_id: &str, name: &VolumeName)
         -> Result<Volume, StateError>;
 
+    /// Renames a volume (its id, data, labels and usage stay) and bumps `updated_at`;
+    /// `NotFound` if absent, `AlreadyExists` if the tenant has a volume named `new_name`,
+    /// `InUse` while any sandbox has it attached (live, paused or hibernated): attachments
+    /// name their volume.
+    async fn rename_volume(
+        &self,
+        tenant_id: &str,
+        name: &VolumeName,
+        new_name: &VolumeName,
+    ) -> Result<Volume, StateError>;
+
     /// Records a volume's usage (absolute figures) and bumps `updated_at`.
     async fn set_volume_usage(
         &self,

@@ -1101,6 +1101,51 @@ where
         Ok(volume)
     }
 
+    async fn rename_volume(
+        &self,
+        tenant_id: &str,
+        name: &VolumeName,
+        new_name: &VolumeName,
+    ) -> Result<Volume, StateError> {
+        // One statement: the attachment check and the rename cannot be split by an attach.
+        // A server may hold the volume's record under its old name: the generation moves.
+        let _change = self.begin_change();
+        let mut conn = self.conn().await?;
+        let mut tx = begin_write(&mut conn).await?;
+        let row = sqlx::query(concat!(
+            "UPDATE volumes SET name = $1, updated_at = $2
+             WHERE tenant_id = $3 AND name = $4
+               AND NOT EXISTS (SELECT 1 FROM sandbox_attachments a WHERE a.volume_id = volumes.id)
+             RETURNING ",
+            volume_columns!()
+        ))
+        .bind(new_name.as_str())
+        .bind(DB::timestamp(now()))
+        .bind(tenant_id)
+        .bind(name.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| unique_or::<DB>(e, || volume_exists(new_name)))?;
+        match row {
+            Some(row) => {
+                let volume = Self::volume_from_row(&row)?;
+                bump_generation::<DB>(&mut tx).await?;
+                tx.commit().await.map_err(DB::db_error)?;
+                Ok(volume)
+            }
+            None => {
+                // Nothing renamed: absent, or attached.
+                drop(tx);
+                drop(conn);
+                let v = self.get_volume(tenant_id, name).await?;
+                Err(StateError::InUse(format!(
+                    "volume {:?} is attached to {} sandbox(es): detach it (or destroy them) before renaming",
+                    v.name, v.attachments
+                )))
+            }
+        }
+    }
+
     async fn set_volume_usage(
         &self,
         volume_id: &str,

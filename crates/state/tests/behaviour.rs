@@ -148,6 +148,7 @@ behaviour! {
     volume_creates_within_limits_keep_names_first(store),
     concurrent_creates_through_two_stores_stay_within_max_sandboxes(db),
     the_cache_generation_moves_with_every_change_that_stales_a_cached_entry(db),
+    volume_rename_keeps_the_volume_and_refuses_while_attached(store),
 }
 
 mod claims {
@@ -1119,12 +1120,80 @@ mod claims {
         moved("a sandbox update", generation().await);
         s.delete_sandbox("sb-1").await.unwrap();
         moved("a sandbox delete", generation().await);
-        s.delete_volume(&acme, &vol("data")).await.unwrap();
+        s.rename_volume(&acme, &vol("data"), &vol("renamed"))
+            .await
+            .unwrap();
+        moved("a volume rename", generation().await);
+        s.delete_volume(&acme, &vol("renamed")).await.unwrap();
         moved("a volume delete", generation().await);
         s.revoke_key(&acme, &info.id).await.unwrap();
         moved("a revocation", generation().await);
         let e = other.authenticate(&key).await.unwrap_err();
         assert!(matches!(e, StateError::Unauthenticated), "{e:?}");
+    }
+
+    pub async fn volume_rename_keeps_the_volume_and_refuses_while_attached(s: &dyn StateStore) {
+        let acme = new_tenant(s, "acme").await;
+        let other = new_tenant(s, "other").await;
+        let data = s
+            .create_volume(&acme, &vol("data"), &Labels::new())
+            .await
+            .unwrap();
+        s.create_volume(&acme, &vol("taken"), &Labels::new())
+            .await
+            .unwrap();
+        s.create_volume(&other, &vol("free"), &Labels::new())
+            .await
+            .unwrap();
+
+        let renamed = s
+            .rename_volume(&acme, &vol("data"), &vol("fresh"))
+            .await
+            .unwrap();
+        assert_eq!(renamed.id, data.id);
+        assert_eq!(renamed.name, "fresh");
+        assert_eq!(renamed.cap_bytes, data.cap_bytes);
+        assert_eq!(
+            s.get_volume(&acme, &vol("fresh")).await.unwrap().id,
+            data.id
+        );
+        let e = s.get_volume(&acme, &vol("data")).await.unwrap_err();
+        assert_not_found(e, r#"volume "data" not found"#);
+
+        // Another volume's name is taken; another tenant's is not.
+        let e = s
+            .rename_volume(&acme, &vol("fresh"), &vol("taken"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StateError::AlreadyExists(_)), "{e:?}");
+        s.rename_volume(&acme, &vol("fresh"), &vol("free"))
+            .await
+            .unwrap();
+        let e = s
+            .rename_volume(&acme, &vol("nope"), &vol("x"))
+            .await
+            .unwrap_err();
+        assert_not_found(e, r#"volume "nope" not found"#);
+        let e = s
+            .rename_volume(&other, &vol("free"), &vol("free"))
+            .await
+            .unwrap();
+        assert_eq!(e.name, "free", "renaming to its own name is a no-op");
+
+        // Attached (whatever the sandbox's state): refused, nothing changes.
+        let mut sb = sandbox("sb-1", &acme, "a", 0);
+        sb.attachments = vec![attachment("att-1", &renamed, "/d")];
+        s.create_sandbox(&sb).await.unwrap();
+        let e = s
+            .rename_volume(&acme, &vol("free"), &vol("moved"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StateError::InUse(_)), "{e:?}");
+        assert_eq!(s.get_volume(&acme, &vol("free")).await.unwrap().id, data.id);
+        s.delete_sandbox("sb-1").await.unwrap();
+        s.rename_volume(&acme, &vol("free"), &vol("moved"))
+            .await
+            .unwrap();
     }
 
     pub async fn tenant_limits_round_trip_and_change_only_what_is_given(s: &dyn StateStore) {

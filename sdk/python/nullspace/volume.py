@@ -477,6 +477,20 @@ class Volume(VolumeCore[Client]):
         """
         return self._client.run(self._op_info(fields))
 
+    def rename(self, new_name: str) -> None:
+        """Renames this volume to ``new_name`` (its files, id, keys and tokens stay; signed URLs
+        made for the old name stop working); this handle then names the new name.
+
+        Raises:
+            VolumeInUseError: a sandbox has the volume attached (detach it first).
+            AlreadyExistsError: the tenant has a volume named ``new_name``.
+        """
+        check_volume_name(new_name)
+        doc = self._client.request_json(
+            "POST", f"/v1/volumes/{self._name}/rename", json={"new_name": new_name}, idempotent=False
+        )
+        self._name = VolumeInfo._from_json(doc).name or new_name
+
     def uploads(self) -> List[PendingUpload]:
         """The volume's resumable uploads still waiting for bytes, oldest first (each reserves
         its declared length against the cap; their sum is ``info().pending_upload_bytes``)."""

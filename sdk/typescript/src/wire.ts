@@ -185,6 +185,10 @@ export interface MoveRequest {
   src: string;
 }
 
+export interface RenameVolume {
+  new_name: string;
+}
+
 export interface ReplaceRequest {
   dry_run?: boolean;
   glob?: string | null;
@@ -345,6 +349,20 @@ export interface Volume {
   state: string;
   updated_at: string;
   used_bytes: number;
+}
+
+export interface VolumeFields {
+  attachments?: number;
+  cap_bytes?: number;
+  created_at?: string;
+  file_count?: number;
+  id?: string;
+  labels?: BTreeMap;
+  name?: string;
+  pending_upload_bytes?: number;
+  state?: string;
+  updated_at?: string;
+  used_bytes?: number;
 }
 
 export interface VolumeList {

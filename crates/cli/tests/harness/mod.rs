@@ -47,7 +47,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_nullspace");
 pub const ADMIN_KEY: &str = "nsk_test_admin_key_0123456789abcdef";
 
 /// Environment variables that could leak configuration in from the outside.
-pub const SCRUBBED: [&str; 23] = [
+pub const SCRUBBED: [&str; 24] = [
     "NULLSPACE_API_URL",
     "NULLSPACE_API_KEY",
     "NULLSPACE_LISTEN",
@@ -64,6 +64,7 @@ pub const SCRUBBED: [&str; 23] = [
     "NULLSPACE_LOG_FORMAT",
     "NULLSPACE_ACCESS_LOG",
     "NULLSPACE_METRICS_LISTEN",
+    "NULLSPACE_CORS_ORIGIN",
     "HTTP_PROXY",
     "http_proxy",
     "HTTPS_PROXY",

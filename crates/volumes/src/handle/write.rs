@@ -20,9 +20,13 @@ use crate::Usage;
 pub struct WriteOptions {
     /// Replace an existing file (default in the API); `false` gives `already_exists`.
     pub overwrite: bool,
-    /// Only write if the current file's etag is this one (`conflict` otherwise).
+    /// Only write if the current file's etag is this one, or if a file exists at all for
+    /// `*` (`conflict` otherwise).
     pub if_match: Option<String>,
 }
+
+/// The `if_match` that any existing file matches (HTTP's `If-Match: *`).
+const ANY_ETAG: &str = "*";
 
 impl VolumeHandle {
     /// The most bytes a new file at `path` can hold under the cap: what is left, plus what the
@@ -131,7 +135,12 @@ impl VolumeHandle {
         }
         if let Some(want) = &opts.if_match {
             let now = old.as_ref().filter(|s| !is_dir(s)).map(etag_of);
-            if now.as_deref() != Some(want.as_str()) {
+            // `*` (RFC 9110 §13.1.1): any current file matches.
+            let matches = match now.as_deref() {
+                Some(_) if want == ANY_ETAG => true,
+                now => now == Some(want.as_str()),
+            };
+            if !matches {
                 return Err(FsError::Conflict(format!(
                     "{path} changed since etag {want:?} was read (current etag: {})",
                     now.as_deref().unwrap_or("none, the file does not exist")
