@@ -126,7 +126,7 @@ pub struct ServerArgs {
         value_name = "ORIGIN",
         value_delimiter = ','
     )]
-    cors_origins: Vec<String>,
+    cors_origin: Vec<String>,
 }
 
 /// The per-sandbox defaults from the flags, with the bounds a create request meets.
@@ -198,6 +198,18 @@ pub fn config_file_flags(matches: &ArgMatches) -> anyhow::Result<(Vec<OsString>,
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Float(f) => f.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
+            // A repeatable setting (`cors_origin = ["https://a.example.com", …]`): its values
+            // go to the flag's own delimiter.
+            toml::Value::Array(items) if arg.get_value_delimiter().is_some() => {
+                let mut texts = Vec::with_capacity(items.len());
+                for item in items {
+                    let Some(text) = item.as_str() else {
+                        anyhow::bail!("{}: {key}: expected a list of strings", path.display());
+                    };
+                    texts.push(text.to_owned());
+                }
+                texts.join(&arg.get_value_delimiter().unwrap_or(',').to_string())
+            }
             _ => anyhow::bail!(
                 "{}: {key}: expected a string, a number or a boolean",
                 path.display()
@@ -252,10 +264,14 @@ pub fn effective_config(matches: &ArgMatches, from_file: &[String]) -> String {
                 _ => "default".to_owned(),
             }
         };
-        let value = matches
-            .get_raw(id)
-            .and_then(|mut v| v.next())
-            .map(|v| v.to_string_lossy().into_owned());
+        // A repeatable setting's values joined by its delimiter, as a file may give them.
+        let delimiter = arg.get_value_delimiter().unwrap_or(',').to_string();
+        let value = matches.get_raw(id).map(|values| {
+            values
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(&delimiter)
+        });
         match value {
             Some(v) => {
                 let v = if arg.is_hide_env_values_set() {
@@ -328,7 +344,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log_format);
     let sandbox_limits = sandbox_limits(&args)?;
     let http = nullspace_api::HttpOptions {
-        cors_origins: nullspace_api::CorsOrigins::parse(&args.cors_origins)
+        cors_origins: nullspace_api::CorsOrigins::parse(&args.cors_origin)
             .map_err(anyhow::Error::msg)?,
     };
     let config = ServerConfig {
