@@ -707,6 +707,10 @@ class AsyncVolume(VolumeCore[AsyncClient]):
         """See :meth:`nullspace.Volume.info`."""
         return await self._client.run(self._op_info(fields))
 
+    async def rename(self, new_name: str) -> None:
+        """See :meth:`nullspace.Volume.rename`."""
+        await self._client.run(self._op_rename(new_name))
+
     async def uploads(self) -> List[PendingUpload]:
         """See :meth:`nullspace.Volume.uploads`."""
         return await self._client.run(self._op_uploads())

@@ -322,6 +322,13 @@ class VolumeCore(Generic[C]):
             )
         return info
 
+    def _op_rename(self, new_name: str) -> Op[None]:
+        check_volume_name(new_name)
+        doc = yield from self._client.op_json(
+            "POST", f"/v1/volumes/{self._name}/rename", json={"new_name": new_name}, idempotent=False
+        )
+        self._name = VolumeInfo._from_json(doc).name or new_name
+
     def _op_uploads(self) -> Op[List[PendingUpload]]:
         doc = as_object((yield from self._client.op_json("GET", f"/v1/volumes/{self._name}/uploads")), "upload list")
         items = doc.get("uploads")
@@ -485,11 +492,7 @@ class Volume(VolumeCore[Client]):
             VolumeInUseError: a sandbox has the volume attached (detach it first).
             AlreadyExistsError: the tenant has a volume named ``new_name``.
         """
-        check_volume_name(new_name)
-        doc = self._client.request_json(
-            "POST", f"/v1/volumes/{self._name}/rename", json={"new_name": new_name}, idempotent=False
-        )
-        self._name = VolumeInfo._from_json(doc).name or new_name
+        self._client.run(self._op_rename(new_name))
 
     def uploads(self) -> List[PendingUpload]:
         """The volume's resumable uploads still waiting for bytes, oldest first (each reserves

@@ -170,21 +170,21 @@ def test_unreachable_server_names_its_url(sdk: Any) -> None:
     assert isinstance(e.value, nullspace.UnavailableError)
 
 
-def test_rename_keeps_the_volume(client: Client) -> None:
+def test_rename_keeps_the_volume(client: Client, sdk: Any) -> None:
     name, new, taken = unique_name(), unique_name(), unique_name()
-    v = Volume.create(name, client=client)
-    Volume.create(taken, client=client)
+    v = sdk.Volume.create(name, client=client)
+    sdk.Volume.create(taken, client=client)
     try:
         v.files.write("/a.txt", "kept")
         v.rename(new)
         assert v.name == new
-        again = Volume.from_name(new, client=client)
+        again = sdk.Volume.from_name(new, client=client)
         assert again.id == v.id and again.files.read("/a.txt") == "kept"
         with pytest.raises(nullspace.NotFoundError):
-            Volume.from_name(name, client=client)
+            sdk.Volume.from_name(name, client=client)
         with pytest.raises(nullspace.AlreadyExistsError):
             v.rename(taken)
         assert v.name == new
     finally:
-        Volume.delete(v.name, if_exists=True, client=client)
-        Volume.delete(taken, if_exists=True, client=client)
+        sdk.Volume.delete(v.name, if_exists=True, client=client)
+        sdk.Volume.delete(taken, if_exists=True, client=client)
